@@ -1,0 +1,402 @@
+"""Evaluate a rulebook set over merchant and order events with durable_rules.
+
+Per event, in this order:
+1. deadlines due at or before the event's time fire (event time, not wall-clock time);
+2. the event cancels pending deadlines that wait for it (same merchant and key);
+3. its facts are recorded in state (see `service.facts`);
+4. it is enriched with the state and derived values its rules read and posted to every ruleset
+   that listens to its type; the first matching rule of each rulebook decides;
+5. the rule's effects are evaluated on one snapshot, their burdens accounted, state changed.
+
+durable_rules is driven from one thread: the Host's own background dispatch threads are switched
+off, every post is synchronous, and `post_batch` is never used (it defers the actions of all but
+one session to those threads). Deadlines do not use durable_rules timers, which run on the wall
+clock; a deadline fires by posting a synthetic `$deadline:<rule>` message when the watermark (the
+latest event time seen) passes its due time, so a replay gives the same decisions at any speed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from durable import engine as durable_engine
+
+from rules.effects import EFFECTS
+from rules.rulebook import EffectCallIR, RuleIR, Rulebook, RulebookSet
+from rules.targets.durable import Ruleset, compile_ruleset, deadline_type
+from rules.vocabulary import CORRELATION_KEYS
+from service.apply import accrue, apply_effect, roll_periods
+from service.decision import Decision, EffectOutcome, decision_id
+from service.facts import CREATES, FACTS
+from service.state import SQLiteStateStore, StateStore
+
+WATERMARK_KEY = "watermark"
+
+
+class _QuietHost(durable_engine.Host):
+    """A durable_rules Host without its background dispatch threads.
+
+    The stock Host starts timers that call `dispatch()` on every ruleset from other threads; that
+    would run our actions concurrently with the engine. We post synchronously from one thread and
+    run deadlines ourselves, so those threads have nothing to do.
+    """
+
+    def _run(self) -> None:  # noqa: D102 - intentionally does nothing
+        return None
+
+
+class Engine:
+    """One engine instance: one durable_rules Host, one state store, one thread."""
+
+    def __init__(self, rulebook_set: RulebookSet, store: StateStore | None = None,
+                 host_prefix: str = ""):
+        self.set = rulebook_set
+        self.store: StateStore = store if store is not None else SQLiteStateStore()
+        self.zone = rulebook_set.timezone
+        self._tz = ZoneInfo(self.zone)
+        self._fired: list[str] = []
+        self.rulesets: dict[str, Ruleset] = {}
+        definitions: dict[str, Any] = {}
+        for family, rb in sorted(rulebook_set.rulebooks.items()):
+            rs = compile_ruleset(rb, self._action, name=f"{host_prefix}{rb.id.replace('/', '.')}")
+            self.rulesets[family] = rs
+            definitions[rs.name] = rs.definition
+        self.host = _QuietHost(definitions)
+        # Routing: event type -> rulesets whose rules listen to it.
+        self._routes: dict[str, list[Ruleset]] = {}
+        for rs in self.rulesets.values():
+            for rule in rs.rulebook.rules:
+                for t in rule.on:
+                    lst = self._routes.setdefault(t, [])
+                    if rs not in lst:
+                        lst.append(rs)
+        self._field_plan: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, str]] = []
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._by_key: dict[tuple[str, str, str], set[str]] = {}
+        for d in self.store.deadlines():
+            self._arm(d, persist=False)
+        wm = self.store.meta(WATERMARK_KEY)
+        self.watermark: float = float(wm) if wm is not None else float("-inf")
+
+    # -- durable_rules plumbing -------------------------------------------------------------
+    def _action(self, rule_name: str):
+        fired = self._fired
+
+        def run(_closure: Any) -> None:
+            fired.append(rule_name)
+
+        return run
+
+    def _plan(self, rs: Ruleset, msg_type: str) -> list[tuple[str, str]]:
+        key = (rs.name, msg_type)
+        plan = self._field_plan.get(key)
+        if plan is None:
+            plan = sorted(tuple(n.split(".", 1)) for n in rs.message_fields.get(msg_type, ()))
+            self._field_plan[key] = plan
+        return plan
+
+    def _post(self, rs: Ruleset, msg_type: str, sid: str,
+              scope: dict[str, dict[str, Any]]) -> str | None:
+        """Post one enriched message; return the durable_rules rule name that fired, if any."""
+        msg: dict[str, Any] = {"sid": sid, "type": msg_type}
+        for ns, name in self._plan(rs, msg_type):
+            space = scope.get(ns)
+            if space is None:
+                continue
+            value = space.get(name)
+            if value is None:
+                continue
+            sub = msg.get(ns)
+            if sub is None:
+                sub = msg[ns] = {}
+            sub[name] = value
+        hoisted = rs.hoisted.get(msg_type)
+        if hoisted:
+            derived = {}
+            for h in hoisted:
+                v = h.evaluate(scope)
+                if v is not None:
+                    derived[h.name] = v
+            if derived:
+                msg["derived"] = derived
+        fired = self._fired
+        fired.clear()
+        try:
+            self.host.post(rs.name, msg)
+        except durable_engine.MessageNotHandledException:
+            return None
+        return fired[0] if fired else None
+
+    # -- deadlines --------------------------------------------------------------------------
+    def _arm(self, d: dict[str, Any], persist: bool = True) -> None:
+        old = self._pending.get(d["id"])
+        if old is not None:
+            self._disarm(old["id"], persist=False)
+        self._pending[d["id"]] = d
+        heapq.heappush(self._heap, (d["due"], next(self._seq), d["id"]))
+        self._by_key.setdefault((d["merchant_id"], d["key"], d["key_value"]), set()).add(d["id"])
+        if persist:
+            self.store.put_deadline(d)
+
+    def _disarm(self, deadline_id: str, persist: bool = True) -> dict[str, Any] | None:
+        d = self._pending.pop(deadline_id, None)
+        if d is None:
+            return None
+        ids = self._by_key.get((d["merchant_id"], d["key"], d["key_value"]))
+        if ids is not None:
+            ids.discard(deadline_id)
+        if persist:
+            self.store.drop_deadline(deadline_id)
+        return d
+
+    def _cancel_for(self, ev: Any, payload: dict[str, Any]) -> list[str]:
+        cancelled: list[str] = []
+        if not self._pending:
+            return cancelled
+        candidates = [("merchant", "")]
+        for key, field in CORRELATION_KEYS.items():
+            v = payload.get(field)
+            if v is not None:
+                candidates.append((key, v))
+        for key, value in candidates:
+            ids = self._by_key.get((ev.merchant_id, key, value))
+            if not ids:
+                continue
+            for did in sorted(ids):
+                d = self._pending[did]
+                if ev.type in d["unless"] and ev.time < d["due"]:
+                    self._disarm(did)
+                    cancelled.append(did)
+        return cancelled
+
+    def advance_to(self, time: float) -> list[Decision]:
+        """Move the watermark to `time` and fire every deadline due at or before it."""
+        out: list[Decision] = []
+        heap = self._heap
+        while heap and heap[0][0] <= time:
+            due, _, did = heapq.heappop(heap)
+            d = self._pending.get(did)
+            if d is None or d["due"] != due:
+                continue  # cancelled or re-armed
+            self._disarm(did)
+            decision = self._fire_deadline(d)
+            if decision is not None:
+                out.append(decision)
+        if time > self.watermark:
+            self.watermark = time
+            self.store.set_meta(WATERMARK_KEY, repr(time))
+        return out
+
+    def pending_deadlines(self) -> list[dict[str, Any]]:
+        return sorted(self._pending.values(), key=lambda d: (d["due"], d["id"]))
+
+    def _fire_deadline(self, d: dict[str, Any]) -> Decision | None:
+        rs = self.rulesets.get(d["family"])
+        if rs is None:
+            return None
+        merchant = self.store.merchant(d["merchant_id"])
+        roll_periods(merchant, d["due"], self.zone)
+        event_ns = d["event"]
+        listing, order = self._objects(d["merchant_id"], event_ns, create_kind=None)
+        scope = {"event": event_ns, "merchant": merchant, "listing": listing, "order": order}
+        fired = self._post(rs, deadline_type(d["rule"]), d["merchant_id"], scope)
+        if fired is None:
+            return None
+        rule, _ = rs.rule_by_name[fired]
+        assert rule.deadline is not None
+        decision = Decision(
+            decision_id=decision_id(rs.rulebook.revision, d["event_id"], rule.id, "deadline"),
+            event_id=d["event_id"],
+            event_type=d["event_type"],
+            merchant_id=d["merchant_id"],
+            event_time=self._iso(d["due"]),
+            set_id=self.set.id,
+            rulebook=rs.rulebook.id,
+            revision=rs.rulebook.revision,
+            rule=rule.id,
+            trigger="deadline",
+            outcome="applied",
+        )
+        if rule.deadline.when is not None:
+            decision.explanation = _explain(rule.deadline.when.names, rule.deadline.when.params,
+                                            scope, rs.rulebook)
+        decision.explanation["deadline_due"] = self._iso(d["due"])
+        self._effects(decision, rule.deadline.then, scope, d["due"], merchant, listing, order)
+        return decision
+
+    # -- events -----------------------------------------------------------------------------
+    def _objects(self, merchant_id: str, payload: dict[str, Any], create_kind: str | None) \
+            -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        order = None
+        listing_id = payload.get("listing_id")
+        order_id = payload.get("order_id")
+        if order_id is not None:
+            order = self.store.order(merchant_id, order_id, create=create_kind == "order")
+            if listing_id is None and order is not None:
+                listing_id = order.get("listing_id")
+        listing = None
+        if listing_id is not None:
+            listing = self.store.listing(merchant_id, listing_id,
+                                         create=create_kind == "listing")
+        return listing, order
+
+    def process(self, events: Iterable[Any]) -> list[Decision]:
+        """Evaluate a batch of validated events in order; state is flushed once at the end."""
+        out: list[Decision] = []
+        for ev in events:
+            out.extend(self.process_one(ev))
+        self.store.flush()
+        return out
+
+    def process_one(self, ev: Any) -> list[Decision]:
+        decisions: list[Decision] = []
+        if ev.time >= self.watermark or self._heap:
+            decisions.extend(self.advance_to(ev.time))
+        payload = dict(ev.payload.__dict__)
+        cancelled = self._cancel_for(ev, payload)
+        store = self.store
+        merchant = store.merchant(ev.merchant_id)
+        touched = roll_periods(merchant, ev.time, self.zone)
+        listing, order = self._objects(ev.merchant_id, payload, CREATES.get(ev.type))
+        fact = FACTS.get(ev.type)
+        if fact is not None:
+            m_changed, l_changed, o_changed = fact(payload, merchant, listing, order)
+            touched = touched or m_changed
+            if l_changed and listing is not None:
+                store.touch("listing", listing)
+            if o_changed and order is not None:
+                store.touch("order", order)
+        if touched:
+            store.touch("merchant", merchant)
+        payload["time"] = ev.time
+        scope = {"event": payload, "merchant": merchant, "listing": listing, "order": order}
+        applied = False
+        for rs in self._routes.get(ev.type, ()):
+            fired = self._post(rs, ev.type, ev.merchant_id, scope)
+            if fired is None:
+                continue
+            rule, _ = rs.rule_by_name[fired]
+            decisions.append(self._decide(rs.rulebook, rule, ev, scope, merchant, listing,
+                                          order, cancelled))
+            cancelled = []
+            applied = True
+        if not applied:
+            decisions.append(Decision(
+                decision_id=decision_id(self.set.revision, ev.event_id, None, "event"),
+                event_id=ev.event_id,
+                event_type=ev.type,
+                merchant_id=ev.merchant_id,
+                event_time=ev.event_time,
+                set_id=self.set.id,
+                rulebook=None,
+                revision=self.set.revision,
+                rule=None,
+                trigger="event",
+                outcome="no_rule_applied",
+                cancelled_deadlines=cancelled,
+            ))
+        return decisions
+
+    def _decide(self, rulebook: Rulebook, rule: RuleIR, ev: Any, scope: dict[str, Any],
+                merchant: dict[str, Any], listing: dict[str, Any] | None,
+                order: dict[str, Any] | None, cancelled: list[str]) -> Decision:
+        decision = Decision(
+            decision_id=decision_id(rulebook.revision, ev.event_id, rule.id, "event"),
+            event_id=ev.event_id,
+            event_type=ev.type,
+            merchant_id=ev.merchant_id,
+            event_time=ev.event_time,
+            set_id=self.set.id,
+            rulebook=rulebook.id,
+            revision=rulebook.revision,
+            rule=rule.id,
+            trigger="event",
+            outcome="applied",
+            explanation=_explain(rule.when.names, rule.when.params, scope, rulebook),
+            cancelled_deadlines=cancelled,
+        )
+        if rule.deadline is not None:
+            dl = rule.deadline
+            after = dl.after.evaluate(scope)
+            if after is not None:
+                due = ev.time + float(after)
+                key_value = "" if dl.key == "merchant" else scope["event"].get(f"{dl.key}_id")
+                if key_value is not None:
+                    did = f"{rulebook.family}|{rule.id}|{ev.merchant_id}|{key_value}"
+                    event_ns = {k: v for k, v in scope["event"].items() if v is not None}
+                    self._arm({
+                        "id": did, "family": rulebook.family, "rule": rule.id,
+                        "merchant_id": ev.merchant_id, "key": dl.key, "key_value": key_value,
+                        "due": due, "unless": list(dl.unless), "event_id": ev.event_id,
+                        "event_type": ev.type, "event": event_ns,
+                    })
+                    decision.deadline = {"id": did, "due": self._iso(due),
+                                         "unless": list(dl.unless), "key": dl.key}
+        self._effects(decision, rule.then, scope, ev.time, merchant, listing, order)
+        return decision
+
+    def _effects(self, decision: Decision, calls: Sequence[EffectCallIR], scope: dict[str, Any],
+                 time: float, merchant: dict[str, Any], listing: dict[str, Any] | None,
+                 order: dict[str, Any] | None) -> None:
+        """Evaluate every effect on one snapshot, then account burdens and change state."""
+        evaluated = []
+        for call in calls:
+            args = dict(call.literals)
+            for name, expr in call.expressions.items():
+                args[name] = expr.evaluate(scope)
+            burdens, amounts = EFFECTS[call.name].burden(args, scope)
+            evaluated.append((call, args, burdens, amounts))
+        store = self.store
+        for call, args, burdens, amounts in evaluated:
+            missing = [n for n, a in call.spec.args.items() if a.required and args.get(n) is None]
+            if missing:
+                decision.effects.append(EffectOutcome(
+                    call.name, _round_args(args), amounts, [],
+                    skipped=f"unknown value for {', '.join(missing)}"))
+                continue
+            skipped, touched = apply_effect(call.name, args, amounts, time, self.zone, merchant,
+                                            listing, order)
+            if skipped:
+                decision.effects.append(EffectOutcome(call.name, _round_args(args), amounts, [],
+                                                      skipped=skipped))
+                continue
+            for b in burdens:
+                accrue(merchant, b.party, b.category, b.amount)
+            if burdens:
+                touched.add("merchant")
+            for kind in touched:
+                obj = {"merchant": merchant, "listing": listing, "order": order}[kind]
+                if obj is not None:
+                    store.touch(kind, obj)
+            decision.effects.append(EffectOutcome(call.name, _round_args(args), amounts,
+                                                  [b.to_dict() for b in burdens]))
+
+    def _iso(self, t: float) -> str:
+        return dt.datetime.fromtimestamp(t, self._tz).isoformat()
+
+    def close(self) -> None:
+        self.store.flush()
+
+
+def _round_args(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in args.items()}
+
+
+def _explain(names: Iterable[str], params: Iterable[str], scope: dict[str, Any],
+             rulebook: Rulebook) -> dict[str, Any]:
+    """The values the condition read: what made it true, in the rule's own words."""
+    out: dict[str, Any] = {}
+    for name in sorted(names):
+        ns, field = name.split(".", 1)
+        space = scope.get(ns)
+        out[name] = space.get(field) if space else None
+    for p in sorted(params):
+        out[p] = rulebook.parameters.get(p)
+    return out

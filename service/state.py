@@ -1,0 +1,223 @@
+"""Per-merchant state (merchants, listings, orders, pending deadlines) behind a small store.
+
+The engine reads and writes plain dicts whose keys are the names in `rules.vocabulary`, so the
+rule evaluator can read them without copying. The store keeps every object it has handed out in a
+cache, remembers which ones changed, and writes those in one transaction on `flush()`: one fsync
+per batch rather than per event. The embedded default is SQLite in WAL mode.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from rules.vocabulary import LISTING_FIELDS, MERCHANT_FIELDS, ORDER_FIELDS
+
+SEP = "\x1f"
+
+
+def new_merchant(merchant_id: str) -> dict[str, Any]:
+    m: dict[str, Any] = {k: None for k in MERCHANT_FIELDS}
+    m.update(
+        merchant_id=merchant_id,
+        size_tier=None,
+        auto_follow_enrolled=False,
+        gmv=0.0,
+        appeals_filed_month=0,
+        appeals_filed_year=0,
+        appeals_failed_month=0,
+        appeals_failed_year=0,
+        appeals_refused_month=0,
+        appeal_blocked_until=0.0,
+        _month="",
+        _year="",
+        _burden={},
+        _stats={},
+    )
+    return m
+
+
+def new_listing(merchant_id: str, listing_id: str) -> dict[str, Any]:
+    listing: dict[str, Any] = {k: None for k in LISTING_FIELDS}
+    listing.update(merchant_id=merchant_id, listing_id=listing_id, prompt_pending=False,
+                   prompt_silenced_until=0.0, channel="", impressions=0)
+    return listing
+
+
+def new_order(merchant_id: str, order_id: str) -> dict[str, Any]:
+    order: dict[str, Any] = {k: None for k in ORDER_FIELDS}
+    order.update(merchant_id=merchant_id, order_id=order_id, shipped=False, refund_status="none",
+                 intervened=False)
+    return order
+
+
+class StateStore(Protocol):
+    """What the engine needs from a store; a networked store can implement the same."""
+
+    def merchant(self, merchant_id: str) -> dict[str, Any]: ...
+    def listing(self, merchant_id: str, listing_id: str, create: bool = False) \
+        -> dict[str, Any] | None: ...
+    def order(self, merchant_id: str, order_id: str, create: bool = False) \
+        -> dict[str, Any] | None: ...
+    def touch(self, kind: str, obj: dict[str, Any]) -> None: ...
+    def deadlines(self) -> list[dict[str, Any]]: ...
+    def put_deadline(self, deadline: dict[str, Any]) -> None: ...
+    def drop_deadline(self, deadline_id: str) -> None: ...
+    def meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def merchants(self) -> Iterator[dict[str, Any]]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS merchants (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS listings (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deadlines (id TEXT PRIMARY KEY, due REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_TABLES = {"merchant": "merchants", "listing": "listings", "order": "orders"}
+
+
+class SQLiteStateStore:
+    """SQLite-backed store with a write-back cache; `path=':memory:'` keeps nothing on disk."""
+
+    def __init__(self, path: str | Path = ":memory:", *, synchronous: str = "FULL"):
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(_SCHEMA)
+        self._cache: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _TABLES}
+        self._dirty: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _TABLES}
+        self._deadlines_put: dict[str, dict[str, Any]] = {}
+        self._deadlines_drop: set[str] = set()
+        self._meta: dict[str, str] = {}
+
+    # -- objects ----------------------------------------------------------------------------
+    def _load(self, kind: str, key: str) -> dict[str, Any] | None:
+        cache = self._cache[kind]
+        obj = cache.get(key)
+        if obj is None:
+            row = self._db.execute(
+                f"SELECT data FROM {_TABLES[kind]} WHERE id = ?", (key,)
+            ).fetchone()
+            if row is not None:
+                obj = json.loads(row[0])
+                cache[key] = obj
+        return obj
+
+    def merchant(self, merchant_id: str) -> dict[str, Any]:
+        obj = self._load("merchant", merchant_id)
+        if obj is None:
+            obj = new_merchant(merchant_id)
+            self._cache["merchant"][merchant_id] = obj
+            self._dirty["merchant"][merchant_id] = obj
+        return obj
+
+    def listing(self, merchant_id: str, listing_id: str, create: bool = False) \
+            -> dict[str, Any] | None:
+        key = merchant_id + SEP + listing_id
+        obj = self._load("listing", key)
+        if obj is None and create:
+            obj = new_listing(merchant_id, listing_id)
+            self._cache["listing"][key] = obj
+            self._dirty["listing"][key] = obj
+        return obj
+
+    def order(self, merchant_id: str, order_id: str, create: bool = False) \
+            -> dict[str, Any] | None:
+        key = merchant_id + SEP + order_id
+        obj = self._load("order", key)
+        if obj is None and create:
+            obj = new_order(merchant_id, order_id)
+            self._cache["order"][key] = obj
+            self._dirty["order"][key] = obj
+        return obj
+
+    def touch(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "merchant":
+            key = obj["merchant_id"]
+        else:
+            key = obj["merchant_id"] + SEP + obj[f"{kind}_id"]
+        self._dirty[kind][key] = obj
+
+    def merchants(self) -> Iterator[dict[str, Any]]:
+        """Every merchant, cached or stored (for reports over a whole run)."""
+        seen = set(self._cache["merchant"])
+        yield from self._cache["merchant"].values()
+        for key, data in self._db.execute("SELECT id, data FROM merchants"):
+            if key not in seen:
+                yield json.loads(data)
+
+    # -- deadlines --------------------------------------------------------------------------
+    def deadlines(self) -> list[dict[str, Any]]:
+        stored = {
+            key: json.loads(data)
+            for key, data in self._db.execute("SELECT id, data FROM deadlines ORDER BY due, id")
+        }
+        for key in self._deadlines_drop:
+            stored.pop(key, None)
+        stored.update(self._deadlines_put)
+        return sorted(stored.values(), key=lambda d: (d["due"], d["id"]))
+
+    def put_deadline(self, deadline: dict[str, Any]) -> None:
+        self._deadlines_drop.discard(deadline["id"])
+        self._deadlines_put[deadline["id"]] = deadline
+
+    def drop_deadline(self, deadline_id: str) -> None:
+        self._deadlines_put.pop(deadline_id, None)
+        self._deadlines_drop.add(deadline_id)
+
+    # -- meta -------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        if key in self._meta:
+            return self._meta[key]
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    # -- durability -------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write every change since the last flush in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for kind, dirty in self._dirty.items():
+                if dirty:
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {_TABLES[kind]} (id, data) VALUES (?, ?)",
+                        [(k, json.dumps(v, separators=(",", ":"))) for k, v in dirty.items()],
+                    )
+            if self._deadlines_drop:
+                db.executemany("DELETE FROM deadlines WHERE id = ?",
+                               [(k,) for k in self._deadlines_drop])
+            if self._deadlines_put:
+                db.executemany(
+                    "INSERT OR REPLACE INTO deadlines (id, due, data) VALUES (?, ?, ?)",
+                    [(k, v["due"], json.dumps(v, separators=(",", ":")))
+                     for k, v in self._deadlines_put.items()],
+                )
+            if self._meta:
+                db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               list(self._meta.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for dirty in self._dirty.values():
+            dirty.clear()
+        self._deadlines_put.clear()
+        self._deadlines_drop.clear()
+        self._meta.clear()
+
+    def close(self) -> None:
+        self._db.close()
