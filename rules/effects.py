@@ -124,7 +124,8 @@ def _fee_burden(args: Mapping[str, Any], scope: Scope) -> tuple[list[Burden], di
     kind = args.get("kind", "commission")
     amount = _num(args.get("amount"))
     category = {"commission": "commission", "ad_click": "ads"}.get(kind, "fees")
-    return ([Burden("merchant", category, amount)] if amount else []), {"kind": kind, "amount": amount}
+    burdens = [Burden("merchant", category, amount)] if amount else []
+    return burdens, {"kind": kind, "amount": amount}
 
 
 def _flag_amounts(args: Mapping[str, Any], scope: Scope) -> tuple[list[Burden], dict[str, Any]]:

@@ -23,9 +23,9 @@ from rules.rulebook import (
     DeadlineIR,
     EffectCallIR,
     Location,
-    RuleIR,
     Rulebook,
     RulebookSet,
+    RuleIR,
 )
 from rules.vocabulary import EVENT_FIELDS, EVENT_TYPES, namespaces_for, symbols_for
 from rules.yamlsource import DataPath, Document, SourceError, Violation, read_file, read_text
@@ -372,14 +372,15 @@ def load_set(directory: str | Path) -> RulebookSet:
             errors.extend(exc.violations)
             continue
         if rb.family in books:
+            other = books[rb.family].file
             errors.append(Violation(str(f), 1, 1, "rulebook.family",
-                                    f"family '{rb.family}' already defined by {books[rb.family].file}"))
+                                    f"family '{rb.family}' already defined by {other}"))
             continue
         books[rb.family] = rb
     zones = {rb.metadata.timezone for rb in books.values()}
     if len(zones) > 1:
         errors.append(Violation(str(d), 1, 1, "rulebook.timezone",
-                                f"rulebooks of one set must share a time zone, found {sorted(zones)}"))
+                                f"rulebooks of one set must share a time zone: {sorted(zones)}"))
     if errors:
         raise SourceError(errors)
     return RulebookSet(id=d.name, path=str(d), rulebooks=books)

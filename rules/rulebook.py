@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rules.effects import EffectSpec
@@ -86,12 +87,12 @@ class Rulebook:
     def id(self) -> str:
         return f"{self.set_id}/{self.family}"
 
-    @property
+    @cached_property
     def revision(self) -> str:
         """Content hash: a decision names the exact text that produced it."""
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
 
-    @property
+    @cached_property
     def event_types(self) -> tuple[str, ...]:
         """Event types this rulebook must see: those its rules listen to or deadlines wait for."""
         seen: dict[str, None] = {}
@@ -123,8 +124,9 @@ class RulebookSet:
         zones = {rb.metadata.timezone for rb in self.rulebooks.values()}
         return next(iter(zones)) if zones else "UTC"
 
-    @property
+    @cached_property
     def revision(self) -> str:
+        """Hash over the set's rulebook revisions: names the exact texts of the whole set."""
         h = hashlib.sha256()
         for family in sorted(self.rulebooks):
             h.update(family.encode())

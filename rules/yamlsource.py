@@ -21,6 +21,8 @@ MAX_NODES = 100_000
 
 DataPath = tuple[str | int, ...]
 
+_TOO_BIG = f"file is larger than {MAX_FILE_BYTES} bytes"
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -221,7 +223,7 @@ def _yaml_violation(file: str, exc: yaml.MarkedYAMLError) -> Violation:
 def read_text(text: str, file: str) -> Document:
     """Parse YAML text into a located Document, or raise SourceError naming every problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise SourceError([Violation(file, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
+        raise SourceError([Violation(file, 1, 1, "", _TOO_BIG)])
     _count_aliases(text, file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -255,7 +257,7 @@ def read_file(path: str | Path, display: str | None = None) -> Document:
     except OSError as exc:
         raise SourceError([Violation(name, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     if size > MAX_FILE_BYTES:
-        raise SourceError([Violation(name, 1, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
+        raise SourceError([Violation(name, 1, 1, "", _TOO_BIG)])
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -38,14 +38,15 @@ def roll_periods(merchant: State, time: float, zone: str) -> bool:
     """Reset monthly and yearly counters when event time enters a new month or year."""
     month, year, _, _ = periods(time, zone)
     changed = False
-    if merchant.get("_month") != month:
-        if merchant.get("_month", "") < month:
-            merchant["_month"] = month
-            merchant["appeals_filed_month"] = 0
-            merchant["appeals_failed_month"] = 0
-            merchant["appeals_refused_month"] = 0
-            changed = True
-    if merchant.get("_year") != year and merchant.get("_year", "") < year:
+    # Keys compare as text ("2024-07" < "2024-08"); a late event from an earlier month does not
+    # bring the old month's counters back.
+    if merchant.get("_month", "") < month:
+        merchant["_month"] = month
+        merchant["appeals_filed_month"] = 0
+        merchant["appeals_failed_month"] = 0
+        merchant["appeals_refused_month"] = 0
+        changed = True
+    if merchant.get("_year", "") < year:
         merchant["_year"] = year
         merchant["appeals_filed_year"] = 0
         merchant["appeals_failed_year"] = 0
@@ -134,8 +135,10 @@ def apply_effect(
     elif name == "block_appeals":
         _, _, next_month, next_year = periods(time, zone)
         until = next_month if args["scope"] == "month" else next_year
-        merchant["appeal_blocked_until"] = max(merchant.get("appeal_blocked_until") or 0, until)
-        count(merchant, f"appeal_blocks_{args['scope']}")
+        before = merchant.get("appeal_blocked_until") or 0.0
+        if until > before:  # count a block when it starts or lengthens, not when repeated
+            merchant["appeal_blocked_until"] = until
+            count(merchant, f"appeal_blocks_{args['scope']}")
     elif name == "charge_fee":
         pass
     elif name == "flag":

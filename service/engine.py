@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from durable import engine as durable_engine
 
 from rules.effects import EFFECTS
-from rules.rulebook import EffectCallIR, RuleIR, Rulebook, RulebookSet
+from rules.rulebook import EffectCallIR, Rulebook, RulebookSet, RuleIR
 from rules.targets.durable import Ruleset, compile_ruleset, deadline_type
 from rules.vocabulary import CORRELATION_KEYS
 from service.apply import accrue, apply_effect, roll_periods
@@ -46,7 +46,7 @@ class _QuietHost(durable_engine.Host):
     run deadlines ourselves, so those threads have nothing to do.
     """
 
-    def _run(self) -> None:  # noqa: D102 - intentionally does nothing
+    def _run(self) -> None:
         return None
 
 
@@ -67,6 +67,7 @@ class Engine:
             self.rulesets[family] = rs
             definitions[rs.name] = rs.definition
         self.host = _QuietHost(definitions)
+        self._durable = {rs.name: self.host.get_ruleset(rs.name) for rs in self.rulesets.values()}
         # Routing: event type -> rulesets whose rules listen to it.
         self._routes: dict[str, list[Ruleset]] = {}
         for rs in self.rulesets.values():
@@ -132,6 +133,11 @@ class Engine:
             self.host.post(rs.name, msg)
         except durable_engine.MessageNotHandledException:
             return None
+        finally:
+            # Our store holds all state; durable_rules' session would only grow. Its C engine
+            # fails with MemoryError past 1,024 live sessions per ruleset, and lookups slow
+            # down long before that, so each session is dropped as soon as its post is done.
+            self._durable[rs.name].delete_state(sid)
         return fired[0] if fired else None
 
     # -- deadlines --------------------------------------------------------------------------

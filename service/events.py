@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import core_schema
 
 __all__ = [
+    "EVENT_CLASSES",
     "EVENT_TYPES",
     "MAX_LINE_BYTES",
     "PAYLOAD_FIELDS",
@@ -382,6 +383,10 @@ class EventError(Exception):
             f"{v.path}: {v.message}" if v.path else v.message for v in self.errors
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Survive pickling (e.g. a process pool reading files) with the violations intact.
+        return (EventError, (self.errors, self.line, self.source))
+
     def located(self, line: int | None, source: str | None = None) -> EventError:
         """The same error, placed in a file."""
         return EventError(self.errors, line=line, source=source)
@@ -526,6 +531,8 @@ def _read_stream(
                     content = content[len(bom) :]
         if not content.strip():
             continue
+        # Without the line break, a truncated record reports its column on this line.
+        content = content.rstrip(b"\r\n" if isinstance(content, bytes) else "\r\n")
         try:
             yield lineno, parse_event_json(content)
         except EventError as exc:

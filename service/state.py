@@ -99,12 +99,18 @@ class SQLiteStateStore:
         self._deadlines_put: dict[str, dict[str, Any]] = {}
         self._deadlines_drop: set[str] = set()
         self._meta: dict[str, str] = {}
+        # The cache never evicts and every write goes through it, so when the database started
+        # empty a cache miss means "does not exist" and needs no query.
+        self._cache_is_complete = all(
+            self._db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None
+            for t in _TABLES.values()
+        )
 
     # -- objects ----------------------------------------------------------------------------
     def _load(self, kind: str, key: str) -> dict[str, Any] | None:
         cache = self._cache[kind]
         obj = cache.get(key)
-        if obj is None:
+        if obj is None and not self._cache_is_complete:
             row = self._db.execute(
                 f"SELECT data FROM {_TABLES[kind]} WHERE id = ?", (key,)
             ).fetchone()

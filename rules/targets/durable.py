@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules import expression as ex
-from rules.rulebook import CompiledExpr, RuleIR, Rulebook
+from rules.rulebook import CompiledExpr, Rulebook, RuleIR
 
 Action = Callable[[Any], None]
 
@@ -52,9 +52,12 @@ class Ruleset:
 
 def _condition(
     expr: CompiledExpr | None, prefix: str
-) -> tuple[dict[str, Any] | None, list[tuple[str, Any]]]:
+) -> tuple[dict[str, Any] | bool | None, list[tuple[str, Any]]]:
+    """The durable_rules condition of an expression; None when it always holds."""
     if expr is None:
         return None, []
+    if isinstance(expr.node, ex.Const) and isinstance(expr.node.value, bool):
+        return (None if expr.node.value else False), []
     cond, hoisted = ex.compile_condition(expr.node, prefix)
     return cond, list(hoisted.items())
 
@@ -80,11 +83,9 @@ def compile_ruleset(rulebook: Rulebook, action_for: Callable[[str], Action],
     for rule in rulebook.rules:
         # Durable_rules is given the rule's condition; a constant true condition is just the type.
         cond, hoisted = _condition(rule.when, f"{rule.id}__")
-        if cond is True or cond == {}:
-            cond = None
-        parts = [_type_match(rule.on)]
         if cond is False:
             continue  # a rule that can never fire: the audit's lint reports it
+        parts = [_type_match(rule.on)]
         if cond is not None:
             parts.append(cond)
         rule_name = f"{rule.index:03d}_{rule.id}"
@@ -102,7 +103,9 @@ def compile_ruleset(rulebook: Rulebook, action_for: Callable[[str], Action],
             dtype = deadline_type(rule.id)
             dcond, dhoisted = _condition(rule.deadline.when, f"{rule.id}__d")
             dparts: list[Any] = [{"type": dtype}]
-            if dcond not in (None, True, {}):
+            if dcond is False:
+                dcond = {"$nex": {"type": 1}}  # never holds: the deadline lapses
+            if dcond is not None:
                 dparts.append(dcond)
             dname = f"{rule.index:03d}_{rule.id}__deadline"
             rs.definition[dname] = {
