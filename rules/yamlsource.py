@@ -21,6 +21,12 @@ MAX_NODES = 100_000
 
 DataPath = tuple[str | int, ...]
 
+#: Plain data only: no Python objects, sets, ordered maps or binary blobs.
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null",
+                                       "timestamp")
+)
+
 _TOO_BIG = f"file is larger than {MAX_FILE_BYTES} bytes"
 
 
@@ -152,6 +158,13 @@ class _Builder:
         if self.nodes > MAX_NODES:
             raise _TooLarge(self._mark(node))
         self.doc.value_marks[path] = self._mark(node)
+        if node.tag not in _ALLOWED_TAGS:
+            m = self._mark(node)
+            self.errors.append(
+                Violation(self.doc.file, m.line, m.column, format_path(path),
+                          f"YAML tag {node.tag} is not allowed")
+            )
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -180,13 +193,6 @@ class _Builder:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Dates stay ISO text: the rulebook model parses and checks them itself.
             return str(node.value)
-        if not node.tag.startswith("tag:yaml.org,2002:"):
-            m = self._mark(node)
-            self.errors.append(
-                Violation(self.doc.file, m.line, m.column, format_path(path),
-                          f"YAML tag {node.tag} is not allowed")
-            )
-            return None
         return self.loader.construct_object(node, deep=True)
 
 
