@@ -1,0 +1,101 @@
+"""Pins the durable_rules behaviours the engine relies on, so an upgrade that changes them fails.
+
+Each test names the engine decision it supports.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from durable import engine as durable_engine
+from durable import lang
+
+from service.engine import _QuietHost
+
+_names = itertools.count()
+
+
+def host(rules: dict) -> tuple[_QuietHost, str, list]:
+    fired: list = []
+    name = f"pin{next(_names)}"
+    definition = {
+        rule: {**spec, "run": (lambda r: lambda c: fired.append((r, c.m["event_id"])))(rule)}
+        for rule, spec in rules.items()
+    }
+    return _QuietHost({name: definition}), name, fired
+
+
+def test_unmatched_event_raises_message_not_handled() -> None:
+    # -> the engine turns this into an explicit "no_rule_applied" decision.
+    h, name, fired = host({"r": {"all": [{"m": {"type": "a"}}]}})
+    with pytest.raises(durable_engine.MessageNotHandledException):
+        h.post(name, {"sid": "m1", "event_id": "e1", "type": "b"})
+    assert fired == []
+
+
+def test_an_event_is_consumed_by_the_first_rule_by_salience() -> None:
+    # -> rule order in a rulebook is a FIRST hit policy; `pri` is the rule's position.
+    h, name, fired = host({
+        "late": {"pri": 3, "all": [{"m": {"type": "a"}}]},
+        "first": {"pri": 1, "all": [{"m": {"type": "a"}}]},
+        "middle": {"pri": 2, "all": [{"m": {"type": "a"}}]},
+    })
+    h.post(name, {"sid": "m1", "event_id": "e1", "type": "a"})
+    h.post(name, {"sid": "m2", "event_id": "e2", "type": "a"})
+    assert fired == [("first", "e1"), ("first", "e2")]
+
+
+def test_post_runs_actions_before_returning_but_post_batch_does_not() -> None:
+    # -> the engine posts one message at a time and never uses post_batch.
+    h, name, fired = host({"r": {"all": [{"m": {"type": "a"}}]}})
+    h.post(name, {"sid": "m1", "event_id": "single", "type": "a"})
+    assert fired == [("r", "single")]
+    fired.clear()
+    h.post_batch(name, [{"sid": f"s{i}", "event_id": f"b{i}", "type": "a"} for i in range(3)])
+    # Only the last session's action ran; the others wait for the dispatch threads we disabled.
+    assert fired == [("r", "b2")]
+
+
+def test_nested_message_paths_and_arithmetic_over_the_message_work() -> None:
+    # -> the engine posts {"event": {...}, "listing": {...}} and compiles `$m` arithmetic.
+    cond = {"$and": [
+        {"type": "a"},
+        {"$lt": {"event.price": {"$sub": {"$l": {"$m": "listing.unit_cost"}, "$r": 5}}}},
+    ]}
+    h, name, fired = host({"r": {"all": [{"m": cond}]}})
+    h.post(name, {"sid": "m", "event_id": "yes", "type": "a", "event": {"price": 549},
+                  "listing": {"unit_cost": 560}})
+    with pytest.raises(durable_engine.MessageNotHandledException):
+        h.post(name, {"sid": "m", "event_id": "no", "type": "a", "event": {"price": 556},
+                      "listing": {"unit_cost": 560}})
+    assert fired == [("r", "yes")]
+
+
+def test_state_cannot_be_an_rvalue() -> None:
+    # -> conditions never read session state; the engine enriches the message instead.
+    condition = lang.m.price < lang.s.cost
+    with pytest.raises(Exception, match="s not allowed as rvalue"):
+        condition.define()
+
+
+def test_sessions_are_limited_unless_deleted() -> None:
+    # -> the engine deletes each durable_rules session right after its post.
+    h, name, _ = host({"r": {"all": [{"m": {"type": "a"}}]}})
+    with pytest.raises(MemoryError):
+        for i in range(5000):
+            h.post(name, {"sid": f"m{i}", "event_id": f"e{i}", "type": "a"})
+    h2, name2, fired = host({"r": {"all": [{"m": {"type": "a"}}]}})
+    ruleset = h2.get_ruleset(name2)
+    for i in range(5000):
+        h2.post(name2, {"sid": f"m{i}", "event_id": f"e{i}", "type": "a"})
+        ruleset.delete_state(f"m{i}")
+    assert len(fired) == 5000
+
+
+def test_quiet_host_starts_no_dispatch_threads() -> None:
+    import threading
+
+    before = threading.active_count()
+    host({"r": {"all": [{"m": {"type": "a"}}]}})
+    assert threading.active_count() == before
