@@ -28,7 +28,7 @@ from durable import engine as durable_engine
 
 from rules.effects import EFFECTS
 from rules.rulebook import EffectCallIR, Rulebook, RulebookSet, RuleIR
-from rules.targets.durable import Ruleset, compile_ruleset, deadline_type
+from rules.targets.durable import NO_RULE, Ruleset, compile_ruleset, deadline_type
 from rules.vocabulary import CORRELATION_KEYS
 from service.apply import accrue, apply_effect, roll_periods
 from service.decision import Decision, EffectOutcome, decision_id
@@ -129,16 +129,15 @@ class Engine:
                 msg["derived"] = derived
         fired = self._fired
         fired.clear()
-        try:
-            self.host.post(rs.name, msg)
-        except durable_engine.MessageNotHandledException:
+        self.host.post(rs.name, msg)
+        # Our store holds all state, so the merchant's durable_rules session is dropped as soon
+        # as its post is done: the C engine fails with MemoryError past 1,024 live sessions per
+        # ruleset, and slows down long before that. Every post matches at least the catch-all
+        # rule, which is what makes the delete safe (see rules.targets.durable.NO_RULE).
+        self._durable[rs.name].delete_state(sid)
+        if not fired or fired[0] == NO_RULE:
             return None
-        finally:
-            # Our store holds all state; durable_rules' session would only grow. Its C engine
-            # fails with MemoryError past 1,024 live sessions per ruleset, and lookups slow
-            # down long before that, so each session is dropped as soon as its post is done.
-            self._durable[rs.name].delete_state(sid)
-        return fired[0] if fired else None
+        return fired[0]
 
     # -- deadlines --------------------------------------------------------------------------
     def _arm(self, d: dict[str, Any], persist: bool = True) -> None:

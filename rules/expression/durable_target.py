@@ -27,6 +27,7 @@ this module, all checked against the engine:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -209,13 +210,18 @@ class _Compiler:
         absorbing, neutral = (NEVER, ALWAYS) if op == "and" else (ALWAYS, NEVER)
         key = f"${op}"
         flat: list[Condition] = []
+        seen: set[str] = set()
         for part in parts:
             if part is absorbing:
                 return absorbing
             if part is neutral:
                 continue
             assert isinstance(part, dict)
-            flat.extend(part.get(key, [part]))
+            for item in part.get(key, [part]):
+                canonical = json.dumps(item, sort_keys=True)  # `a and a` is just `a`
+                if canonical not in seen:
+                    seen.add(canonical)
+                    flat.append(item)
         if not flat:
             return neutral
         return flat[0] if len(flat) == 1 else {key: flat}

@@ -23,6 +23,11 @@ from rules.rulebook import CompiledExpr, Rulebook, RuleIR
 Action = Callable[[Any], None]
 
 
+#: The last rule of every ruleset: matches what no rulebook rule matched (see compile_ruleset).
+NO_RULE = "zzz_no_rule_applied"
+NO_RULE_SALIENCE = 1_000_000
+
+
 def deadline_type(rule_id: str) -> str:
     return f"$deadline:{rule_id}"
 
@@ -117,4 +122,15 @@ def compile_ruleset(rulebook: Rulebook, action_for: Callable[[str], Action],
             names = set(rule.deadline.when.names) if rule.deadline.when else set()
             rs.message_fields[dtype] = names | _all_names(dhoisted)
             rs.hoisted[dtype] = [Hoisted(n, ex.compile_python(node)) for n, node in dhoisted]
+    # A catch-all with the lowest salience turns "no rule matched" into a match of its own, so
+    # every post ends in an action. The engine relies on that: it drops each merchant's
+    # durable_rules session after the post, and durable_rules 2.0.28 crashes when deleting a
+    # session whose only message went unmatched.
+    handled = sorted(rs.message_fields)
+    if handled:
+        rs.definition[NO_RULE] = {
+            "pri": NO_RULE_SALIENCE,
+            "all": [{"m": _type_match(tuple(handled))}],
+            "run": action_for(NO_RULE),
+        }
     return rs

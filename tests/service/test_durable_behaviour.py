@@ -99,3 +99,25 @@ def test_quiet_host_starts_no_dispatch_threads() -> None:
     before = threading.active_count()
     host({"r": {"all": [{"m": {"type": "a"}}]}})
     assert threading.active_count() == before
+
+
+def test_deleting_a_session_created_by_an_unmatched_event_crashes_the_process() -> None:
+    # -> every ruleset ends with a catch-all rule, so no post goes unmatched before a delete.
+    import subprocess
+    import sys
+
+    script = (
+        "from durable import engine\n"
+        "class H(engine.Host):\n"
+        "    def _run(self): pass\n"
+        "h = H({'rs': {'r': {'all': [{'m': {'type': 'a'}}], 'run': lambda c: None}}})\n"
+        "try:\n"
+        "    h.post('rs', {'sid': 'm1', 'type': 'b'})\n"
+        "except engine.MessageNotHandledException:\n"
+        "    pass\n"
+        "h.get_ruleset('rs').delete_state('m1')\n"
+        "print('survived')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode < 0 and "survived" not in result.stdout

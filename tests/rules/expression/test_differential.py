@@ -179,7 +179,7 @@ SMALL_TESTS = st.one_of(
 
 @settings(max_examples=60, derandomize=True, deadline=None)
 @given(
-    parts=st.lists(SMALL_TESTS, min_size=16, max_size=24),
+    parts=st.lists(SMALL_TESTS, min_size=16, max_size=20),
     joiner=st.sampled_from([" and ", " or "]),
     scopes=st.lists(SCOPES, min_size=1, max_size=3),
 )
