@@ -209,7 +209,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     elapsed = time.perf_counter() - started
+    engine.close()
     table = burden_table(store.merchants())
+    pending = len(engine.pending_deadlines())
+    store.close()
     summary = {
         "set": rs.id,
         "revision": rs.revision,
@@ -217,7 +220,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "invalid_events": invalid,
         "decisions": decisions,
         "decisions_by_outcome": by_outcome,
-        "pending_deadlines": len(engine.pending_deadlines()),
+        "pending_deadlines": pending,
         "seconds": round(elapsed, 3),
         "burden_by_cohort": [r.to_dict() for r in table],
     }

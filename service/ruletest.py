@@ -185,8 +185,15 @@ def _close(got: Any, want: Any) -> bool:
 
 
 def run_case(rulebook_set: RulebookSet, case: Case) -> list[str]:
-    failures: list[str] = []
     engine = Engine(rulebook_set)
+    try:
+        return _run_case(engine, case)
+    finally:
+        engine.close()
+
+
+def _run_case(engine: Engine, case: Case) -> list[str]:
+    failures: list[str] = []
     raw_events, ids = build_events(case)
     events = []
     for i, raw in enumerate(raw_events):

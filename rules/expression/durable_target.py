@@ -27,6 +27,7 @@ this module, all checked against the engine:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from .errors import ExpressionError
 from .nodes import (
     Binary,
     BoolOp,
+    Call,
     Compare,
     CompareOp,
     Const,
@@ -105,6 +107,8 @@ def compile_condition(node: Node, prefix: str) -> tuple[Condition, dict[str, Nod
     """
     if not prefix or "." in prefix:
         raise ValueError("prefix must be a non-empty name without dots")
+    if _is_plainly_a_value(node):
+        raise ExpressionError("a condition must be true or false, not a value", node.start)
     normal = to_nnf(node)
     forced: set[int] = set()
     while True:
@@ -112,7 +116,7 @@ def compile_condition(node: Node, prefix: str) -> tuple[Condition, dict[str, Nod
         condition = compiler.top(normal)
         if engine_limits.fits(condition):
             return condition, compiler.hoisted
-        forced.add(_largest_group(normal, forced, compiler))
+        forced.add(_largest_group(normal, forced))
 
 
 def compile_derived(hoisted: Mapping[str, Node]) -> Callable[[Scope], dict[str, Any]]:
@@ -133,7 +137,7 @@ def compile_derived(hoisted: Mapping[str, Node]) -> Callable[[Scope], dict[str, 
     return derive
 
 
-def _largest_group(normal: Node, forced: set[int], compiler: _Compiler) -> int:
+def _largest_group(normal: Node, forced: set[int]) -> int:
     """The biggest `and`/`or`/`in` below the root that is not hoisted yet; else the root."""
     best, best_size = id(normal), -1
     stack = [(normal, True)]
@@ -150,6 +154,15 @@ def _largest_group(normal: Node, forced: set[int], compiler: _Compiler) -> int:
     if best == id(normal) and best in forced:
         raise ExpressionError("this condition is too complex for the rule engine", normal.start)
     return best
+
+
+def _is_plainly_a_value(node: Node) -> bool:
+    """Catches a number or text passed as a condition, as far as the tree alone shows."""
+    if isinstance(node, Const):
+        return not isinstance(node.value, bool)
+    if isinstance(node, Unary):
+        return node.op == "neg"
+    return isinstance(node, Binary | Call | ListLit)
 
 
 def _is_group(node: Node) -> bool:
@@ -182,7 +195,7 @@ class _Compiler:
 
     def _hoist(self, node: Node) -> str:
         """The message path under which the caller will supply `node`'s value."""
-        key = repr(node)  # repr, unlike ==, tells True from 1
+        key = _shape(node)
         name = self._keys.get(key)
         if name is None:
             name = f"{self._prefix}{len(self.hoisted)}"
@@ -268,6 +281,10 @@ class _Compiler:
         elif _is_field(right):
             op = _FLIPPED[op]
             path, value = _path(right), self._rvalue(left)
+        elif is_constant(left):  # hoist the side that varies, not the constant
+            op = _FLIPPED[op]
+            value = self._rvalue(left)
+            path = self._hoist(right)
         else:
             value = self._rvalue(right)
             path = self._hoist(left)
@@ -293,6 +310,26 @@ class _Compiler:
             # A float divisor makes the engine divide in floating point, as Python does.
             return {"$div": {"$l": self._rvalue(node.left), "$r": _encode(float(divisor))}}
         return {"$m": self._hoist(node)}
+
+
+def _shape(node: Node) -> str:
+    """A key equal for equal sub-expressions wherever they are in the text.
+
+    Unlike ==, it tells True from 1 and ignores offsets, so `min(a, b)` written twice is
+    hoisted once.
+    """
+    parts = []
+    for item in dataclasses.fields(node):
+        if item.name in ("start", "end"):
+            continue
+        value = getattr(node, item.name)
+        if isinstance(value, Node):
+            parts.append(_shape(value))
+        elif isinstance(value, tuple) and value and isinstance(value[0], Node):
+            parts.append("(" + ",".join(_shape(v) for v in value) + ")")
+        else:
+            parts.append(f"{type(value).__name__}:{value!r}")
+    return f"{type(node).__name__}[{';'.join(parts)}]"
 
 
 def _referenced(value: Any) -> list[str]:

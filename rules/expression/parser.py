@@ -155,6 +155,8 @@ def _check_size(root: ast.expr, positions: _Positions) -> None:
                     f"the expression is nested too deeply (the limit is {MAX_DEPTH} levels)",
                     positions.of(node)[0],
                 )
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                continue  # `event.price` is one name, not two parts
         for child in ast.iter_child_nodes(node):
             stack.append((child, depth + 1 if isinstance(node, ast.expr) else depth))
     if count > MAX_NODES:

@@ -9,7 +9,7 @@ free of any later lookup.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .errors import ExpressionError
 from .nodes import (
@@ -23,7 +23,6 @@ from .nodes import (
     Name,
     Node,
     Param,
-    ParamValue,
     Unary,
 )
 from .types import Type
@@ -147,7 +146,7 @@ class _Resolver:
                 "(it must be a number, text, true/false, or a list of numbers or of text)",
                 node.start,
             )
-        value: ParamValue = tuple(raw) if isinstance(raw, list | tuple) else raw  # type: ignore[assignment]
+        value = tuple(raw) if isinstance(raw, list | tuple) else raw
         return Param(name, value, start=node.start, end=node.end), kind
 
     def _unary(self, node: Unary) -> tuple[Node, Type]:
@@ -211,7 +210,7 @@ class _Resolver:
                     f"but this is {right_type.described}",
                     right_ast.start,
                 )
-            values = list(right.value)  # type: ignore[arg-type]
+            values = list(right.value) if isinstance(right.value, tuple) else []
             offenders = [right_ast] * len(values)
         element = _element_type(values)
         if element is None:
@@ -253,8 +252,8 @@ class _Resolver:
         return Call(node.func, tuple(args), start=node.start, end=node.end), Type.NUMBER
 
 
-def _suggest(name: str, candidates: object) -> str:
-    matches = difflib.get_close_matches(name, list(candidates), n=1)  # type: ignore[call-overload]
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(name, list(candidates), n=1)
     return f"; did you mean '{matches[0]}'?" if matches else ""
 
 

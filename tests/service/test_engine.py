@@ -90,7 +90,7 @@ def test_sofa_is_prompted_for_12_hours_then_follows_below_cost(lowprice) -> None
 
 def test_sofa_followed_to_549_is_a_below_cost_event_of_11_yuan(lowprice) -> None:
     story, seen, followed = sofa(follow_to=549.0)
-    engine, decisions = story.run(lowprice, until_hours=48)
+    _, decisions = story.run(lowprice, until_hours=48)
     flagged = [d for d in of(decisions, followed) if d.rule == "follow_below_cost"]
     [d] = flagged
     assert d.effects[0].amounts == {"finding": "below_cost_follow", "amount": 11.0}
@@ -294,3 +294,16 @@ def test_state_and_pending_deadlines_survive_a_restart(lowprice, tmp_path) -> No
     [follow] = of(decisions, seen, "deadline")
     assert follow.effects[0].args["price"] == 558.0
     assert restarted.store.merchant("m1")["auto_follow_enrolled"] is True
+
+
+def test_a_closed_engine_refuses_events_and_keeps_its_state(lowprice, tmp_path) -> None:
+    path = tmp_path / "state.sqlite"
+    story, _, _ = sofa()
+    engine = Engine(lowprice, SQLiteStateStore(path))
+    engine.process(story.events[:2])
+    engine.close()
+    engine.close()  # twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.process(story.events[2:])
+    reopened = SQLiteStateStore(path)
+    assert reopened.listing("m1", "sofa")["price"] == 599.0

@@ -54,68 +54,62 @@ STRING_VALUES = st.sampled_from(["a", "b", "", "é"])
 _UNREADABLE_NUMBER = re.compile(r"(?<![\w.])-?\d+e[-+]?\d+")
 
 
+def fmt(template: str, *parts: st.SearchStrategy[Any]) -> st.SearchStrategy[str]:
+    """Text built by filling `template` with one draw from each strategy."""
+    return st.tuples(*parts).map(lambda values: template.format(*values))
+
+
+def listed(joiner: str, parts: st.SearchStrategy[str], low: int = 2) -> st.SearchStrategy[str]:
+    return st.lists(parts, min_size=low, max_size=3).map(joiner.join)
+
+
 def number(depth: int) -> st.SearchStrategy[str]:
-    leaves = st.sampled_from(NUMBER_LITERALS + NUMBER_FIELDS + ["rate", "cap"])
+    leaves = st.sampled_from([*NUMBER_LITERALS, *NUMBER_FIELDS, "rate", "cap"])
     if depth <= 0:
         return leaves
     smaller = st.deferred(lambda: number(depth - 1))
     return st.one_of(
         leaves,
-        st.tuples(smaller, st.sampled_from("+-*/"), smaller).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        smaller.map(lambda a: f"-({a})"),
-        st.tuples(st.sampled_from(["min", "max"]), st.lists(smaller, min_size=2, max_size=3)).map(
-            lambda t: f"{t[0]}({', '.join(t[1])})"
-        ),
-        st.tuples(st.sampled_from(["abs", "round", "floor", "ceil"]), smaller).map(
-            lambda t: f"{t[0]}({t[1]})"
-        ),
-        smaller.map(lambda a: f"round({a}, 1)"),
-        st.tuples(smaller, boolean(depth - 1), smaller).map(
-            lambda t: f"({t[0]} if {t[1]} else {t[2]})"
-        ),
+        fmt("({} {} {})", smaller, st.sampled_from("+-*/"), smaller),
+        fmt("-({})", smaller),
+        fmt("{}({})", st.sampled_from(["min", "max"]), listed(", ", smaller)),
+        fmt("{}({})", st.sampled_from(["abs", "round", "floor", "ceil"]), smaller),
+        fmt("round({}, 1)", smaller),
+        fmt("({} if {} else {})", smaller, boolean(depth - 1), smaller),
     )
 
 
 def string(depth: int) -> st.SearchStrategy[str]:
-    leaves = st.sampled_from(STRING_LITERALS + STRING_FIELDS + ["region"])
+    leaves = st.sampled_from([*STRING_LITERALS, *STRING_FIELDS, "region"])
     if depth <= 0:
         return leaves
     smaller = st.deferred(lambda: string(depth - 1))
-    return st.one_of(
-        leaves,
-        st.tuples(smaller, boolean(depth - 1), smaller).map(
-            lambda t: f"({t[0]} if {t[1]} else {t[2]})"
-        ),
-    )
+    return st.one_of(leaves, fmt("({} if {} else {})", smaller, boolean(depth - 1), smaller))
 
 
 def boolean(depth: int) -> st.SearchStrategy[str]:
-    leaves = st.sampled_from(BOOL_FIELDS + ["true", "false", "strict"])
+    leaves = st.sampled_from([*BOOL_FIELDS, "true", "false", "strict"])
     if depth <= 0:
         return leaves
-    num = number(depth - 1)
-    text = string(depth - 1)
+    num, text = number(depth - 1), string(depth - 1)
     smaller = st.deferred(lambda: boolean(depth - 1))
     ordering = st.sampled_from(["<", "<=", ">", ">=", "==", "!="])
+    equality = st.sampled_from(["==", "!="])
+    membership = st.sampled_from(["in", "not in"])
+    text_lists = st.sampled_from(["kinds", "['a', 'é']", "['b']", "[]"])
+    number_lists = st.sampled_from(["codes", "[0, 1, 0.5]", "[3]", "[]"])
     return st.one_of(
         leaves,
-        st.tuples(num, ordering, num).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        st.tuples(num, ordering, num, ordering, num).map(lambda t: f"({' '.join(t)})"),
-        st.tuples(text, st.sampled_from(["==", "!="]), text).map(lambda t: f"({' '.join(t)})"),
-        st.tuples(smaller, st.sampled_from(["==", "!="]), smaller).map(
-            lambda t: f"({' '.join(t)})"
-        ),
-        st.tuples(text, st.sampled_from(["in", "not in"]), st.sampled_from(
-            ["kinds", "['a', 'é']", "['b']", "[]"]
-        )).map(lambda t: f"({' '.join(t)})"),
-        st.tuples(num, st.sampled_from(["in", "not in"]), st.sampled_from(
-            ["codes", "[0, 1, 0.5]", "[3]", "[]"]
-        )).map(lambda t: f"({' '.join(t)})"),
-        smaller.map(lambda a: f"(not {a})"),
-        st.tuples(st.sampled_from([" and ", " or "]), st.lists(smaller, min_size=2, max_size=3)).map(
-            lambda t: f"({t[0].join(t[1])})"
-        ),
-        st.tuples(smaller, smaller, smaller).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        fmt("({} {} {})", num, ordering, num),
+        fmt("({} {} {} {} {})", num, ordering, num, ordering, num),
+        fmt("({} {} {})", text, equality, text),
+        fmt("({} {} {})", smaller, equality, smaller),
+        fmt("({} {} {})", text, membership, text_lists),
+        fmt("({} {} {})", num, membership, number_lists),
+        fmt("(not {})", smaller),
+        fmt("({})", listed(" and ", smaller)),
+        fmt("({})", listed(" or ", smaller)),
+        fmt("({} if {} else {})", smaller, smaller, smaller),
     )
 
 
@@ -165,7 +159,7 @@ def test_engine_fires_exactly_when_python_says_true(
 
 
 SMALL_TESTS = st.one_of(
-    st.sampled_from(BOOL_FIELDS + ["strict"]),
+    st.sampled_from([*BOOL_FIELDS, "strict"]),
     st.tuples(
         st.sampled_from(NUMBER_FIELDS),
         st.sampled_from(["<", ">=", "==", "!="]),
