@@ -39,6 +39,10 @@ from service.state import SQLiteStateStore, StateStore
 WATERMARK_KEY = "watermark"
 
 
+class _PostFailed(Exception):
+    """durable_rules refused a message (its C engine's error code is in the text)."""
+
+
 class _QuietHost(durable_engine.Host):
     """A durable_rules Host without its background dispatch threads.
 
@@ -116,6 +120,8 @@ class Engine:
             value = space.get(name)
             if value is None:
                 continue
+            if value.__class__ is float and not (1e-4 <= abs(value) < 1e16):
+                value = _wire_float(value)
             sub = msg.get(ns)
             if sub is None:
                 sub = msg[ns] = {}
@@ -126,12 +132,19 @@ class Engine:
             for h in hoisted:
                 v = h.evaluate(scope)
                 if v is not None:
+                    if v.__class__ is float and not (1e-4 <= abs(v) < 1e16):
+                        v = _wire_float(v)
                     derived[h.name] = v
             if derived:
                 msg["derived"] = derived
         fired = self._fired
         fired.clear()
-        self.host.post(rs.name, msg)
+        try:
+            self.host.post(rs.name, msg)
+        except durable_rules_engine.error as exc:
+            # A message the C engine cannot take must not stop the stream. The session is left
+            # alone: deleting one that matched nothing would crash the process.
+            raise _PostFailed(str(exc)) from None
         # Our store holds all state, so the merchant's durable_rules session is dropped as soon
         # as its post is done: the C engine fails with MemoryError past 1,024 live sessions per
         # ruleset, and slows down long before that. Every post matches at least the catch-all
@@ -213,7 +226,13 @@ class Engine:
         event_ns = d["event"]
         listing, order = self._objects(d["merchant_id"], event_ns, create_kind=None)
         scope = {"event": event_ns, "merchant": merchant, "listing": listing, "order": order}
-        fired = self._post(rs, deadline_type(d["rule"]), d["merchant_id"], scope)
+        try:
+            fired = self._post(rs, deadline_type(d["rule"]), d["merchant_id"], scope)
+        except _PostFailed as exc:
+            error = self._engine_error(rs.rulebook, _DeadlineEvent(d, self._iso(d["due"])),
+                                       str(exc))
+            error.trigger = "deadline"
+            return error
         if fired is None:
             return None
         rule, _ = rs.rule_by_name[fired]
@@ -288,7 +307,12 @@ class Engine:
         scope = {"event": payload, "merchant": merchant, "listing": listing, "order": order}
         applied = False
         for rs in self._routes.get(ev.type, ()):
-            fired = self._post(rs, ev.type, ev.merchant_id, scope)
+            try:
+                fired = self._post(rs, ev.type, ev.merchant_id, scope)
+            except _PostFailed as exc:
+                decisions.append(self._engine_error(rs.rulebook, ev, str(exc)))
+                applied = True
+                continue
             if fired is None:
                 continue
             rule, _ = rs.rule_by_name[fired]
@@ -312,6 +336,15 @@ class Engine:
                 cancelled_deadlines=cancelled,
             ))
         return decisions
+
+    def _engine_error(self, rulebook: Rulebook, ev: Any, message: str) -> Decision:
+        return Decision(
+            decision_id=decision_id(rulebook.revision, ev.event_id, None, "error"),
+            event_id=ev.event_id, event_type=ev.type, merchant_id=ev.merchant_id,
+            event_time=ev.event_time, set_id=self.set.id, rulebook=rulebook.id,
+            revision=rulebook.revision, rule=None, trigger="event", outcome="engine_error",
+            explanation={"error": f"durable_rules refused the message: {message}"},
+        )
 
     def _decide(self, rulebook: Rulebook, rule: RuleIR, ev: Any, scope: dict[str, Any],
                 merchant: dict[str, Any], listing: dict[str, Any] | None,
@@ -400,6 +433,28 @@ class Engine:
         for ruleset in self._durable.values():
             durable_rules_engine.delete_ruleset(ruleset._handle)
         self._closed = True
+
+
+class _DeadlineEvent:
+    """The fields of a deadline's originating event that a decision names."""
+
+    def __init__(self, d: dict[str, Any], event_time: str):
+        self.event_id, self.type, self.merchant_id = d["event_id"], d["event_type"], \
+            d["merchant_id"]
+        self.event_time = event_time
+
+
+def _wire_float(value: float) -> float | int:
+    """A float durable_rules' JSON reader accepts.
+
+    Python writes floats below 1e-4 or from 1e16 up with an exponent and no decimal point
+    (`1e-05`), which durable_rules 2.0.28 rejects, failing the whole post. Magnitudes below
+    1e-4 (a ten-thousandth of a yuan, or float noise such as 0.1 + 0.2 - 0.3) become 0; huge
+    ones become the nearest integer, clamped to 64 bits.
+    """
+    if value == 0 or abs(value) < 1e-4:
+        return 0.0
+    return int(max(min(value, 9.0e18), -9.0e18))
 
 
 def _round_args(args: dict[str, Any]) -> dict[str, Any]:

@@ -102,6 +102,10 @@ def parse(text: str) -> Node:
     nul = text.find("\0")
     if nul != -1:
         raise ExpressionError("the expression contains a NUL character", nul)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate, which no source text can hold
+        raise ExpressionError("the expression contains an invalid character", error.start) from None
     body = _LINE_BREAK.sub(lambda m: "\n" * len(m.group()), text)  # same length, one rule
     lead = len(body) - len(body.lstrip())
     if lead == len(body):
@@ -122,8 +126,10 @@ def _parse_body(body: str, lead: int) -> Node:
             tree = ast.parse(masked.text, mode="eval")
     except SyntaxError as error:
         raise _syntax_error(error, positions) from None
-    except (ValueError, RecursionError, MemoryError, OverflowError):
+    except (RecursionError, MemoryError, OverflowError):
         raise ExpressionError("the expression is too complex to read", lead) from None
+    except ValueError:
+        raise ExpressionError("the expression could not be read", lead) from None
     _check_size(tree.body, positions)
     units = {offset + lead: unit for offset, unit in masked.units.items()}
     return _Converter(body[:lead] + masked.text, units, positions).convert(tree.body)

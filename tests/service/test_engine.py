@@ -307,3 +307,33 @@ def test_a_closed_engine_refuses_events_and_keeps_its_state(lowprice, tmp_path) 
         engine.process(story.events[2:])
     reopened = SQLiteStateStore(path)
     assert reopened.listing("m1", "sofa")["price"] == 599.0
+
+
+def test_numbers_durable_rules_cannot_read_do_not_fail_the_post(lowprice) -> None:
+    # A price of 1e-05 (and float noise such as 0.1 + 0.2 - 0.3 in a derived value) is written
+    # by Python with an exponent and no decimal point, which durable_rules refuses to parse.
+    s = Story()
+    tiny = s.at(0, "listing_updated", listing_id="l", product_group="g", price=0.00001,
+                unit_cost=0.0, quality=0.5)
+    huge = s.at(1, "order_placed", order_id="o", listing_id="l", quantity=1, amount=3e17,
+                shipping_cost=0.0)
+    _, decisions = s.run(lowprice)
+    assert [d.rule for d in of(decisions, tiny)] == ["lowest_price_first"]
+    [fee] = of(decisions, huge)
+    assert fee.burden["merchant"] == pytest.approx(0.05 * 3e17)
+
+
+def test_a_message_durable_rules_refuses_becomes_an_engine_error_decision(lowprice,
+                                                                          monkeypatch) -> None:
+    import service.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_wire_float", lambda v: v)  # let 1e-05 through
+    s = Story()
+    bad = s.at(0, "listing_updated", listing_id="l", product_group="g", price=0.00001,
+               unit_cost=0.0, quality=0.5)
+    good = s.at(1, "order_placed", order_id="o", listing_id="l", quantity=1, amount=10.0,
+                shipping_cost=0.0)
+    _, decisions = s.run(lowprice)
+    errors = [d for d in of(decisions, bad) if d.outcome == "engine_error"]
+    assert errors and "error code: 204" in errors[0].explanation["error"]
+    assert of(decisions, good)[0].rule == "commission_on_paid_amount"  # the stream goes on

@@ -284,6 +284,12 @@ def test_nul_byte() -> None:
     assert error.offset == 13
 
 
+def test_lone_surrogate() -> None:
+    error = error_of("event.kind == '\udcff'")
+    assert error.message == "the expression contains an invalid character"
+    assert error.offset == 15
+
+
 def test_not_text() -> None:
     with pytest.raises(ExpressionError, match="an expression must be text"):
         parse(b"x")  # type: ignore[arg-type]

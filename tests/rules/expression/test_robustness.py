@@ -111,7 +111,7 @@ def run_everything(text: str) -> Node | None:
 
 
 @settings(max_examples=400, derandomize=True, deadline=None)
-@given(st.text(max_size=300))
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=300))
 def test_arbitrary_text_gives_a_tree_or_an_expression_error(text: str) -> None:
     with no_code_execution() as calls:
         run_everything(text)
@@ -137,7 +137,7 @@ def test_long_nested_text(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "__import__('os').system('touch /tmp/owned')",
+        "__import__('os').system('touch owned')",
         "eval('1 + 1') == 2",
         "exec('x = 1')",
         "open('/etc/passwd')",
