@@ -284,9 +284,7 @@ class Engine:
         return out
 
     def process_one(self, ev: Any) -> list[Decision]:
-        decisions: list[Decision] = []
-        if ev.time >= self.watermark or self._heap:
-            decisions.extend(self.advance_to(ev.time))
+        decisions: list[Decision] = self.advance_to(ev.time)
         payload = dict(ev.payload.__dict__)
         cancelled = self._cancel_for(ev, payload)
         store = self.store

@@ -85,6 +85,8 @@ def _unit_literal(text: str, start: int, chars: list[str], units: dict[int, str]
     if not decimal:
         return end
     number = text[start:end]
+    if _digit_at(text, end):
+        return end  # `1j1`: a second number, which `ast` refuses
     suffix_end = _word_end(text, end)
     suffix = text[end:suffix_end]
     if suffix:
