@@ -91,6 +91,7 @@ class StateStore(Protocol):
     def meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def merchants(self) -> Iterator[dict[str, Any]]: ...
+    def listings(self) -> Iterator[dict[str, Any]]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -178,10 +179,19 @@ class SQLiteStateStore:
 
     def merchants(self) -> Iterator[dict[str, Any]]:
         """Every merchant, cached or stored (for reports over a whole run)."""
-        seen = set(self._cache["merchant"])
-        yield from self._cache["merchant"].values()
-        for key, data in self._db.execute("SELECT id, data FROM merchants"):
-            if key not in seen:
+        return self._all("merchant")
+
+    def listings(self) -> Iterator[dict[str, Any]]:
+        """Every listing, cached or stored (for exposure concentration)."""
+        return self._all("listing")
+
+    def _all(self, kind: str) -> Iterator[dict[str, Any]]:
+        cache = self._cache[kind]
+        yield from list(cache.values())
+        if self._cache_is_complete:
+            return
+        for key, data in self._db.execute(f"SELECT id, data FROM {_TABLES[kind]}").fetchall():
+            if key not in cache:
                 yield decode(data)
 
     # -- deadlines --------------------------------------------------------------------------

@@ -85,11 +85,9 @@ def _unit_literal(text: str, start: int, chars: list[str], units: dict[int, str]
     if not decimal:
         return end
     number = text[start:end]
-    if _digit_at(text, end):
-        return end  # `1j1`: a second number, which `ast` refuses
-    suffix_end = _word_end(text, end)
-    suffix = text[end:suffix_end]
-    if suffix:
+    if text[end : end + 1].isidentifier():  # a letter or `_`, not a digit as in `1j1`
+        suffix_end = _word_end(text, end)
+        suffix = text[end:suffix_end]
         if keyword.iskeyword(suffix):
             return end  # `1if x else 2`: Python reads a keyword there, so does the parser
         if suffix not in TIME_UNITS:
