@@ -219,7 +219,8 @@ class Engine:
 
     def _fire_deadline(self, d: dict[str, Any]) -> Decision | None:
         rs = self.rulesets.get(d["family"])
-        if rs is None:
+        if rs is None or deadline_type(d["rule"]) not in rs.message_fields:
+            # The rulebook was replaced and no longer has this rule: the deadline lapses.
             return None
         merchant = self.store.merchant(d["merchant_id"])
         roll_periods(merchant, d["due"], self.zone)

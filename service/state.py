@@ -96,37 +96,52 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS merchants (id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS listings (id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS deadlines (id TEXT PRIMARY KEY, due REAL NOT NULL, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_KINDS = {"merchant": "merchants", "listing": "listings", "order": "orders"}
 
-_TABLES = {"merchant": "merchants", "listing": "listings", "order": "orders"}
+
+def open_database(path: str | Path = ":memory:", *, synchronous: str = "FULL") \
+        -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL and, by default, an fsync on every commit."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    if str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    return db
 
 
 class SQLiteStateStore:
-    """SQLite-backed store with a write-back cache; `path=':memory:'` keeps nothing on disk."""
+    """SQLite-backed store with a write-back cache; `path=':memory:'` keeps nothing on disk.
 
-    def __init__(self, path: str | Path = ":memory:", *, synchronous: str = "FULL"):
+    Several stores can share one connection under different table prefixes (the service keeps
+    the primary and the shadow rulebook set's state side by side), so that one transaction can
+    commit all of them together with the event journal: see `write_pending` and `committed`.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, synchronous: str = "FULL",
+                 db: sqlite3.Connection | None = None, prefix: str = ""):
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
-        self._cache: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _TABLES}
-        self._dirty: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _TABLES}
+        self._owns_db = db is None
+        self._db = db if db is not None else open_database(path, synchronous=synchronous)
+        self._t = {kind: f"{prefix}{table}" for kind, table in _KINDS.items()}
+        self._t["deadline"] = f"{prefix}deadlines"
+        self._t["meta"] = f"{prefix}meta"
+        for kind in _KINDS:
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._t[kind]} "
+                             "(id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._t['deadline']} "
+                         "(id TEXT PRIMARY KEY, due REAL NOT NULL, data BLOB NOT NULL)")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._t['meta']} "
+                         "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._cache: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
+        self._dirty: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
         self._deadlines_put: dict[str, dict[str, Any]] = {}
         self._deadlines_drop: set[str] = set()
         self._meta: dict[str, str] = {}
         # The cache never evicts and every write goes through it, so when the database started
         # empty a cache miss means "does not exist" and needs no query.
         self._cache_is_complete = all(
-            self._db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None
-            for t in _TABLES.values()
+            self._db.execute(f"SELECT 1 FROM {self._t[k]} LIMIT 1").fetchone() is None
+            for k in _KINDS
         )
 
     # -- objects ----------------------------------------------------------------------------
@@ -135,7 +150,7 @@ class SQLiteStateStore:
         obj = cache.get(key)
         if obj is None and not self._cache_is_complete:
             row = self._db.execute(
-                f"SELECT data FROM {_TABLES[kind]} WHERE id = ?", (key,)
+                f"SELECT data FROM {self._t[kind]} WHERE id = ?", (key,)
             ).fetchone()
             if row is not None:
                 obj = decode(row[0])
@@ -190,7 +205,7 @@ class SQLiteStateStore:
         yield from list(cache.values())
         if self._cache_is_complete:
             return
-        for key, data in self._db.execute(f"SELECT id, data FROM {_TABLES[kind]}").fetchall():
+        for key, data in self._db.execute(f"SELECT id, data FROM {self._t[kind]}").fetchall():
             if key not in cache:
                 yield decode(data)
 
@@ -198,7 +213,8 @@ class SQLiteStateStore:
     def deadlines(self) -> list[dict[str, Any]]:
         stored = {
             key: decode(data)
-            for key, data in self._db.execute("SELECT id, data FROM deadlines ORDER BY due, id")
+            for key, data in self._db.execute(
+                f"SELECT id, data FROM {self._t['deadline']} ORDER BY due, id")
         }
         for key in self._deadlines_drop:
             stored.pop(key, None)
@@ -217,7 +233,8 @@ class SQLiteStateStore:
     def meta(self, key: str) -> str | None:
         if key in self._meta:
             return self._meta[key]
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(f"SELECT value FROM {self._t['meta']} WHERE key = ?",
+                               (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -225,32 +242,40 @@ class SQLiteStateStore:
 
     # -- durability -------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every change since the last flush in one transaction."""
+        """Write every change since the last flush in one transaction (one fsync)."""
         db = self._db
         db.execute("BEGIN")
         try:
-            for kind, dirty in self._dirty.items():
-                if dirty:
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO {_TABLES[kind]} (id, data) VALUES (?, ?)",
-                        [(k, encode(v)) for k, v in dirty.items()],
-                    )
-            if self._deadlines_drop:
-                db.executemany("DELETE FROM deadlines WHERE id = ?",
-                               [(k,) for k in self._deadlines_drop])
-            if self._deadlines_put:
-                db.executemany(
-                    "INSERT OR REPLACE INTO deadlines (id, due, data) VALUES (?, ?, ?)",
-                    [(k, v["due"], encode(v))
-                     for k, v in self._deadlines_put.items()],
-                )
-            if self._meta:
-                db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                               list(self._meta.items()))
+            self.write_pending()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.committed()
+
+    def write_pending(self) -> None:
+        """Write the changes inside a transaction the caller opened and will commit."""
+        db = self._db
+        for kind, dirty in self._dirty.items():
+            if dirty:
+                db.executemany(
+                    f"INSERT OR REPLACE INTO {self._t[kind]} (id, data) VALUES (?, ?)",
+                    [(k, encode(v)) for k, v in dirty.items()],
+                )
+        if self._deadlines_drop:
+            db.executemany(f"DELETE FROM {self._t['deadline']} WHERE id = ?",
+                           [(k,) for k in self._deadlines_drop])
+        if self._deadlines_put:
+            db.executemany(
+                f"INSERT OR REPLACE INTO {self._t['deadline']} (id, due, data) VALUES (?, ?, ?)",
+                [(k, v["due"], encode(v)) for k, v in self._deadlines_put.items()],
+            )
+        if self._meta:
+            db.executemany(f"INSERT OR REPLACE INTO {self._t['meta']} (key, value) VALUES (?, ?)",
+                           list(self._meta.items()))
+
+    def committed(self) -> None:
+        """The caller's transaction committed: forget what was pending."""
         for dirty in self._dirty.values():
             dirty.clear()
         self._deadlines_put.clear()
@@ -258,4 +283,5 @@ class SQLiteStateStore:
         self._meta.clear()
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_db:
+            self._db.close()

@@ -337,3 +337,16 @@ def test_a_message_durable_rules_refuses_becomes_an_engine_error_decision(lowpri
     errors = [d for d in of(decisions, bad) if d.outcome == "engine_error"]
     assert errors and "error code: 204" in errors[0].explanation["error"]
     assert of(decisions, good)[0].rule == "commission_on_paid_amount"  # the stream goes on
+
+
+def test_a_deadline_whose_rule_was_replaced_lapses(lowprice, reformed, tmp_path) -> None:
+    # Hot reload keeps the state; a pending deadline of a rule the new rulebook lacks lapses.
+    path = tmp_path / "state.sqlite"
+    story, seen, _ = sofa()
+    engine = Engine(lowprice, SQLiteStateStore(path))
+    engine.process(story.events)
+    engine.close()
+    replaced = Engine(reformed, SQLiteStateStore(path))
+    assert [d["rule"] for d in replaced.pending_deadlines()] == ["prompt_to_follow"]
+    assert replaced.advance_to((START + dt.timedelta(hours=20)).timestamp()) == []
+    assert replaced.pending_deadlines() == []
