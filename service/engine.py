@@ -422,13 +422,15 @@ class Engine:
     def _iso(self, t: float) -> str:
         return dt.datetime.fromtimestamp(t, self._tz).isoformat()
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
         """Flush state and free the durable_rules rulesets (a Host cannot unregister them, and
         each holds about half a megabyte of C memory until deleted). The engine is then unusable.
+        `flush=False` drops uncommitted changes, for a caller that commits state itself.
         """
         if self._closed:
             return
-        self.store.flush()
+        if flush:
+            self.store.flush()
         for ruleset in self._durable.values():
             durable_rules_engine.delete_ruleset(ruleset._handle)
         self._closed = True

@@ -1,0 +1,123 @@
+"""Durable, idempotent ingestion: acknowledged batches survive, resent events count once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rules.loader import load_set
+from service.events import FieldViolation, parse_event
+from service.generate import generate_events
+from service.ingest import PRIMARY, SHADOW, Ingestor, Rejected, burden_totals
+
+BOOKS = Path(__file__).resolve().parents[2] / "rules" / "books"
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return load_set(BOOKS / "lowprice-2024"), load_set(BOOKS / "reformed-2025")
+
+
+@pytest.fixture(scope="module")
+def stream():
+    events = [parse_event(e) for e in generate_events(25, 4, seed=11)]
+    return [events[i:i + 250] for i in range(0, len(events), 250)]
+
+
+def run_all(path: Path, sets, batches) -> Ingestor:
+    ingestor = Ingestor(path, *sets)
+    for batch in batches:
+        ingestor.ingest(batch)
+    return ingestor
+
+
+def test_resent_events_return_their_original_decisions_and_count_once(tmp_path, sets,
+                                                                      stream) -> None:
+    ingestor = Ingestor(tmp_path / "a.sqlite", *sets)
+    first = ingestor.ingest(stream[0])
+    totals = burden_totals(ingestor.store(PRIMARY))
+    again = ingestor.ingest(stream[0])
+    assert all(o.duplicate for o in again.outcomes)
+    assert [o.decisions for o in again.outcomes] == [o.decisions for o in first.outcomes]
+    assert [o.shadow_decisions for o in again.outcomes] == \
+        [o.shadow_decisions for o in first.outcomes]
+    assert again.new_events == [] and again.new_decisions == {PRIMARY: [], SHADOW: []}
+    assert burden_totals(ingestor.store(PRIMARY)) == totals
+    assert ingestor.journal_size() == len(stream[0])
+    ingestor.close()
+
+
+def test_a_duplicate_inside_one_batch_is_answered_like_the_first(tmp_path, sets,
+                                                                 stream) -> None:
+    ingestor = Ingestor(tmp_path / "b.sqlite", *sets)
+    event = stream[0][0]
+    report = ingestor.ingest([event, event])
+    first, second = report.outcomes
+    assert not first.duplicate and second.duplicate
+    assert second.decisions == first.decisions and first.decisions
+    assert len(report.new_events) == 1
+    ingestor.close()
+
+
+def test_invalid_items_are_answered_and_the_rest_evaluated(tmp_path, sets, stream) -> None:
+    ingestor = Ingestor(tmp_path / "c.sqlite", *sets)
+    bad = Rejected("bad-1", [FieldViolation("events[1].listing_updated.price", "must be > 0")])
+    report = ingestor.ingest([stream[0][0], bad, stream[0][1]])
+    assert [o.errors != [] for o in report.outcomes] == [False, True, False]
+    assert report.outcomes[1].event_id == "bad-1" and report.outcomes[1].decisions == []
+    assert ingestor.journal_size() == 2
+    ingestor.close()
+
+
+def test_shadow_set_decides_side_by_side(tmp_path, sets, stream) -> None:
+    ingestor = Ingestor(tmp_path / "d.sqlite", *sets)
+    report = ingestor.ingest(stream[0])
+    for out in report.outcomes:
+        assert {d["set"] for d in out.decisions} == {"lowprice-2024"}
+        assert {d["set"] for d in out.shadow_decisions} == {"reformed-2025"}
+    ingestor.close()
+
+
+def test_a_crash_before_commit_loses_only_the_unacknowledged_batch(tmp_path, sets,
+                                                                   stream) -> None:
+    reference = run_all(tmp_path / "reference.sqlite", sets, stream)
+    expected = burden_totals(reference.store(PRIMARY)), burden_totals(reference.store(SHADOW))
+    reference.close()
+
+    path = tmp_path / "crash.sqlite"
+    ingestor = Ingestor(path, *sets)
+    for batch in stream[:3]:
+        ingestor.ingest(batch)
+
+    def crash() -> None:
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError):
+        ingestor.ingest(stream[3], before_commit=crash)
+    # The same process carries on from what committed ...
+    ingestor.ingest(stream[3])
+    ingestor.close()
+    # ... and a restarted one too; resending an acknowledged batch changes nothing.
+    restarted = Ingestor(path, *sets)
+    assert all(o.duplicate for o in restarted.ingest(stream[3]).outcomes)
+    for batch in stream[4:]:
+        restarted.ingest(batch)
+    assert (burden_totals(restarted.store(PRIMARY)), burden_totals(restarted.store(SHADOW))) \
+        == expected
+    assert restarted.journal_size() == sum(len(b) for b in stream)
+    restarted.close()
+
+
+def test_replacing_a_set_keeps_state_and_journal(tmp_path, sets, stream) -> None:
+    lowprice, reformed = sets
+    ingestor = Ingestor(tmp_path / "e.sqlite", lowprice)
+    ingestor.ingest(stream[0])
+    gmv = sum(m["gmv"] for m in ingestor.store(PRIMARY).merchants())
+    ingestor.replace(PRIMARY, reformed)
+    assert ingestor.sets()[PRIMARY].id == "reformed-2025"
+    report = ingestor.ingest(stream[1])
+    assert {d["set"] for o in report.outcomes for d in o.decisions} == {"reformed-2025"}
+    assert sum(m["gmv"] for m in ingestor.store(PRIMARY).merchants()) > gmv
+    assert all(o.duplicate for o in ingestor.ingest(stream[0]).outcomes)
+    ingestor.close()
