@@ -342,7 +342,7 @@ def test_a_message_durable_rules_refuses_becomes_an_engine_error_decision(lowpri
 def test_a_deadline_whose_rule_was_replaced_lapses(lowprice, reformed, tmp_path) -> None:
     # Hot reload keeps the state; a pending deadline of a rule the new rulebook lacks lapses.
     path = tmp_path / "state.sqlite"
-    story, seen, _ = sofa()
+    story, _, _ = sofa()
     engine = Engine(lowprice, SQLiteStateStore(path))
     engine.process(story.events)
     engine.close()
