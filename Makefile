@@ -4,8 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# npm rewrites this file on every install: it is older than package-lock.json when the lock changed.
+NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test lint bench clean system-deps
+.PHONY: run test lint bench clean system-deps node-deps proto
 
 # A fresh Debian machine may lack venv support or a C compiler (durable-rules builds a C extension).
 system-deps:
@@ -22,6 +24,20 @@ $(STAMP): pyproject.toml | system-deps
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The tests use buf (proto lint) and a Node gRPC client from npm (package.json); a fresh Debian
+# machine may lack npm.
+node-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			echo "installing nodejs and npm"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		else echo "need Node.js with npm" >&2; exit 2; fi; \
+	fi
+
+$(NODE_STAMP): package-lock.json package.json | node-deps
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 # The main job on the embedded defaults: validate the bundled rulebooks, run their rule tests,
 # then replay a generated week of 1,000 merchants and print the burden table.
 run: $(STAMP)
@@ -31,12 +47,16 @@ run: $(STAMP)
 	$(BIN)/rulebook generate --merchants 1000 --days 7 --seed 1 --out out/sample-events.jsonl
 	$(BIN)/rulebook replay --rulebooks rules/books/lowprice-2024 --decisions out/decisions.jsonl out/sample-events.jsonl
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Regenerate the committed Python gRPC code (service/api/rulebook/v1) from proto/.
+proto: $(STAMP)
+	$(BIN)/python -m service.api.generate
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_throughput.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules out build *.egg-info .pytest_cache .ruff_cache .hypothesis

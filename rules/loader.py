@@ -395,3 +395,34 @@ __all__ = [
     "load_set",
     "namespaces_for",
 ]
+
+
+def load_set_from_texts(set_id: str, files: dict[str, str]) -> RulebookSet:
+    """Load a set sent as texts (file name -> YAML), e.g. by an administrator over gRPC.
+
+    The same checks as `load_set`; file names must be `<family>.yaml` with no directories.
+    """
+    errors: list[Violation] = []
+    books: dict[str, Rulebook] = {}
+    if not files:
+        raise SourceError([Violation(set_id, 1, 1, "", "no rulebook files were sent")])
+    for name in sorted(files):
+        if "/" in name or "\\" in name or not name.endswith(".yaml") \
+                or Path(name).stem not in FAMILIES:
+            errors.append(Violation(name, 1, 1, "",
+                                    f"file names are <family>.yaml, one of "
+                                    f"{', '.join(f + '.yaml' for f in FAMILIES)}"))
+            continue
+        try:
+            rb = load_document(read_text(files[name], name), set_id)
+        except SourceError as exc:
+            errors.extend(exc.violations)
+            continue
+        books[rb.family] = rb
+    zones = {rb.metadata.timezone for rb in books.values()}
+    if len(zones) > 1:
+        errors.append(Violation(set_id, 1, 1, "rulebook.timezone",
+                                f"rulebooks of one set must share a time zone: {sorted(zones)}"))
+    if errors:
+        raise SourceError(errors)
+    return RulebookSet(id=set_id, path="", rulebooks=books)

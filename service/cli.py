@@ -272,6 +272,36 @@ def _print_summary(summary: dict[str, Any], table: list[Any], out: IO[str]) -> N
     console.print(counts)
 
 
+# -- serve ----------------------------------------------------------------------------------
+def _env(name: str, default: Any) -> Any:
+    import os
+
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return type(default)(value) if default is not None else value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.server import ServerConfig, serve
+
+    config = ServerConfig(
+        rulebooks=args.rulebooks, shadow=args.shadow, host=args.host, port=args.port,
+        metrics_port=args.metrics_port, state=args.state, admin_token=args.admin_token,
+        max_batch=args.max_batch, max_in_flight=args.max_in_flight,
+        grace_seconds=args.grace_seconds,
+    )
+    try:
+        return serve(config, log_json=args.log_format == "json")
+    except SourceError as exc:
+        for v in exc.violations:
+            _err(str(v))
+        return USAGE
+    except OSError as exc:
+        _err(f"cannot start: {exc}")
+        return USAGE
+
+
 # -- schema ---------------------------------------------------------------------------------
 def cmd_schema(args: argparse.Namespace) -> int:
     from rules.schema_export import rulebook_schema
@@ -325,6 +355,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "serve", help="run the gRPC service and its Prometheus metrics endpoint",
+        description="Run the gRPC service. Every option can also be set by the environment "
+                    "variable named in its help; a flag wins over the environment.")
+    p.add_argument("--rulebooks", metavar="DIR", default=_env("RULEBOOK_RULEBOOKS", None),
+                   required=_env("RULEBOOK_RULEBOOKS", None) is None,
+                   help="the primary rulebook set directory [RULEBOOK_RULEBOOKS]")
+    p.add_argument("--shadow", metavar="DIR", default=_env("RULEBOOK_SHADOW", None),
+                   help="a rulebook set evaluated side by side [RULEBOOK_SHADOW]")
+    p.add_argument("--host", default=_env("RULEBOOK_HOST", "127.0.0.1"),
+                   help="address to listen on [RULEBOOK_HOST] (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=_env("RULEBOOK_PORT", 50051),
+                   help="gRPC port, 0 for any free port [RULEBOOK_PORT] (default 50051)")
+    p.add_argument("--metrics-port", type=int, default=_env("RULEBOOK_METRICS_PORT", 9464),
+                   help="Prometheus /metrics port [RULEBOOK_METRICS_PORT] (default 9464)")
+    p.add_argument("--state", metavar="PATH",
+                   default=_env("RULEBOOK_STATE", "rulebook-state.sqlite"),
+                   help="SQLite file for the journal and state [RULEBOOK_STATE]")
+    p.add_argument("--admin-token", default=_env("RULEBOOK_ADMIN_TOKEN", None),
+                   help="bearer token for LoadRulebookSet; unset disables it "
+                        "[RULEBOOK_ADMIN_TOKEN]")
+    p.add_argument("--max-batch", type=int, default=_env("RULEBOOK_MAX_BATCH", 10_000),
+                   help="most events in one batch [RULEBOOK_MAX_BATCH] (default 10000)")
+    p.add_argument("--max-in-flight", type=int, default=_env("RULEBOOK_MAX_IN_FLIGHT", 64),
+                   help="most RPCs at once before RESOURCE_EXHAUSTED [RULEBOOK_MAX_IN_FLIGHT]")
+    p.add_argument("--grace-seconds", type=float, default=_env("RULEBOOK_GRACE_SECONDS", 10.0),
+                   help="time in-flight RPCs get to finish on SIGTERM [RULEBOOK_GRACE_SECONDS]")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   default=_env("RULEBOOK_LOG_FORMAT", "text"),
+                   help="structured JSON logs with decision ids [RULEBOOK_LOG_FORMAT]")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of rulebook files")
     p.set_defaults(func=cmd_schema)

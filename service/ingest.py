@@ -121,13 +121,19 @@ class Ingestor:
 
     # -- batches ----------------------------------------------------------------------------
     def ingest(self, items: Sequence[Event | Rejected],
-               before_commit: Callable[[], None] | None = None) -> BatchReport:
+               before_commit: Callable[[], None] | None = None,
+               timeout: float | None = None) -> BatchReport:
         """Evaluate, journal and commit a batch; invalid items are answered with their errors.
 
+        Waits at most `timeout` seconds for earlier batches (TimeoutError after that).
         `before_commit` is a test hook to simulate a crash between evaluation and commit.
         """
-        with self._lock:
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            raise TimeoutError("earlier batches are still being evaluated")
+        try:
             return self._ingest(items, before_commit)
+        finally:
+            self._lock.release()
 
     def _ingest(self, items: Sequence[Event | Rejected],
                 before_commit: Callable[[], None] | None) -> BatchReport:

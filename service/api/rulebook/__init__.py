@@ -1,0 +1,1 @@
+"""Generated gRPC code for the ``rulebook`` proto packages (see ``service.api``)."""
