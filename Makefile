@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # npm rewrites this file on every install: it is older than package-lock.json when the lock changed.
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test lint bench clean system-deps node-deps proto
+.PHONY: run test lint bench clean system-deps node-deps proto prometheus-deps
 
 # A fresh Debian machine may lack venv support or a C compiler (durable-rules builds a C extension).
 system-deps:
@@ -47,7 +47,16 @@ run: $(STAMP)
 	$(BIN)/rulebook generate --merchants 1000 --days 7 --seed 1 --out out/sample-events.jsonl
 	$(BIN)/rulebook replay --rulebooks rules/books/lowprice-2024 --decisions out/decisions.jsonl out/sample-events.jsonl
 
-test: $(STAMP) $(NODE_STAMP)
+# promtool and the prometheus server for the metrics and deploy/ tests.
+prometheus-deps:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			echo "installing prometheus (promtool)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		else echo "need promtool and prometheus (Debian package prometheus)" >&2; exit 2; fi; \
+	fi
+
+test: $(STAMP) $(NODE_STAMP) prometheus-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

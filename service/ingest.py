@@ -226,6 +226,10 @@ class Ingestor:
             self._commit([])
             return fired
 
+    def locked(self) -> threading.RLock:
+        """Hold this to read state between batches (e.g. a metrics scrape)."""
+        return self._lock
+
     def journal_size(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
 

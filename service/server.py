@@ -344,9 +344,7 @@ class Application:
     def _publish(self, role: str, rs: RulebookSet) -> None:
         self.metrics.set_rulebook_info(rs.id, role, rs.revision,
                                        {f: rb.revision for f, rb in rs.rulebooks.items()})
-        store = self.ingestor.store(role)
-        engine = self.ingestor.engines[role]
-        self.metrics.register_state_source(rs.id, role, _snapshotter(store, engine))
+        self.metrics.register_state_source(rs.id, role, _snapshotter(self.ingestor, role))
 
     def authorize_admin(self, context: grpc.ServicerContext) -> None:
         token = self.config.admin_token
@@ -360,17 +358,20 @@ class Application:
 
 
 def _cohort_lookup(store: Any) -> Callable[[str], str]:
+    # Every merchant a decision names has a record by then (the engine created it).
     def cohort(merchant_id: str) -> str:
         return store.merchant(merchant_id).get("size_tier") or "unknown"
 
     return cohort
 
 
-def _snapshotter(store: Any, engine: Any) -> Callable[[], Any]:
+def _snapshotter(ingestor: Ingestor, role: str) -> Callable[[], Any]:
+    """Scrapes read state between batches, never halfway through one (the ingestor's lock)."""
     from service.aggregates import snapshot_from_store
 
     def snapshot() -> Any:
-        return snapshot_from_store(store, engine.watermark)
+        with ingestor.locked():
+            return snapshot_from_store(ingestor.store(role), ingestor.engines[role].watermark)
 
     return snapshot
 
