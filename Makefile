@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # npm rewrites this file on every install: it is older than package-lock.json when the lock changed.
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test lint bench clean system-deps node-deps proto prometheus-deps
+.PHONY: run demo test lint bench clean system-deps node-deps proto prometheus-deps
 
 # A fresh Debian machine may lack venv support or a C compiler (durable-rules builds a C extension).
 system-deps:
@@ -38,10 +38,16 @@ $(NODE_STAMP): package-lock.json package.json | node-deps
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-# The main job on the embedded defaults: validate the bundled rulebooks, run their rule tests,
-# then replay a generated week of 1,000 merchants and print the burden table.
+# The main job on the embedded defaults: check the bundled rulebooks, then serve them over gRPC,
+# lowprice-2024 as the primary set and reformed-2025 as its shadow, state in out/state.sqlite.
 run: $(STAMP)
 	$(BIN)/rulebook validate rules/books/lowprice-2024 rules/books/reformed-2025
+	@mkdir -p out
+	$(BIN)/rulebook serve --rulebooks rules/books/lowprice-2024 --shadow rules/books/reformed-2025 \
+		--state out/state.sqlite
+
+# Replay a generated week of 1,000 merchants through lowprice-2024 and print the burden table.
+demo: $(STAMP)
 	$(BIN)/rulebook test rules/books
 	@mkdir -p out
 	$(BIN)/rulebook generate --merchants 1000 --days 7 --seed 1 --out out/sample-events.jsonl
