@@ -363,27 +363,32 @@ def load_set(directory: str | Path) -> RulebookSet:
     files = rulebook_files(d)
     if not files:
         raise SourceError([Violation(str(d), 1, 1, "", "no rulebook files (*.yaml) here")])
+    return _assemble(d.name, str(d), [(str(f), lambda f=f: read_file(f)) for f in files])
+
+
+def _assemble(set_id: str, path: str, sources: list[tuple[str, Any]]) -> RulebookSet:
+    """Check every (name, read-document) source, then the set as a whole; fail with all errors."""
     errors: list[Violation] = []
     books: dict[str, Rulebook] = {}
-    for f in files:
+    for name, read in sources:
         try:
-            rb = load_rulebook(f, d.name)
+            rb = load_document(read(), set_id)
         except SourceError as exc:
             errors.extend(exc.violations)
             continue
         if rb.family in books:
             other = books[rb.family].file
-            errors.append(Violation(str(f), 1, 1, "rulebook.family",
+            errors.append(Violation(name, 1, 1, "rulebook.family",
                                     f"family '{rb.family}' already defined by {other}"))
             continue
         books[rb.family] = rb
     zones = {rb.metadata.timezone for rb in books.values()}
     if len(zones) > 1:
-        errors.append(Violation(str(d), 1, 1, "rulebook.timezone",
+        errors.append(Violation(path or set_id, 1, 1, "rulebook.timezone",
                                 f"rulebooks of one set must share a time zone: {sorted(zones)}"))
     if errors:
         raise SourceError(errors)
-    return RulebookSet(id=d.name, path=str(d), rulebooks=books)
+    return RulebookSet(id=set_id, path=path, rulebooks=books)
 
 
 __all__ = [
@@ -402,27 +407,14 @@ def load_set_from_texts(set_id: str, files: dict[str, str]) -> RulebookSet:
 
     The same checks as `load_set`; file names must be `<family>.yaml` with no directories.
     """
-    errors: list[Violation] = []
-    books: dict[str, Rulebook] = {}
     if not files:
         raise SourceError([Violation(set_id, 1, 1, "", "no rulebook files were sent")])
-    for name in sorted(files):
-        if "/" in name or "\\" in name or not name.endswith(".yaml") \
-                or Path(name).stem not in FAMILIES:
-            errors.append(Violation(name, 1, 1, "",
-                                    f"file names are <family>.yaml, one of "
-                                    f"{', '.join(f + '.yaml' for f in FAMILIES)}"))
-            continue
-        try:
-            rb = load_document(read_text(files[name], name), set_id)
-        except SourceError as exc:
-            errors.extend(exc.violations)
-            continue
-        books[rb.family] = rb
-    zones = {rb.metadata.timezone for rb in books.values()}
-    if len(zones) > 1:
-        errors.append(Violation(set_id, 1, 1, "rulebook.timezone",
-                                f"rulebooks of one set must share a time zone: {sorted(zones)}"))
-    if errors:
-        raise SourceError(errors)
-    return RulebookSet(id=set_id, path="", rulebooks=books)
+    bad = [Violation(name, 1, 1, "", "file names are <family>.yaml, one of "
+                                     + ", ".join(f + ".yaml" for f in FAMILIES))
+           for name in sorted(files)
+           if "/" in name or "\\" in name or not name.endswith(".yaml")
+           or Path(name).stem not in FAMILIES]
+    if bad:
+        raise SourceError(bad)
+    return _assemble(set_id, "", [(name, lambda name=name: read_text(files[name], name))
+                                  for name in sorted(files)])

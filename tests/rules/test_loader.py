@@ -202,3 +202,17 @@ def test_published_schema_is_current_and_lists_every_effect() -> None:
     assert committed == json.loads(json.dumps(rulebook_schema()))
     effects = {alt["title"] for alt in committed["$defs"]["EffectCall"]["oneOf"]}
     assert {"grant_refund", "set_price", "block_appeals", "charge_fee"} <= effects
+
+
+def test_a_set_sent_as_texts_is_checked_like_a_directory() -> None:
+    from rules.loader import load_set_from_texts
+
+    rs = load_set_from_texts("sent", {"commission.yaml": GOOD})
+    assert rs.id == "sent" and list(rs.rulebooks) == ["commission"]
+    with pytest.raises(SourceError) as info:
+        load_set_from_texts("sent", {"../commission.yaml": GOOD})
+    assert "file names are <family>.yaml" in info.value.violations[0].message
+    with pytest.raises(SourceError) as info:
+        load_set_from_texts("sent", {"commission.yaml": GOOD.replace("when: event.amount > 0",
+                                                                     "when: event.amount")})
+    assert info.value.violations[0].file == "commission.yaml"
