@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,9 +170,12 @@ class Engine:
         d = self._pending.pop(deadline_id, None)
         if d is None:
             return None
-        ids = self._by_key.get((d["merchant_id"], d["key"], d["key_value"]))
+        key = (d["merchant_id"], d["key"], d["key_value"])
+        ids = self._by_key.get(key)
         if ids is not None:
             ids.discard(deadline_id)
+            if not ids:
+                del self._by_key[key]
         if persist:
             self.store.drop_deadline(deadline_id)
         return d
@@ -370,7 +374,8 @@ class Engine:
                 due = ev.time + float(after)
                 key_value = "" if dl.key == "merchant" else scope["event"].get(f"{dl.key}_id")
                 if key_value is not None:
-                    did = f"{rulebook.family}|{rule.id}|{ev.merchant_id}|{key_value}"
+                    # JSON keeps the parts apart whatever characters the ids contain.
+                    did = json.dumps([rulebook.family, rule.id, ev.merchant_id, key_value])
                     event_ns = {k: v for k, v in scope["event"].items() if v is not None}
                     self._arm({
                         "id": did, "family": rulebook.family, "rule": rule.id,

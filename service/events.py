@@ -62,7 +62,9 @@ MAX_LINE_BYTES = 1 << 20
 
 # -- field types ------------------------------------------------------------------------------
 
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# No control characters: ids are joined with one (\x1f) into state keys.
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128,
+                                         pattern=r"^[^\x00-\x1f\x7f]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
 Money = Annotated[float, Field(ge=0)]
@@ -198,9 +200,17 @@ def _epoch_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
     return core_schema.chain_schema(
         [
             core_schema.datetime_schema(tz_constraint="aware", strict=False),
-            core_schema.no_info_plain_validator_function(datetime.timestamp),
+            core_schema.no_info_plain_validator_function(_epoch_in_range),
         ]
     )
+
+
+def _epoch_in_range(moment: datetime) -> float:
+    # Deadlines add days to event time and months roll over into the next year: keep far from
+    # the calendar's ends so that arithmetic never leaves it.
+    if not 1971 <= moment.year <= 9998:
+        raise ValueError("event_time must be between the years 1971 and 9998")
+    return moment.timestamp()
 
 
 EpochSeconds = Annotated[float, GetPydanticSchema(_epoch_schema)]

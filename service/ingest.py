@@ -87,15 +87,19 @@ class Ingestor:
 
     def _open_state(self, sets: dict[str, RulebookSet]) -> None:
         """(Re)build stores and engines from what the database has committed."""
-        for engine in self.engines.values():
-            engine.close(flush=False)
-        self.engines = {}
+        old = self.engines
         self._stores = {
             PRIMARY: SQLiteStateStore(db=self._db, prefix="primary_"),
             SHADOW: SQLiteStateStore(db=self._db, prefix="shadow_"),
         }
+        engines: dict[str, Engine] = {}
         for role, rulebook_set in sets.items():
-            self._install(role, rulebook_set)
+            self._generation += 1
+            engines[role] = Engine(rulebook_set, self._stores[role],
+                                   host_prefix=f"g{self._generation}.{role}.")
+        self.engines = engines  # readers on other threads see the old or the new, never none
+        for engine in old.values():
+            engine.close(flush=False)
 
     # -- rulebook sets ----------------------------------------------------------------------
     def _install(self, role: str, rulebook_set: RulebookSet) -> Engine:
@@ -103,7 +107,7 @@ class Ingestor:
         engine = Engine(rulebook_set, self._stores[role],
                         host_prefix=f"g{self._generation}.{role}.")
         old = self.engines.get(role)
-        self.engines[role] = engine
+        self.engines = {**self.engines, role: engine}
         if old is not None:
             old.close(flush=False)  # everything it did is committed with its batches
         return engine
@@ -159,6 +163,20 @@ class Ingestor:
                 continue
             seen_in_batch[item.event_id] = out
             fresh.append((out, item))
+        try:
+            return self._evaluate_and_commit(outcomes, fresh, seen_in_batch, new_events,
+                                             duplicates, before_commit)
+        except BaseException:
+            # The engines' memory is now ahead of the database: rebuild it from what committed,
+            # so the batch can be resent as if it had never arrived.
+            self._open_state(self.sets())
+            raise
+
+    def _evaluate_and_commit(self, outcomes: list[EventOutcome],
+                             fresh: list[tuple[EventOutcome, Event]],
+                             seen_in_batch: dict[str, EventOutcome], new_events: list[Event],
+                             duplicates: list[Event],
+                             before_commit: Callable[[], None] | None) -> BatchReport:
         new_decisions: dict[str, list[Decision]] = {role: [] for role in self.engines}
         rows = []
         for out, event in fresh:
@@ -179,16 +197,10 @@ class Ingestor:
             if out.duplicate and not out.decisions and out.event_id in seen_in_batch:
                 first = seen_in_batch[out.event_id]
                 out.decisions, out.shadow_decisions = first.decisions, first.shadow_decisions
+        if before_commit is not None:
+            before_commit()
         started = time.perf_counter()
-        try:
-            if before_commit is not None:
-                before_commit()
-            self._commit(rows)
-        except BaseException:
-            # The engines' memory is now ahead of the database: rebuild it from what committed,
-            # so the batch can be resent as if it had never arrived.
-            self._open_state(self.sets())
-            raise
+        self._commit(rows)
         fsync_seconds = time.perf_counter() - started
         return BatchReport(outcomes, new_decisions, fsync_seconds, new_events, duplicates)
 
@@ -222,8 +234,12 @@ class Ingestor:
     def advance_to(self, time_: float) -> dict[str, list[Decision]]:
         """Fire deadlines due by `time_` in every set (a clock tick with no event)."""
         with self._lock:
-            fired = {role: engine.advance_to(time_) for role, engine in self.engines.items()}
-            self._commit([])
+            try:
+                fired = {role: engine.advance_to(time_) for role, engine in self.engines.items()}
+                self._commit([])
+            except BaseException:
+                self._open_state(self.sets())
+                raise
             return fired
 
     def locked(self) -> threading.RLock:

@@ -149,6 +149,9 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
         except grpc.RpcError:
             code = _code_name(context)
             raise
+        except Exception:
+            code = _code_name(context, "UNKNOWN")
+            raise
         finally:
             self.app.metrics.observe_rpc("StreamEvaluate", code, time.perf_counter() - started)
 
@@ -305,7 +308,8 @@ class Application:
         except TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                           "the deadline passed while earlier batches were being evaluated")
-        self._observe(report)
+        with self.ingestor.locked():  # metrics read state; no batch may be half applied
+            self._observe(report)
         return [outcome_to_proto(o) for o in report.outcomes]
 
     def _observe(self, report: BatchReport) -> None:

@@ -121,3 +121,36 @@ def test_replacing_a_set_keeps_state_and_journal(tmp_path, sets, stream) -> None
     assert sum(m["gmv"] for m in ingestor.store(PRIMARY).merchants()) > gmv
     assert all(o.duplicate for o in ingestor.ingest(stream[0]).outcomes)
     ingestor.close()
+
+
+def test_an_engine_failure_mid_batch_leaves_no_trace(tmp_path, sets, stream, monkeypatch) -> None:
+    ingestor = Ingestor(tmp_path / "f.sqlite", *sets)
+    engine = ingestor.engines[PRIMARY]
+    calls = {"n": 0}
+    real = engine.process_one
+
+    def failing(event):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("engine broke")
+        return real(event)
+
+    monkeypatch.setattr(engine, "process_one", failing)
+    with pytest.raises(RuntimeError):
+        ingestor.ingest(stream[0])
+    assert burden_totals(ingestor.store(PRIMARY)) == {}
+    ingestor.ingest(stream[0])  # resent whole: counted once
+    reference = Ingestor(tmp_path / "g.sqlite", *sets)
+    reference.ingest(stream[0])
+    assert burden_totals(ingestor.store(PRIMARY)) == burden_totals(reference.store(PRIMARY))
+    ingestor.close()
+    reference.close()
+
+
+def test_event_times_far_from_now_are_refused_not_crashed_on() -> None:
+    from service.events import EventError
+
+    with pytest.raises(EventError) as info:
+        parse_event({"event_id": "e", "type": "order_shipped", "merchant_id": "m",
+                     "event_time": "9999-06-01T00:00:00+00:00", "payload": {"order_id": "o"}})
+    assert info.value.errors[0].path == "event_time"
