@@ -92,20 +92,20 @@ class Ingestor:
             PRIMARY: SQLiteStateStore(db=self._db, prefix="primary_"),
             SHADOW: SQLiteStateStore(db=self._db, prefix="shadow_"),
         }
-        engines: dict[str, Engine] = {}
-        for role, rulebook_set in sets.items():
-            self._generation += 1
-            engines[role] = Engine(rulebook_set, self._stores[role],
-                                   host_prefix=f"g{self._generation}.{role}.")
+        engines = {role: self._new_engine(role, rs) for role, rs in sets.items()}
         self.engines = engines  # readers on other threads see the old or the new, never none
         for engine in old.values():
             engine.close(flush=False)
 
     # -- rulebook sets ----------------------------------------------------------------------
-    def _install(self, role: str, rulebook_set: RulebookSet) -> Engine:
+    def _new_engine(self, role: str, rulebook_set: RulebookSet) -> Engine:
+        # durable_rules cannot unregister rulesets, so each engine gets fresh names.
         self._generation += 1
-        engine = Engine(rulebook_set, self._stores[role],
-                        host_prefix=f"g{self._generation}.{role}.")
+        return Engine(rulebook_set, self._stores[role],
+                      host_prefix=f"g{self._generation}.{role}.")
+
+    def _install(self, role: str, rulebook_set: RulebookSet) -> Engine:
+        engine = self._new_engine(role, rulebook_set)
         old = self.engines.get(role)
         self.engines = {**self.engines, role: engine}
         if old is not None:

@@ -177,7 +177,7 @@ def _matches(d: Decision, exp: Expectation) -> list[str]:
 
 
 def _close(got: Any, want: Any) -> bool:
-    if isinstance(want, bool | str):
+    if isinstance(want, bool | str) or not isinstance(want, int | float):
         return got == want
     if isinstance(got, int | float) and not isinstance(got, bool):
         return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-6)
@@ -246,8 +246,7 @@ def _run_case(engine: Engine, case: Case) -> list[str]:
                 failures.append(f"state {key}: only merchant.* state can be checked")
                 continue
             got = merchant.get(name)
-            if got != want and not (_close(got, want) if not isinstance(want, str | bool)
-                                    else False):
+            if not _close(got, want):
                 failures.append(f"state {key}: expected {want}, got {got}")
     return failures
 
