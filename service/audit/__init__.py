@@ -1,0 +1,1 @@
+"""The audit: fairness criteria checked against rule text, stream aggregates and projections."""
