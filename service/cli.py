@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import sys
 import time
@@ -310,6 +311,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return OK
 
 
+_COMMAND_MODULES = ("service.simulate_cli", "service.audit.cli", "service.audit.review_cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rulebook",
@@ -390,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of rulebook files")
     p.set_defaults(func=cmd_schema)
+
+    # Commands of the simulator and the audit live next to their code; each module registers its
+    # own sub-commands.
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -65,3 +65,24 @@ class Finding:
 
 def severity_at_least(severity: str, threshold: str) -> bool:
     return SEVERITY_ORDER.index(severity) >= SEVERITY_ORDER.index(threshold)
+
+
+@dataclass
+class AuditReport:
+    """Everything one audit found about one rulebook set; the JSON report is ``to_dict()``."""
+
+    rulebook_set: str
+    revision: str
+    path: str
+    generated_at: str            # RFC 3339, UTC
+    catalogue_revision: str      # hash of the criteria catalogue used
+    findings: list[Finding]
+    inputs: dict[str, Any] = field(default_factory=dict)   # events file, scenario, parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def worst(self, verdict: str = "violation") -> str | None:
+        """The highest severity among findings with this verdict, or None."""
+        found = [f.severity for f in self.findings if f.verdict == verdict]
+        return max(found, key=SEVERITY_ORDER.index) if found else None
