@@ -1,0 +1,161 @@
+"""Behaviours of the daily model that follow from the rulebooks and the scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rules.loader import load_set, load_set_from_texts
+from simulator.model import Model
+from simulator.run import project, replication_seed
+from simulator.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKS = ROOT / "rules" / "books"
+TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def lowprice():
+    return load_set(BOOKS / "lowprice-2024")
+
+
+@pytest.fixture(scope="module")
+def reformed():
+    return load_set(BOOKS / "reformed-2025")
+
+
+def _min_price_over_cost(rulebook_set, sc, days: int, seed: int = 3) -> float:
+    """The lowest price / unit cost any live listing had at the end of any day."""
+    model = Model(rulebook_set, sc, [replication_seed(seed, 0), replication_seed(seed, 1)])
+    lowest = np.inf
+    for day in range(days):
+        model.step(day)
+        a = model.s["alive"]
+        if a.any():
+            lowest = min(lowest, float((model.s["price"][a] / model.s["unit_cost"][a]).min()))
+    return lowest
+
+
+def test_prices_go_below_cost_only_through_auto_follow(lowprice) -> None:
+    sc = load_scenario(TINY)
+    assert _min_price_over_cost(lowprice, sc, 120) < 1.0  # followed below unit cost
+    nobody_enrolled = sc.with_values({"auto_follow.enrolled_share": 0.0,
+                                      "auto_follow.accidental_enrol_probability": 0.0})
+    assert _min_price_over_cost(lowprice, nobody_enrolled, 120) >= 1.0
+    p = project(lowprice, nobody_enrolled, 60, 2, seed=3)
+    assert np.nansum(p.series["below_cost_sales_share"]) == 0.0
+    assert np.nansum(p.series["prompts_per_merchant"]) == 0.0
+
+
+def test_reformed_auto_follow_never_forces_a_price_below_cost(reformed) -> None:
+    sc = load_scenario(TINY).with_values({"auto_follow.enrolled_share": 1.0,
+                                          "auto_follow.follow_probability": 0.0,
+                                          "auto_follow.follow_probability_step": 0.0,
+                                          "auto_follow.dismiss_probability": 0.0})
+    model = Model(reformed, sc, [replication_seed(4, 0)])
+    forced = 0.0
+    for day in range(90):
+        flows = model.step(day)
+        forced += flows.forced_follows.sum()
+        a = model.s["alive"]
+        assert (model.s["price"][a] >= model.s["unit_cost"][a] * (1 - 1e-6)).all()
+    assert forced > 0  # the deadline did move prices, to cost at the lowest
+
+
+def test_the_price_cliff_shows_in_exposure(lowprice) -> None:
+    """9.9 yuan at most 70 % of the sign-up price gets the channel; 10.0 yuan does not."""
+    sc = load_scenario(TINY)
+    model = Model(lowprice, sc, [replication_seed(1, 0)], dtype=np.float64)
+    s = model.s
+    millet = model.layout.groups.index("millet")
+    sl = slice(millet * model.layout.slots, millet * model.layout.slots + 6)
+    s["scale"][sl] = 1.0
+    s["promo"][sl] = 15.0
+    s["price"][sl] = [9.9, 10.0, 12.0, 12.5, 13.0, 13.5]
+    T = model.calendar.time(0)
+    exposure = model.exposure(T)[sl]
+    share = sc.model.groups[millet].channel_impressions_share.value
+    organic_top = exposure[1]  # the best ranked without the channel
+    assert exposure[0] > organic_top + 0.9 * 1_000_000 * share
+    s["price"][sl] = [10.0, 9.9, 12.0, 12.5, 13.0, 13.5]
+    swapped = model.exposure(T)[sl]
+    assert swapped[1] > swapped[0] + 0.9 * 1_000_000 * share
+    # The rest of the group is ranked by price: exposure falls with rank.
+    assert (np.diff(exposure[1:]) < 0).all()
+
+
+def test_exit_after_a_run_of_loss_days(lowprice) -> None:
+    """With fixed costs far above revenue and ample cash, everyone leaves on the Nth loss day."""
+    n_days = 6
+    sc = load_scenario(TINY).with_values({
+        "exit.loss_days": n_days,
+        **{f"tiers.{t}.fixed_cost_share": 5.0 for t in ("small", "medium", "large")},
+        **{f"tiers.{t}.cash_buffer_days": 1000.0 for t in ("small", "medium", "large")},
+    })
+    p = project(lowprice, sc, 10, 1, seed=2)
+    alive = p.series["share_alive"][0]
+    assert (alive[: n_days - 1] == 1.0).all()
+    assert (alive[n_days - 1:] == 0.0).all()
+
+
+def test_quality_cuts_raise_claims_and_cut_conversion(lowprice) -> None:
+    sc = load_scenario(TINY).with_values({"adaptation.probability": 0.0,
+                                          "auto_follow.enrolled_share": 0.0,
+                                          "auto_follow.accidental_enrol_probability": 0.0})
+    full = Model(lowprice, sc, [replication_seed(8, 0)], dtype=np.float64)
+    cut = Model(lowprice, sc, [replication_seed(8, 0)], dtype=np.float64)
+    cut.s["quality"][:] = 0.5
+    orders = {"full": 0.0, "cut": 0.0}
+    refunds = {"full": 0.0, "cut": 0.0}
+    for day in range(20):
+        for name, model in (("full", full), ("cut", cut)):
+            flows = model.step(day)
+            orders[name] += flows.orders.sum()
+            refunds[name] += flows.refund.sum()
+    assert orders["cut"] < 0.7 * orders["full"]
+    # Fewer orders, yet at least as much refund burden: claims per order rose.
+    assert refunds["cut"] / orders["cut"] > 1.3 * refunds["full"] / orders["full"]
+
+
+def test_a_set_without_some_families_still_runs(lowprice) -> None:
+    ranking_only = load_set_from_texts("ranking-only", {
+        "ranking.yaml": (BOOKS / "lowprice-2024" / "ranking.yaml").read_text()})
+    p = project(ranking_only, load_scenario(TINY), 20, 1, seed=1)
+    assert np.nansum(p.series["take_rate"]) == 0.0  # no commission rulebook, no fees
+    assert np.nansum(p.series["refund_burden_ratio"]) == 0.0  # no refund rules: nothing granted
+    assert np.nansum(p.series["prompts_per_merchant"]) == 0.0
+    assert p.series["gmv"].min() > 0
+
+
+def test_float32_default_tracks_float64_closely(lowprice) -> None:
+    sc = load_scenario(TINY)
+    a = project(lowprice, sc, 30, 1, seed=6)
+    b = project(lowprice, sc, 30, 1, seed=6, dtype=np.float64)
+    np.testing.assert_allclose(a.series["gmv"], b.series["gmv"], rtol=0.05)
+    assert a.meta["dtype"] == "float32" and b.meta["dtype"] == "float64"
+
+
+def test_appeals_are_blocked_after_failures_under_lowprice_only(lowprice, reformed) -> None:
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+                                          "appeals.automated_success": 0.0})
+    for rulebook_set, blocked_expected in ((lowprice, True), (reformed, False)):
+        model = Model(rulebook_set, sc, [replication_seed(2, 0)])
+        attempted = won = 0.0
+        for day in range(20):
+            flows = model.step(day)
+            attempted += flows.appeals_attempted.sum()
+            won += flows.appeals_won.sum()
+            s = model.s
+            # Accepted appeals never exceed the quota; failures past 3 block until next month.
+            assert (s["appeals_filed_month"] <= 30).all()
+        _, _, next_month, _ = model.calendar.periods(19)
+        blocked = model.s["appeal_blocked_until"] == next_month
+        if blocked_expected:
+            assert attempted > 0 and won == 0.0  # automated review upholds none
+            assert blocked.any()
+            assert (model.s["appeals_failed_month"][blocked] > 3).all()
+        else:
+            assert not blocked.any()
