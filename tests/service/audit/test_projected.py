@@ -1,0 +1,104 @@
+"""Projected checks on synthetic projections: the metric over time, judged on the last day."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from service.audit.projected import COHORT_MEASURES, POPULATION_MEASURES, run_projected
+from simulator.projection import Projection
+
+COHORTS = ("small", "medium", "large")
+R, T = 3, 30
+
+
+def projection(**series: np.ndarray) -> Projection:
+    p = Projection(set_id="x", revision="r", scenario="test", days=T, replications=R, seed=1,
+                   cohorts=COHORTS, series=dict(series))
+    p.check()
+    return p
+
+
+def ramp(start: float, end: float) -> np.ndarray:
+    """(R, T): a straight line from start to end, with a little spread between replications."""
+    line = np.linspace(start, end, T)
+    return np.stack([line * (1 + 0.01 * (r - 1)) for r in range(R)])
+
+
+def cohorts(small: float, medium: float, large: float) -> np.ndarray:
+    return np.broadcast_to(np.array([small, medium, large]), (R, T, 3)).copy()
+
+
+# criterion -> (violating series, passing series)
+POPULATION = {
+    "below_cost_forcing": (ramp(0.0, 0.2), np.zeros((R, T))),
+    "burden_shift": (ramp(0.02, 0.10), ramp(0.01, 0.02)),
+    "take_rate": (ramp(0.04, 0.09), ramp(0.02, 0.03)),
+    "exposure_gini": (ramp(0.3, 0.9), ramp(0.2, 0.3)),
+    "exposure_hhi": (ramp(1000, 4000), ramp(900, 1200)),
+}
+COHORT = {
+    "exposure_per_quality_by_size_tier": (cohorts(0.3, 0.9, 1.0), cohorts(0.95, 1.0, 1.0)),
+    "refund_burden_ratio_by_size_tier": (cohorts(0.10, 0.045, 0.04), cohorts(0.04, 0.04, 0.04)),
+    "appeal_success_by_size_tier": (cohorts(0.2, 0.5, 0.5), cohorts(0.5, 0.45, 0.5)),
+}
+
+
+def test_every_projected_criterion_is_covered(catalogue) -> None:
+    listed = {c.id for c in catalogue if "projected" in c.checks}
+    assert listed == set(POPULATION) | set(COHORT)
+    assert listed == set(POPULATION_MEASURES) | set(COHORT_MEASURES)
+
+
+@pytest.mark.parametrize("criterion", sorted(POPULATION))
+def test_population_series(reformed, catalogue, criterion: str) -> None:
+    name = POPULATION_MEASURES[criterion].series
+    bad, good = POPULATION[criterion]
+    [v] = run_projected(reformed, [catalogue[criterion]], projection(**{name: bad}))
+    [p] = run_projected(reformed, [catalogue[criterion]], projection(**{name: good}))
+    assert (v.verdict, p.verdict) == ("violation", "pass")
+    assert v.kind == "projected" and len(v.series["mean"]) == T
+    assert v.evidence["last"] == pytest.approx(float(bad[:, -1].mean()))
+    assert "{" not in v.reading and "last day" in v.reading
+
+
+@pytest.mark.parametrize("criterion", sorted(COHORT))
+def test_cohort_series(reformed, catalogue, criterion: str) -> None:
+    name = COHORT_MEASURES[criterion]
+    bad, good = COHORT[criterion]
+    [v] = run_projected(reformed, [catalogue[criterion]], projection(**{name: bad}))
+    [p] = run_projected(reformed, [catalogue[criterion]], projection(**{name: good}))
+    assert (v.verdict, p.verdict) == ("violation", "pass")
+    assert v.evidence["outside"] == ["small"]
+    assert set(v.series) == {"small / large", "medium / large", "tau_low", "tau_high"}
+
+
+def test_an_earlier_breach_is_a_warning(reformed, catalogue) -> None:
+    hump = np.concatenate([np.full((R, 10), 0.08), np.full((R, T - 10), 0.03)], axis=1)
+    [f] = run_projected(reformed, [catalogue["take_rate"]], projection(take_rate=hump))
+    assert f.verdict == "warning" and f.evidence["worst_day"] == 1
+
+
+def test_nan_days_are_skipped_and_written_as_null(reformed, catalogue) -> None:
+    arr = ramp(0.01, 0.02)
+    arr[:, -5:] = np.nan
+    [f] = run_projected(reformed, [catalogue["take_rate"]], projection(take_rate=arr))
+    assert f.evidence["last_day"] == T - 5
+    assert f.series["mean"][-1] is None
+    json.dumps(f.to_dict(), allow_nan=False)
+    assert not any(isinstance(x, float) and math.isnan(x) for x in f.series["mean"])
+
+
+def test_a_missing_series_is_not_applicable(reformed, catalogue) -> None:
+    [f] = run_projected(reformed, [catalogue["exposure_gini"]], projection())
+    assert f.verdict == "not_applicable" and "exposure_gini" in f.reading
+
+
+def test_a_projection_of_the_wrong_shape_is_refused(reformed, catalogue) -> None:
+    p = Projection(set_id="x", revision="r", scenario="t", days=T, replications=R, seed=1,
+                   cohorts=COHORTS, series={"take_rate": np.zeros((R, T + 1))})
+    with pytest.raises(ValueError, match="expected"):
+        run_projected(reformed, [catalogue["take_rate"]], p)
