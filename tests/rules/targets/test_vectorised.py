@@ -85,9 +85,8 @@ def test_the_sofa_follows_after_12_hours_even_below_cost(lowprice) -> None:
 def test_the_reformed_follow_is_floored_at_unit_cost(reformed) -> None:
     book = reformed["auto_follow"]
     decided = book.decide("competitor_price_observed", SOFA, 5)
-    # No silencing in the reformed book: the fourth row is prompted too.
-    assert ids(decided) == ["prompt_to_follow_above_cost", None, None,
-                            "prompt_to_follow_above_cost", None]
+    # The reformed book honours a decline's silence too: the fourth row is not prompted.
+    assert ids(decided) == ["prompt_to_follow_above_cost", None, None, None, None]
     (prompt,) = decided.effects("prompt_to_follow_above_cost")
     assert prompt.args["target"][0] == 560.0
     (set_price,) = book.deadline_effects("prompt_to_follow_above_cost", SOFA, 5)

@@ -127,7 +127,17 @@ def test_missing_flags_and_consultation_are_warnings_not_guesses(lowprice, pushy
 
 
 def test_reprompt_without_memory_is_a_warning(reformed, catalogue) -> None:
-    [f] = judge(reformed, catalogue, "no_reprompt_after_decline")
+    """The bundled reformed prompt checks the decline's silence; without that check a closed
+    prompt comes back with the next price observation."""
+    assert verdicts(judge(reformed, catalogue, "no_reprompt_after_decline")) == {"pass"}
+    text = reformed.rulebooks["auto_follow"].text
+    forgetful_text = text.replace("\n      and event.time >= listing.prompt_silenced_until", "")
+    forgetful_text = forgetful_text.replace(
+        "      - effect: silence_prompt\n        duration: decline_holds",
+        "      - effect: close_prompt")
+    assert forgetful_text != text
+    forgetful = load_set_from_texts("forgetful", {"auto_follow.yaml": forgetful_text})
+    [f] = judge(forgetful, catalogue, "no_reprompt_after_decline")
     assert f.verdict == "warning" and f.rule == "auto_follow/prompt_to_follow_above_cost"
 
 
