@@ -6,7 +6,12 @@ SQLite WAL with an fsync per batch) and a no-op servicer that answers each batch
 results of the same count. The client sends the same pre-built batches of 1,000 events to both,
 in the same run, then measures batch latency at half the measured throughput.
 
-    python bench/grpc_throughput.py [--merchants 300] [--days 7]
+The machine the figures come from is shared, so besides wall-clock events/s each pass reports
+the server process's own CPU time per event (user + system, from /proc): events per CPU-second
+is what one core does when it has the core to itself, and it moves far less with other load.
+
+    python bench/grpc_throughput.py [--merchants 300] [--days 7] [--repeat 3]
+                                    [--compare-with <another checkout>]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from service.api.rulebook.v1 import evaluation_service_pb2 as ev_pb  # noqa: E402
 from service.api.rulebook.v1 import evaluation_service_pb2_grpc as ev_grpc  # noqa: E402
@@ -65,12 +71,23 @@ def to_proto(e: dict) -> events_pb2.Event:
     return m
 
 
-def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+def start(cmd: list[str], cwd: Path = ROOT) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     line = proc.stdout.readline()
     port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
     return proc, port
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    import os
+
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(port: int, batches: list[list], pace: float | None = None,
@@ -106,6 +123,15 @@ def measure(port: int, batches: list[list], pace: float | None = None,
     return out
 
 
+def raw_durable_rate(events: list[dict], repeat: int = 3) -> float:
+    """Events/s through bare durable_rules posts in this process (see engine_throughput.py)."""
+    from engine_throughput import raw_post_rate
+
+    from service.events import parse_event
+
+    return raw_post_rate([parse_event(e) for e in events], repeat)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--noop-server":
         run_noop()
@@ -114,43 +140,81 @@ def main() -> None:
     ap.add_argument("--merchants", type=int, default=300)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="passes of each kind; figures are medians")
+    ap.add_argument("--compare-with", metavar="DIR",
+                    help="also serve from this checkout of the project (e.g. a git worktree of "
+                         "an earlier commit), pass for pass with this one, in the same run")
     args = ap.parse_args()
-    events = [to_proto(e) for e in generate_events(args.merchants, args.days, seed=1)]
+    generated = list(generate_events(args.merchants, args.days, seed=1))
+    events = [to_proto(e) for e in generated]
     batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
+
+    def median_of(runs: list[dict]) -> dict:
+        return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
     noop, noop_port = start([sys.executable, __file__, "--noop-server"])
     try:
-        ceiling = measure(noop_port, batches) | measure(noop_port, batches, stream=True)
+        ceiling = median_of([measure(noop_port, batches) | measure(noop_port, batches,
+                                                                   stream=True)
+                             for _ in range(args.repeat)])
     finally:
         noop.kill()
+    raw = raw_durable_rate(generated)
+    trees = {"service": ROOT}
+    if args.compare_with:
+        trees["compared"] = Path(args.compare_with).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        def serve(name: str) -> tuple[subprocess.Popen, int]:
+        passes = iter(range(1_000_000))
+
+        def serve(tree: Path) -> tuple[subprocess.Popen, int]:
             return start([sys.executable, "-m", "service.cli", "serve", "--rulebooks",
                           str(ROOT / "rules/books/lowprice-2024"), "--port", "0",
-                          "--metrics-port", "0", "--state", f"{tmp}/{name}.sqlite"])
+                          "--metrics-port", "0", "--state", f"{tmp}/{next(passes)}.sqlite"],
+                         cwd=tree)
 
         # A fresh state per pass, so no pass is answered from an earlier pass's journal.
-        def one_pass(name: str, **kw) -> dict:
-            server, port = serve(name)
+        def one_pass(tree: Path, **kw) -> dict:
+            server, port = serve(tree)
             try:
-                return measure(port, batches, **kw)
+                before = cpu_seconds(server.pid)
+                out = measure(port, batches, **kw)
+                after = cpu_seconds(server.pid)
+                if before is not None and after is not None and after > before:
+                    key = "stream" if kw.get("stream") else "evaluate"
+                    out[f"{key}_events_per_server_cpu_s"] = round(len(events) / (after - before))
+                return out
             finally:
                 server.terminate()
                 server.wait(timeout=30)
 
-        full = one_pass("unary") | one_pass("stream", stream=True)
-        half_rate = full["evaluate_events_per_s"] / 2
-        half = one_pass("half", pace=args.batch / half_rate)
-    print(json.dumps({
-        "events": len(events), "batch": args.batch,
+        # Pass for pass, alternating trees, so that both see the same background load.
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        for _ in range(args.repeat):
+            for name, tree in trees.items():
+                runs[name].append(one_pass(tree) | one_pass(tree, stream=True))
+        full = {name: median_of(r) for name, r in runs.items()}
+        half: dict[str, dict] = {}
+        for name, tree in trees.items():
+            rate = full[name]["evaluate_events_per_s"] / 2
+            got = median_of([one_pass(tree, pace=args.batch / rate) for _ in range(args.repeat)])
+            half[name] = {"events_per_s_offered": round(rate), "p50_ms": got["evaluate_p50_ms"],
+                          "p99_ms": got["evaluate_p99_ms"]}
+    report = {
+        "events": len(events), "batch": args.batch, "repeat": args.repeat,
         "noop_ceiling": ceiling,
-        "service": full,
-        "service_at_half_load": {"events_per_s_offered": round(half_rate),
-                                 "p50_ms": half["evaluate_p50_ms"],
-                                 "p99_ms": half["evaluate_p99_ms"]},
-        "evaluate_over_ceiling": round(full["evaluate_events_per_s"]
-                                       / ceiling["evaluate_events_per_s"], 3),
-    }, indent=2))
+        "raw_durable_post_events_per_s": round(raw),
+    }
+    for name in trees:
+        report[name] = full[name]
+        report[f"{name}_at_half_load"] = half[name]
+        report[f"{name}_evaluate_over_ceiling"] = round(
+            full[name]["evaluate_events_per_s"] / ceiling["evaluate_events_per_s"], 3)
+        report[f"{name}_stream_over_ceiling"] = round(
+            full[name]["stream_events_per_s"] / ceiling["stream_events_per_s"], 3)
+        report[f"{name}_evaluate_over_raw_durable"] = round(
+            full[name]["evaluate_events_per_s"] / raw, 3)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def decision_id(revision: str, event_id: str, rule: str | None, trigger: str) ->
     return f"d-{digest}"
 
 
-@dataclass
+@dataclass(slots=True)
 class EffectOutcome:
     effect: str
     args: dict[str, Any]
@@ -37,7 +37,7 @@ class EffectOutcome:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     decision_id: str
     event_id: str

@@ -8,11 +8,15 @@ Per event, in this order:
    that listens to its type; the first matching rule of each rulebook decides;
 5. the rule's effects are evaluated on one snapshot, their burdens accounted, state changed.
 
-durable_rules is driven from one thread: the Host's own background dispatch threads are switched
-off, every post is synchronous, and `post_batch` is never used (it defers the actions of all but
-one session to those threads). Deadlines do not use durable_rules timers, which run on the wall
-clock; a deadline fires by posting a synthetic `$deadline:<rule>` message when the watermark (the
-latest event time seen) passes its due time, so a replay gives the same decisions at any speed.
+durable_rules is driven from one thread through its C binding (`durable_rules_engine`), the same
+calls its Python `Host` makes for a synchronous post, without the Host's per-post closure objects,
+session-state round trip and background dispatch threads: assert the message, start the action
+durable_rules chose for the session (its name is the rule that matched), complete it, drop the
+session. That path costs about a sixth of `Host.post` (see bench/RESULTS.md). Messages are posted
+one at a time, never as a batch: each event's message carries state that the effects of the events
+before it changed. Deadlines do not use durable_rules timers, which run on the wall clock; a
+deadline fires by posting a synthetic `$deadline:<rule>` message when the watermark (the latest
+event time seen) passes its due time, so a replay gives the same decisions at any speed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import datetime as dt
 import heapq
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +33,7 @@ import durable_rules_engine
 from durable import engine as durable_engine
 
 from rules.effects import EFFECTS
-from rules.rulebook import EffectCallIR, Rulebook, RulebookSet, RuleIR
+from rules.rulebook import CompiledExpr, EffectCallIR, Rulebook, RulebookSet, RuleIR
 from rules.targets.durable import NO_RULE, Ruleset, compile_ruleset, deadline_type
 from rules.vocabulary import CORRELATION_KEYS
 from service.apply import accrue, apply_effect, roll_periods
@@ -44,16 +48,62 @@ class _PostFailed(Exception):
     """durable_rules refused a message (its C engine's error code is in the text)."""
 
 
-class _QuietHost(durable_engine.Host):
-    """A durable_rules Host without its background dispatch threads.
+#: durable_rules' answer codes for an asserted message (see durable.engine.Ruleset).
+_HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
 
-    The stock Host starts timers that call `dispatch()` on every ruleset from other threads; that
-    would run our actions concurrently with the engine. We post synchronously from one thread and
-    run deadlines ourselves, so those threads have nothing to do.
+#: The JSON writer durable_rules' own Python layer uses (`ensure_ascii=False`), made once.
+_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+class _DurableRuleset:
+    """One compiled ruleset registered with durable_rules' C engine, posted to synchronously.
+
+    The calls are those `durable.engine.Host.post` makes when no action is queued elsewhere:
+    `assert_event`, `start_action_for_state` (durable_rules picks the rule by salience and
+    returns `{"<rule name>": {"m": message}}`), `complete_and_start_action`. Our actions only
+    record which rule fired and never change the session, so the Host's closure objects and its
+    state write-back (`update_state`) have nothing to do and are skipped.
     """
 
-    def _run(self) -> None:
-        return None
+    __slots__ = ("_handle", "_rule_names", "name")
+
+    def __init__(self, name: str, definition: dict[str, dict[str, Any]]):
+        self.name = name
+        self._rule_names = frozenset(definition)
+        plain = {rule: {k: v for k, v in spec.items() if k != "run"}
+                 for rule, spec in definition.items()}
+        self._handle = durable_rules_engine.create_ruleset(name, _to_json(plain))
+
+    def post(self, msg: dict[str, Any]) -> str | None:
+        """Assert one message and return the name of the rule whose action it started."""
+        handle = self._handle
+        code, state = durable_rules_engine.assert_event(handle, _to_json(msg))
+        if code == _NOT_HANDLED:
+            raise durable_engine.MessageNotHandledException(msg)
+        if code == _OBSERVED:
+            raise durable_engine.MessageObservedException(msg)
+        if code != _HANDLED:
+            return None
+        started = durable_rules_engine.start_action_for_state(handle, state)
+        if not started:
+            return None
+        durable_rules_engine.complete_and_start_action(handle, state)
+        return self._rule_of(started[1])
+
+    def _rule_of(self, action: str) -> str:
+        # The action text starts with the rule name as its first key: {"<name>":{"m":...}}.
+        end = action.find('"', 2)
+        name = action[2:end]
+        if name not in self._rule_names:  # a name JSON had to escape: read it properly
+            name = next(iter(json.loads(action)))
+        return name
+
+    def delete_session(self, sid: str) -> None:
+        durable_rules_engine.delete_state(self._handle, sid)
+
+    def delete(self) -> None:
+        """Free the ruleset's C memory (about half a megabyte); it cannot be used afterwards."""
+        durable_rules_engine.delete_ruleset(self._handle)
 
 
 class Engine:
@@ -65,15 +115,12 @@ class Engine:
         self.store: StateStore = store if store is not None else SQLiteStateStore()
         self.zone = rulebook_set.timezone
         self._tz = ZoneInfo(self.zone)
-        self._fired: list[str] = []
         self.rulesets: dict[str, Ruleset] = {}
-        definitions: dict[str, Any] = {}
+        self._durable: dict[str, _DurableRuleset] = {}
         for family, rb in sorted(rulebook_set.rulebooks.items()):
-            rs = compile_ruleset(rb, self._action, name=f"{host_prefix}{rb.id.replace('/', '.')}")
+            rs = compile_ruleset(rb, _record_only, name=f"{host_prefix}{rb.id.replace('/', '.')}")
             self.rulesets[family] = rs
-            definitions[rs.name] = rs.definition
-        self.host = _QuietHost(definitions)
-        self._durable = {rs.name: self.host.get_ruleset(rs.name) for rs in self.rulesets.values()}
+            self._durable[rs.name] = _DurableRuleset(rs.name, rs.definition)
         self._closed = False
         # Routing: event type -> rulesets whose rules listen to it.
         self._routes: dict[str, list[Ruleset]] = {}
@@ -84,24 +131,23 @@ class Engine:
                     if rs not in lst:
                         lst.append(rs)
         self._field_plan: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # Per condition and per effect call (keyed by id, holding the object so the id stays
+        # its own): what `_explain` reads and which arguments `_effects` requires.
+        self._explain_plans: dict[int, tuple[CompiledExpr, tuple[tuple[str, str, str], ...],
+                                             tuple[str, ...]]] = {}
+        self._required_args: dict[int, tuple[EffectCallIR, tuple[str, ...]]] = {}
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, str]] = []
         self._pending: dict[str, dict[str, Any]] = {}
         self._by_key: dict[tuple[str, str, str], set[str]] = {}
+        #: How many pending deadlines each merchant has: most events' merchants have none.
+        self._merchants_waiting: dict[str, int] = {}
         for d in self.store.deadlines():
             self._arm(d, persist=False)
         wm = self.store.meta(WATERMARK_KEY)
         self.watermark: float = float(wm) if wm is not None else float("-inf")
 
     # -- durable_rules plumbing -------------------------------------------------------------
-    def _action(self, rule_name: str):
-        fired = self._fired
-
-        def run(_closure: Any) -> None:
-            fired.append(rule_name)
-
-        return run
-
     def _plan(self, rs: Ruleset, msg_type: str) -> list[tuple[str, str]]:
         key = (rs.name, msg_type)
         plan = self._field_plan.get(key)
@@ -138,10 +184,9 @@ class Engine:
                     derived[h.name] = v
             if derived:
                 msg["derived"] = derived
-        fired = self._fired
-        fired.clear()
+        durable = self._durable[rs.name]
         try:
-            self.host.post(rs.name, msg)
+            fired = durable.post(msg)
         except durable_rules_engine.error as exc:
             # A message the C engine cannot take must not stop the stream. The session is left
             # alone: deleting one that matched nothing would crash the process.
@@ -150,10 +195,10 @@ class Engine:
         # as its post is done: the C engine fails with MemoryError past 1,024 live sessions per
         # ruleset, and slows down long before that. Every post matches at least the catch-all
         # rule, which is what makes the delete safe (see rules.targets.durable.NO_RULE).
-        self._durable[rs.name].delete_state(sid)
-        if not fired or fired[0] == NO_RULE:
+        durable.delete_session(sid)
+        if fired is None or fired == NO_RULE:
             return None
-        return fired[0]
+        return fired
 
     # -- deadlines --------------------------------------------------------------------------
     def _arm(self, d: dict[str, Any], persist: bool = True) -> None:
@@ -163,6 +208,8 @@ class Engine:
         self._pending[d["id"]] = d
         heapq.heappush(self._heap, (d["due"], next(self._seq), d["id"]))
         self._by_key.setdefault((d["merchant_id"], d["key"], d["key_value"]), set()).add(d["id"])
+        self._merchants_waiting[d["merchant_id"]] = \
+            self._merchants_waiting.get(d["merchant_id"], 0) + 1
         if persist:
             self.store.put_deadline(d)
 
@@ -176,13 +223,18 @@ class Engine:
             ids.discard(deadline_id)
             if not ids:
                 del self._by_key[key]
+        left = self._merchants_waiting[d["merchant_id"]] - 1
+        if left:
+            self._merchants_waiting[d["merchant_id"]] = left
+        else:
+            del self._merchants_waiting[d["merchant_id"]]
         if persist:
             self.store.drop_deadline(deadline_id)
         return d
 
     def _cancel_for(self, ev: Any, payload: dict[str, Any]) -> list[str]:
         cancelled: list[str] = []
-        if not self._pending:
+        if ev.merchant_id not in self._merchants_waiting:
             return cancelled
         candidates = [("merchant", "")]
         for key, field in CORRELATION_KEYS.items():
@@ -256,8 +308,7 @@ class Engine:
             outcome="applied",
         )
         if rule.deadline.when is not None:
-            decision.explanation = _explain(rule.deadline.when.names, rule.deadline.when.params,
-                                            scope, rs.rulebook)
+            decision.explanation = self._explain(rule.deadline.when, scope, rs.rulebook)
         decision.explanation["deadline_due"] = self._iso(d["due"])
         self._effects(decision, rule.deadline.then, scope, d["due"], merchant, listing, order)
         return decision
@@ -364,7 +415,7 @@ class Engine:
             rule=rule.id,
             trigger="event",
             outcome="applied",
-            explanation=_explain(rule.when.names, rule.when.params, scope, rulebook),
+            explanation=self._explain(rule.when, scope, rulebook),
             cancelled_deadlines=cancelled,
         )
         if rule.deadline is not None:
@@ -401,7 +452,7 @@ class Engine:
             evaluated.append((call, args, burdens, amounts))
         store = self.store
         for call, args, burdens, amounts in evaluated:
-            missing = [n for n, a in call.spec.args.items() if a.required and args.get(n) is None]
+            missing = [n for n in self._required(call) if args.get(n) is None]
             if missing:
                 decision.effects.append(EffectOutcome(
                     call.name, _round_args(args), amounts, [],
@@ -418,11 +469,37 @@ class Engine:
             if burdens:
                 touched.add("merchant")
             for kind in touched:
-                obj = {"merchant": merchant, "listing": listing, "order": order}[kind]
+                obj = merchant if kind == "merchant" else listing if kind == "listing" else order
                 if obj is not None:
                     store.touch(kind, obj)
             decision.effects.append(EffectOutcome(call.name, _round_args(args), amounts,
                                                   [b.to_dict() for b in burdens]))
+
+    def _explain(self, condition: CompiledExpr, scope: dict[str, Any],
+                 rulebook: Rulebook) -> dict[str, Any]:
+        """The values the condition read: what made it true, in the rule's own words."""
+        plan = self._explain_plans.get(id(condition))
+        if plan is None or plan[0] is not condition:
+            plan = (condition,
+                    tuple((name, *name.split(".", 1)) for name in sorted(condition.names)),
+                    tuple(sorted(condition.params)))
+            self._explain_plans[id(condition)] = plan
+        out: dict[str, Any] = {}
+        for name, ns, field in plan[1]:
+            space = scope.get(ns)
+            out[name] = space.get(field) if space else None
+        parameters = rulebook.parameters
+        for p in plan[2]:
+            out[p] = parameters.get(p)
+        return out
+
+    def _required(self, call: EffectCallIR) -> tuple[str, ...]:
+        """The arguments an effect cannot be carried out without."""
+        found = self._required_args.get(id(call))
+        if found is None or found[0] is not call:
+            found = (call, tuple(n for n, a in call.spec.args.items() if a.required))
+            self._required_args[id(call)] = found
+        return found[1]
 
     def _iso(self, t: float) -> str:
         return dt.datetime.fromtimestamp(t, self._tz).isoformat()
@@ -437,8 +514,18 @@ class Engine:
         if flush:
             self.store.flush()
         for ruleset in self._durable.values():
-            durable_rules_engine.delete_ruleset(ruleset._handle)
+            ruleset.delete()
         self._closed = True
+
+
+def _record_only(rule_name: str) -> Callable[[Any], None]:
+    """The action each compiled rule gets. The engine reads which rule fired from durable_rules'
+    answer to the post and never runs actions, so this one only exists for the definition."""
+
+    def run(_closure: Any) -> None:
+        return None
+
+    return run
 
 
 class _DeadlineEvent:
@@ -465,16 +552,3 @@ def _wire_float(value: float) -> float | int:
 
 def _round_args(args: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in args.items()}
-
-
-def _explain(names: Iterable[str], params: Iterable[str], scope: dict[str, Any],
-             rulebook: Rulebook) -> dict[str, Any]:
-    """The values the condition read: what made it true, in the rule's own words."""
-    out: dict[str, Any] = {}
-    for name in sorted(names):
-        ns, field = name.split(".", 1)
-        space = scope.get(ns)
-        out[name] = space.get(field) if space else None
-    for p in sorted(params):
-        out[p] = rulebook.parameters.get(p)
-    return out

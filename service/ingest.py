@@ -7,6 +7,13 @@ batches, and a client that resends what was not acknowledged gets the same total
 never stopped. A resent `event_id` is answered from the journal with its original decisions and
 changes nothing.
 
+Batches stay batches into the journal: each new event's answer is serialised once, as the
+`EventResult` body the reply carries (see service.convert), and that same body is the journal row's
+`result`, so a duplicate is answered with the stored bytes as they are and nothing is decoded.
+The journal's `event` column holds the event as it arrived: the serialised `rulebook.v1.Event`
+(a BLOB) when the caller passes the request's messages, as the gRPC service does, otherwise the
+event's JSON (TEXT); SQLite's `typeof(event)` tells them apart.
+
 One `Ingestor` serialises batches (the engines are single-threaded); the gRPC layer calls it from
 its worker threads.
 """
@@ -21,12 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from rules.rulebook import RulebookSet
+from service.api.rulebook.v1 import evaluation_service_pb2
+from service.convert import Rejected, legacy_result_body, result_body
 from service.decision import Decision
 from service.engine import Engine
 from service.events import Event, FieldViolation, event_to_json
-from service.state import SQLiteStateStore, decode, encode, open_database
+from service.state import SQLiteStateStore, WalCheckpointer, decode, open_database
 
 PRIMARY, SHADOW = "primary", "shadow"
+
+#: The first byte of a pickle (protocol 2 or later); a result body starts with a field key.
+_PICKLED = b"\x80"
 
 _JOURNAL = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -40,24 +52,32 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
-@dataclass(frozen=True)
-class Rejected:
-    """An item of a batch that did not validate: answered with its errors, never stored."""
-
-    event_id: str
-    errors: list[FieldViolation]
-
-
-@dataclass
+@dataclass(slots=True)
 class EventOutcome:
-    """The answer for one event of a batch, as plain data (the gRPC layer converts it)."""
+    """The answer for one event of a batch.
+
+    `result` is the serialised `EventResult` body (event id, decisions, shadow decisions) the
+    reply carries and the journal keeps; empty for an invalid item, which has `errors` instead.
+    """
 
     index: int
     event_id: str
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    shadow_decisions: list[dict[str, Any]] = field(default_factory=list)
+    result: bytes = b""
     errors: list[FieldViolation] = field(default_factory=list)
     duplicate: bool = False
+
+    def _parsed(self) -> Any:
+        return evaluation_service_pb2.EventResult.FromString(self.result)
+
+    @property
+    def decisions(self) -> list[Any]:
+        """The primary set's decisions, as `rulebook.v1.Decision` messages."""
+        return list(self._parsed().decisions)
+
+    @property
+    def shadow_decisions(self) -> list[Any]:
+        """The shadow set's decisions, as `rulebook.v1.Decision` messages."""
+        return list(self._parsed().shadow_decisions)
 
 
 @dataclass
@@ -78,6 +98,8 @@ class Ingestor:
         self.path = str(path)
         self._db = open_database(path)
         self._db.executescript(_JOURNAL)
+        # Pages reach the database file off the reply path (see WalCheckpointer).
+        self._checkpointer = WalCheckpointer(path, self._db) if self.path != ":memory:" else None
         self._lock = threading.RLock()
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         self._seq = int(row[0])
@@ -126,25 +148,31 @@ class Ingestor:
     # -- batches ----------------------------------------------------------------------------
     def ingest(self, items: Sequence[Event | Rejected],
                before_commit: Callable[[], None] | None = None,
-               timeout: float | None = None) -> BatchReport:
+               timeout: float | None = None,
+               received: Sequence[Any] | None = None) -> BatchReport:
         """Evaluate, journal and commit a batch; invalid items are answered with their errors.
 
         Waits at most `timeout` seconds for earlier batches (TimeoutError after that).
+        `received`, when given, holds the protobuf message each item came from (same order);
+        the journal keeps their serialised form instead of the events' JSON.
         `before_commit` is a test hook to simulate a crash between evaluation and commit.
         """
+        if received is not None and len(received) != len(items):
+            raise ValueError(f"received holds {len(received)} messages for {len(items)} items")
         if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
             raise TimeoutError("earlier batches are still being evaluated")
         try:
-            return self._ingest(items, before_commit)
+            return self._ingest(items, before_commit, received)
         finally:
             self._lock.release()
 
     def _ingest(self, items: Sequence[Event | Rejected],
-                before_commit: Callable[[], None] | None) -> BatchReport:
+                before_commit: Callable[[], None] | None,
+                received: Sequence[Any] | None) -> BatchReport:
         outcomes: list[EventOutcome] = []
         new_events: list[Event] = []
         duplicates: list[Event] = []
-        fresh: list[tuple[EventOutcome, Event]] = []
+        fresh: list[tuple[EventOutcome, Event, Any]] = []
         seen_in_batch: dict[str, EventOutcome] = {}
         ids = [it.event_id for it in items if not isinstance(it, Rejected)]
         stored = self._journalled(ids)
@@ -159,10 +187,10 @@ class Ingestor:
                 out.duplicate = True
                 duplicates.append(item)
                 if earlier is None:
-                    out.decisions, out.shadow_decisions = stored[item.event_id]
+                    out.result = stored[item.event_id]
                 continue
             seen_in_batch[item.event_id] = out
-            fresh.append((out, item))
+            fresh.append((out, item, received[index] if received is not None else None))
         try:
             return self._evaluate_and_commit(outcomes, fresh, seen_in_batch, new_events,
                                              duplicates, before_commit)
@@ -173,46 +201,56 @@ class Ingestor:
             raise
 
     def _evaluate_and_commit(self, outcomes: list[EventOutcome],
-                             fresh: list[tuple[EventOutcome, Event]],
+                             fresh: list[tuple[EventOutcome, Event, Any]],
                              seen_in_batch: dict[str, EventOutcome], new_events: list[Event],
                              duplicates: list[Event],
                              before_commit: Callable[[], None] | None) -> BatchReport:
         new_decisions: dict[str, list[Decision]] = {role: [] for role in self.engines}
         rows = []
-        for out, event in fresh:
-            for role, engine in self.engines.items():
-                decisions = engine.process_one(event)
-                new_decisions[role].extend(decisions)
-                dicts = [d.to_dict() for d in decisions]
-                if role == PRIMARY:
-                    out.decisions = dicts
-                else:
-                    out.shadow_decisions = dicts
-            self._seq += 1
-            rows.append((event.event_id, self._seq, event.type, event.merchant_id,
-                         event_to_json(event), encode((out.decisions, out.shadow_decisions))))
+        primary = self.engines.get(PRIMARY)
+        shadow = self.engines.get(SHADOW)
+        primary_new = new_decisions.get(PRIMARY)
+        shadow_new = new_decisions.get(SHADOW)
+        no_decisions: list[Decision] = []
+        seq = self._seq
+        for out, event, message in fresh:
+            decisions = primary.process_one(event) if primary is not None else no_decisions
+            shadowed = shadow.process_one(event) if shadow is not None else no_decisions
+            if primary_new is not None:
+                primary_new.extend(decisions)
+            if shadow_new is not None:
+                shadow_new.extend(shadowed)
+            out.result = result_body(event.event_id, decisions, shadowed)
+            seq += 1
+            rows.append((event.event_id, seq, event.type, event.merchant_id,
+                         event_to_json(event) if message is None else message.SerializeToString(),
+                         out.result))
             new_events.append(event)
         # Duplicates inside one batch answer with the decisions of their first occurrence.
         for out in outcomes:
-            if out.duplicate and not out.decisions and out.event_id in seen_in_batch:
-                first = seen_in_batch[out.event_id]
-                out.decisions, out.shadow_decisions = first.decisions, first.shadow_decisions
+            if out.duplicate and not out.result and out.event_id in seen_in_batch:
+                out.result = seen_in_batch[out.event_id].result
         if before_commit is not None:
             before_commit()
         started = time.perf_counter()
         self._commit(rows)
+        self._seq = seq
         fsync_seconds = time.perf_counter() - started
         return BatchReport(outcomes, new_decisions, fsync_seconds, new_events, duplicates)
 
-    def _journalled(self, ids: list[str]) -> dict[str, tuple[list[dict], list[dict]]]:
-        found: dict[str, tuple[list[dict], list[dict]]] = {}
+    def _journalled(self, ids: list[str]) -> dict[str, bytes]:
+        """The stored result body of every id already in the journal."""
+        found: dict[str, bytes] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for event_id, blob in self._db.execute(
                     f"SELECT event_id, result FROM journal WHERE event_id IN ({marks})", chunk):
-                primary, shadow = decode(blob)
-                found[event_id] = (primary, shadow)
+                if blob[:1] == _PICKLED:
+                    # A row from before bodies were journalled: its decisions as pickled dicts.
+                    primary, shadow = decode(blob)
+                    blob = legacy_result_body(event_id, primary, shadow)
+                found[event_id] = blob
         return found
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
@@ -230,6 +268,8 @@ class Ingestor:
             raise
         for store in self._stores.values():
             store.committed()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def advance_to(self, time_: float) -> dict[str, list[Decision]]:
         """Fire deadlines due by `time_` in every set (a clock tick with no event)."""
@@ -253,6 +293,8 @@ class Ingestor:
         with self._lock:
             for engine in self.engines.values():
                 engine.close(flush=False)  # every batch committed its own changes
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             self._db.close()
 
 

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -250,9 +251,22 @@ class ServiceMetrics:
         """
         _check_role(role)
         cohorts: dict[str, str] = {}
+        # A batch names few label sets many times: count decisions per label set and look each
+        # child series up once, instead of a `labels()` lookup (and a lock) per decision. Amounts
+        # are still added one by one, in order, so the float totals are the same.
+        counts: dict[tuple[str, str, str], int] = {}
+        children: dict[tuple[Any, ...], Any] = {}
+
+        def child(metric: Any, *labels: str) -> Any:
+            key = (id(metric), *labels)
+            found = children.get(key)
+            if found is None:
+                found = children[key] = metric.labels(*labels)
+            return found
+
         for d in decisions:
-            self.decisions.labels(set_id, role, _family(d), _one_of(d.trigger, TRIGGERS, "other"),
-                                  _one_of(d.outcome, DECISION_OUTCOMES, "other")).inc()
+            key = (_family(d), d.trigger, d.outcome)
+            counts[key] = counts.get(key, 0) + 1
             if not d.effects:
                 continue
             cohort = cohorts.get(d.merchant_id)
@@ -266,29 +280,32 @@ class ServiceMetrics:
                     counter = (self.merchant_burden if b["party"] == "merchant"
                                else self.platform_burden if b["party"] == "platform" else None)
                     if counter is not None and b["amount"] > 0:
-                        counter.labels(*who, _one_of(b["category"], CATEGORIES, "other")) \
+                        child(counter, *who, _one_of(b["category"], CATEGORIES, "other")) \
                             .inc(b["amount"])
                 name = eff.effect
                 if name == "set_price":
-                    self.forced_price_changes.labels(*who).inc()
+                    child(self.forced_price_changes, *who).inc()
                     below = eff.amounts.get("below_cost_by") or 0
                     if below > 0:
-                        self.below_cost_changes.labels(*who, "auto_follow").inc()
-                        self.below_cost_yuan.labels(*who, "auto_follow").inc(below)
+                        child(self.below_cost_changes, *who, "auto_follow").inc()
+                        child(self.below_cost_yuan, *who, "auto_follow").inc(below)
                 elif name == "flag" and eff.amounts.get("finding") == "below_cost_follow":
-                    self.below_cost_changes.labels(*who, "merchant_follow").inc()
+                    child(self.below_cost_changes, *who, "merchant_follow").inc()
                     amount = eff.amounts.get("amount") or 0
                     if amount > 0:
-                        self.below_cost_yuan.labels(*who, "merchant_follow").inc(amount)
+                        child(self.below_cost_yuan, *who, "merchant_follow").inc(amount)
                 elif name == "grant_refund":
-                    self.refunds_granted.labels(
-                        *who, _one_of(eff.args.get("decided_by"), DECIDERS, "other")).inc()
+                    child(self.refunds_granted, *who,
+                          _one_of(eff.args.get("decided_by"), DECIDERS, "other")).inc()
                 elif name == "refuse_appeal":
-                    self.appeals_refused.labels(
-                        *who, _one_of(eff.args.get("reason"), REFUSAL_REASONS, "other")).inc()
+                    child(self.appeals_refused, *who,
+                          _one_of(eff.args.get("reason"), REFUSAL_REASONS, "other")).inc()
                 elif name == "block_appeals":
-                    self.appeal_blocks.labels(
-                        *who, _one_of(eff.args.get("scope"), BLOCK_SCOPES, "other")).inc()
+                    child(self.appeal_blocks, *who,
+                          _one_of(eff.args.get("scope"), BLOCK_SCOPES, "other")).inc()
+        for (family, trigger, outcome), n in counts.items():
+            self.decisions.labels(set_id, role, family, _one_of(trigger, TRIGGERS, "other"),
+                                  _one_of(outcome, DECISION_OUTCOMES, "other")).inc(n)
 
     # -- state ------------------------------------------------------------------------------
     def register_state_source(self, set_id: str, role: str,

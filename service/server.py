@@ -4,10 +4,15 @@ Batches stay batches from the wire to the journal: one request carries up to `ma
 events, the ingestor evaluates and commits them in one transaction, and the answer goes back
 only after that commit. The engines are single-threaded, so batches are evaluated one at a
 time; gRPC worker threads wait for their turn within their deadline.
+
+The evaluation replies are assembled as wire bytes from the result bodies the journal stores
+(see service.convert), so the evaluation service is registered with a pass-through response
+serialiser instead of the generated one; every other service uses its generated registration.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -34,7 +39,13 @@ from service.api.rulebook.v1 import (
     rulebook_service_pb2,
     rulebook_service_pb2_grpc,
 )
-from service.convert import event_from_proto, outcome_to_proto
+from service.convert import (
+    evaluate_response_wire,
+    event_from_proto,
+    rejected_wire,
+    result_wire,
+    stream_response_wire,
+)
 from service.ingest import PRIMARY, SHADOW, BatchReport, Ingestor
 from service.metrics import ServiceMetrics
 
@@ -127,9 +138,9 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
     def __init__(self, app: Application):
         self.app = app
 
-    def Evaluate(self, request: Any, context: grpc.ServicerContext) -> Any:
-        results = self.app.evaluate(request.events, context, "events")
-        return evaluation_service_pb2.EvaluateResponse(results=results)
+    def Evaluate(self, request: Any, context: grpc.ServicerContext) -> bytes:
+        """The serialised `EvaluateResponse` (see `add_evaluation_servicer`)."""
+        return evaluate_response_wire(self.app.evaluate(request.events, context, "events"))
 
     def StreamEvaluate(self, request_iterator: Iterator[Any],
                        context: grpc.ServicerContext) -> Iterator[Any]:
@@ -144,8 +155,7 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
                 except BadRequest as exc:
                     code = "INVALID_ARGUMENT"
                     _abort_bad_request(context, exc)
-                yield evaluation_service_pb2.StreamEvaluateResponse(
-                    batch_id=batch.batch_id, results=results)
+                yield stream_response_wire(batch.batch_id, results)
         except grpc.RpcError:
             code = _code_name(context)
             raise
@@ -154,6 +164,28 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
             raise
         finally:
             self.app.metrics.observe_rpc("StreamEvaluate", code, time.perf_counter() - started)
+
+
+def _already_serialised(message: bytes) -> bytes:
+    return message
+
+
+def add_evaluation_servicer(servicer: EvaluationServicer, server: grpc.Server) -> None:
+    """Register the evaluation service like the generated `add_..._to_server`, except that its
+    answers are already serialised (`bytes`) and go on the wire as they are."""
+    service = evaluation_service_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name
+    handlers = {
+        "Evaluate": grpc.unary_unary_rpc_method_handler(
+            servicer.Evaluate,
+            request_deserializer=evaluation_service_pb2.EvaluateRequest.FromString,
+            response_serializer=_already_serialised),
+        "StreamEvaluate": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamEvaluate,
+            request_deserializer=evaluation_service_pb2.StreamEvaluateRequest.FromString,
+            response_serializer=_already_serialised),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
 
 
 class RulebookServicer(rulebook_service_pb2_grpc.RulebookServiceServicer):
@@ -252,7 +284,7 @@ class Application:
         )
         evaluation = EvaluationServicer(self)
         evaluation.Evaluate = observed.unary("Evaluate", evaluation.Evaluate)  # type: ignore
-        evaluation_service_pb2_grpc.add_EvaluationServiceServicer_to_server(evaluation, server)
+        add_evaluation_servicer(evaluation, server)
         rulebooks = RulebookServicer(self)
         for name in ("ListRulebookSets", "GetRulebook", "ValidateRulebook", "LoadRulebookSet"):
             setattr(rulebooks, name, observed.unary(name, getattr(rulebooks, name)))
@@ -290,7 +322,8 @@ class Application:
             self.health.set(name, status)
 
     # -- evaluation --------------------------------------------------------------------------
-    def evaluate(self, events: Any, context: grpc.ServicerContext, prefix: str) -> list[Any]:
+    def evaluate(self, events: Any, context: grpc.ServicerContext, prefix: str) -> list[bytes]:
+        """Evaluate one batch; the serialised `EventResult` of each event, in request order."""
         n = len(events)
         if n == 0:
             raise BadRequest("a batch needs at least one event", [(prefix, "empty")])
@@ -304,22 +337,26 @@ class Application:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before "
                                                              "the batch could be evaluated")
         try:
-            report = self.ingestor.ingest(items, timeout=remaining)
+            report = self.ingestor.ingest(items, timeout=remaining, received=events)
         except TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                           "the deadline passed while earlier batches were being evaluated")
         with self.ingestor.locked():  # metrics read state; no batch may be half applied
             self._observe(report)
-        return [outcome_to_proto(o) for o in report.outcomes]
+        return [rejected_wire(o.index, o.event_id, o.errors) if o.errors
+                else result_wire(o.index, o.result, o.duplicate) for o in report.outcomes]
 
     def _observe(self, report: BatchReport) -> None:
         m = self.metrics
         m.observe_batch(len(report.outcomes))
         m.observe_fsync(report.fsync_seconds)
-        for event in report.new_events:
-            m.count_events(event.type, "evaluated")
-        for event in report.duplicates:
-            m.count_events(event.type, "duplicate")
+        for outcome, events in (("evaluated", report.new_events),
+                                ("duplicate", report.duplicates)):
+            by_type: dict[str, int] = {}
+            for event in events:
+                by_type[event.type] = by_type.get(event.type, 0) + 1
+            for event_type, n in by_type.items():
+                m.count_events(event_type, outcome, n)
         invalid = sum(1 for o in report.outcomes if o.errors)
         if invalid:
             m.count_events("unknown", "invalid", invalid)
@@ -392,6 +429,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+#: Allocations between young-generation collections while serving (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def _tune_gc() -> None:
+    """Collect less often while serving: a batch of 1,000 events allocates some hundred thousand
+    short-lived objects, almost all freed by reference counting, so the default threshold runs
+    the cycle collector hundreds of times per batch over the same long-lived objects (about a
+    tenth of the CPU time, see bench/RESULTS.md). What exists at start-up (rulebooks, compiled
+    rules, modules) is frozen out of the collector's view for good."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def serve(config: ServerConfig, log_json: bool = False) -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     handler = logging.StreamHandler()
@@ -401,6 +454,7 @@ def serve(config: ServerConfig, log_json: bool = False) -> int:
     from prometheus_client import start_http_server
 
     app = Application(config)
+    _tune_gc()
     metrics_server, _ = start_http_server(config.metrics_port, addr=config.host,
                                           registry=app.metrics.registry)
     metrics_url = f"http://{config.host}:{metrics_server.server_port}/metrics"

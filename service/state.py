@@ -4,6 +4,11 @@ The engine reads and writes plain dicts whose keys are the names in `rules.vocab
 rule evaluator can read them without copying. The store keeps every object it has handed out in a
 cache, remembers which ones changed, and writes those in one transaction on `flush()`: one fsync
 per batch rather than per event. The embedded default is SQLite in WAL mode.
+
+A record is stored as its values alone, with the number of its *shape* (the tuple of its keys, in
+order), and each shape once in a table of its own: the key names were half to two thirds of every
+record, and since every batch rewrites every record it touched, the bytes written per batch (and
+the CPU time SQLite spends writing them to the WAL) shrink with them (see bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,6 +115,55 @@ def open_database(path: str | Path = ":memory:", *, synchronous: str = "FULL") \
     return db
 
 
+class WalCheckpointer:
+    """Copies committed WAL pages back into the database file on a thread of its own.
+
+    By default SQLite does that inside the `COMMIT` that pushes the WAL past 1,000 pages, which
+    with batches that rewrite a few thousand pages means inside every commit: a second fsync (of
+    the database file) and a copy of every page before the reply can go. Here the writer's own
+    checkpoints are switched off and this thread runs passive checkpoints, at most one every
+    `interval` seconds after a commit asks for one. Passive checkpoints never block the writer
+    (SQLite releases the GIL while it copies), pages rewritten by several batches in between are
+    copied once, and durability is unchanged: a commit is durable once it is in the WAL.
+    """
+
+    def __init__(self, path: str | Path, writer: sqlite3.Connection, interval: float = 0.25):
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._writer = writer
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._interval = interval
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self.checkpoints = 0
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        """A transaction committed: its pages should reach the database file soon."""
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            self._wanted.clear()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoints += 1
+            except sqlite3.Error:
+                pass  # busy: the next commit asks again, and closing the writer checkpoints
+            self._stopping.wait(self._interval)
+
+    def close(self) -> None:
+        """Stop the thread; the writer checkpoints again as SQLite does by default."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join()
+        self._db.close()
+        self._writer.execute("PRAGMA wal_autocheckpoint=1000")
+
+
 class SQLiteStateStore:
     """SQLite-backed store with a write-back cache; `path=':memory:'` keeps nothing on disk.
 
@@ -132,6 +187,15 @@ class SQLiteStateStore:
                          "(id TEXT PRIMARY KEY, due REAL NOT NULL, data BLOB NOT NULL)")
         self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._t['meta']} "
                          "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._t["shape"] = f"{prefix}shapes"
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._t['shape']} "
+                         "(id INTEGER PRIMARY KEY, keys BLOB NOT NULL)")
+        self._keys_of: dict[int, tuple[str, ...]] = {
+            shape_id: tuple(decode(keys))
+            for shape_id, keys in self._db.execute(f"SELECT id, keys FROM {self._t['shape']}")
+        }
+        self._shape_of = {keys: shape_id for shape_id, keys in self._keys_of.items()}
+        self._shapes_pending: dict[int, tuple[str, ...]] = {}
         self._cache: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
         self._dirty: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
         self._deadlines_put: dict[str, dict[str, Any]] = {}
@@ -144,6 +208,35 @@ class SQLiteStateStore:
             for k in _KINDS
         )
 
+    # -- records ----------------------------------------------------------------------------
+    def _encode_record(self, obj: dict[str, Any]) -> bytes:
+        keys = tuple(obj)
+        shape = self._shape_of.get(keys)
+        if shape is None:
+            # Kept pending until a commit includes it, however many transactions fail first.
+            shape = max(self._keys_of, default=0) + 1
+            self._shape_of[keys] = shape
+            self._keys_of[shape] = keys
+            self._shapes_pending[shape] = keys
+        return pickle.dumps((shape, tuple(obj.values())), protocol=5)
+
+    def _decode_record(self, blob: bytes) -> dict[str, Any]:
+        data = decode(blob)
+        if isinstance(data, dict):
+            return data  # written before records were stored by shape
+        shape, values = data
+        keys = self._keys_of.get(shape)
+        if keys is None:  # another connection may have committed it since this store opened
+            row = self._db.execute(f"SELECT keys FROM {self._t['shape']} WHERE id = ?",
+                                   (shape,)).fetchone()
+            if row is not None:
+                keys = self._keys_of[shape] = tuple(decode(row[0]))
+                self._shape_of[keys] = shape
+        if keys is None or len(keys) != len(values):
+            raise ValueError(f"a state record names shape {shape}, which table "
+                             f"{self._t['shape']} does not hold with {len(values)} keys")
+        return dict(zip(keys, values, strict=True))
+
     # -- objects ----------------------------------------------------------------------------
     def _load(self, kind: str, key: str) -> dict[str, Any] | None:
         cache = self._cache[kind]
@@ -153,7 +246,7 @@ class SQLiteStateStore:
                 f"SELECT data FROM {self._t[kind]} WHERE id = ?", (key,)
             ).fetchone()
             if row is not None:
-                obj = decode(row[0])
+                obj = self._decode_record(row[0])
                 cache[key] = obj
         return obj
 
@@ -207,7 +300,7 @@ class SQLiteStateStore:
             return
         for key, data in self._db.execute(f"SELECT id, data FROM {self._t[kind]}").fetchall():
             if key not in cache:
-                yield decode(data)
+                yield self._decode_record(data)
 
     # -- deadlines --------------------------------------------------------------------------
     def deadlines(self) -> list[dict[str, Any]]:
@@ -256,12 +349,15 @@ class SQLiteStateStore:
     def write_pending(self) -> None:
         """Write the changes inside a transaction the caller opened and will commit."""
         db = self._db
-        for kind, dirty in self._dirty.items():
-            if dirty:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO {self._t[kind]} (id, data) VALUES (?, ?)",
-                    [(k, encode(v)) for k, v in dirty.items()],
-                )
+        encode_record = self._encode_record
+        records = {kind: [(k, encode_record(v)) for k, v in dirty.items()]
+                   for kind, dirty in self._dirty.items() if dirty}
+        if self._shapes_pending:
+            db.executemany(f"INSERT OR REPLACE INTO {self._t['shape']} (id, keys) VALUES (?, ?)",
+                           [(k, encode(v)) for k, v in self._shapes_pending.items()])
+        for kind, rows in records.items():
+            db.executemany(f"INSERT OR REPLACE INTO {self._t[kind]} (id, data) VALUES (?, ?)",
+                           rows)
         if self._deadlines_drop:
             db.executemany(f"DELETE FROM {self._t['deadline']} WHERE id = ?",
                            [(k,) for k in self._deadlines_drop])
@@ -278,6 +374,7 @@ class SQLiteStateStore:
         """The caller's transaction committed: forget what was pending."""
         for dirty in self._dirty.values():
             dirty.clear()
+        self._shapes_pending.clear()
         self._deadlines_put.clear()
         self._deadlines_drop.clear()
         self._meta.clear()

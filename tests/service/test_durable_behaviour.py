@@ -6,14 +6,23 @@ Each test names the engine decision it supports.
 from __future__ import annotations
 
 import itertools
+import json
 
+import durable_rules_engine
 import pytest
 from durable import engine as durable_engine
 from durable import lang
 
-from service.engine import _QuietHost
+from service.engine import _DurableRuleset
 
 _names = itertools.count()
+
+
+class _QuietHost(durable_engine.Host):
+    """durable_rules' own Host without its dispatch threads, to pin what the Host does."""
+
+    def _run(self) -> None:
+        return None
 
 
 def host(rules: dict) -> tuple[_QuietHost, str, list]:
@@ -121,3 +130,46 @@ def test_deleting_a_session_created_by_an_unmatched_event_crashes_the_process() 
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode < 0 and "survived" not in result.stdout
+
+
+def _ruleset(rules: dict) -> _DurableRuleset:
+    return _DurableRuleset(f"pin{next(_names)}", {
+        rule: {**spec, "run": lambda c: None} for rule, spec in rules.items()})
+
+
+def test_the_c_binding_answers_a_post_with_the_rule_chosen_by_salience() -> None:
+    # -> the engine reads the rule that fired from start_action_for_state, not from an action.
+    rs = _ruleset({
+        "late": {"pri": 2, "all": [{"m": {"type": "a"}}]},
+        "first": {"pri": 1, "all": [{"m": {"$and": [{"type": "a"}, {"$lt": {"event.price": 5}}]}}]},
+    })
+    assert rs.post({"sid": "m1", "type": "a", "event": {"price": 3}}) == "first"
+    rs.delete_session("m1")
+    assert rs.post({"sid": "m1", "type": "a", "event": {"price": 7}}) == "late"
+    rs.delete_session("m1")
+    rs.delete()
+
+
+def test_the_c_binding_reports_an_unmatched_message_and_refuses_bad_json_numbers() -> None:
+    # -> unmatched posts raise like Host.post; unreadable numbers become engine_error decisions.
+    rs = _ruleset({"r": {"all": [{"m": {"type": "a"}}]}})
+    with pytest.raises(durable_engine.MessageNotHandledException):
+        rs.post({"sid": "m1", "type": "b"})
+    with pytest.raises(durable_rules_engine.error, match="error code"):
+        rs.post({"sid": "m2", "type": "a", "event": {"price": 1e-05}})
+
+
+def test_the_c_binding_keeps_no_session_after_delete() -> None:
+    # -> the same 1,024-session limit applies, and deleting after each post avoids it.
+    rs = _ruleset({"r": {"all": [{"m": {"type": "a"}}]}})
+    for i in range(5000):
+        assert rs.post({"sid": f"m{i}", "type": "a"}) == "r"
+        rs.delete_session(f"m{i}")
+    rs.delete()
+
+
+def test_a_rule_name_json_escapes_is_still_read() -> None:
+    name = 'odd "name"'
+    rs = _ruleset({name: {"all": [{"m": {"type": "a"}}]}})
+    assert rs.post({"sid": "m1", "type": "a"}) == name
+    assert json.dumps(name) != f'"{name}"'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -74,8 +76,8 @@ def test_shadow_set_decides_side_by_side(tmp_path, sets, stream) -> None:
     ingestor = Ingestor(tmp_path / "d.sqlite", *sets)
     report = ingestor.ingest(stream[0])
     for out in report.outcomes:
-        assert {d["set"] for d in out.decisions} == {"lowprice-2024"}
-        assert {d["set"] for d in out.shadow_decisions} == {"reformed-2025"}
+        assert {d.rulebook_set for d in out.decisions} == {"lowprice-2024"}
+        assert {d.rulebook_set for d in out.shadow_decisions} == {"reformed-2025"}
     ingestor.close()
 
 
@@ -117,7 +119,7 @@ def test_replacing_a_set_keeps_state_and_journal(tmp_path, sets, stream) -> None
     ingestor.replace(PRIMARY, reformed)
     assert ingestor.sets()[PRIMARY].id == "reformed-2025"
     report = ingestor.ingest(stream[1])
-    assert {d["set"] for o in report.outcomes for d in o.decisions} == {"reformed-2025"}
+    assert {d.rulebook_set for o in report.outcomes for d in o.decisions} == {"reformed-2025"}
     assert sum(m["gmv"] for m in ingestor.store(PRIMARY).merchants()) > gmv
     assert all(o.duplicate for o in ingestor.ingest(stream[0]).outcomes)
     ingestor.close()
@@ -154,3 +156,50 @@ def test_event_times_far_from_now_are_refused_not_crashed_on() -> None:
         parse_event({"event_id": "e", "type": "order_shipped", "merchant_id": "m",
                      "event_time": "9999-06-01T00:00:00+00:00", "payload": {"order_id": "o"}})
     assert info.value.errors[0].path == "event_time"
+
+
+def test_a_journal_row_with_pickled_decisions_is_still_answered(tmp_path, sets, stream) -> None:
+    # Journals written before result bodies were stored hold the decisions as pickled dicts.
+    from service.state import encode
+
+    lowprice, _ = sets
+    path = tmp_path / "legacy.sqlite"
+    ingestor = Ingestor(path, lowprice)
+    first = ingestor.ingest(stream[0][:5])
+    dicts = [[d.to_dict() for d in first.new_decisions[PRIMARY]
+              if d.event_id == out.event_id] for out in first.outcomes]
+    ingestor.close()
+    db = sqlite3.connect(path)
+    with db:
+        for out, decisions in zip(first.outcomes, dicts, strict=True):
+            db.execute("UPDATE journal SET result = ? WHERE event_id = ?",
+                       (encode((decisions, [])), out.event_id))
+    db.close()
+    reopened = Ingestor(path, lowprice)
+    again = reopened.ingest(stream[0][:5])
+    assert all(o.duplicate for o in again.outcomes)
+    assert [o.decisions for o in again.outcomes] == [o.decisions for o in first.outcomes]
+    assert all(o.decisions for o in again.outcomes)
+    reopened.close()
+
+
+def test_the_journal_keeps_each_event_as_it_arrived(tmp_path, sets, stream) -> None:
+    from service.api.rulebook.v1 import events_pb2
+
+    lowprice, _ = sets
+    path = tmp_path / "journal.sqlite"
+    ingestor = Ingestor(path, lowprice)
+    first, second = stream[0][0], stream[0][1]
+    message = events_pb2.Event(event_id=second.event_id, merchant_id=second.merchant_id,
+                               event_time=second.event_time)
+    getattr(message, second.type).SetInParent()
+    ingestor.ingest([first])
+    with pytest.raises(ValueError, match="2 messages for 1 items"):
+        ingestor.ingest([second], received=[message, message])
+    ingestor.ingest([second], received=[message])
+    ingestor.close()
+    db = sqlite3.connect(path)
+    rows = dict(db.execute("SELECT event_id, event FROM journal"))
+    db.close()
+    assert json.loads(rows[first.event_id])["event_id"] == first.event_id
+    assert events_pb2.Event.FromString(rows[second.event_id]) == message

@@ -227,3 +227,31 @@ def test_over_the_in_flight_limit_is_resource_exhausted(tmp_path) -> None:
             assert len(results[0].result().results) == 5
     finally:
         application.stop(grace=1)
+
+
+def test_serving_collects_garbage_less_often_and_freezes_startup_objects() -> None:
+    import gc
+
+    from service.server import GC_YOUNG_THRESHOLD, _tune_gc
+
+    before = gc.get_threshold()
+    try:
+        _tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_evaluate_replies_are_wire_compatible_with_the_generated_messages(app, channel) -> None:
+    # The service sends pre-serialised bytes; a client built from the .proto reads them as usual,
+    # and the same event resent is the same answer plus the duplicate flag.
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    events = refund_story("wire-")
+    first = stub.Evaluate(ev_pb.EvaluateRequest(events=events), timeout=30)
+    again = stub.Evaluate(ev_pb.EvaluateRequest(events=events[1:2]), timeout=30)
+    assert [r.index for r in first.results] == list(range(len(events)))
+    [resent] = again.results
+    assert resent.duplicate and resent.index == 0
+    assert list(resent.decisions) == list(first.results[1].decisions)
