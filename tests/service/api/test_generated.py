@@ -24,10 +24,12 @@ def test_committed_code_matches_the_protos(tmp_path: Path) -> None:
     committed = generated_files(COMMITTED)
     stems = [name.removesuffix(".proto") for name in generate.proto_files()]
     assert stems == [
+        "rulebook/v1/audit_service",
         "rulebook/v1/decisions",
         "rulebook/v1/evaluation_service",
         "rulebook/v1/events",
         "rulebook/v1/rulebook_service",
+        "rulebook/v1/simulation_service",
     ]
     assert sorted(fresh) == sorted(
         stem + suffix for stem in stems for suffix in generate.GENERATED_SUFFIXES

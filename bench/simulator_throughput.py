@@ -1,0 +1,322 @@
+"""Simulator throughput, reference baseline, Dask sweep speed-up and peak memory, in one run.
+
+    python bench/simulator_throughput.py [--merchants 100000] [--days 60]
+        [--reference-merchants 200] [--reference-days 20] [--sweep-tasks 4]
+        [--memory-merchants 1000000] [--memory-days 365]
+        [--skip model|reference|sweep|memory] [--json FILE]
+
+What it measures, all on the default scenario under ``lowprice-2024``:
+
+1. **Model throughput on one core**: merchant-days per second of ``simulator.run.project`` (one
+   replication, aggregation included), with the process pinned to one CPU and BLAS and OpenMP
+   pools to one thread; best of ``--repeat``, by wall time and by CPU time (on a shared machine
+   wall time also counts other processes' turns, so the ratio to the reference uses CPU time).
+2. **The reference next to it**: merchant-days per second of ``simulator.reference`` stepping
+   the same scenario, in the same run (a smaller population: it is plain Python; its
+   aggregation is not timed, which flatters it), and the ratio.
+3. **Dask sweep speed-up**: the same sweep (``--sweep-tasks`` seeds) on a LocalCluster of one
+   worker process and of two, one thread each, each cluster started and warmed up before the
+   clock starts; speed-up = time(1) / time(2). The two sweeps must give identical arrays. Next
+   to it, the machine's parallel capacity in the same run: how much more pure-Python work two
+   processes do than one (2.0 on two idle cores), since a shared machine caps the speed-up,
+   and the CPU seconds the workers spent on the tasks (equal in both sweeps when Dask adds no
+   serial work).
+4. **Peak memory** of one ``--memory-merchants`` x ``--memory-days`` projection, in a fresh
+   subprocess so nothing else counts: its RSS high-water mark (``ru_maxrss``).
+
+The population is the default scenario's product groups with every group's sellers (and its
+daily search impressions, so exposure per seller stays as calibrated) scaled to the total asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+# One core: set before numpy is imported so its thread pools start with one thread.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rules.loader import load_set  # noqa: E402
+from simulator.scenario import Scenario, load_scenario  # noqa: E402
+
+SET_DIR = ROOT / "rules" / "books" / "lowprice-2024"
+
+
+def scaled_scenario(merchants: int, base: Scenario | None = None) -> Scenario:
+    """The default scenario with its groups' sellers (and impressions) scaled to ``merchants``."""
+    base = base or load_scenario()
+    groups = base.model.groups
+    total = sum(g.sellers.value for g in groups)
+    factor = merchants / total
+    sizes = [max(1, round(g.sellers.value * factor)) for g in groups]
+    sizes[-1] += merchants - sum(sizes)  # exact total
+    overrides: dict[str, Any] = {}
+    for i, (g, n) in enumerate(zip(groups, sizes, strict=True)):
+        overrides[f"groups.{i}.sellers"] = int(n)
+        overrides[f"groups.{i}.daily_impressions"] = g.daily_impressions.value * n / g.sellers.value
+    return base.with_values(overrides)
+
+
+def _set_one_core() -> None:
+    """Pin this process to one CPU where the OS allows it (Linux)."""
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[0]})
+
+
+def model_rate(merchants: int, days: int, seed: int, repeat: int) -> dict[str, Any]:
+    from simulator.run import project
+
+    rs = load_set(SET_DIR)
+    scenario = scaled_scenario(merchants)
+    project(rs, scenario, min(days, 3), 1, seed)  # warm-up: imports, compiled rulebooks
+    best, best_cpu = float("inf"), float("inf")
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        project(rs, scenario, days, 1, seed)
+        best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return {"merchants": merchants, "days": days, "seconds": best, "cpu_seconds": best_cpu,
+            "merchant_days_per_s": merchants * days / best,
+            "merchant_days_per_cpu_s": merchants * days / best_cpu}
+
+
+def reference_rate(merchants: int, days: int, seed: int) -> dict[str, Any]:
+    """The plain-Python reference stepping one replication through the same days.
+
+    Only its daily steps are timed (no aggregation), while the model's figure includes the
+    reduction to a Projection: the ratio errs in the reference's favour.
+    """
+    import numpy as np
+
+    from simulator.reference import ReferenceReplication
+    from simulator.run import replication_seed
+
+    rs = load_set(SET_DIR)
+    scenario = scaled_scenario(merchants)
+    rep = ReferenceReplication(rs, scenario, replication_seed(seed, 0))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for day in range(days):
+        rep.step(day)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    alive = float(np.mean(rep.arrays()["alive"][rep.arrays()["exists"]]))
+    return {"merchants": merchants, "days": days, "seconds": seconds, "cpu_seconds": cpu,
+            "merchant_days_per_s": merchants * days / seconds,
+            "merchant_days_per_cpu_s": merchants * days / cpu, "share_alive_final": alive}
+
+
+def _warm_worker(scenario_file: str) -> None:
+    """Imports, rulebook compilation and a one-day run, so the timed sweep measures runs."""
+    from simulator.run import project
+
+    project(load_set(SET_DIR), scenario_file, 1, 1, 0)
+
+
+def _timed_task(task: Any) -> Any:
+    """`sweep.run_task`, recording the CPU seconds the worker spent on it."""
+    from simulator import sweep
+
+    c0 = time.process_time()
+    projection = sweep.run_task(sweep.packed(task))
+    projection.meta["cpu_seconds"] = time.process_time() - c0
+    return projection
+
+
+def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
+                  repeat: int = 3) -> dict[str, Any]:
+    """The same sweep on a LocalCluster of one worker process and of two (one thread each).
+
+    Both clusters are started and their workers warmed up before any clock starts; then the
+    one-worker and the two-worker sweeps alternate ``repeat`` times, with the machine's
+    parallel capacity measured between them, so all three see the same conditions; best of
+    each. The sweeps go through ``run_sweep`` with the cluster's address, the code path of any
+    cluster.
+    """
+    import multiprocessing as mp
+
+    from dask.distributed import Client, LocalCluster
+
+    from simulator import sweep
+
+    jobs = sweep.sweep_tasks(SET_DIR, scenario_file, {}, list(range(1, tasks + 1)), days, 1)
+    times = {1: float("inf"), 2: float("inf")}
+    results: dict[int, Any] = {}
+    capacity = 0.0
+    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                                dashboard_address=None) for w in (1, 2)}
+    try:
+        for cluster in clusters.values():
+            with Client(cluster) as client:
+                client.run(_warm_worker, str(scenario_file))
+        with mp.get_context("spawn").Pool(2) as pool:
+            pool.map(_busy, [1000, 1000])
+            for _ in range(repeat):
+                for w, cluster in clusters.items():
+                    t0 = time.perf_counter()
+                    results[w] = sweep.run_sweep(jobs, scheduler=cluster.scheduler_address,
+                                                 runner=_timed_task)
+                    times[w] = min(times[w], time.perf_counter() - t0)
+                capacity = max(capacity, _capacity(pool))
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
+    same = all(
+        all(_equal(a.series[k], b.series[k]) for k in a.series)
+        for a, b in zip(results[1].projections, results[2].projections, strict=True))
+    cpu = {w: sum(p.meta["cpu_seconds"] for p in results[w].projections) for w in (1, 2)}
+    return {"tasks": tasks, "merchants": merchants, "days": days,
+            "seconds_1_worker": times[1], "seconds_2_workers": times[2],
+            "task_cpu_seconds_1_worker": cpu[1], "task_cpu_seconds_2_workers": cpu[2],
+            "speedup": times[1] / times[2], "identical_results": same,
+            "machine_parallel_capacity": capacity, "speedup_over_capacity":
+                times[1] / times[2] / capacity}
+
+
+def _busy(n: int) -> float:
+    """A fixed amount of pure-Python work; returns its wall time."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i
+    return time.perf_counter() - t0
+
+
+def _capacity(pool: Any, n: int = 15_000_000) -> float:
+    """How many times more work two processes get through than one, on this machine now.
+
+    2.0 on two idle cores; less when other processes take their turns. The sweep speed-up is
+    read against it: Dask cannot get more out of two workers than the machine gives two
+    processes.
+    """
+    t0 = time.perf_counter()
+    pool.map(_busy, [n])
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pool.map(_busy, [n, n])
+    two = time.perf_counter() - t0
+    return 2 * one / two
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Arrays equal element by element, NaN (a figure without meaning) equal to NaN."""
+    import numpy as np
+
+    return bool(np.array_equal(a, b, equal_nan=True))
+
+
+def peak_memory(merchants: int, days: int, seed: int) -> dict[str, Any]:
+    """Run one projection in a fresh interpreter; report its RSS high-water mark."""
+    code = (
+        "import json, resource, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "sys.argv = ['x']\n"
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(Path(__file__).resolve())!r})\n"
+        "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)\n"
+        "from simulator.run import project\n"
+        f"s = b.scaled_scenario({merchants})\n"
+        "rs = b.load_set(b.SET_DIR)\n"
+        "t0 = time.perf_counter()\n"
+        f"p = project(rs, s, {days}, 1, {seed})\n"
+        "sec = time.perf_counter() - t0\n"
+        "print(json.dumps({'seconds': sec,\n"
+        "  'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
+        "  'share_alive_final': float(p.series['share_alive'][0, -1])}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                          "OPENBLAS_NUM_THREADS": "1"})
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"merchants": merchants, "days": days, "seconds": data["seconds"],
+            "peak_rss_gib": data["maxrss_kib"] / 1024 ** 2,
+            "merchant_days_per_s": merchants * days / data["seconds"],
+            "share_alive_final": data["share_alive_final"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--merchants", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--reference-merchants", type=int, default=200)
+    ap.add_argument("--reference-days", type=int, default=20)
+    ap.add_argument("--sweep-tasks", type=int, default=4)
+    ap.add_argument("--sweep-merchants", type=int, default=20_000)
+    ap.add_argument("--sweep-days", type=int, default=120)
+    ap.add_argument("--memory-merchants", type=int, default=1_000_000)
+    ap.add_argument("--memory-days", type=int, default=365)
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=("model", "reference", "sweep", "memory"))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
+                   f"{platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if "sweep" not in args.skip:
+        # Dask workers first, before this process pins itself to one core.
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            scenario_file = Path(tmp) / "sweep.yaml"
+            _write_scenario(scaled_scenario(args.sweep_merchants), scenario_file)
+            figures["sweep"] = sweep_speedup(args.sweep_merchants, args.sweep_days,
+                                             args.sweep_tasks, scenario_file)
+        _report("sweep", figures["sweep"])
+    _set_one_core()
+    if "model" not in args.skip:
+        figures["model"] = model_rate(args.merchants, args.days, args.seed, args.repeat)
+        _report("model", figures["model"])
+    if "reference" not in args.skip:
+        figures["reference"] = reference_rate(args.reference_merchants, args.reference_days,
+                                              args.seed)
+        _report("reference", figures["reference"])
+        if "model" in figures:
+            # CPU time: on a shared machine, wall time also counts other processes' turns.
+            figures["model_over_reference"] = (
+                figures["model"]["merchant_days_per_cpu_s"]
+                / figures["reference"]["merchant_days_per_cpu_s"])
+            print(f"model / reference (CPU time): {figures['model_over_reference']:,.0f}x",
+                  flush=True)
+    if "memory" not in args.skip:
+        figures["memory"] = peak_memory(args.memory_merchants, args.memory_days, args.seed)
+        _report("memory", figures["memory"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _write_scenario(scenario: Scenario, path: Path) -> None:
+    """A scenario as a file, so sweep workers load it by path like any other sweep."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(scenario.model.model_dump(), sort_keys=False))
+
+
+def _report(name: str, figures: dict[str, Any]) -> None:
+    parts = []
+    for k, v in figures.items():
+        if isinstance(v, float):
+            parts.append(f"{k}={v:,.3f}" if v < 1000 else f"{k}={v:,.0f}")
+        else:
+            parts.append(f"{k}={v}")
+    print(f"{name}: " + ", ".join(parts), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Sweeps: a grid of scenario parameters times a list of seeds, run on Dask distributed.
+
+Each grid point and seed is one task: project the rulebook set over the scenario with those
+parameter values and that seed. A task depends only on its inputs (the run's SeedSequence is
+built from the seed inside the task), so where it runs cannot change its numbers: a sweep on a
+cluster gives exactly the arrays the same sweep gives in this process (a test holds that).
+
+Where it runs:
+- ``scheduler=None``: a ``LocalCluster`` on this machine, started for the sweep and closed after;
+- ``scheduler="tcp://HOST:PORT"``: an existing cluster (workers must have this package installed);
+- ``scheduler="inprocess"``: no Dask at all, one task after another (the reference result).
+
+A task carries the rulebook set's and the scenario's file texts (tens of kilobytes), read once
+where the sweep is started, not objects or paths: workers on other machines need no copy of the
+files, and each worker checks and compiles them itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator import outputs
+from simulator.projection import Projection
+
+INPROCESS = "inprocess"
+
+#: The outcomes a sweep's table reports (final-day mean across replications), population-wide
+#: first, then per cohort.
+TABLE_OUTCOMES = ("share_alive", "median_margin", "exposure_gini", "take_rate",
+                  "refund_burden_ratio", "below_cost_sales_share", "share_alive_by_cohort",
+                  "margin_mean")
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One projection of a sweep: everything a worker needs, as plain picklable values.
+
+    ``rulebooks`` and ``scenario`` name where the inputs came from; ``rulebook_texts`` and
+    ``scenario_text`` (filled by :func:`packed`) are what a worker loads, so it needs no files.
+    Without texts a worker reads the paths itself (a cluster sharing this file system).
+    """
+
+    rulebooks: str
+    scenario: str | None  # path of a scenario file; None = the default scenario
+    overrides: tuple[tuple[str, float], ...]
+    days: int
+    replications: int
+    seed: int
+    rulebook_texts: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    scenario_text: str | None = field(default=None, repr=False)
+
+
+def packed(task: SweepTask) -> SweepTask:
+    """The task with its rulebook files' and scenario file's texts read in."""
+    from rules.loader import rulebook_files
+
+    if task.rulebook_texts:
+        return task
+    texts = tuple((f.name, f.read_text(encoding="utf-8"))
+                  for f in rulebook_files(task.rulebooks))
+    scenario = Path(task.scenario) if task.scenario else _default_scenario()
+    return replace(task, rulebook_texts=texts,
+                   scenario_text=scenario.read_text(encoding="utf-8"))
+
+
+def _default_scenario() -> Path:
+    from simulator.scenario import DEFAULT_SCENARIO
+
+    return DEFAULT_SCENARIO
+
+
+def load_inputs(task: SweepTask) -> tuple[Any, Any]:
+    """The task's rulebook set and scenario (overrides applied), from its texts or its paths."""
+    from rules.loader import load_set, load_set_from_texts
+    from simulator.scenario import load_scenario, load_scenario_text
+
+    if task.rulebook_texts:
+        rulebook_set = load_set_from_texts(Path(task.rulebooks).name, dict(task.rulebook_texts))
+    else:
+        rulebook_set = load_set(task.rulebooks)
+    if task.scenario_text is not None:
+        name = task.scenario if task.scenario else _default_scenario().name
+        scenario = load_scenario_text(task.scenario_text, name)
+    else:
+        scenario = load_scenario(task.scenario)
+    return rulebook_set, apply_overrides(scenario, dict(task.overrides))
+
+
+Runner = Callable[[SweepTask], Projection]
+
+
+def apply_overrides(scenario: Any, overrides: Mapping[str, float]) -> Any:
+    """The scenario with some values replaced, each converted to the type it has in the file.
+
+    Grids and perturbations are numbers; a count in the scenario (``exit.loss_days``) takes
+    only whole numbers. Raises ValueError naming the parameter if it does not exist or the value
+    does not fit.
+    """
+    if not overrides:
+        return scenario
+    known = scenario.sources()
+    typed: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ValueError(f"scenario {scenario.name!r} has no parameter {name!r} "
+                             "(parameters are dotted paths like refunds.claim_rate)")
+        current = scenario.value(name)
+        if isinstance(current, bool):
+            raise ValueError(f"parameter {name!r} is a yes/no flag, not a number")
+        if isinstance(current, int):
+            if not float(value).is_integer():
+                raise ValueError(f"parameter {name!r} is a count; {value!r} is not a whole "
+                                 "number")
+            typed[name] = int(value)
+        else:
+            typed[name] = float(value)
+    try:
+        return scenario.with_values(typed)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(str(exc).strip("'\"")) from None
+
+
+def run_task(task: SweepTask) -> Projection:
+    """Load the set and the scenario, apply the overrides, project. Runs on a worker."""
+    from simulator.run import project
+
+    rulebook_set, scenario = load_inputs(task)
+    return project(rulebook_set, scenario, task.days, task.replications, task.seed)
+
+
+def grid_points(grid: Mapping[str, Sequence[float]]) -> list[tuple[tuple[str, float], ...]]:
+    """Every combination of the grid's values, in a fixed order (parameters sorted by name)."""
+    names = sorted(grid)
+    for name in names:
+        if not grid[name]:
+            raise ValueError(f"sweep parameter {name!r} has no values")
+    return [tuple(zip(names, values, strict=True))
+            for values in itertools.product(*(grid[n] for n in names))]
+
+
+def sweep_tasks(rulebooks: str | Path, scenario: str | Path | None,
+                grid: Mapping[str, Sequence[float]], seeds: Sequence[int], days: int,
+                replications: int) -> list[SweepTask]:
+    """The sweep's tasks: each grid point with each seed, grid points outermost."""
+    if not seeds:
+        raise ValueError("a sweep needs at least one seed")
+    return [SweepTask(str(rulebooks), None if scenario is None else str(scenario),
+                      tuple((k, float(v)) for k, v in point), days, replications, int(seed))
+            for point in grid_points(grid) for seed in seeds]
+
+
+@dataclass
+class SweepResult:
+    """The projections of a sweep, in task order."""
+
+    tasks: list[SweepTask]
+    projections: list[Projection]
+    where: str = INPROCESS
+    workers: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self, outcomes: Iterable[str] = TABLE_OUTCOMES) -> list[dict[str, Any]]:
+        """One row per task: the parameter values, the seed, and each outcome's final-day mean
+        across replications (per cohort for cohort series)."""
+        rows = []
+        for task, p in zip(self.tasks, self.projections, strict=True):
+            row: dict[str, Any] = {**dict(task.overrides), "seed": task.seed}
+            for name in outcomes:
+                if name not in p.series:
+                    continue
+                final = outputs.final_values(p.series[name])
+                if final.ndim == 1:
+                    row[name] = _mean(final)
+                else:
+                    for i, cohort in enumerate(p.cohorts):
+                        row[f"{name}[{cohort}]"] = _mean(final[:, i])
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.tasks[0] if self.tasks else None
+        return {
+            "rulebooks": first.rulebooks if first else None,
+            "scenario": first.scenario if first else None,
+            "days": first.days if first else None,
+            "replications": first.replications if first else None,
+            "where": self.where, "workers": self.workers,
+            "rows": [{k: (outputs._finite_or_none(v) if isinstance(v, float) else v)
+                      for k, v in row.items()} for row in self.rows()],
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def _mean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def run_sweep(tasks: Sequence[SweepTask], *, scheduler: str | None = None, workers: int = 2,
+              threads_per_worker: int = 1, processes: bool = True,
+              runner: Runner = run_task,
+              progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Run the tasks in this process, on a new LocalCluster, or on the cluster at ``scheduler``.
+
+    ``workers``, ``threads_per_worker`` and ``processes`` shape the LocalCluster only. Results
+    come back in task order whatever order the workers finish in. ``progress(done, total)`` is
+    called as tasks complete.
+    """
+    tasks = list(tasks)
+    total = len(tasks)
+    if scheduler == INPROCESS:
+        ordered = []
+        for i, task in enumerate(tasks):
+            ordered.append(runner(task))
+            if progress:
+                progress(i + 1, total)
+        return SweepResult(tasks, ordered, INPROCESS, 1)
+
+    from dask.distributed import as_completed
+
+    with dask_client(scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                     processes=processes) as (client, where):
+        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        # pure=False: two tasks with equal inputs are still two runs (e.g. a repeated seed).
+        shipped = [packed(t) for t in tasks] if runner is run_task else tasks
+        futures = client.map(runner, shipped, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[Projection | None] = [None] * total
+        for done, fut in enumerate(as_completed(futures), start=1):
+            results[index[fut.key]] = fut.result()
+            if progress:
+                progress(done, total)
+        return SweepResult(tasks, [r for r in results if r is not None], where, n_workers)
+
+
+@contextmanager
+def dask_client(scheduler: str | None, *, workers: int = 2, threads_per_worker: int = 1,
+                processes: bool = True) -> Iterator[tuple[Any, str]]:
+    """A Dask client on a new LocalCluster (``scheduler=None``) or on the cluster at an
+    address; closed (and the LocalCluster shut down) on exit. Yields (client, description)."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
+                               processes=processes, dashboard_address=None)
+        client = Client(cluster)
+        where = f"LocalCluster({workers} workers, processes={processes})"
+    else:
+        if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError(f"scheduler {scheduler!r}: expected an address like "
+                             "tcp://HOST:PORT")
+        client = Client(scheduler)
+        where = scheduler
+    try:
+        yield client, where
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _replications_part(task: SweepTask, indices: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The series of some replications of one run (a worker's share of a projection)."""
+    from simulator.run import run_replications
+
+    rulebook_set, scenario = load_inputs(task)
+    return run_replications(rulebook_set, scenario, task.days, task.seed, indices)
+
+
+def split_indices(replications: int, parts: int) -> list[tuple[int, ...]]:
+    """Replication indices 0..R-1 in ``parts`` contiguous, nearly equal shares (none empty)."""
+    parts = max(1, min(parts, replications))
+    bounds = np.linspace(0, replications, parts + 1).round().astype(int)
+    return [tuple(range(a, b)) for a, b in itertools.pairwise(bounds)]
+
+
+def project_distributed(task: SweepTask, *, scheduler: str | None = None, workers: int = 2,
+                        parts: int | None = None, processes: bool = True) -> Projection:
+    """One projection with its replications spread over Dask workers, stacked in order.
+
+    Each replication's numbers depend only on its own child seed, so the stacked series are
+    bit-identical to ``simulator.run.project`` in one process (a test holds that).
+    """
+    from simulator.run import project
+
+    task = packed(task)
+    shares = split_indices(task.replications, parts or workers)
+    with dask_client(scheduler, workers=workers, processes=processes) as (client, _):
+        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        futures = client.map(_replications_part, [task] * len(shares), shares, pure=False)
+        parts_series = client.gather(futures)
+    series = {name: np.concatenate([part[name] for part in parts_series], axis=0)
+              for name in parts_series[0]}
+    # Identity and metadata exactly as the in-process run gives them, from a one-day run.
+    rulebook_set, scenario = load_inputs(task)
+    shell = project(rulebook_set, scenario, 1, 1, task.seed)
+    out = Projection(set_id=shell.set_id, revision=shell.revision, scenario=shell.scenario,
+                     days=task.days, replications=task.replications, seed=task.seed,
+                     cohorts=shell.cohorts, quantiles=shell.quantiles, series=series,
+                     meta={**shell.meta, "workers": n_workers})
+    out.check()
+    return out
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[float]]:
+    """``["refund.rate=0.05,0.1", "adaptation.exit_after=20:40:10"]`` to a grid.
+
+    A value list is comma-separated; ``start:stop:step`` is an inclusive range.
+    """
+    grid: dict[str, list[float]] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise ValueError(f"--param {spec!r}: expected NAME=V1,V2,... or NAME=START:STOP:STEP")
+        try:
+            if ":" in values:
+                start, stop, step = (float(x) for x in values.split(":"))
+                if step <= 0 or stop < start:
+                    raise ValueError
+                n = math.floor((stop - start) / step + 1e-9) + 1
+                grid[name] = [round(start + i * step, 12) for i in range(n)]
+            else:
+                grid[name] = [float(x) for x in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--param {spec!r}: values must be numbers, as V1,V2,... or "
+                             "START:STOP:STEP with STEP > 0") from None
+        if name in grid and len(grid[name]) > 1000:
+            raise ValueError(f"--param {spec!r}: more than 1000 values")
+    return grid

@@ -1,0 +1,221 @@
+"""`rulebook simulate | whatif | sensitivity | calibrate | sweep` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+LOWPRICE = str(ROOT / "rules" / "books" / "lowprice-2024")
+REFORMED = str(ROOT / "rules" / "books" / "reformed-2025")
+DEFAULT_SCENARIO = ROOT / "simulator" / "scenarios" / "default.yaml"
+
+# Small runs: the default population, a few days.
+SMALL = ["--days", "4", "--replications", "2", "--seed", "3"]
+
+
+def _bad_scenario(tmp_path: Path) -> Path:
+    text = DEFAULT_SCENARIO.read_text().replace("  claim_rate:", "  claim_rat:", 1)
+    assert text != DEFAULT_SCENARIO.read_text()
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+# -- input errors: exit 2, nothing run -----------------------------------------------------------
+def test_a_bad_scenario_file_is_reported_with_file_line_and_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _bad_scenario(tmp_path)
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), start=1)
+                if "claim_rat:" in text)
+    code = main(["simulate", "--rulebooks", LOWPRICE, "--scenario", str(bad), *SMALL,
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{bad}:{line}:3:" in err and "claim_rat" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["simulate", "--rulebooks", "no/such/set"], "no/such/set: no such rulebook set"),
+    (["simulate", "--rulebooks", LOWPRICE, "--scenario", "no/such.yaml"],
+     "no/such.yaml: no such scenario file"),
+    (["simulate", "--rulebooks", LOWPRICE, "--days", "0"], "--days must be at least 1"),
+    (["whatif", LOWPRICE, REFORMED, "--replications", "0"], "--replications"),
+    (["whatif", LOWPRICE, REFORMED, "--confidence", "2"], "--confidence"),
+    (["sensitivity", "--rulebooks", LOWPRICE, "--param", "refunds.nope"],
+     "has no parameter 'refunds.nope'"),
+    (["sensitivity", "--rulebooks", LOWPRICE, "--step", "0"], "--step"),
+    (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate"], "--param"),
+    (["sweep", "--rulebooks", LOWPRICE, "--param", "exit.loss_days=2.5"], "whole number"),
+    (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate=2"], "invalid"),
+    (["sweep", "--rulebooks", LOWPRICE, "--param", "x.y=1", "--seeds", "a"], "--param x.y"),
+    (["sweep", "--rulebooks", LOWPRICE, "--seeds", "a,b"], "--seeds"),
+])
+def test_usage_errors_exit_2_with_a_clear_message(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_rulebook_set_that_does_not_load_exits_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "refund.yaml").write_text("rulebook: [\n")
+    assert main(["simulate", "--rulebooks", str(broken), *SMALL]) == 2
+    assert "refund.yaml:" in capsys.readouterr().err
+
+
+# -- calibrate: each target, band, value, spread; exit 1 on any fail -----------------------------
+def test_calibrate_prints_every_target_and_exits_1_on_a_failure(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator import calibration
+    from simulator.calibration import CalibrationResult
+
+    calls: list[dict[str, Any]] = []
+
+    def fake(scenario: Any, **kwargs: Any) -> list[CalibrationResult]:
+        calls.append(kwargs)
+        return [CalibrationResult("small_exit", "share of small merchants gone", (0.6, 1.0),
+                                  0.83, 0.04, True),
+                CalibrationResult("refund_burden_10pct", "refund burden at a 10 % claim rate",
+                                  (0.03, 0.08), 0.091, 0.01, False)]
+
+    monkeypatch.setattr(calibration, "calibrate", fake)
+    assert main(["calibrate", "--days", "30", "--replications", "3", "--seed", "9",
+                 "--sellers", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "PASS small_exit (share of small merchants gone): band [0.6, 1]" in out
+    assert "simulated 0.83 (spread 0.04" in out and "FAIL refund_burden_10pct" in out
+    assert "1 passed, 1 failed" in out
+    assert calls[0] == {"days": 30, "replications": 3, "seed": 9, "sellers": 5}
+
+    monkeypatch.setattr(calibration, "calibrate", lambda s, **k: fake(s, **k)[:1])
+    assert main(["calibrate", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["failed"] == 0 and data["targets"][0]["band"] == [0.6, 1.0]
+    assert (data["days"], data["replications"], data["seed"]) == (365, 4, 2024)
+
+
+def test_calibrate_runs_the_real_targets_on_a_small_population(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["calibrate", "--days", "5", "--replications", "1", "--sellers", "4",
+                 "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == (1 if data["failed"] else 0)
+    assert {t["target"] for t in data["targets"]} >= {"margin_start", "small_exit"}
+    for t in data["targets"]:
+        assert len(t["band"]) == 2 and isinstance(t["passed"], bool)
+
+
+# -- real runs (small) ---------------------------------------------------------------------------
+def test_simulate_writes_summary_arrays_and_charts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sim"
+    assert main(["simulate", "--rulebooks", LOWPRICE, *SMALL, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lowprice-2024" in printed and "small" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["set"], summary["days"], summary["replications"], summary["seed"]) == (
+        "lowprice-2024", 4, 2, 3)
+    assert summary["scenario"] == "default"
+    with np.load(out / "series.npz") as arrays:
+        assert arrays["share_alive"].shape == (2, 4)
+    for chart in ("margin", "share_alive", "concentration", "burdens"):
+        assert (out / "charts" / f"{chart}.png").stat().st_size > 0
+        assert (out / "charts" / f"{chart}.svg").stat().st_size > 0
+    # the same seed gives the same numbers
+    again = tmp_path / "again"
+    assert main(["simulate", "--rulebooks", LOWPRICE, *SMALL, "--out", str(again),
+                 "--no-charts", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["series"] == summary["series"]
+
+
+def test_whatif_writes_the_comparison(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "wi"
+    assert main(["whatif", LOWPRICE, REFORMED, *SMALL, "--out", str(out)]) == 0
+    assert "reformed-2025" in capsys.readouterr().out
+    data = json.loads((out / "whatif.json").read_text())
+    assert (data["a"]["set"], data["b"]["set"]) == ("lowprice-2024", "reformed-2025")
+    assert any(d["series"] == "share_alive_by_cohort" for d in data["differences"])
+    assert (out / "charts" / "whatif.png").exists() and (out / "a" / "summary.json").exists()
+
+
+def test_sensitivity_and_sweep_run_small(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sensitivity", "--rulebooks", LOWPRICE, "--days", "3", "--replications", "1",
+                 "--param", "refunds.claim_rate", "--param", "exit.loss_days",
+                 "--out", str(tmp_path / "s")]) == 0
+    data = json.loads((tmp_path / "s" / "sensitivity.json").read_text())
+    assert {r["parameter"] for r in data["outcomes"]["share_alive"]} == {
+        "refunds.claim_rate", "exit.loss_days"}
+    capsys.readouterr()
+    assert main(["sweep", "--rulebooks", LOWPRICE, "--days", "3", "--replications", "1",
+                 "--param", "refunds.claim_rate=0.05,0.1", "--seeds", "1,2",
+                 "--scheduler", "inprocess", "--out", str(tmp_path / "w"),
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["refunds.claim_rate"], r["seed"]) for r in rows] == [
+        (0.05, 1), (0.05, 2), (0.1, 1), (0.1, 2)]
+
+
+# -- progress bar --------------------------------------------------------------------------------
+class _Terminal:
+    """A standard error that says it is a terminal and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import simulate_cli
+
+    with simulate_cli.progress_bar("projecting", True) as update:
+        assert update is None  # pytest's captured stderr is not a terminal
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    with simulate_cli.progress_bar("projecting lowprice-2024", False) as update:
+        assert update is None  # a short run: no bar
+    with simulate_cli.progress_bar("projecting lowprice-2024", True) as update:
+        assert update is not None
+        update(5, 10)
+        update(10, 10)
+    assert "projecting lowprice-2024" in "".join(term.parts)
+
+
+def test_simulate_on_a_dask_cluster_gives_the_in_process_numbers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dask.distributed import LocalCluster
+
+    assert main(["simulate", "--rulebooks", REFORMED, *SMALL, "--out", str(tmp_path / "a"),
+                 "--no-charts", "--format", "json"]) == 0
+    here = json.loads(capsys.readouterr().out)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        assert main(["simulate", "--rulebooks", REFORMED, *SMALL, "--out",
+                     str(tmp_path / "b"), "--no-charts", "--format", "json",
+                     "--scheduler", cluster.scheduler_address]) == 0
+    there = json.loads(capsys.readouterr().out)
+    assert there["series"] == here["series"]
+    with np.load(tmp_path / "a" / "series.npz") as a, np.load(tmp_path / "b" / "series.npz") as b:
+        for name in a.files:
+            if name != "__projection__":
+                np.testing.assert_array_equal(a[name], b[name])

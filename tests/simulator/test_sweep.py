@@ -1,0 +1,162 @@
+"""Sweeps on Dask distributed give exactly the in-process result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator import sweep
+from simulator.projection import Projection
+from tests.simulator.projection_factory import synthetic_projection
+
+
+def fake_runner(task: sweep.SweepTask) -> Projection:
+    """A stand-in for the model: seeded by the task's seed, shifted by its parameters."""
+    level = sum(v for _, v in task.overrides)
+    return synthetic_projection(replications=task.replications, days=task.days, seed=task.seed,
+                                level=level)
+
+
+def test_grid_points_are_every_combination_in_a_fixed_order() -> None:
+    points = sweep.grid_points({"b": [1.0, 2.0], "a": [0.5]})
+    assert points == [(("a", 0.5), ("b", 1.0)), (("a", 0.5), ("b", 2.0))]
+    tasks = sweep.sweep_tasks("books/x", None, {"a": [1, 2]}, [7, 8], 5, 2)
+    assert [(t.overrides, t.seed) for t in tasks] == [
+        ((("a", 1.0),), 7), ((("a", 1.0),), 8), ((("a", 2.0),), 7), ((("a", 2.0),), 8)]
+    with pytest.raises(ValueError, match="seed"):
+        sweep.sweep_tasks("books/x", None, {"a": [1]}, [], 5, 2)
+
+
+def test_parse_grid() -> None:
+    assert sweep.parse_grid(["x=0.1,0.2", "y=1:2:0.5"]) == {"x": [0.1, 0.2], "y": [1.0, 1.5, 2.0]}
+    for bad in ("x", "x=", "x=a,b", "x=1:0:1", "x=0:1:0"):
+        with pytest.raises(ValueError, match="--param"):
+            sweep.parse_grid([bad])
+
+
+def _assert_same(a: sweep.SweepResult, b: sweep.SweepResult) -> None:
+    assert a.tasks == b.tasks
+    for pa, pb in zip(a.projections, b.projections, strict=True):
+        assert pa.seed == pb.seed and set(pa.series) == set(pb.series)
+        for name in pa.series:
+            np.testing.assert_array_equal(pa.series[name], pb.series[name])
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_sweep_on_a_two_worker_local_cluster_equals_the_in_process_run(
+        processes: bool) -> None:
+    tasks = sweep.sweep_tasks("books/x", None, {"refund_rate": [0.0, 0.5]}, [1, 2, 3], 4, 2)
+    local = sweep.run_sweep(tasks, scheduler=sweep.INPROCESS, runner=fake_runner)
+    seen: list[tuple[int, int]] = []
+    dist = sweep.run_sweep(tasks, workers=2, processes=processes, runner=fake_runner,
+                           progress=lambda d, t: seen.append((d, t)))
+    assert dist.workers == 2 and "LocalCluster" in dist.where
+    _assert_same(local, dist)
+    assert seen[-1] == (6, 6) and len(seen) == 6
+    # the parameters did reach the runs: the second grid point is shifted by 0.5 everywhere
+    np.testing.assert_allclose(dist.projections[3].series["exposure_gini"],
+                               local.projections[0].series["exposure_gini"] + 0.5)
+
+
+def test_an_existing_cluster_by_address_runs_the_same_code() -> None:
+    from dask.distributed import LocalCluster
+
+    tasks = sweep.sweep_tasks("books/x", None, {"a": [0.1]}, [5, 6], 3, 2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        remote = sweep.run_sweep(tasks, scheduler=cluster.scheduler_address, runner=fake_runner)
+    assert remote.where == cluster.scheduler_address
+    _assert_same(sweep.run_sweep(tasks, scheduler=sweep.INPROCESS, runner=fake_runner), remote)
+    with pytest.raises(ValueError, match="tcp://HOST:PORT"):
+        sweep.run_sweep(tasks, scheduler="localhost:8786", runner=fake_runner)
+
+
+def test_rows_and_json(tmp_path: Path) -> None:
+    tasks = sweep.sweep_tasks("books/x", None, {"a": [0.0, 1.0]}, [3], 3, 2)
+    result = sweep.run_sweep(tasks, scheduler=sweep.INPROCESS, runner=fake_runner)
+    rows = result.rows()
+    assert [r["a"] for r in rows] == [0.0, 1.0] and rows[0]["seed"] == 3
+    p = result.projections[1]
+    assert rows[1]["share_alive"] == pytest.approx(p.series["share_alive"][:, -1].mean())
+    assert rows[1]["margin_mean[large]"] == pytest.approx(p.series["margin_mean"][:, -1, 2].mean())
+    data = json.loads(result.write_json(tmp_path / "sweep.json").read_text())
+    assert data["where"] == "inprocess" and len(data["rows"]) == 2
+
+
+def test_overrides_take_the_type_the_scenario_gives_them() -> None:
+    from simulator.scenario import load_scenario
+
+    scenario = load_scenario()
+    changed = sweep.apply_overrides(scenario, {"exit.loss_days": 12.0,
+                                               "refunds.claim_rate": 0.2})
+    assert changed.value("exit.loss_days") == 12 and isinstance(
+        changed.value("exit.loss_days"), int)
+    assert changed.value("refunds.claim_rate") == 0.2
+    assert scenario.value("refunds.claim_rate") != 0.2  # the original is untouched
+    with pytest.raises(ValueError, match="whole number"):
+        sweep.apply_overrides(scenario, {"exit.loss_days": 12.5})
+    with pytest.raises(ValueError, match=r"no parameter 'refunds\.nope'"):
+        sweep.apply_overrides(scenario, {"refunds.nope": 1.0})
+    with pytest.raises(ValueError, match="claim_rate"):
+        sweep.apply_overrides(scenario, {"refunds.claim_rate": 3.0})
+
+
+def test_a_small_real_sweep_on_two_workers_equals_the_in_process_run() -> None:
+    books = Path(__file__).resolve().parents[2] / "rules" / "books" / "lowprice-2024"
+    tasks = sweep.sweep_tasks(books, None, {"refunds.claim_rate": [0.05, 0.1]}, [1, 2], 3, 2)
+    local = sweep.run_sweep(tasks, scheduler=sweep.INPROCESS)
+    dist = sweep.run_sweep(tasks, workers=2, processes=False)
+    assert dist.workers == 2
+    for pa, pb in zip(local.projections, dist.projections, strict=True):
+        for name in pa.series:
+            np.testing.assert_array_equal(pa.series[name], pb.series[name])
+    # the grid reached the model: a higher claim rate costs merchants more in refunds
+    low, high = local.projections[0], local.projections[2]
+    assert np.nanmean(high.series["refund_burden_ratio"]) > np.nanmean(
+        low.series["refund_burden_ratio"])
+
+
+def test_split_indices() -> None:
+    assert sweep.split_indices(4, 2) == [(0, 1), (2, 3)]
+    assert sweep.split_indices(2, 4) == [(0,), (1,)]
+    shares = sweep.split_indices(7, 3)
+    assert [i for share in shares for i in share] == list(range(7))
+
+
+def test_replications_spread_over_workers_stack_to_the_in_process_projection() -> None:
+    from rules.loader import load_set
+    from simulator.run import project
+
+    books = Path(__file__).resolve().parents[2] / "rules" / "books" / "reformed-2025"
+    task = sweep.SweepTask(str(books), None, (), 4, 3, 17)
+    spread = sweep.project_distributed(task, workers=2, processes=False)
+    whole = project(load_set(books), None, 4, 3, 17)
+    assert spread.meta["workers"] == 2
+    assert (spread.set_id, spread.revision, spread.replications, spread.days) == (
+        whole.set_id, whole.revision, 3, 4)
+    assert set(spread.series) == set(whole.series)
+    for name in whole.series:
+        np.testing.assert_array_equal(spread.series[name], whole.series[name])
+
+
+def test_a_packed_task_needs_no_files_on_the_worker(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    books = Path(__file__).resolve().parents[2] / "rules" / "books" / "lowprice-2024"
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text((Path(__file__).resolve().parents[2] / "simulator" / "scenarios"
+                         / "default.yaml").read_text())
+    task = sweep.SweepTask(str(books), str(scenario), (("refunds.claim_rate", 0.2),), 3, 1, 4)
+    here = sweep.run_task(task)
+    shipped = sweep.packed(task)
+    assert {name for name, _ in shipped.rulebook_texts} >= {"refund.yaml", "ranking.yaml"}
+    scenario.unlink()  # the worker's machine has neither file
+    moved = replace(shipped, rulebooks=str(tmp_path / "elsewhere" / "lowprice-2024"))
+    there = sweep.run_task(moved)
+    assert (there.set_id, there.revision, there.scenario) == (
+        here.set_id, here.revision, here.scenario)
+    for name in here.series:
+        np.testing.assert_array_equal(here.series[name], there.series[name])
