@@ -1,7 +1,7 @@
 """Simulator throughput, reference baseline, Dask sweep speed-up and peak memory, in one run.
 
-    python bench/simulator_throughput.py [--merchants 100000] [--days 60]
-        [--reference-merchants 200] [--reference-days 20] [--sweep-tasks 4]
+    python bench/simulator_throughput.py [--merchants 200000] [--days 60]
+        [--reference-merchants 400] [--reference-days 30] [--sweep-tasks 4]
         [--memory-merchants 1000000] [--memory-days 365]
         [--skip model|reference|sweep|memory] [--json FILE]
 
@@ -247,11 +247,11 @@ def peak_memory(merchants: int, days: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--merchants", type=int, default=100_000)
+    ap.add_argument("--merchants", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--reference-merchants", type=int, default=200)
-    ap.add_argument("--reference-days", type=int, default=20)
+    ap.add_argument("--reference-merchants", type=int, default=400)
+    ap.add_argument("--reference-days", type=int, default=30)
     ap.add_argument("--sweep-tasks", type=int, default=4)
     ap.add_argument("--sweep-merchants", type=int, default=20_000)
     ap.add_argument("--sweep-days", type=int, default=120)
