@@ -72,6 +72,8 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/simulator_throughput.py
+	$(BIN)/python bench/audit_static.py
 
 clean:
 	rm -rf $(VENV) node_modules out build *.egg-info .pytest_cache .ruff_cache .hypothesis
