@@ -44,6 +44,9 @@ class Samples:
     population: np.ndarray
     #: Merchants of each cohort that exist (the denominator of a cohort's share alive).
     sizes: np.ndarray
+    #: The existing merchants ordered by cohort (slot order within one): cohort sums are one
+    #: gather and one `np.add.reduceat`.
+    order: np.ndarray
 
     @classmethod
     def of(cls, tier: np.ndarray, exists: np.ndarray, size: int) -> Samples:
@@ -54,8 +57,25 @@ class Samples:
 
         by_cohort = tuple(spread(np.flatnonzero((tier == c) & exists), size)
                           for c in range(len(TIERS)))
-        sizes = np.bincount(tier[exists], minlength=len(TIERS)).astype(np.float64)
-        return cls(by_cohort, spread(np.flatnonzero(exists), size * len(TIERS)), sizes)
+        counts = np.bincount(tier[exists], minlength=len(TIERS))
+        existing = np.flatnonzero(exists)
+        order = existing[np.argsort(tier[existing], kind="stable")]
+        return cls(by_cohort, spread(existing, size * len(TIERS)),
+                   counts.astype(np.float64), order)
+
+    def cohort_sums(self, x: np.ndarray) -> np.ndarray:
+        """Sum of x over each cohort's merchants, as float64, in slot order."""
+        return segment_sums(x[self.order].astype(np.float64, copy=False), self.sizes)
+
+
+def segment_sums(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Sums of consecutive segments of `v` of the given sizes (an empty segment sums to 0)."""
+    out = np.zeros(len(sizes), dtype=v.dtype)
+    nonempty = sizes > 0  # reduceat would read an empty segment as its next element
+    if nonempty.any():
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        out[nonempty] = np.add.reduceat(v, starts[nonempty])
+    return out
 
 
 @dataclass
@@ -95,22 +115,29 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
               flows: DayFlows, group: np.ndarray, n_groups: int, samples: Samples) -> None:
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
 
-    Cohort figures are sums by a cohort key (the tier of a live merchant, 3 for one that left)
-    with `np.bincount`: one pass per quantity instead of a mask per cohort.
+    Cohort figures are sums over each cohort's (live) merchants in cohort order, slot order
+    within a cohort: one gather and one segmented sum per quantity. `group` is the
+    product group of each merchant; groups are contiguous blocks of equal size.
     """
     alive = state["alive"]
-    tier = state["tier"]
     k = len(TIERS)
-    key = np.where(alive, tier, k)
+    live = alive[samples.order]  # cohort order
+    # The live merchants in cohort order, and how many each cohort has.
+    live_order = samples.order[live]
+    n_c = segment_sums(live.astype(np.int64), samples.sizes)
 
     def by(x: np.ndarray) -> np.ndarray:
-        return np.bincount(key, weights=x, minlength=k + 1)[:k]
+        """Sum over each cohort's live merchants."""
+        return segment_sums(x[live_order].astype(np.float64, copy=False), n_c)
+
+    def flow(x: np.ndarray) -> np.ndarray:
+        """Sum over each cohort's merchants, live or not."""
+        return samples.cohort_sums(x)
 
     def total(x: np.ndarray) -> float:
         return float(np.sum(x, dtype=np.float64))
 
     price, quality, margin = state["price"], state["quality"], state["margin"]
-    n_c = np.bincount(key, minlength=k + 1)[:k]
     n_alive = int(n_c.sum())
     revenue_c = by(flows.revenue)
     refund_c = by(flows.refund)
@@ -126,11 +153,12 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     out["ad_burden_ratio"][r, t] = _ratio(ads, gmv)
     out["below_cost_sales_share"][r, t] = _ratio(total(flows.below_cost_units),
                                                  total(flows.orders))
-    by_group = np.bincount(group, weights=flows.exposure, minlength=n_groups)
+    # Groups are contiguous blocks of slots (simulator.population): sums by group are row sums.
+    exposure = flows.exposure.astype(np.float64, copy=False).reshape(n_groups, -1)
+    by_group = exposure.sum(axis=1)
     exposure_total = float(by_group.sum())
     if exposure_total > 0:
-        squares = np.bincount(group, weights=flows.exposure.astype(np.float64) ** 2,
-                              minlength=n_groups)
+        squares = np.square(exposure).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             hhi_g = np.where(by_group > 0, squares / by_group ** 2, 0.0)
         out["exposure_hhi"][r, t] = float((hhi_g * by_group).sum() / exposure_total)
@@ -159,8 +187,8 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
         quality_share = quality_c / sum_q if sum_q > 0 else np.nan
         out["exposure_per_quality_by_cohort"][r, t, :] = np.where(
             n_c > 0, exposure_share / quality_share, np.nan)
-        attempted = np.bincount(tier, weights=flows.appeals_attempted, minlength=k)
-        won = np.bincount(tier, weights=flows.appeals_won, minlength=k)
+        attempted = flow(flows.appeals_attempted)
+        won = flow(flows.appeals_won)
         out["appeal_success_by_cohort"][r, t, :] = np.where(attempted > 0, won / attempted,
                                                             np.nan)
     for c in range(k):

@@ -17,15 +17,32 @@ replication gives the same numbers whether it runs alone or beside others.
 Rule arithmetic runs in float64 whatever the state dtype (the vectorised target's numbers are
 float64). In float32 mode ranking scores are compared at float32 precision (see
 `Model._position_weight`); in float64 mode every step matches the reference to rounding.
+
+Speed (none of this changes a result; `tests/simulator/test_model.py` pins that the block size
+does not change a bit):
+  - every stage where a merchant's day does not depend on other merchants (ranking scores,
+    demand and fees, refunds, appeals, accounts) runs over contiguous blocks of `_BLOCK`
+    merchants, so its few dozen whole-array passes work on arrays that stay in the CPU cache
+    instead of streaming the population from memory each time; blocks skip the padding slots
+    of smaller product groups;
+  - a decision that no per-merchant field decides (`Decisions.uniform`: say, every claim of a
+    class goes to the merchant first) is booked over all rows at once, and a refund event
+    whose rules never read the evidence is decided once for both evidence classes;
+  - claim bookings are a count times a cost per claim, so merchants with no claims of a kind
+    are booked zero in whole-column arithmetic rather than gathered out and scattered back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+import math
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from rules.expression.numpy_target import Column
 from rules.rulebook import RulebookSet
 from rules.targets.vectorised import VectorisedRulebook, compile_set
 from simulator.aggregates import DayFlows
@@ -57,26 +74,54 @@ TIER_NAMES = np.array(TIERS)
 Scope = dict[str, Any]
 
 
-class _View(Mapping[str, Any]):
-    """A namespace for the merchants at `idx`, read lazily: a rule that never asks for a field
-    costs nothing. Full-population arrays (length n) are read at `idx`; arrays already of the
-    subset's length and scalars are passed through."""
+class _Lazy:
+    """A field computed the first time a rule reads it, then kept (say, the text label of
+    every merchant's tier, which most rulebooks never ask for)."""
 
-    def __init__(self, fields: dict[str, Any], idx: np.ndarray, n: int):
+    def __init__(self, make: Callable[[], Any]):
+        self._make: Callable[[], Any] | None = make
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
+
+
+class _View(Mapping[str, Any]):
+    """A namespace for the rows `idx` of n rows (indices or a slice; None: all of them), read
+    lazily: a rule
+    that never asks for a field costs nothing. Arrays and `Column`s of length n are read at
+    `idx` (as they are when `idx` has all n rows); arrays already of the subset's length and
+    scalars pass through; `_Lazy` fields are computed on first use."""
+
+    def __init__(self, fields: dict[str, Any], idx: np.ndarray | slice | None, n: int):
         self.fields = fields
         self.idx = idx
         self.n = n
+        if isinstance(idx, slice):
+            self.size = len(range(*idx.indices(n)))
+        else:
+            self.size = n if idx is None else idx.size
 
     def __getitem__(self, key: str) -> Any:
         value = self.fields[key]
-        if (isinstance(value, np.ndarray) and value.ndim == 1 and value.shape[0] == self.n
-                and self.idx.size != self.n):  # the whole population: no copy needed
-            return value[self.idx]
+        if isinstance(value, _Lazy):
+            value = value.get()
+        idx = self.idx
+        if idx is None or (not isinstance(idx, slice) and idx.size == self.n):
+            return value  # every row: no copy needed
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.shape[0] == self.n:
+            return value[idx]
+        if isinstance(value, Column) and np.ndim(value.values) == 1 \
+                and value.values.shape[0] == self.n:
+            known = value.known[idx] if np.ndim(value.known) else value.known
+            return Column(value.values[idx], known)
         return value
 
     def column(self, key: str) -> np.ndarray:
         """The field over the subset as an array (scalars broadcast)."""
-        return np.broadcast_to(np.asarray(self[key]), (self.idx.size,))
+        return np.broadcast_to(np.asarray(self[key]), (self.size,))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.fields)
@@ -97,11 +142,17 @@ class _NoRules:
     def rules_for(self, event_type: str) -> tuple[str, ...]:
         return ()
 
+    def reads(self, event_type: str) -> frozenset[str]:
+        return frozenset()
+
     def decide(self, event_type: str, scope: Any, n: int) -> _NoDecisions:
         return _NoDecisions(event_type, np.full(n, -1, dtype=np.int32))
 
 
 class _NoDecisions:
+    #: No rule decided any row (as `Decisions.uniform` says it).
+    uniform = -1
+
     def __init__(self, event_type: str, rule: np.ndarray):
         self.event_type, self.rule = event_type, rule
 
@@ -124,7 +175,8 @@ class Model:
         self.web = np.concatenate([w[0] for w in webs])
         self.web_cap = np.concatenate([w[1] for w in webs])
         self.web_floor = np.concatenate([w[2] for w in webs])
-        cat = {k: np.concatenate([st[k] for st in states]) for k in states[0]}
+        cat = states[0] if len(states) == 1 else {
+            k: np.concatenate([st[k] for st in states]) for k in states[0]}
         f = self.dtype
         floats = ("full_cost", "unit_cost", "shipping", "quality", "quality0", "price", "promo",
                   "cash", "scale", "fixed_cost", "capacity", "burden_ema", "last_revenue")
@@ -155,8 +207,9 @@ class Model:
         self.s = s
         ex = np.flatnonzero(s["exists"])
         s["margin"][ex] = self._margin(ex)
-        self.tier_names = TIER_NAMES[s["tier"]]
-        self.group_names = np.array(lay.groups)[cat["group"]]
+        self.tier_names = _Lazy(lambda: TIER_NAMES[s["tier"]])
+        group_of = cat["group"]
+        self.group_names = _Lazy(lambda: np.array(lay.groups)[group_of])
         compiled = compile_set(rulebook_set)
         self.books: dict[str, Any] = {fam: compiled.get(fam, _NoRules()) for fam in FAMILIES}
         self.calendar = Calendar(scenario.start, rulebook_set.timezone)
@@ -170,6 +223,7 @@ class Model:
             etype: np.array([_cancels(af, rid, etype) for rid in af.rule_ids] + [False])
             for etype in ("listing_updated", "prompt_dismissed")
         }
+        self.blocks = _blocks(self.R, lay)
         self.impressions = np.tile(np.array([g.daily_impressions.value for g in self.sc.groups]),
                                    self.R)
         self.channel_share = np.tile(
@@ -285,7 +339,7 @@ class Model:
     # -- the day ----------------------------------------------------------------------------
     def step(self, day: int) -> DayFlows:
         sc, s, lay = self.sc, self.s, self.layout
-        n, f = self.n, self.dtype
+        n = self.n
         T = self.calendar.time(day)
         month, year, next_month, next_year = self.calendar.periods(day)
         if self.period is None or self.period[0] != month:
@@ -296,16 +350,21 @@ class Model:
             s["appeals_failed_year"][:] = 0
         self.period = (month, year)
         draws = [day_draws(rng, lay) for rng in self.rngs]
-        gu = np.concatenate([d.group for d in draws], axis=1)
-        u = np.concatenate([d.merchant for d in draws], axis=1)
+        if len(draws) == 1:  # one replication: its draws as they are, no copy
+            gu, u = draws[0].group, draws[0].merchant
+        else:
+            gu = np.concatenate([d.group for d in draws], axis=1)
+            u = np.concatenate([d.merchant for d in draws], axis=1)
         fl = DayFlows(**{k: np.zeros(n, dtype=np.float64) for k in DayFlows.__dataclass_fields__})
         alive = s["alive"]
         group = s["group"]
 
         # 1. whole-web price
         wp = sc.web_price
-        price_or_inf = np.where(alive, s["price"].astype(np.float64), np.inf)
-        lowest = np.minimum(self.web, price_or_inf.reshape(-1, lay.slots).min(axis=1))
+        # The minimum is exact in the state dtype: widen the group minima, not every price.
+        price_or_inf = np.where(alive, s["price"], np.inf)
+        lowest = np.minimum(self.web, price_or_inf.reshape(-1, lay.slots).min(axis=1)
+                            .astype(np.float64))
         old = self.web.copy()
         cut = gu[0] < wp.cut_probability.value
         depth = wp.cut_depth_low.value + (wp.cut_depth_high.value - wp.cut_depth_low.value) * gu[1]
@@ -433,93 +492,114 @@ class Model:
 
         # 4. ranking and exposure
         fl.exposure[:] = self.exposure(T)
-        live = _rows(alive)  # maybe everyone: charges are masked to live merchants below
-        live_alive = alive[live]
 
-        # 5. demand, commission, ads
-        d = sc.demand
-        price = s["price"].astype(np.float64)
-        ad_clicks = (sc.ads.budget_share.value * s["last_revenue"].astype(np.float64)
-                     / sc.ads.cost_per_click.value)
-        elasticity = d.quality_conversion_elasticity.value
-        quality = s["quality"].astype(np.float64)
-        # x ** 1.0 is x exactly; skipping the power saves a slow pass over the population.
-        conv = d.conversion.value * (quality if elasticity == 1.0 else quality ** elasticity)
-        lam = (fl.exposure * d.click_through_rate.value + ad_clicks) * conv
-        orders = np.where(alive, np.floor(lam + u[U_ORDERS]), 0.0)
-        fl.orders[:] = orders
-        fl.revenue[:] = orders * price
-        fl.below_cost_units[:] = np.where(price < s["unit_cost"], orders, 0.0)
-        cm = self.books["commission"]
-        if live.size:
-            for etype, event, times in (
-                ("order_placed", {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
-                                  "amount": s["price"], "shipping_cost": s["shipping"]},
-                 orders[live]),
-                ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": ad_clicks},
-                 1.0),
-            ):
-                scope = self._scope(live, event, self._order_ns(live, listing_id="L"))
-                dec = cm.decide(etype, scope, live.size)
-                for _rid, mask, effects in self._fired_effects(cm, dec):
-                    for name, args in effects:
-                        if name != "charge_fee":
-                            continue
-                        amount = args["amount"]
-                        ok = mask & _known(amount) & live_alive
-                        kind_arg = args.get("kind", "fees")
-                        one = _constant(kind_arg)
-                        if one is not None:  # a literal kind: no per-row text comparison
-                            cat = _FEE_CATEGORY.get(str(one), "fees")
-                            _add_at(getattr(fl, cat), live, np.where(ok, amount * times, 0.0))
-                            continue
-                        kind = np.broadcast_to(kind_arg, amount.shape)
-                        for cat, sel in (("commission", kind == "commission"),
-                                         ("ads", kind == "ad_click"),
-                                         ("fees", (kind != "commission") & (kind != "ad_click"))):
-                            rows = ok & sel
-                            if rows.any():
-                                t = times[rows] if isinstance(times, np.ndarray) else times
-                                getattr(fl, cat)[live[rows]] += amount[rows] * t
-
-        # 6. refunds, 7. appeals
-        wrongful, wrongful_burden = self._refunds(T, u, fl)
+        # 5. demand, commission, ads, 6. refunds: each merchant on its own, block by block
+        # (see _BLOCK); a block's claims are routed while its orders are still in the cache.
+        wrongful, wrongful_burden = np.zeros(n), np.zeros(n)
         want = np.zeros(n, dtype=np.int64)
-        has = alive & (wrongful > 0)
-        want[has] = np.floor(wrongful[has] * sc.appeals.propensity.value
-                             + offset(u[U_REFUND, has].astype(np.float64), 7)).astype(np.int64)
+        for rows in self.blocks:
+            self._demand(rows, T, u, fl)
+            self._refunds(rows, T, u, fl, wrongful, wrongful_burden, want)
+
+        # 7. appeals
         self._appeals(want, wrongful, wrongful_burden, T, next_month, next_year, fl)
 
-        # 8. accounts and exit, 9. adaptation and entry
-        dead_before = ~alive
-        alive = ~dead_before  # a copy: s["alive"] changes below
+        # 8. accounts and exit, 9. adaptation: each merchant on its own, block by block
+        dead_before = ~alive  # a copy: s["alive"] changes below
+        for rows in self.blocks:
+            self._accounts(rows, u, fl, dead_before)
         entry_p = sc.exit.entry_probability.value
-        burden = fl.commission + fl.ads + fl.fees + fl.refund
-        unit = s["unit_cost"].astype(np.float64) + s["shipping"]
-        profit = fl.revenue - fl.orders * unit - burden - s["fixed_cost"]
-        profit[dead_before] = 0.0
-        s["cash"] = (s["cash"] + profit).astype(f)
-        loss = profit < 0
-        s["loss_days"] = np.where(alive, np.where(loss, s["loss_days"] + 1, 0),
-                                  s["loss_days"]).astype(np.int32)
-        rev = fl.revenue
+        if entry_p > 0:
+            new = np.flatnonzero(dead_before & s["exists"] & (u[U_ADAPT] < entry_p))
+            if new.size:
+                self._enter(new)
+        return fl
+
+    def _demand(self, rows: slice, T: float, u: np.ndarray, fl: DayFlows) -> None:
+        """Orders, revenue, commission and ad spend of the merchants in `rows` (a block).
+
+        Every merchant of the block is decided; charges are kept only where it is alive."""
+        s, sc = self.s, self.sc
+        alive = s["alive"][rows]
+        d = sc.demand
+        price = s["price"][rows].astype(np.float64)
+        ad_clicks = (sc.ads.budget_share.value * s["last_revenue"][rows].astype(np.float64)
+                     / sc.ads.cost_per_click.value)
+        elasticity = d.quality_conversion_elasticity.value
+        quality = s["quality"][rows].astype(np.float64)
+        # x ** 1.0 is x exactly; skipping the power saves a slow pass over the population.
+        conv = d.conversion.value * (quality if elasticity == 1.0 else quality ** elasticity)
+        lam = (fl.exposure[rows] * d.click_through_rate.value + ad_clicks) * conv
+        orders = np.where(alive, np.floor(lam + u[U_ORDERS, rows]), 0.0)
+        fl.orders[rows] = orders
+        fl.revenue[rows] = orders * price
+        fl.below_cost_units[rows] = np.where(price < s["unit_cost"][rows], orders, 0.0)
+        cm = self.books["commission"]
+        size = orders.size
+        for etype, event, times in (
+            ("order_placed", {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
+                              "amount": s["price"], "shipping_cost": s["shipping"]}, orders),
+            ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": ad_clicks}, 1.0),
+        ):
+            scope = self._scope(rows, event, self._order_ns(rows, listing_id="L"))
+            dec = cm.decide(etype, scope, size)
+            for _rid, mask, effects in self._fired_effects(cm, dec):
+                for name, args in effects:
+                    if name != "charge_fee":
+                        continue
+                    amount = args["amount"]
+                    ok = mask & _known(amount) & alive
+                    kind_arg = args.get("kind", "fees")
+                    one = _constant(kind_arg)
+                    if one is not None:  # a literal kind: no per-row text comparison
+                        cat = _FEE_CATEGORY.get(str(one), "fees")
+                        getattr(fl, cat)[rows] += np.where(ok, amount * times, 0.0)
+                        continue
+                    kind = np.broadcast_to(kind_arg, amount.shape)
+                    for cat, sel in (("commission", kind == "commission"),
+                                     ("ads", kind == "ad_click"),
+                                     ("fees", (kind != "commission") & (kind != "ad_click"))):
+                        hit = ok & sel
+                        if hit.any():
+                            t = times[hit] if isinstance(times, np.ndarray) else times
+                            getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
+
+    def _accounts(self, rows: slice, u: np.ndarray, fl: DayFlows,
+                  dead_before: np.ndarray) -> None:
+        """The day's accounts of the merchants in `rows` (a block): profit, cash, the run of
+        loss days, the burden average, exit, and cutting quality under a squeezed margin."""
+        s, sc, lo = self.s, self.sc, rows.start
+        ad = sc.adaptation
+        dead = dead_before[rows]
+        alive = ~dead
+        burden = fl.commission[rows] + fl.ads[rows] + fl.fees[rows] + fl.refund[rows]
+        unit = s["unit_cost"][rows].astype(np.float64) + s["shipping"][rows]
+        profit = fl.revenue[rows] - fl.orders[rows] * unit - burden - s["fixed_cost"][rows]
+        profit[dead] = 0.0
+        s["cash"][rows] = s["cash"][rows] + profit  # stored in the state dtype
+        loss_days = s["loss_days"][rows]
+        s["loss_days"][rows] = np.where(alive, np.where(profit < 0, loss_days + 1, 0),
+                                        loss_days)
+        rev = fl.revenue[rows]
         sold = rev > 0
+        burden_ema = s["burden_ema"][rows]
         with np.errstate(invalid="ignore", divide="ignore"):
-            new_ema = (1.0 - BURDEN_MEMORY) * s["burden_ema"] + BURDEN_MEMORY * burden / rev
-        s["burden_ema"] = np.where(sold & alive, new_ema, s["burden_ema"]).astype(f)
-        s["last_revenue"] = np.where(alive, rev, s["last_revenue"]).astype(f)
-        exits = alive & ((s["loss_days"] >= sc.exit.loss_days.value) | (s["cash"] < 0))
-        gone = np.flatnonzero(exits)
+            new_ema = (1.0 - BURDEN_MEMORY) * burden_ema + BURDEN_MEMORY * burden / rev
+        s["burden_ema"][rows] = np.where(sold & alive, new_ema, burden_ema)
+        s["last_revenue"][rows] = np.where(alive, rev, s["last_revenue"][rows])
+        exits = alive & ((s["loss_days"][rows] >= sc.exit.loss_days.value)
+                         | (s["cash"][rows] < 0))
+        gone = lo + np.flatnonzero(exits)
         s["alive"][gone] = False
         s["dl_rule"][gone], s["dl_due"][gone] = -1, np.inf
         s["dl_event_time"][gone], s["dl_event_price"][gone] = np.nan, np.nan
         stay = alive & ~exits
-        p = s["price"]
-        margin = (p - s["unit_cost"] - s["shipping"]) / p - s["burden_ema"]
-        s["margin"] = np.where(stay, margin, s["margin"]).astype(f)
-        squeezed = np.flatnonzero(stay & (s["margin"] < ad.margin_threshold.value)
-                                  & (s["quality"] > ad.quality_floor.value)
-                                  & (u[U_ADAPT] < ad.probability.value))
+        p = s["price"][rows]
+        margin = (p - s["unit_cost"][rows] - s["shipping"][rows]) / p - s["burden_ema"][rows]
+        s["margin"][rows] = np.where(stay, margin, s["margin"][rows])
+        squeezed = lo + np.flatnonzero(stay & (s["margin"][rows] < ad.margin_threshold.value)
+                                       & (s["quality"][rows] > ad.quality_floor.value)
+                                       & (u[U_ADAPT, rows] < ad.probability.value))
         if squeezed.size:
             q = np.maximum(ad.quality_floor.value,
                            s["quality"][squeezed].astype(np.float64) - ad.quality_step.value)
@@ -527,11 +607,6 @@ class Model:
             s["unit_cost"][squeezed] = s["full_cost"][squeezed].astype(np.float64) * (
                 1.0 - ad.cost_share_of_quality.value * (1.0 - q))
             s["margin"][squeezed] = self._margin(squeezed)
-        if entry_p > 0:
-            new = np.flatnonzero(dead_before & s["exists"] & (u[U_ADAPT] < entry_p))
-            if new.size:
-                self._enter(new)
-        return fl
 
     def _position_weight(self, score: np.ndarray) -> np.ndarray:
         """Each listing's position weight after ranking its group by score, best first; ties go
@@ -552,7 +627,12 @@ class Model:
             return weight.ravel()
         # + 0.0 turns -0.0 into 0.0, which the float comparison treats as equal.
         key = (-score.astype(np.float32) + np.float32(0.0)).view(np.uint32)
-        key = np.where(key >> np.uint32(31), ~key, key | np.uint32(0x80000000))
+        # Order-preserving bits: flip every bit of a negative float, only the sign bit of a
+        # positive one (key ^ 0xFFFFFFFF or key ^ 0x80000000), in place.
+        flip = key >> np.uint32(31)
+        flip *= np.uint32(0x7FFFFFFF)
+        flip |= np.uint32(0x80000000)
+        key ^= flip
         key = key.reshape(-1, slots)
         if self._prev_key is None:
             rows = np.arange(key.shape[0])
@@ -562,20 +642,24 @@ class Model:
             weight = self._prev_weight.copy()
         if rows.size:
             slot = np.arange(slots, dtype=np.uint64)[None, :]
-            composite = (key[rows].astype(np.uint64) << np.uint64(32)) | slot
+            first = self._order is None
             if self._order is None:
-                composite.sort(axis=1)
-            else:
-                composite = np.take_along_axis(composite, self._order[rows], axis=1)
-                composite.sort(axis=1, kind="stable")
-            order = (composite & np.uint64(0xFFFFFFFF)).astype(np.intp)
-            if self._order is None:
-                self._order = order
-            else:
-                self._order[rows] = order
-            part = np.empty(order.shape)
-            np.put_along_axis(part, order, self.weights[None, :], axis=1)
-            weight[rows] = part
+                self._order = np.empty(key.shape, dtype=np.intp)
+            # A few groups at a time, so that a chunk's arrays stay in the CPU cache.
+            per = max(1, 4 * _BLOCK // max(1, slots))
+            for i in range(0, rows.size, per):
+                chunk = rows[i:i + per]
+                composite = (key[chunk].astype(np.uint64) << np.uint64(32)) | slot
+                if first:
+                    composite.sort(axis=1)
+                else:
+                    composite = np.take_along_axis(composite, self._order[chunk], axis=1)
+                    composite.sort(axis=1, kind="stable")
+                order = (composite & np.uint64(0xFFFFFFFF)).astype(np.intp)
+                self._order[chunk] = order
+                part = np.empty(order.shape)
+                np.put_along_axis(part, order, self.weights[None, :], axis=1)
+                weight[chunk] = part
         self._prev_key, self._prev_weight = key, weight
         return weight.ravel()
 
@@ -586,287 +670,259 @@ class Model:
         s, lay, n = self.s, self.layout, self.n
         alive = s["alive"]
         rk = self.books["ranking"]
-        live = _rows(alive)  # maybe everyone: the dead are masked out below
-        score = np.zeros(n)
+        score = np.full(n, -np.inf)  # padding slots never live
         channel = np.zeros(n)
-        if live.size:
-            event = {"time": T, "listing_id": "L", "product_group": self.group_names,
-                     "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
-                     "promo_signup_price": s["promo"]}
-            dec = rk.decide("listing_updated", self._scope(live, event), live.size)
+        event = {"time": T, "listing_id": "L", "product_group": self.group_names,
+                 "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
+                 "promo_signup_price": s["promo"]}
+        # Scores are per listing: decided block by block (see _BLOCK), the dead included
+        # (they are masked out at once); only the ranking itself needs the whole group.
+        for rows in self.blocks:
+            block_score = np.zeros(rows.stop - rows.start)
+            block_channel = np.zeros(rows.stop - rows.start)
+            dec = rk.decide("listing_updated", self._scope(rows, event), block_score.size)
             for _rid, mask, effects in self._fired_effects(rk, dec):
                 for name, args in effects:
                     if name == "assign_ranking_score":
-                        v = args["score"]
-                        ok = mask & _known(v)
-                        _put(score, live, ok, v)
+                        target, v = block_score, args["score"]
                     elif name == "admit_to_channel":
-                        v = args["impressions"]
-                        ok = mask & _known(v)
-                        _put(channel, live, ok, v)
-        score = np.where(alive, score, -np.inf)
-        channel = np.where(alive, channel, 0.0)
-        w = self._position_weight(score) * s["scale"]
-        w = np.where(alive, w, 0.0)
-        total = w.reshape(-1, lay.slots).sum(axis=1)
-        rows = (-1, lay.slots)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            e = (self.impressions[:, None] * w.reshape(rows) / total[:, None]).ravel()
-        if channel.any():
-            admitted = channel > 0
-            n_admitted = np.maximum(admitted.reshape(rows).sum(axis=1), 1)
-            extra = (channel.reshape(rows) * self.channel_share[:, None]
-                     / n_admitted[:, None]).ravel()
-            e = np.where(admitted, e + extra, e)
-        return np.where(alive, e, 0.0)
+                        target, v = block_channel, args["impressions"]
+                    else:
+                        continue
+                    np.copyto(target, v, where=mask & _known(v))
+            live = alive[rows]
+            score[rows] = np.where(live, block_score, -np.inf)
+            channel[rows] = np.where(live, block_channel, 0.0)
+        weight = self._position_weight(score)
+        # Exposure needs each group's totals: computed a few whole groups at a time, as
+        # (groups x slots) arrays, so that a chunk's arrays stay in the CPU cache.
+        slots = lay.slots
+        e = np.zeros(n)
+        per = max(1, _BLOCK * 4 // slots)
+        for g0 in range(0, n // slots, per):
+            g1 = min(n // slots, g0 + per)
+            sl = slice(g0 * slots, g1 * slots)
+            live = alive[sl].reshape(-1, slots)
+            w = np.where(live, weight[sl].reshape(-1, slots) * s["scale"][sl].reshape(-1, slots),
+                         0.0)
+            total = w.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eg = self.impressions[g0:g1, None] * w / total[:, None]
+            ch = channel[sl].reshape(-1, slots)
+            if ch.any():
+                admitted = ch > 0
+                n_admitted = np.maximum(admitted.sum(axis=1), 1)
+                extra = ch * self.channel_share[g0:g1, None] / n_admitted[:, None]
+                eg = np.where(admitted, eg + extra, eg)
+            e[sl] = np.where(live, eg, 0.0).ravel()
+        return e
 
 
     # -- refunds ----------------------------------------------------------------------------
-    def _refund_burden(self, args: Mapping[str, np.ndarray], order: _View,
-                       rows: np.ndarray) -> np.ndarray:
-        """Merchant's loss per granted claim at `rows` (rules.effects `_refund_burden`)."""
-        m = int(rows.size)
-        shipped = order.column("shipped").astype(bool)[rows]
+    def _refunds(self, rows: slice, T: float, u: np.ndarray, fl: DayFlows,
+                 wrongful: np.ndarray, wrongful_burden: np.ndarray, want: np.ndarray) -> None:
+        """Route the day's refund-only claims of the merchants in `rows` (a block, see
+        `_Claims`); record per merchant the refunds granted without evidence, their burden,
+        and the appeals it wants to file.
 
-        def arg(name: str, default: Any) -> np.ndarray:
-            v = args.get(name)
-            if v is None:
-                return np.full(m, default)
-            return np.asarray(v)[rows]
-
-        payer = arg("payer", "merchant")
-        with_return = arg("with_return", False)
-        if with_return.dtype.kind == "f":
-            with_return = np.nan_to_num(with_return) != 0
-        with_return = with_return.astype(bool)
-        recall = np.nan_to_num(arg("recall_fee", 0.0).astype(np.float64))
-        product = order.column("product_cost").astype(np.float64)[rows]
-        shipping = order.column("shipping_cost").astype(np.float64)[rows]
-        total = (np.where(shipped & ~with_return, product, 0.0) + np.where(shipped, shipping, 0.0)
-                 + np.where(shipped, recall, 0.0))
-        return np.where((payer == "merchant") & (total > 0), total, 0.0)
-
-    def _route(self, book: Any, dec: Any, count: np.ndarray, valid: bool, order: _View,
-               acc: dict[str, np.ndarray], final: bool = False) -> None:
-        """Book `count` claims per row through the effects of the rules that decided them."""
-        for _rid, mask, effects in self._fired_effects(book, dec):
-            self._route_effects(mask, effects, count, valid, order, acc, final)
-
-    def _route_effects(self, mask: np.ndarray, effects: list[tuple[str, dict]],
-                       count: np.ndarray, valid: bool, order: _View,
-                       acc: dict[str, np.ndarray], final: bool) -> None:
-        rows = np.flatnonzero(mask & (count > 0))
-        if not rows.size:
-            return
-        c = count[rows]
-        for name, args in effects:
-            if name == "grant_refund":
-                per = self._refund_burden(args, order, rows) * c
-                acc["burden"][rows] += per
-                if not valid:
-                    acc["wrongful"][rows] += c
-                    acc["wrongful_burden"][rows] += per
-            elif name == "reject_refund" and not final:
-                acc["rejected"][rows] += c
-            elif name == "request_merchant_response":
-                acc["awaiting"][rows] += c
-            elif name == "platform_review":
-                review = args.get("review")
-                kind = (np.broadcast_to(review, mask.shape)[rows] if review is not None
-                        else np.full(rows.size, "human"))
-                human = kind != "automated"
-                acc["review_human"][rows[human]] += c[human]
-                acc["review_auto"][rows[~human]] += c[~human]
-
-    def _refunds(self, T: float, u: np.ndarray, fl: DayFlows) -> tuple[np.ndarray, np.ndarray]:
+        Every merchant of the block is routed: one without orders (or not alive, which has
+        none) has no claims, and every booking is a count times a cost, so it books zero, as
+        if it had been left out.
+        """
         s, rf = self.s, self.sc.refunds
-        n = self.n
-        book = self.books["refund"]
-        idx = _rows(s["alive"] & (fl.orders > 0))
-        wrongful = np.zeros(n)
-        wrongful_burden = np.zeros(n)
-        if not idx.size:
-            return wrongful, wrongful_burden
-        m = idx.size
-        orders = fl.orders[idx]
-        quality = s["quality"][idx].astype(np.float64)
+        orders = fl.orders[rows]
+        quality = s["quality"][rows].astype(np.float64)
         rate = rf.claim_rate.value * (1.0 + rf.quality_complaint_elasticity.value
                                       * (1.0 - quality))
-        full = idx.size == n
-        claims = np.minimum(orders, np.floor(
-            orders * rate + (u[U_CLAIMS] if full else u[U_CLAIMS, idx])))
-        ur = (u[U_REFUND] if full else u[U_REFUND, idx]).astype(np.float64)
+        claims = np.minimum(orders, np.floor(orders * rate + u[U_CLAIMS, rows]))
+        ur = u[U_REFUND, rows].astype(np.float64)
         lacking = np.minimum(claims, np.floor(claims * rf.lacking_evidence_share.value + ur))
         counts = {True: claims - lacking, False: lacking}
-        acc = {valid: {k: np.zeros(m) for k in ("burden", "wrongful", "wrongful_burden",
-                                                 "rejected", "awaiting", "review_human",
-                                                 "review_auto")} for valid in (True, False)}
-        total = {"burden": np.zeros(m), "wrongful": np.zeros(m), "wrongful_burden": np.zeros(m)}
-        orders_ns = {valid: self._order_ns(idx, listing_id="L", refund_kind="refund_only",
-                                           refund_amount=s["price"], evidence_valid=valid,
-                                           refund_status="requested", intervened=False,
-                                           merchant_decision=None)
-                     for valid in (True, False)}
-        req_rule: dict[bool, np.ndarray] = {}
-        left: dict[bool, np.ndarray] = {}
-        price = s["price"]
-
-        def flush(valid: bool) -> None:
-            a = acc[valid]
-            for k in ("burden", "wrongful", "wrongful_burden"):
-                total[k] += a[k]
-                a[k][:] = 0.0
-
-        def req_event(valid: bool) -> dict[str, Any]:
-            return {"time": T, "order_id": "O", "kind": "refund_only", "evidence_valid": valid,
-                    "amount": price}
-
+        book = _Claims(self, rows, T)
         for c, valid in enumerate((True, False)):
-            order = orders_ns[valid]
-            scope = self._scope(idx, req_event(valid), order)
-            dec = book.decide("refund_requested", scope, m)
-            req_rule[valid] = np.where(counts[valid] > 0, dec.rule, -1)
-            self._route(book, dec, counts[valid], valid, order, acc[valid])
-            flush(valid)
-            k = acc[valid]["awaiting"].copy()
-            acc[valid]["awaiting"][:] = 0.0
-            inter = np.floor(k * rf.intervention_share.value + offset(ur, 1 + c))
-            left[valid] = k - inter
-            self._intervene(idx, T, inter, valid, "awaiting_merchant", acc[valid])
-            flush(valid)
-        capacity = s["capacity"][idx].astype(np.float64)
-        unanswered: dict[bool, np.ndarray] = {}
+            dec = book.decide("refund_requested", valid, "requested")
+            book.requested[valid] = dec
+            awaiting = book.route(dec, counts[valid], valid)
+            if awaiting is None:
+                continue
+            inter = np.floor(awaiting * rf.intervention_share.value + offset(ur, 1 + c))
+            book.left[valid] = awaiting - inter
+            book.intervene(inter, valid, "awaiting_merchant")
+        # The merchant answers claims without evidence first (to reject them), then the rest.
+        capacity = s["capacity"][rows].astype(np.float64)
+        unanswered: dict[bool, np.ndarray | None] = {}
         for valid, decision in ((False, "reject"), (True, "accept")):
-            answered = np.minimum(left[valid], capacity)
+            left = book.left[valid]
+            if left is None:
+                unanswered[valid] = None
+                continue
+            answered = np.minimum(left, capacity)
             capacity = capacity - answered
-            order = self._order_ns(idx, listing_id="L", refund_kind="refund_only",
-                                   refund_amount=s["price"], evidence_valid=valid,
-                                   refund_status="awaiting_merchant", intervened=False,
-                                   merchant_decision=decision)
-            scope = self._scope(idx, {"time": T, "order_id": "O", "decision": decision}, order)
-            dec = book.decide("merchant_responded", scope, m)
-            self._route(book, dec, answered, valid, orders_ns[valid], acc[valid])
-            flush(valid)
-            unanswered[valid] = left[valid] - answered
+            dec = book.decide("merchant_responded", valid, "awaiting_merchant", decision)
+            book.route(dec, answered, valid)
+            unanswered[valid] = left - answered
         for valid in (True, False):
-            rules = np.where(unanswered[valid] > 0, req_rule[valid], -1)
-            order = self._order_ns(idx, listing_id="L", refund_kind="refund_only",
-                                   refund_amount=s["price"], evidence_valid=valid,
-                                   refund_status="awaiting_merchant", intervened=False,
-                                   merchant_decision=None)
-            scope = self._scope(idx, req_event(valid), order)
-            for pos in np.unique(rules[rules >= 0]):
-                rid = book.rule_ids[pos]
-                if book.rulebook.rule(rid).deadline is None:
-                    continue
-                mask = (rules == pos) & book.deadline_when(rid, scope, m)
-                effects = [(e.name, e.args) for e in book.deadline_effects(rid, scope, m)]
-                self._route_effects(mask, effects, unanswered[valid], valid, order,
-                                    acc[valid], False)
-            flush(valid)
+            count = unanswered[valid]
+            if count is not None:
+                book.deadlines(count, valid)
         for c, valid in enumerate((True, False)):
-            rejected = acc[valid]["rejected"]
-            esc = np.floor(rejected * rf.escalation_after_rejection.value + offset(ur, 3 + c))
-            self._intervene(idx, T, esc, valid, "rejected", acc[valid])
-            flush(valid)
-        review_args = {"payer": np.full(m, "merchant"),
-                       "with_return": np.full(m, rf.review_grants_with_return.value),
-                       "recall_fee": np.zeros(m)}
-        allrows = np.arange(m)
+            rejected = book.rejected[valid]
+            if rejected is not None:
+                esc = np.floor(rejected * rf.escalation_after_rejection.value
+                               + offset(ur, 3 + c))
+                book.intervene(esc, valid, "rejected")
+        review = {"payer": "merchant", "with_return": rf.review_grants_with_return.value,
+                  "recall_fee": 0.0}
         for c, valid in enumerate((True, False)):
-            a = acc[valid]
-            granted = a["review_human"].copy() if valid else np.zeros(m)
-            auto = a["review_auto"]
-            granted += np.where(auto > 0, np.floor(auto * rf.automated_review_grant_share.value
-                                                   + offset(ur, 5 + c)), 0.0)
-            per = self._refund_burden(review_args, orders_ns[valid], allrows) * granted
-            total["burden"] += per
-            if not valid:
-                total["wrongful"] += granted
-                total["wrongful_burden"] += per
-        fl.refund[idx] = total["burden"]
-        wrongful[idx] = total["wrongful"]
-        wrongful_burden[idx] = total["wrongful_burden"]
-        return wrongful, wrongful_burden
-
-    def _intervene(self, idx: np.ndarray, T: float, count: np.ndarray, valid: bool,
-                   status: str, acc: dict[str, np.ndarray]) -> None:
-        if not (count > 0).any():
-            return
-        s = self.s
-        order = self._order_ns(idx, listing_id="L", refund_kind="refund_only",
-                               refund_amount=s["price"], evidence_valid=valid,
-                               refund_status=status, intervened=True, merchant_decision=None)
-        scope = self._scope(idx, {"time": T, "order_id": "O", "requested_by": "buyer"}, order)
-        book = self.books["refund"]
-        dec = book.decide("platform_intervened", scope, idx.size)
-        self._route(book, dec, count, valid, order, acc, final=True)
+            human, auto = book.review_human[valid], book.review_auto[valid]
+            granted = human if valid else None
+            if auto is not None:
+                # floor(0 x share + offset) is 0: rows without automated reviews grant none.
+                extra = np.floor(auto * rf.automated_review_grant_share.value
+                                 + offset(ur, 5 + c))
+                granted = extra if granted is None else granted + extra
+            if granted is not None:
+                book.grant(book.cost(review) * granted, granted, valid)
+        fl.refund[rows] = book.burden
+        wrongful[rows] = book.wrongful
+        wrongful_burden[rows] = book.wrongful_burden
+        # Appeals against the refunds granted without evidence.
+        has = s["alive"][rows] & (book.wrongful > 0)
+        want[rows] = np.where(has, np.floor(book.wrongful * self.sc.appeals.propensity.value
+                                            + offset(ur, 7)), 0.0)
 
     # -- appeals ----------------------------------------------------------------------------
     def _appeals(self, want: np.ndarray, wrongful: np.ndarray, wrongful_burden: np.ndarray,
                  T: float, next_month: float, next_year: float, fl: DayFlows) -> None:
-        sc, s = self.sc.appeals, self.s
-        per_day = sc.max_per_day.value
+        per_day = self.sc.appeals.max_per_day.value
         active = np.flatnonzero(want > 0)
         bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
         au = np.concatenate([appeal_draws(rng, int(bounds[r + 1] - bounds[r]), per_day)
                              for r, rng in enumerate(self.rngs)], axis=1)
         if not active.size:
             return
+        # Merchants appeal independently: go block by block (_BLOCK appellants) so that each
+        # round's gathers and scatters stay within a cache-sized range of merchants.
+        cuts = [*range(0, active.size, _BLOCK), active.size]
+        for lo, hi in itertools.pairwise(cuts):
+            self._appeal_block(active[lo:hi], au[:, lo:hi], want, wrongful, wrongful_burden,
+                               T, next_month, next_year, fl)
+
+    def _appeal_block(self, active: np.ndarray, au: np.ndarray, want: np.ndarray,
+                      wrongful: np.ndarray, wrongful_burden: np.ndarray, T: float,
+                      next_month: float, next_year: float, fl: DayFlows) -> None:
+        """The day's appeals of the merchants `active` (their draws `au`), round by round.
+
+        The counters the appeal rules read and the rounds change are copied out for these
+        merchants once, updated in place round after round (in the order the reference
+        updates them), and written back at the end."""
+        sc, s = self.sc.appeals, self.s
+        per_day = sc.max_per_day.value
         book = self.books["appeal"]
-        recovered_each = np.zeros(active.size)
+        m = active.size
+        local = {k: s[k][active] for k in _APPEAL_COUNTERS}
+        merchant: dict[str, Any] = {
+            "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
+            "auto_follow_enrolled": _Lazy(lambda: s["enrolled"][active]),
+            **local,
+        }
+        refund = fl.refund[active]
+        attempted = np.zeros(m)
+        won = np.zeros(m)
+        recovered_each = np.zeros(m)
         ok = wrongful[active] > 0
         recovered_each[ok] = wrongful_burden[active][ok] / wrongful[active][ok]
+        wants = want[active]
+
+        def scope(rows: np.ndarray, event: dict[str, Any]) -> Scope:
+            return {"event": _View(event, rows, m), "merchant": _View(merchant, rows, m),
+                    "listing": self._listing_ns(active[rows]), "order": None}
+
+        def bump(counter: np.ndarray, rows: np.ndarray, mask: np.ndarray) -> None:
+            """counter[rows[mask]] += 1; without index arithmetic when rows are all m."""
+            if rows.size == m:
+                counter += mask
+            else:
+                counter[rows[mask]] += 1
+
         for a in range(per_day):
-            rows = np.flatnonzero(want[active] > a)
+            rows = np.flatnonzero(wants > a)
             if not rows.size:
                 break
-            sub = active[rows]
-            r = au[a, rows].astype(np.float64)
+            every = rows.size == m  # the first round: every appellant of the block
+            r = (au[a] if every else au[a, rows]).astype(np.float64)
             human = offset(r, 1) < sc.human_review_request_share.value
-            scope = self._scope(sub, {"time": T, "appeal_id": "A", "order_id": "O",
-                                      "human_review_requested": human})
-            dec = book.decide("appeal_filed", scope, sub.size)
-            accepted = np.zeros(sub.size, dtype=bool)
-            review_human = np.zeros(sub.size, dtype=bool)
+            dec = book.decide("appeal_filed", scope(rows, {
+                "time": T, "appeal_id": "A", "order_id": "O", "human_review_requested": human,
+            }), rows.size)
+            accepted = np.zeros(rows.size, dtype=bool)
+            review_human = np.zeros(rows.size, dtype=bool)
             for _rid, mask, effects in self._fired_effects(book, dec):
                 for name, args in effects:
                     if name == "accept_appeal":
-                        j = sub[mask]
-                        s["appeals_filed_month"][j] += 1
-                        s["appeals_filed_year"][j] += 1
+                        bump(local["appeals_filed_month"], rows, mask)
+                        bump(local["appeals_filed_year"], rows, mask)
                         accepted |= mask
-                        rv = np.broadcast_to(args.get("review", "automated"), mask.shape)
-                        review_human |= mask & (rv == "human")
+                        review = args.get("review", "automated")
+                        one = _constant(review)
+                        if one is None:
+                            review_human |= mask & (np.broadcast_to(review, mask.shape)
+                                                    == "human")
+                        elif one == "human":
+                            review_human |= mask
                     elif name == "refuse_appeal":
-                        s["appeals_refused_month"][sub[mask]] += 1
-            fl.appeals_attempted[sub] += 1
+                        bump(local["appeals_refused_month"], rows, mask)
+            if every:
+                attempted += 1
+            else:
+                attempted[rows] += 1
             success = np.where(review_human, sc.human_success.value, sc.automated_success.value)
             upheld = accepted & (r < success)
             failed = accepted & ~upheld
-            s["appeals_failed_month"][sub[failed]] += 1
-            s["appeals_failed_year"][sub[failed]] += 1
-            fl.appeals_won[sub[upheld]] += 1
-            fl.refund[sub[upheld]] -= recovered_each[rows][upheld]
+            bump(local["appeals_failed_month"], rows, failed)
+            bump(local["appeals_failed_year"], rows, failed)
+            bump(won, rows, upheld)
+            if every:  # x - 0.0 is x: rows not upheld keep their refund exactly
+                refund -= np.where(upheld, recovered_each, 0.0)
+            else:
+                refund[rows[upheld]] -= recovered_each[rows][upheld]
             dj = np.flatnonzero(accepted)
             if not dj.size:
                 continue
-            dsub = sub[dj]
-            outcome = np.where(upheld[dj], UPHELD, REJECTED)
-            reviewer = np.where(review_human[dj], "human", "automated")
-            scope = self._scope(dsub, {"time": T, "appeal_id": "A",
-                                       "outcome": outcome, "reviewer": reviewer})
-            dec = book.decide("appeal_decided", scope, dsub.size)
-            for _rid, mask, effects in self._fired_effects(book, dec):
-                for name, args in effects:
-                    if name != "block_appeals":
-                        continue
-                    span = np.broadcast_to(args.get("scope", ""), mask.shape)
-                    until = np.where(span == "month", next_month,
-                                     np.where(span == "year", next_year, -np.inf))
-                    j = dsub[mask]
-                    s["appeal_blocked_until"][j] = np.maximum(s["appeal_blocked_until"][j],
-                                                              until[mask])
+            # One decision per (outcome, reviewer): the event's text fields are then single
+            # values, not a text column compared row by row.
+            for is_upheld in (True, False):
+                for is_human in (True, False):
+                    sel = dj[(upheld[dj] == is_upheld) & (review_human[dj] == is_human)]
+                    if sel.size:
+                        self._appeal_decided(
+                            book, rows[sel], scope, T, UPHELD if is_upheld else REJECTED,
+                            "human" if is_human else "automated", next_month, next_year,
+                            local["appeal_blocked_until"])
+        for k, values in local.items():
+            s[k][active] = values
+        fl.refund[active] = refund
+        fl.appeals_attempted[active] += attempted
+        fl.appeals_won[active] += won
+
+    def _appeal_decided(self, book: Any, decided: np.ndarray,
+                        scope: Callable[[np.ndarray, dict[str, Any]], Scope], T: float,
+                        outcome: str, reviewer: str, next_month: float, next_year: float,
+                        blocked: np.ndarray) -> None:
+        """The `appeal_decided` event for the appeals at `decided` (rows of the block), all
+        with this outcome and reviewer: blocks it imposes raise `blocked`."""
+        dec = book.decide("appeal_decided", scope(decided, {
+            "time": T, "appeal_id": "A", "outcome": outcome, "reviewer": reviewer,
+        }), decided.size)
+        for _rid, mask, effects in self._fired_effects(book, dec):
+            for name, args in effects:
+                if name != "block_appeals":
+                    continue
+                span = np.broadcast_to(args.get("scope", ""), mask.shape)
+                until = np.where(span == "month", next_month,
+                                 np.where(span == "year", next_year, -np.inf))
+                j = decided[mask]
+                blocked[j] = np.maximum(blocked[j], until[mask])
 
     def _enter(self, idx: np.ndarray) -> None:
         """New sellers like the ones that left take the free slots, at the starting values."""
@@ -885,28 +941,39 @@ class Model:
         s["margin"][idx] = self._margin(idx)
 
 
-def _add_at(target: np.ndarray, idx: np.ndarray, values: np.ndarray) -> None:
-    """target[idx] += values, without fancy indexing when idx is the whole population."""
-    if idx.size == target.size:
-        target += values
-    else:
-        target[idx] += values
+#: The merchant fields appeals read and change.
+_APPEAL_COUNTERS = ("appeals_filed_month", "appeals_filed_year", "appeals_failed_month",
+                    "appeals_failed_year", "appeals_refused_month", "appeal_blocked_until")
+
+#: Merchants per block where a stage runs block by block (see the module docstring): a stage's
+#: few dozen float64 arrays of a block then fit in a CPU's last-level cache.
+_BLOCK = 1 << 16
 
 
-def _put(target: np.ndarray, idx: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-    """target[idx[rows]] = values[rows], cheaply when idx is the whole population."""
-    if idx.size == target.size:
-        target[:] = np.where(rows, values, target)
-    else:
-        target[idx[rows]] = values[rows]
-
-
-def _rows(mask: np.ndarray) -> np.ndarray:
-    """The rows to evaluate: those in `mask`, or every row when most are (callers make the rest
-    count for nothing), which spares the gathers of a subset scope."""
-    if np.count_nonzero(mask) * 4 > mask.size * 3:
-        return np.arange(mask.size)
-    return np.flatnonzero(mask)
+def _blocks(replications: int, layout: Layout) -> list[slice]:
+    """Contiguous blocks of at most _BLOCK merchant slots covering every seller that exists
+    (padding slots, which never live, are left out where they fill a stretch of their own:
+    a per-merchant stage does nothing there); neighbouring small groups share a block."""
+    spans = [(start, start + size)
+             for r in range(replications)
+             for g, size in enumerate(layout.sizes) if size
+             for start in [(r * len(layout.sizes) + g) * layout.slots]]
+    out: list[slice] = []
+    lo: int | None = None
+    hi = 0
+    for start, stop in spans:
+        if lo is not None and stop - lo <= _BLOCK:
+            hi = stop
+            continue
+        if lo is not None:
+            out.append(slice(lo, hi))
+        while stop - start > _BLOCK:
+            out.append(slice(start, start + _BLOCK))
+            start += _BLOCK
+        lo, hi = start, stop
+    if lo is not None:
+        out.append(slice(lo, hi))
+    return out
 
 
 _FEE_CATEGORY = {"commission": "commission", "ad_click": "ads"}
@@ -925,3 +992,286 @@ def _constant(values: Any) -> Any:
 def _cancels(book: VectorisedRulebook, rule_id: str, event_type: str) -> bool:
     rule = book.rulebook.rule(rule_id)
     return rule.deadline is not None and event_type in rule.deadline.unless
+
+
+_GRANT_ARGS = (("payer", "merchant"), ("with_return", False), ("recall_fee", 0.0))
+
+
+def _column(values: np.ndarray) -> Column:
+    """Numbers as a rule column, NaN unknown; known everywhere is said once (0-d)."""
+    known = _known(values)
+    return Column(values, np.asarray(True) if known.all() else known)
+
+
+def _finite(x: float) -> float:
+    """`np.nan_to_num` of one number: NaN is 0, infinities the largest finite floats."""
+    if math.isnan(x):
+        return 0.0
+    if math.isinf(x):
+        return math.copysign(sys.float_info.max, x)
+    return x
+
+
+def _is_constant(values: Any) -> bool:
+    a = np.asarray(values)
+    return a.ndim == 0 or (a.ndim == 1 and a.size > 0 and a.strides[0] == 0)
+
+
+class _Claims:
+    """One day's refund claims of a block of m contiguous merchants, routed through the refund
+    rulebook one evidence class at a time; each event shape is decided once per merchant and
+    its effects are multiplied by the number of claims it concerns (`simulator.reference`
+    tells the same story merchant by merchant, in the same order, so sums round alike).
+
+    Counts are float64 arrays over the m rows, None where a stage has none anywhere. A
+    decision every row got alike (`Decisions.uniform`) is booked over all rows at once: a row
+    without claims adds zero. The merchant's loss per granted claim depends only on the
+    grant's arguments and the order's costs, so when the arguments are literals it is computed
+    once a day per distinct (payer, with return, recall fee). Every claim's order is shipped.
+    """
+
+    def __init__(self, model: Model, block: slice, T: float):
+        s = model.s
+        self.model, self.block, self.T = model, block, T
+        self.m = m = len(range(*block.indices(model.n)))
+        self.book = model.books["refund"]
+        price = s["price"][block].astype(np.float64)
+        self.product = s["unit_cost"][block].astype(np.float64)
+        self.shipping = s["shipping"][block].astype(np.float64)
+        # Columns every claim event reads, normalised once for all of the day's scopes.
+        self.columns = {"amount": _column(price), "product_cost": _column(self.product),
+                        "shipping_cost": _column(self.shipping)}
+        self._costs: dict[tuple[bool, bool, float], np.ndarray] = {}
+        self.burden = np.zeros(m)
+        self.wrongful = np.zeros(m)
+        self.wrongful_burden = np.zeros(m)
+        self.requested: dict[bool, Any] = {True: None, False: None}
+        self.left: dict[bool, np.ndarray | None] = {True: None, False: None}
+        self.rejected: dict[bool, np.ndarray | None] = {True: None, False: None}
+        self.review_human: dict[bool, np.ndarray | None] = {True: None, False: None}
+        self.review_auto: dict[bool, np.ndarray | None] = {True: None, False: None}
+        self._awaiting: np.ndarray | None = None
+        self._decisions: dict[tuple[Any, ...], Any] = {}
+        self._masks: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+
+    # -- scopes -----------------------------------------------------------------------------
+    def scope(self, event_type: str, valid: bool, status: str, decision: str | None = None,
+              rows: np.ndarray | None = None, intervened: bool = False) -> dict[str, Any]:
+        """The claim event's scope over all m rows, or over `rows` of them."""
+        model = self.model
+        where = self.block if rows is None else rows + self.block.start
+        cols = self.columns
+        if event_type == "refund_requested":
+            event: dict[str, Any] = {"time": self.T, "order_id": "O", "kind": "refund_only",
+                                     "evidence_valid": valid, "amount": cols["amount"]}
+        elif event_type == "merchant_responded":
+            event = {"time": self.T, "order_id": "O", "decision": decision}
+        else:
+            event = {"time": self.T, "order_id": "O", "requested_by": "buyer"}
+        order = {"listing_id": "L", "amount": cols["amount"], "quantity": 1,
+                 "shipping_cost": cols["shipping_cost"], "product_cost": cols["product_cost"],
+                 "shipped": True, "refund_kind": "refund_only", "refund_amount": cols["amount"],
+                 "evidence_valid": valid, "refund_status": status, "intervened": intervened,
+                 "merchant_decision": decision}
+        return {"event": _View(event, rows, self.m), "merchant": model._merchant_ns(where),
+                "listing": model._listing_ns(where), "order": _View(order, rows, self.m)}
+
+    def decide(self, event_type: str, valid: bool, status: str, decision: str | None = None,
+               rows: np.ndarray | None = None, intervened: bool = False) -> Any:
+        """The rulebook's decisions on the claim event. Over all m rows, a decision is made
+        once for both evidence classes when the rules for the event never read the evidence
+        (`VectorisedRulebook.reads`): the scopes then differ in nothing the rules can see."""
+        key: tuple[Any, ...] | None = None
+        if rows is None:
+            reads = self.book.reads(event_type)
+            sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
+            key = (event_type, valid if sees_evidence else None, status, decision, intervened)
+            found = self._decisions.get(key)
+            if found is not None:
+                return found
+        scope = self.scope(event_type, valid, status, decision, rows, intervened)
+        dec = self.book.decide(event_type, scope, self.m if rows is None else rows.size)
+        if key is not None:
+            self._decisions[key] = dec
+        return dec
+
+    # -- costs ------------------------------------------------------------------------------
+    def cost(self, args: Mapping[str, Any], hit: np.ndarray | None = None,
+             at: np.ndarray | None = None) -> np.ndarray:
+        """Merchant's loss per granted claim (rules.effects `_refund_burden`) at rows `at` of
+        the m rows (None: all); the arguments' rows are `hit` (None: aligned with `at`)."""
+        present = {k: args[k] for k, _ in _GRANT_ARGS if args.get(k) is not None}
+        if all(_is_constant(v) for v in present.values()):
+            one = {k: np.asarray(present[k]).flat[0] if k in present else d
+                   for k, d in _GRANT_ARGS}
+            with_return = one["with_return"]
+            if isinstance(with_return, float | np.floating):
+                with_return = _finite(float(with_return)) != 0
+            recall = one["recall_fee"]
+            key = (bool(one["payer"] == "merchant"), bool(with_return),
+                   _finite(float("nan") if recall is None else float(recall)))
+            found = self._costs.get(key)
+            if found is None:
+                found = self._costs[key] = self._cost(*key)
+            return found if at is None else found[at]
+        size = self.m if at is None else at.size
+
+        def arg(name: str, default: Any) -> np.ndarray:
+            v = args.get(name)
+            if v is None:
+                return np.full(size, default)
+            a = np.broadcast_to(np.asarray(v), (np.shape(v)[0] if np.ndim(v) else size,))
+            return a if hit is None else a[hit]
+
+        payer = arg("payer", "merchant")
+        with_return = arg("with_return", False)
+        if with_return.dtype.kind == "f":
+            with_return = np.nan_to_num(with_return) != 0
+        with_return = with_return.astype(bool)
+        recall = np.nan_to_num(arg("recall_fee", 0.0).astype(np.float64))
+        product = self.product if at is None else self.product[at]
+        shipping = self.shipping if at is None else self.shipping[at]
+        total = np.where(~with_return, product, 0.0) + shipping + recall
+        return np.where((payer == "merchant") & (total > 0), total, 0.0)
+
+    def _cost(self, merchant_pays: bool, with_return: bool, recall: float) -> np.ndarray:
+        if not merchant_pays:
+            return np.zeros(self.m)
+        # product + shipping + recall in that order (a zero product adds nothing exactly).
+        total = self.shipping + recall if with_return else self.product + self.shipping + recall
+        if not total.min(initial=np.inf) > 0:
+            total = np.where(total > 0, total, 0.0)
+        return total
+
+    # -- booking ----------------------------------------------------------------------------
+    def grant(self, per: np.ndarray, count: np.ndarray, valid: bool,
+              at: np.ndarray | None = None, grants: int = 1) -> None:
+        """Book granted claims at rows `at` (None: all m rows); `per` is already the loss of
+        the `count` claims there, `grants` the number of grant effects that booked them."""
+        wrongful = count if grants == 1 else count * grants
+        if at is None:
+            self.burden += per
+            if not valid:
+                self.wrongful += wrongful
+                self.wrongful_burden += per
+            return
+        self.burden[at] += per
+        if not valid:
+            self.wrongful[at] += wrongful
+            self.wrongful_burden[at] += per
+
+    def _add(self, table: dict[bool, np.ndarray | None], valid: bool, count: np.ndarray,
+             at: np.ndarray | None) -> None:
+        acc = table[valid]
+        if at is None:
+            table[valid] = count.copy() if acc is None else acc + count
+            return
+        if acc is None:
+            acc = table[valid] = np.zeros(self.m)
+        acc[at] += count
+
+    def route(self, dec: Any, count: np.ndarray, valid: bool, final: bool = False,
+              rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Book `count` claims per row (over all m rows) through the effects of the rules
+        that decided them; `dec` decided all m rows, or `rows` of them. Returns the claims now
+        awaiting the merchant's answer (None: none)."""
+        self._awaiting = None
+        for rid in self.book.rules_for(dec.event_type):
+            position = self.book.rule_ids.index(rid)
+            if dec.uniform is not None:
+                if dec.uniform != position:
+                    continue
+                hit, at = None, rows
+                c = count if rows is None else count[rows]
+            elif rows is None:
+                # Rows another rule decided book zero claims here: whole-column arithmetic is
+                # cheaper than gathering and scattering this rule's rows.
+                # Both evidence classes may route the same decision: compare once. (The
+                # decision is kept with its mask, so its id cannot be reused meanwhile.)
+                found = self._masks.get((id(dec), position))
+                if found is None:
+                    found = self._masks[(id(dec), position)] = (dec, dec.rule == position)
+                mask = found[1]
+                if not mask.any():
+                    continue
+                hit, at, c = None, None, count * mask
+            else:
+                hit = np.flatnonzero((dec.rule == position) & (count[rows] > 0))
+                if not hit.size:
+                    continue
+                at = rows[hit]
+                c = count[at]
+            self._book(dec.effects(rid), hit, at, c, valid, final)
+        return self._awaiting
+
+    def _book(self, effects: Sequence[Any], hit: np.ndarray | None, at: np.ndarray | None,
+              c: np.ndarray, valid: bool, final: bool) -> None:
+        """Apply one rule's effects to the claims `c` at rows `at` (None: all m rows); `hit`
+        selects the arguments' rows (None: aligned with `at`)."""
+        burden: np.ndarray | None = None
+        grants = 0
+        for effect in effects:
+            name, args = effect.name, effect.args
+            if name == "grant_refund":
+                per = self.cost(args, hit, at) * c
+                burden = per if burden is None else burden + per
+                grants += 1
+            elif name == "reject_refund" and not final:
+                self._add(self.rejected, valid, c, at)
+            elif name == "request_merchant_response":
+                if at is None:
+                    self._awaiting = c.copy() if self._awaiting is None else self._awaiting + c
+                else:
+                    if self._awaiting is None:
+                        self._awaiting = np.zeros(self.m)
+                    self._awaiting[at] += c
+            elif name == "platform_review":
+                review = args.get("review")
+                if review is None or _is_constant(review):
+                    one = "human" if review is None else np.asarray(review).flat[0]
+                    table = self.review_auto if one == "automated" else self.review_human
+                    self._add(table, valid, c, at)
+                    continue
+                kind = np.asarray(review) if hit is None else np.asarray(review)[hit]
+                human = kind != "automated"
+                where = np.arange(self.m) if at is None else at
+                self._add(self.review_human, valid, c[human], where[human])
+                self._add(self.review_auto, valid, c[~human], where[~human])
+        if burden is not None:
+            self.grant(burden, c, valid, at, grants)
+
+    def intervene(self, count: np.ndarray, valid: bool, status: str) -> None:
+        """The buyer asks the platform to step in on `count` claims per row."""
+        positive = count > 0
+        if not positive.any():
+            return
+        # Deciding every row and booking zero claims on most costs less than gathering the
+        # rows with claims, unless they are few.
+        sub = np.flatnonzero(positive) if np.count_nonzero(positive) * 4 < self.m else None
+        dec = self.decide("platform_intervened", valid, status, rows=sub, intervened=True)
+        self.route(dec, count, valid, final=True, rows=sub)
+
+    def deadlines(self, count: np.ndarray, valid: bool) -> None:
+        """Claims nobody answered: the response deadline armed by the request's rule falls
+        due (booked on the claim's day)."""
+        dec = self.requested[valid]
+        if dec is None:
+            return
+        book = self.book
+        if dec.uniform is not None:
+            positions = [dec.uniform]
+        else:
+            positions = np.unique(dec.rule[(count > 0) & (dec.rule >= 0)]).tolist()
+        for pos in positions:
+            if pos < 0:
+                continue
+            rid = book.rule_ids[pos]
+            if book.rulebook.rule(rid).deadline is None:
+                continue
+            scope = self.scope("refund_requested", valid, "awaiting_merchant")
+            when = book.deadline_when(rid, scope, self.m)
+            effects = book.deadline_effects(rid, scope, self.m)
+            if dec.uniform is None:
+                when = when & (dec.rule == pos)
+            self._book(effects, None, None, count if when.all() else count * when, valid,
+                       False)

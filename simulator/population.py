@@ -42,6 +42,9 @@ def offset(u: float | np.ndarray, k: int) -> float | np.ndarray:
     if k == 0:
         return u
     v = u + k * GOLDEN
+    if isinstance(v, np.ndarray):  # in place: one temporary fewer on a whole population
+        v -= np.floor(v)
+        return v
     return v - np.floor(v)
 
 

@@ -151,10 +151,30 @@ class VectorEvaluator:
         self._fn = fn
 
     def __call__(self, scope: ColumnarScope | Columns, n: int) -> Column:
-        columns = as_columns(scope, n)
+        values, known = self.raw(as_columns(scope, n))
+        return Column(broadcast_rows(values, n), broadcast_rows(known, n))
+
+    def raw(self, columns: Columns) -> tuple[np.ndarray, np.ndarray]:
+        """(values, known) before broadcasting: either may be 0-d, meaning one value for every
+        row. Callers that can act once for all rows (a condition no per-row field decides)
+        use this to skip whole-column work."""
         with np.errstate(all="ignore"):
-            values, known = self._fn(columns)
-        return Column(np.broadcast_to(values, (n,)), np.broadcast_to(known, (n,)))
+            return self._fn(columns)
+
+
+def broadcast_rows(values: Any, n: int) -> np.ndarray:
+    """`values` as a read-only array of n rows: `np.broadcast_to(values, (n,))`, without its
+    Python-level cost in the common cases (one value for every row, or already n rows),
+    which rule evaluation meets several times per expression."""
+    values = np.asarray(values)
+    if values.ndim == 0 and values.dtype.kind != "O":
+        out = np.ndarray((n,), values.dtype, values, 0, (0,))
+    elif values.ndim == 1 and values.shape[0] == n:
+        out = values.view()
+    else:
+        return np.broadcast_to(values, (n,))
+    out.flags.writeable = False
+    return out
 
 
 def compile_numpy(node: Node, shared: frozenset[Hashable] = frozenset()) -> VectorEvaluator:
@@ -175,6 +195,7 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
         values, known = np.asarray(raw.values), np.asarray(raw.known, dtype=bool)
         _check_length(values, n, where)
         _check_length(known, n, where)
+        known = _known_where(known)
         if values.dtype.kind == "O":
             values, obj_known = _from_objects(values)
             known = known & obj_known
@@ -195,7 +216,7 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
     kind = values.dtype.kind
     if kind == "f":
         values = values.astype(np.float64, copy=False)
-        return values, ~np.isnan(values)
+        return values, _known_where(~np.isnan(values))
     if kind in "iu":
         return values.astype(np.float64), _TRUE
     if kind in "bU":
@@ -205,6 +226,14 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
     if kind == "O":
         return _from_objects(values)
     raise ValueError(f"column {where} has dtype {values.dtype}, which rules cannot read")
+
+
+def _known_where(known: np.ndarray) -> np.ndarray:
+    """A known mask, as one 0-d True when every row is known: the usual case (a price column
+    without gaps), which then costs no per-row mask work in any expression that reads it."""
+    if known.ndim and known.all():
+        return _TRUE
+    return known
 
 
 def _check_length(values: np.ndarray, n: int, where: str) -> None:
@@ -541,10 +570,16 @@ def _kleene(operands: tuple[_Fn, ...], *, decisive: bool) -> _Fn:
     """`and` (decisive=False: a known False decides) or `or` (decisive=True: a known True)."""
 
     def combine(columns: Columns) -> _Vec:
+        sides = [operand(columns) for operand in operands]
+        if all(known.ndim == 0 and bool(known) for _, known in sides):
+            # Every side known on every row: plain boolean algebra, same result.
+            result = _truthy(sides[0][0])
+            for values, _ in sides[1:]:
+                result = (result | _truthy(values)) if decisive else (result & _truthy(values))
+            return result, _TRUE
         decided: np.ndarray = np.asarray(False)
         all_known: np.ndarray = _TRUE
-        for operand in operands:
-            values, known = operand(columns)
+        for values, known in sides:
             truth = _truthy(values)
             decided = decided | (known & (truth if decisive else ~truth))
             all_known = all_known & known

@@ -33,6 +33,7 @@ from rules.expression.numpy_target import (
     Columns,
     VectorEvaluator,
     as_columns,
+    broadcast_rows,
     compile_numpy,
     shared_subexpressions,
 )
@@ -79,6 +80,11 @@ class _CompiledEffect:
     def __init__(self, call: EffectCallIR, shared: frozenset[Hashable]) -> None:
         self.call = call
         self.literals = dict(call.literals)
+        self._literals = {
+            name: (np.asarray(float(value) if _is_number(value) else value),
+                   np.asarray(value is not None))
+            for name, value in self.literals.items()
+        }
         self.expressions: dict[str, VectorEvaluator] = {
             name: compile_numpy(expr.node, shared) for name, expr in call.expressions.items()
         }
@@ -87,14 +93,16 @@ class _CompiledEffect:
         n = columns.n
         args: dict[str, np.ndarray] = {}
         known: dict[str, np.ndarray] = {}
-        for name, value in self.literals.items():
-            literal = np.asarray(float(value) if _is_number(value) else value)
-            args[name] = np.broadcast_to(literal, (n,))
-            known[name] = np.broadcast_to(np.asarray(value is not None), (n,))
+        for name, (literal, is_known) in self._literals.items():
+            args[name] = broadcast_rows(literal, n)
+            known[name] = broadcast_rows(is_known, n)
         for name, evaluator in self.expressions.items():
-            column = evaluator(columns, n)
-            args[name] = _plain(column, self.call.spec.args[name].kind)
-            known[name] = column.known
+            # Converted before broadcasting: an argument no per-row field decides stays one
+            # value (a stride-0 view) instead of a converted copy per row.
+            values, is_known = evaluator.raw(columns)
+            plain = _plain(Column(values, is_known), self.call.spec.args[name].kind)
+            args[name] = broadcast_rows(plain, n)
+            known[name] = broadcast_rows(is_known, n)
         return VectorEffect(self.call.name, self.call.spec, args, known)
 
 
@@ -176,6 +184,7 @@ class VectorisedRulebook:
             for t in rule.on:
                 by_type.setdefault(t, []).append(compiled)
         self._by_type = {t: tuple(rules) for t, rules in by_type.items()}
+        self._reads: dict[str, frozenset[str]] = {}
         #: Event types some rule listens to (`on`), in first-seen order; `decide` handles these.
         #: `rulebook.event_types` also lists the types that only cancel deadlines.
         self.event_types: tuple[str, ...] = tuple(by_type)
@@ -183,6 +192,21 @@ class VectorisedRulebook:
     @property
     def family(self) -> str:
         return self.rulebook.family
+
+    def reads(self, event_type: str) -> frozenset[str]:
+        """Dotted names of the fields that deciding `event_type` can read: the conditions and
+        effect arguments of the rules that listen to it. Two scopes that agree on these fields
+        get the same decisions and effects (callers use this to decide once for both)."""
+        found = self._reads.get(event_type)
+        if found is None:
+            names: set[str] = set()
+            for compiled in self._by_type.get(event_type, ()):
+                names |= compiled.rule.when.names
+                for call in compiled.rule.then:
+                    for expr in call.expressions.values():
+                        names |= expr.names
+            found = self._reads[event_type] = frozenset(names)
+        return found
 
     def rules_for(self, event_type: str) -> tuple[str, ...]:
         """Ids of the rules that listen to `event_type`, in the order they are tried."""
@@ -212,18 +236,37 @@ class VectorisedRulebook:
         """
         columns = as_columns(scope, n)
         rule = np.full(n, NO_RULE, dtype=np.int32)
-        undecided = np.ones(n, dtype=bool)
+        # None while no row is decided: a condition that holds for every row (its value did
+        # not depend on any per-row field) then decides them all without a per-row pass.
+        undecided: np.ndarray | None = None
+        uniform: int | None = NO_RULE
         fired: list[_CompiledRule] = []
-        for compiled in self._by_type.get(event_type, ()):
-            if not undecided.any():
-                break
-            hit = compiled.when(columns, n).is_true() & undecided
-            if hit.any():
-                rule[hit] = compiled.position
-                undecided &= ~hit
+        for compiled in self._by_type.get(event_type, ()) if n else ():
+            values, known = compiled.when.raw(columns)
+            if np.ndim(values) == 0 and np.ndim(known) == 0:
+                if not Column(values, known).is_true():
+                    continue
+                if undecided is None:
+                    rule.fill(compiled.position)
+                    uniform = compiled.position
+                else:
+                    np.copyto(rule, np.int32(compiled.position), where=undecided)
                 fired.append(compiled)
+                break
+            truth = Column(values, known).is_true()  # n rows: one side is per row
+            hit = truth if undecided is None else truth & undecided
+            if not hit.any():
+                continue
+            np.copyto(rule, np.int32(compiled.position), where=hit)
+            fired.append(compiled)
+            first = undecided is None
+            undecided = ~hit if first else undecided & ~hit
+            if not undecided.any():
+                uniform = compiled.position if first else None
+                break
+            uniform = None
         effects = {c.rule.id: [e.evaluate(columns) for e in c.then] for c in fired}
-        return Decisions(self, event_type, columns, rule, effects)
+        return Decisions(self, event_type, columns, rule, effects, uniform=uniform)
 
     # -- deadlines --------------------------------------------------------------------------
     def _with_deadline(self, rule_id: str) -> _CompiledRule:
@@ -244,7 +287,10 @@ class VectorisedRulebook:
         compiled = self._with_deadline(rule_id)
         if compiled.deadline_when is None:
             return np.ones(n, dtype=bool)
-        return compiled.deadline_when(scope, n).is_true()
+        values, known = compiled.deadline_when.raw(as_columns(scope, n))
+        if np.ndim(values) == 0 and np.ndim(known) == 0:  # alike on every row
+            return np.full(n, bool(Column(values, known).is_true()))
+        return Column(values, known).is_true()  # n rows: one side is per row
 
     def deadline_effects(self, rule_id: str, scope: ColumnarScope | Columns,
                          n: int) -> list[VectorEffect]:
@@ -268,6 +314,9 @@ class Decisions:
     #: Per row, the index into `rule_ids` of the rule that fired, or NO_RULE (-1).
     rule: np.ndarray
     _effects: dict[str, list[VectorEffect]] = field(default_factory=dict, repr=False)
+    #: The rule position every row got (NO_RULE: no rule fired anywhere) when `decide` saw the
+    #: rows decided alike; None when they differ or it could not tell cheaply.
+    uniform: int | None = None
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -280,6 +329,8 @@ class Decisions:
     def fired(self, rule_id: str) -> np.ndarray:
         """Rows where `rule_id` decided."""
         position = self.book._compiled(rule_id).position
+        if self.uniform is not None:
+            return np.full(self.n, self.uniform == position)
         return self.rule == position
 
     def any_fired(self) -> np.ndarray:

@@ -159,3 +159,28 @@ def test_appeals_are_blocked_after_failures_under_lowprice_only(lowprice, reform
             assert (model.s["appeals_failed_month"][blocked] > 3).all()
         else:
             assert not blocked.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_size_does_not_change_a_single_bit(lowprice, monkeypatch, dtype) -> None:
+    """Per-merchant stages run block by block for the CPU cache; blocks of 5 merchants (most
+    blocks then hold parts of several product groups and of both replications) must give the
+    state and flows of one block holding everyone."""
+    import simulator.model as model_module
+
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+                                          "exit.entry_probability": 0.1})
+    seeds = [replication_seed(4, 0), replication_seed(4, 1)]
+    runs = []
+    for block in (1 << 20, 5):
+        monkeypatch.setattr(model_module, "_BLOCK", block)
+        model = Model(lowprice, sc, seeds, dtype=dtype)
+        flows = [model.step(day) for day in range(40)]
+        runs.append((model, flows))
+    (a, fa), (b, fb) = runs
+    for name in a.s:
+        np.testing.assert_array_equal(a.s[name], b.s[name], err_msg=name)
+    for x, y in zip(fa, fb, strict=True):
+        for name in x.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
+    assert sum(float(f.appeals_attempted.sum()) for f in fa) > 0

@@ -240,3 +240,41 @@ def test_no_rows_decide_nothing(lowprice) -> None:
     decided = lowprice["refund"].decide("refund_requested", {"event": {"kind": np.array([])}}, 0)
     assert decided.rule.shape == (0,) and decided.counts() == {}
     assert lowprice["refund"].deadline_after("refund_only_shipped", {}, 0).shape == (0,)
+
+
+def test_a_decision_no_row_field_decides_is_marked_uniform(lowprice) -> None:
+    book = lowprice["refund"]
+    # Every row is a shipped refund-only claim: the first rule decides all, whatever the price.
+    scope = {"event": {"kind": "refund_only", "amount": np.array([5.0, 150.0, 80.0])},
+             "order": {"shipped": True}}
+    decided = book.decide("refund_requested", scope, 3)
+    assert decided.uniform == book.rule_ids.index("refund_only_shipped")
+    assert ids(decided) == ["refund_only_shipped"] * 3
+    assert decided.fired("refund_only_shipped").tolist() == [True] * 3
+    # The protection line splits rows by price: not uniform.
+    scope = {"order": {"refund_amount": np.array([5.0, 150.0, 80.0]),
+                       "refund_status": "awaiting_merchant"}}
+    decided = book.decide("platform_intervened", scope, 3)
+    assert decided.uniform is None
+    assert ids(decided) == ["intervention_grants_small_orders", "intervention_reviews_large_orders",
+                            "intervention_grants_small_orders"]
+    # Nothing fires anywhere: uniformly no rule.
+    decided = book.decide("refund_requested", {"event": {"kind": "exchange"}}, 2)
+    assert decided.uniform == NO_RULE and decided.rule.tolist() == [NO_RULE] * 2
+
+
+def test_reads_lists_the_fields_an_event_type_can_see(lowprice) -> None:
+    refund = lowprice["refund"]
+    assert refund.reads("platform_intervened") == {"order.refund_amount", "order.refund_status"}
+    assert "order.evidence_valid" not in refund.reads("refund_requested")
+    assert refund.reads("no_such_event") == frozenset()
+    # Effect arguments count too: the score reads the price and the quality.
+    assert {"event.price", "event.quality"} <= lowprice["ranking"].reads("listing_updated")
+
+
+def test_a_literal_argument_stays_one_value(lowprice) -> None:
+    scope = {"order": {"refund_amount": np.array([5.0, 80.0]), "refund_status": "rejected"}}
+    decided = lowprice["refund"].decide("platform_intervened", scope, 2)
+    (grant,) = decided.effects("intervention_grants_small_orders")
+    assert grant.args["recall_fee"].tolist() == [0.17, 0.17]
+    assert grant.args["recall_fee"].strides == (0,)  # a parameter: no per-row copy
