@@ -33,11 +33,11 @@ import grpc
 
 from service.api.rulebook.v1 import simulation_service_pb2 as pb
 from service.api.rulebook.v1 import simulation_service_pb2_grpc as pb_grpc
+from service.rulebook_sets import BUNDLED_BOOKS, resolve_set
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SimulationService"].full_name
-BOOKS_DIR = Path(__file__).resolve().parents[1] / "rules" / "books"
+BOOKS_DIR = BUNDLED_BOOKS
 _SCENARIO_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-_SET_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 #: Seconds between two progress messages (the last one is always sent).
 PROGRESS_INTERVAL = 0.25
@@ -143,8 +143,7 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
                 self._observe(method, code, time.perf_counter() - started)
 
     def _simulate(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        rulebook_set = self._resolve_set(request.rulebooks, "rulebooks",
-                                         request.HasField("rulebooks"))
+        rulebook_set = self._resolve_set(request.rulebooks, "rulebooks")
         scenario, days, replications, seed = self._parameters(request.parameters)
         total = replications * days
         yield pb.SimulateResponse(progress=pb.SimulationProgress(
@@ -159,8 +158,8 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
     def _whatif(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         from simulator import whatif
 
-        set_a = self._resolve_set(request.a, "a", request.HasField("a"))
-        set_b = self._resolve_set(request.b, "b", request.HasField("b"))
+        set_a = self._resolve_set(request.a, "a")
+        set_b = self._resolve_set(request.b, "b")
         scenario, days, replications, seed = self._parameters(request.parameters)
         confidence = request.confidence or whatif.DEFAULT_CONFIDENCE
         if not (0.0 < confidence <= self.limits.max_confidence) or math.isnan(confidence):
@@ -236,46 +235,9 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
             cancelled.set()
 
     # -- reading requests --------------------------------------------------------------------
-    def _resolve_set(self, source: Any, field: str, present: bool) -> Any:
-        from rules.loader import load_set, load_set_from_texts
-        from rules.yamlsource import SourceError
-
-        which = source.WhichOneof("source") if present else None
-        if which is None:
-            raise _bad_request(f"{field}: name a rulebook set", [
-                (field, "set set_id (e.g. lowprice-2024) or inline files")])
-        if which == "set_id":
-            set_id = source.set_id
-            for rs in (self.sets() if self.sets else ()):
-                if rs.id == set_id:
-                    return rs
-            path = self.books_dir / set_id
-            if _SET_ID.match(set_id) and path.is_dir():
-                try:
-                    return load_set(path)
-                except SourceError as exc:
-                    raise _bad_request(f"rulebook set {set_id!r} does not load", [
-                        (f"{field}.set_id", str(v)) for v in exc.violations]) from None
-            raise _bad_request(f"no rulebook set {set_id!r}", [
-                (f"{field}.set_id", f"unknown set; known: {', '.join(self._known_sets())}")])
-        inline = source.inline
-        if not _SET_ID.match(inline.set_id):
-            raise _bad_request("inline set needs an id", [
-                (f"{field}.inline.set_id", "lower-case id like proposal-2025-06")])
-        if not inline.files:
-            raise _bad_request("inline set has no files", [
-                (f"{field}.inline.files", "file name (e.g. refund.yaml) to YAML text")])
-        try:
-            return load_set_from_texts(inline.set_id, dict(inline.files))
-        except SourceError as exc:
-            raise _bad_request("the inline rulebook set does not load", [
-                (f"{field}.inline.files[{v.file}]", str(v)) for v in exc.violations]) from None
-
-    def _known_sets(self) -> list[str]:
-        known = {rs.id for rs in (self.sets() if self.sets else ())}
-        if self.books_dir.is_dir():
-            known |= {p.name for p in self.books_dir.iterdir() if p.is_dir()}
-        return sorted(known)
+    def _resolve_set(self, source: Any, field: str) -> Any:
+        return resolve_set(source, field, sets=self.sets() if self.sets else (),
+                           books_dir=self.books_dir)
 
     def _parameters(self, params: Any) -> tuple[Any, int, int, int]:
         from rules.yamlsource import SourceError

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,15 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-import rules
-from rules.loader import load_set, load_set_from_texts
 from rules.rulebook import RulebookSet
-from rules.yamlsource import SourceError
 from service.api.rulebook.v1 import audit_service_pb2 as pb
 from service.api.rulebook.v1 import audit_service_pb2_grpc as pb_grpc
 from service.audit import diff as diffing
 from service.audit import report as reporting
 from service.audit.finding import AuditReport, Finding
+from service.rulebook_sets import BUNDLED_BOOKS, resolve_set
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuditService"].full_name
-BUNDLED_BOOKS = Path(rules.__file__).resolve().parent / "books"
-_SET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 Runner = Callable[[RulebookSet], AuditReport]
 KnownSets = Callable[[], Mapping[str, RulebookSet]]
@@ -118,40 +113,8 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
         return self._runner or diffing._audit_runner()
 
     def resolve(self, source: Any, field: str) -> RulebookSet:
-        kind = source.WhichOneof("source")
-        if kind is None:
-            raise _bad_request(f"{field} is not set", [
-                (field, "send set_id (a loaded or bundled set) or texts (file name -> YAML)")])
-        if kind == "set_id":
-            return self._by_id(source.set_id, f"{field}.set_id")
-        texts = source.texts
-        if not texts.set_id or not _SET_ID.match(texts.set_id):
-            raise _bad_request(f"{field}.texts.set_id is missing or malformed", [
-                (f"{field}.texts.set_id", "a name like proposal-2025-06 (lower case, digits, "
-                                          ". _ -)")])
-        try:
-            return load_set_from_texts(texts.set_id, dict(texts.files))
-        except SourceError as exc:
-            raise _bad_request(f"the rulebook set in {field}.texts does not load", [
-                (f"{field}.texts.files[{v.file}]", f"{v.line}:{v.column}: "
-                                                   f"{v.path + ': ' if v.path else ''}{v.message}")
-                for v in exc.violations]) from None
-
-    def _by_id(self, set_id: str, field: str) -> RulebookSet:
-        known = dict(self.known_sets())
-        if set_id in known:
-            return known[set_id]
-        bundled = self.books_dir / set_id
-        if set_id and _SET_ID.match(set_id) and bundled.is_dir():
-            try:
-                return load_set(bundled)
-            except SourceError as exc:
-                raise _bad_request(f"the bundled set '{set_id}' does not load", [
-                    (field, str(v)) for v in exc.violations]) from None
-        names = sorted(set(known) | {p.name for p in self.books_dir.iterdir() if p.is_dir()}
-                       if self.books_dir.is_dir() else set(known))
-        raise _bad_request(f"no rulebook set '{set_id}'", [
-            (field, f"one of {', '.join(names)}" if names else "no sets are available")])
+        return resolve_set(source, field, sets=self.known_sets().values(),
+                           books_dir=self.books_dir)
 
     # -- RPCs ---------------------------------------------------------------------------------
     def AuditRulebook(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from service import simulation_service
+from service.api.rulebook.v1 import rulebook_sets_pb2 as sets_pb
 from service.api.rulebook.v1 import simulation_service_pb2 as pb
 from service.api.rulebook.v1 import simulation_service_pb2_grpc as pb_grpc
 from simulator.projection import Projection
@@ -81,7 +82,7 @@ def _violations(err: grpc.RpcError) -> list[tuple[str, str]]:
 def test_simulate_streams_progress_then_the_summary(serve: Callable[..., Any]) -> None:
     stub = serve()
     replies = list(stub.Simulate(pb.SimulateRequest(
-        rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
+        rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
         timeout=30))
     kinds = [r.WhichOneof("kind") for r in replies]
     assert kinds[-1] == "summary" and set(kinds[:-1]) == {"progress"} and len(kinds) >= 3
@@ -104,8 +105,8 @@ def test_simulate_streams_progress_then_the_summary(serve: Callable[..., Any]) -
 def test_whatif_streams_progress_then_the_comparison(serve: Callable[..., Any]) -> None:
     stub = serve()
     replies = list(stub.WhatIf(pb.WhatIfRequest(
-        a=pb.RulebookSetSource(set_id="lowprice-2024"),
-        b=pb.RulebookSetSource(set_id="reformed-2025"),
+        a=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
+        b=sets_pb.RulebookSetSource(set_id="reformed-2025"),
         parameters=_params(), confidence=0.9), timeout=30))
     assert replies[-1].WhichOneof("kind") == "comparison"
     progress = [r.progress for r in replies[:-1]]
@@ -124,7 +125,7 @@ def test_inline_rulebook_set_and_scenario_text(serve: Callable[..., Any]) -> Non
     scenario = (ROOT / "simulator" / "scenarios" / "default.yaml").read_text()
     scenario = scenario.replace("name: default", "name: proposal", 1)
     replies = list(stub.Simulate(pb.SimulateRequest(
-        rulebooks=pb.RulebookSetSource(inline=pb.InlineRulebookSet(
+        rulebooks=sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
             set_id="proposal-1", files=files)),
         parameters=_params(scenario_yaml=scenario, days=2, replications=1)), timeout=30))
     s = replies[-1].summary
@@ -133,21 +134,21 @@ def test_inline_rulebook_set_and_scenario_text(serve: Callable[..., Any]) -> Non
 
 @pytest.mark.parametrize(("request_", "field", "text"), [
     (pb.SimulateRequest(parameters=_params()), "rulebooks", "set_id"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="nope"), parameters=_params()),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="nope"), parameters=_params()),
      "rulebooks.set_id", "lowprice-2024"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="../books"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="../books"),
                         parameters=_params()), "rulebooks.set_id", "unknown"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(days=99999)), "parameters.days", "3650"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(replications=-1)), "parameters.replications", "256"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(scenario_name="../etc")),
      "parameters.scenario_name", "default"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(scenario_yaml="scenario:\n  name: x\n  bogus: 1\n")),
      "parameters.scenario_yaml", "scenario.yaml:"),
-    (pb.SimulateRequest(rulebooks=pb.RulebookSetSource(inline=pb.InlineRulebookSet(
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
         set_id="p", files={"refund.yaml": "rulebook: [\n"})), parameters=_params()),
      "rulebooks.inline.files[refund.yaml]", "refund.yaml:"),
 ])
@@ -166,8 +167,8 @@ def test_whatif_confidence_out_of_range(serve: Callable[..., Any]) -> None:
     stub = serve()
     with pytest.raises(grpc.RpcError) as info:
         list(stub.WhatIf(pb.WhatIfRequest(
-            a=pb.RulebookSetSource(set_id="lowprice-2024"),
-            b=pb.RulebookSetSource(set_id="reformed-2025"), parameters=_params(),
+            a=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
+            b=sets_pb.RulebookSetSource(set_id="reformed-2025"), parameters=_params(),
             confidence=1.5), timeout=30))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in _violations(info.value)] == ["confidence"]
@@ -177,7 +178,7 @@ def test_a_run_too_large_is_refused_before_it_starts(serve: Callable[..., Any]) 
     stub = serve(limits=simulation_service.SimulationLimits(max_merchant_days=1000))
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Simulate(pb.SimulateRequest(
-            rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
+            rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
             timeout=30))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "merchant-days" in _violations(info.value)[0][1]
@@ -193,7 +194,7 @@ def test_one_projection_at_a_time_then_resource_exhausted(serve: Callable[..., A
         return fake_project(*args, progress=progress, **kw)
 
     stub = serve(project=slow_project)
-    request = pb.SimulateRequest(rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"),
+    request = pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                                  parameters=_params())
     first = stub.Simulate(request, timeout=30)
     assert next(first).progress.done == 0
@@ -224,7 +225,7 @@ def test_a_cancelled_call_stops_the_model(serve: Callable[..., Any]) -> None:
 
     stub = serve(project=endless)
     call = stub.Simulate(pb.SimulateRequest(
-        rulebooks=pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
+        rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
         timeout=30)
     next(call)
     next(call)
@@ -236,7 +237,7 @@ def test_a_cancelled_call_stops_the_model(serve: Callable[..., Any]) -> None:
 def test_simulate_with_the_real_model(serve: Callable[..., Any]) -> None:
     stub = serve(project=None)
     replies = list(stub.Simulate(pb.SimulateRequest(
-        rulebooks=pb.RulebookSetSource(set_id="reformed-2025"),
+        rulebooks=sets_pb.RulebookSetSource(set_id="reformed-2025"),
         parameters=_params(days=3, replications=2)), timeout=120))
     assert replies[-1].WhichOneof("kind") == "summary"
     assert replies[-2].progress.done == replies[-2].progress.total == 6

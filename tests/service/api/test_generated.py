@@ -29,6 +29,7 @@ def test_committed_code_matches_the_protos(tmp_path: Path) -> None:
         "rulebook/v1/evaluation_service",
         "rulebook/v1/events",
         "rulebook/v1/rulebook_service",
+        "rulebook/v1/rulebook_sets",
         "rulebook/v1/simulation_service",
     ]
     assert sorted(fresh) == sorted(

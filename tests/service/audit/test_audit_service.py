@@ -19,6 +19,7 @@ from rules.loader import load_set
 from rules.rulebook import RulebookSet
 from service.api.rulebook.v1 import audit_service_pb2 as pb
 from service.api.rulebook.v1 import audit_service_pb2_grpc as pb_grpc
+from service.api.rulebook.v1 import rulebook_sets_pb2 as sets_pb
 from service.audit import grpc_service, report
 from service.audit.finding import AuditReport, Citation, Counterexample, Finding
 
@@ -62,7 +63,7 @@ def stub() -> Iterator[Any]:
 
 
 def _texts(directory: Path, set_id: str) -> Any:
-    return pb.AuditedRulebookSet(texts=pb.AuditedRulebookTexts(
+    return sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
         set_id=set_id, files={p.name: p.read_text() for p in directory.glob("*.yaml")}))
 
 
@@ -77,7 +78,7 @@ def _violations(err: grpc.RpcError) -> dict[str, str]:
 
 def test_audit_by_set_id_returns_typed_findings_and_html(stub: Any) -> None:
     resp = stub.AuditRulebook(pb.AuditRulebookRequest(
-        rulebooks=pb.AuditedRulebookSet(set_id="lowprice-2024"),
+        rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
         format=pb.REPORT_FORMAT_HTML))
     assert resp.rulebook_set == "lowprice-2024"
     assert resp.worst_violation == pb.SEVERITY_CRITICAL
@@ -107,20 +108,20 @@ def test_audit_of_texts_returns_the_schema_valid_json(stub: Any) -> None:
 
 def test_bundled_sets_are_found_by_name(stub: Any) -> None:
     resp = stub.AuditRulebook(pb.AuditRulebookRequest(
-        rulebooks=pb.AuditedRulebookSet(set_id="reformed-2025")))
+        rulebooks=sets_pb.RulebookSetSource(set_id="reformed-2025")))
     assert resp.rulebook_set == "reformed-2025" and resp.report == ""
 
 
 @pytest.mark.parametrize(("request_", "field", "says"), [
     (pb.AuditRulebookRequest(), "rulebooks", "set_id"),
-    (pb.AuditRulebookRequest(rulebooks=pb.AuditedRulebookSet(set_id="../etc")),
+    (pb.AuditRulebookRequest(rulebooks=sets_pb.RulebookSetSource(set_id="../etc")),
      "rulebooks.set_id", "lowprice-2024"),
-    (pb.AuditRulebookRequest(rulebooks=pb.AuditedRulebookSet(texts=pb.AuditedRulebookTexts(
+    (pb.AuditRulebookRequest(rulebooks=sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
         set_id="p", files={"refund.yaml": "rulebook: {}\n"}))),
-     "rulebooks.texts.files[refund.yaml]", "missing key"),
-    (pb.AuditRulebookRequest(rulebooks=pb.AuditedRulebookSet(texts=pb.AuditedRulebookTexts(
-        set_id="", files={}))), "rulebooks.texts.set_id", "name"),
-    (pb.AuditRulebookRequest(rulebooks=pb.AuditedRulebookSet(set_id="lowprice-2024"),
+     "rulebooks.inline.files[refund.yaml]", "missing key"),
+    (pb.AuditRulebookRequest(rulebooks=sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
+        set_id="", files={}))), "rulebooks.inline.set_id", "name"),
+    (pb.AuditRulebookRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                              format=42), "format", "REPORT_FORMAT_JSON"),
 ])
 def test_bad_audit_requests_name_the_field(stub: Any, request_: Any, field: str,
@@ -134,7 +135,7 @@ def test_bad_audit_requests_name_the_field(stub: Any, request_: Any, field: str,
 
 def test_diff_of_texts_lists_changes_and_verdicts(stub: Any) -> None:
     resp = stub.DiffRulebooks(pb.DiffRulebooksRequest(
-        a=pb.AuditedRulebookSet(set_id="lowprice-2024"), b=_texts(DIFF / "after", "proposal"),
+        a=sets_pb.RulebookSetSource(set_id="lowprice-2024"), b=_texts(DIFF / "after", "proposal"),
         format=pb.DIFF_FORMAT_MARKDOWN))
     assert resp.verdicts_compared
     [change] = [v for v in resp.verdicts if v.criterion == "below_cost_forcing"]
@@ -159,10 +160,10 @@ def test_diff_of_texts_lists_changes_and_verdicts(stub: Any) -> None:
 
 def test_bad_diff_request_names_the_side(stub: Any) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        stub.DiffRulebooks(pb.DiffRulebooksRequest(a=pb.AuditedRulebookSet(set_id="nope")))
+        stub.DiffRulebooks(pb.DiffRulebooksRequest(a=sets_pb.RulebookSetSource(set_id="nope")))
     assert "a.set_id" in _violations(err.value)
     with pytest.raises(grpc.RpcError) as err:
-        stub.DiffRulebooks(pb.DiffRulebooksRequest(a=pb.AuditedRulebookSet(
+        stub.DiffRulebooks(pb.DiffRulebooksRequest(a=sets_pb.RulebookSetSource(
             set_id="lowprice-2024")))
     assert "b" in _violations(err.value)
 
@@ -176,7 +177,7 @@ def test_the_real_audit_runner_when_present() -> None:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             resp = pb_grpc.AuditServiceStub(channel).AuditRulebook(pb.AuditRulebookRequest(
-                rulebooks=pb.AuditedRulebookSet(set_id="lowprice-2024"),
+                rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                 format=pb.REPORT_FORMAT_JSON))
     finally:
         server.stop(None)
@@ -207,7 +208,7 @@ def test_the_server_can_wrap_each_method() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.AuditServiceStub(channel)
             stub.AuditRulebook(pb.AuditRulebookRequest(
-                rulebooks=pb.AuditedRulebookSet(set_id="reformed-2025")))
+                rulebooks=sets_pb.RulebookSetSource(set_id="reformed-2025")))
             with pytest.raises(grpc.RpcError) as err:
                 stub.DiffRulebooks(pb.DiffRulebooksRequest())
             assert "a" in _violations(err.value)

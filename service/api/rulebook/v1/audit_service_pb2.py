@@ -23,61 +23,54 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from service.api.rulebook.v1 import rulebook_sets_pb2 as rulebook_dot_v1_dot_rulebook__sets__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frulebook/v1/audit_service.proto\x12\x0brulebook.v1\x1a\x1cgoogle/protobuf/struct.proto\"d\n\x12\x41uditedRulebookSet\x12\x10\n\x06set_id\x18\x01 \x01(\tH\x00\x12\x32\n\x05texts\x18\x02 \x01(\x0b\x32!.rulebook.v1.AuditedRulebookTextsH\x00\x42\x08\n\x06source\"\x91\x01\n\x14\x41uditedRulebookTexts\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12;\n\x05\x66iles\x18\x02 \x03(\x0b\x32,.rulebook.v1.AuditedRulebookTexts.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\x14\x41uditRulebookRequest\x12\x32\n\trulebooks\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.AuditedRulebookSet\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.rulebook.v1.ReportFormat\"\x89\x02\n\x15\x41uditRulebookResponse\x12\x14\n\x0crulebook_set\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x14\n\x0cgenerated_at\x18\x03 \x01(\t\x12\x1a\n\x12\x63\x61talogue_revision\x18\x04 \x01(\t\x12+\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x19.rulebook.v1.AuditFinding\x12.\n\x0fworst_violation\x18\x06 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12)\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x19.rulebook.v1.ReportFormat\x12\x0e\n\x06report\x18\x08 \x01(\t\"\x80\x04\n\x0c\x41uditFinding\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.rulebook.v1.CheckKind\x12%\n\x07verdict\x18\x04 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12\'\n\x08severity\x18\x05 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x14\n\x0crulebook_set\x18\x06 \x01(\t\x12\x0c\n\x04rule\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12)\n\x08\x65vidence\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07reading\x18\n \x01(\t\x12,\n\x08\x63itation\x18\x0b \x01(\x0b\x32\x1a.rulebook.v1.AuditCitation\x12\x38\n\x0e\x63ounterexample\x18\x0c \x01(\x0b\x32 .rulebook.v1.AuditCounterexample\x12\x35\n\x06series\x18\r \x03(\x0b\x32%.rulebook.v1.AuditFinding.SeriesEntry\x1aG\n\x0bSeriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rulebook.v1.AuditSeries:\x02\x38\x01\"M\n\rAuditCitation\x12\x0b\n\x03law\x18\x01 \x01(\t\x12\x0f\n\x07\x61rticle\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08verified\x18\x04 \x01(\x08\"\xad\x01\n\x13\x41uditCounterexample\x12\x14\n\x0c\x65vents_jsonl\x18\x01 \x01(\t\x12)\n\x08\x65xpected\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08observed\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nreproduced\x18\x04 \x01(\x08\x12\x16\n\x0ereplay_command\x18\x05 \x01(\t\"\x1d\n\x0b\x41uditSeries\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\xae\x01\n\x14\x44iffRulebooksRequest\x12*\n\x01\x61\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.AuditedRulebookSet\x12*\n\x01\x62\x18\x02 \x01(\x0b\x32\x1f.rulebook.v1.AuditedRulebookSet\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.rulebook.v1.DiffFormat\x12\x15\n\rskip_verdicts\x18\x04 \x01(\x08\"\xcc\x02\n\x15\x44iffRulebooksResponse\x12.\n\trulebooks\x18\x01 \x03(\x0b\x32\x1b.rulebook.v1.RuleTextChange\x12\x35\n\nparameters\x18\x02 \x03(\x0b\x32!.rulebook.v1.ParameterValueChange\x12*\n\x05rules\x18\x03 \x03(\x0b\x32\x1b.rulebook.v1.RuleTextChange\x12\x19\n\x11verdicts_compared\x18\x04 \x01(\x08\x12\x15\n\rverdicts_note\x18\x05 \x01(\t\x12\x35\n\x08verdicts\x18\x06 \x03(\x0b\x32#.rulebook.v1.CriterionVerdictChange\x12\'\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x17.rulebook.v1.DiffFormat\x12\x0e\n\x06report\x18\x08 \x01(\t\"z\n\x14ParameterValueChange\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x11\n\told_value\x18\x04 \x01(\t\x12\x11\n\tnew_value\x18\x05 \x01(\t\x12\x10\n\x08location\x18\x06 \x01(\t\"\x90\x01\n\x0eRuleTextChange\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12)\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x18.rulebook.v1.FieldChange\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"A\n\x0b\x46ieldChange\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x11\n\told_value\x18\x02 \x01(\t\x12\x11\n\tnew_value\x18\x03 \x01(\t\"\xb4\x02\n\x16\x43riterionVerdictChange\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x0bold_verdict\x18\x03 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12+\n\x0cold_severity\x18\x04 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x11\n\told_rules\x18\x05 \x03(\t\x12)\n\x0bnew_verdict\x18\x06 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12+\n\x0cnew_severity\x18\x07 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x11\n\tnew_rules\x18\x08 \x03(\t\x12\x11\n\tdirection\x18\t \x01(\t\x12\x0f\n\x07reading\x18\n \x01(\t*y\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_JSON\x10\x01\x12\x1a\n\x16REPORT_FORMAT_MARKDOWN\x10\x02\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x03*|\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_VIOLATION\x10\x01\x12\x13\n\x0fVERDICT_WARNING\x10\x02\x12\x10\n\x0cVERDICT_PASS\x10\x03\x12\x1a\n\x16VERDICT_NOT_APPLICABLE\x10\x04*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*p\n\tCheckKind\x12\x1a\n\x16\x43HECK_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HECK_KIND_STATIC\x10\x01\x12\x16\n\x12\x43HECK_KIND_DYNAMIC\x10\x02\x12\x18\n\x14\x43HECK_KIND_PROJECTED\x10\x03*o\n\nDiffFormat\x12\x1b\n\x17\x44IFF_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IFF_FORMAT_TEXT\x10\x01\x12\x14\n\x10\x44IFF_FORMAT_JSON\x10\x02\x12\x18\n\x14\x44IFF_FORMAT_MARKDOWN\x10\x03\x32\xbe\x01\n\x0c\x41uditService\x12V\n\rAuditRulebook\x12!.rulebook.v1.AuditRulebookRequest\x1a\".rulebook.v1.AuditRulebookResponse\x12V\n\rDiffRulebooks\x12!.rulebook.v1.DiffRulebooksRequest\x1a\".rulebook.v1.DiffRulebooksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frulebook/v1/audit_service.proto\x12\x0brulebook.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1frulebook/v1/rulebook_sets.proto\"t\n\x14\x41uditRulebookRequest\x12\x31\n\trulebooks\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.rulebook.v1.ReportFormat\"\x89\x02\n\x15\x41uditRulebookResponse\x12\x14\n\x0crulebook_set\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x14\n\x0cgenerated_at\x18\x03 \x01(\t\x12\x1a\n\x12\x63\x61talogue_revision\x18\x04 \x01(\t\x12+\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x19.rulebook.v1.AuditFinding\x12.\n\x0fworst_violation\x18\x06 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12)\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x19.rulebook.v1.ReportFormat\x12\x0e\n\x06report\x18\x08 \x01(\t\"\x80\x04\n\x0c\x41uditFinding\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.rulebook.v1.CheckKind\x12%\n\x07verdict\x18\x04 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12\'\n\x08severity\x18\x05 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x14\n\x0crulebook_set\x18\x06 \x01(\t\x12\x0c\n\x04rule\x18\x07 \x01(\t\x12\x10\n\x08location\x18\x08 \x01(\t\x12)\n\x08\x65vidence\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07reading\x18\n \x01(\t\x12,\n\x08\x63itation\x18\x0b \x01(\x0b\x32\x1a.rulebook.v1.AuditCitation\x12\x38\n\x0e\x63ounterexample\x18\x0c \x01(\x0b\x32 .rulebook.v1.AuditCounterexample\x12\x35\n\x06series\x18\r \x03(\x0b\x32%.rulebook.v1.AuditFinding.SeriesEntry\x1aG\n\x0bSeriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rulebook.v1.AuditSeries:\x02\x38\x01\"M\n\rAuditCitation\x12\x0b\n\x03law\x18\x01 \x01(\t\x12\x0f\n\x07\x61rticle\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08verified\x18\x04 \x01(\x08\"\xad\x01\n\x13\x41uditCounterexample\x12\x14\n\x0c\x65vents_jsonl\x18\x01 \x01(\t\x12)\n\x08\x65xpected\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08observed\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nreproduced\x18\x04 \x01(\x08\x12\x16\n\x0ereplay_command\x18\x05 \x01(\t\"\x1d\n\x0b\x41uditSeries\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\xac\x01\n\x14\x44iffRulebooksRequest\x12)\n\x01\x61\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12)\n\x01\x62\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12\'\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x17.rulebook.v1.DiffFormat\x12\x15\n\rskip_verdicts\x18\x04 \x01(\x08\"\xcc\x02\n\x15\x44iffRulebooksResponse\x12.\n\trulebooks\x18\x01 \x03(\x0b\x32\x1b.rulebook.v1.RuleTextChange\x12\x35\n\nparameters\x18\x02 \x03(\x0b\x32!.rulebook.v1.ParameterValueChange\x12*\n\x05rules\x18\x03 \x03(\x0b\x32\x1b.rulebook.v1.RuleTextChange\x12\x19\n\x11verdicts_compared\x18\x04 \x01(\x08\x12\x15\n\rverdicts_note\x18\x05 \x01(\t\x12\x35\n\x08verdicts\x18\x06 \x03(\x0b\x32#.rulebook.v1.CriterionVerdictChange\x12\'\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x17.rulebook.v1.DiffFormat\x12\x0e\n\x06report\x18\x08 \x01(\t\"z\n\x14ParameterValueChange\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x11\n\told_value\x18\x04 \x01(\t\x12\x11\n\tnew_value\x18\x05 \x01(\t\x12\x10\n\x08location\x18\x06 \x01(\t\"\x90\x01\n\x0eRuleTextChange\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12)\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x18.rulebook.v1.FieldChange\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"A\n\x0b\x46ieldChange\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x11\n\told_value\x18\x02 \x01(\t\x12\x11\n\tnew_value\x18\x03 \x01(\t\"\xb4\x02\n\x16\x43riterionVerdictChange\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x0bold_verdict\x18\x03 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12+\n\x0cold_severity\x18\x04 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x11\n\told_rules\x18\x05 \x03(\t\x12)\n\x0bnew_verdict\x18\x06 \x01(\x0e\x32\x14.rulebook.v1.Verdict\x12+\n\x0cnew_severity\x18\x07 \x01(\x0e\x32\x15.rulebook.v1.Severity\x12\x11\n\tnew_rules\x18\x08 \x03(\t\x12\x11\n\tdirection\x18\t \x01(\t\x12\x0f\n\x07reading\x18\n \x01(\t*y\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_JSON\x10\x01\x12\x1a\n\x16REPORT_FORMAT_MARKDOWN\x10\x02\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x03*|\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11VERDICT_VIOLATION\x10\x01\x12\x13\n\x0fVERDICT_WARNING\x10\x02\x12\x10\n\x0cVERDICT_PASS\x10\x03\x12\x1a\n\x16VERDICT_NOT_APPLICABLE\x10\x04*\x88\x01\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*p\n\tCheckKind\x12\x1a\n\x16\x43HECK_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HECK_KIND_STATIC\x10\x01\x12\x16\n\x12\x43HECK_KIND_DYNAMIC\x10\x02\x12\x18\n\x14\x43HECK_KIND_PROJECTED\x10\x03*o\n\nDiffFormat\x12\x1b\n\x17\x44IFF_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IFF_FORMAT_TEXT\x10\x01\x12\x14\n\x10\x44IFF_FORMAT_JSON\x10\x02\x12\x18\n\x14\x44IFF_FORMAT_MARKDOWN\x10\x03\x32\xbe\x01\n\x0c\x41uditService\x12V\n\rAuditRulebook\x12!.rulebook.v1.AuditRulebookRequest\x1a\".rulebook.v1.AuditRulebookResponse\x12V\n\rDiffRulebooks\x12!.rulebook.v1.DiffRulebooksRequest\x1a\".rulebook.v1.DiffRulebooksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'service.api.rulebook.v1.audit_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDITEDRULEBOOKTEXTS_FILESENTRY']._loaded_options = None
-  _globals['_AUDITEDRULEBOOKTEXTS_FILESENTRY']._serialized_options = b'8\001'
   _globals['_AUDITFINDING_SERIESENTRY']._loaded_options = None
   _globals['_AUDITFINDING_SERIESENTRY']._serialized_options = b'8\001'
-  _globals['_REPORTFORMAT']._serialized_start=2677
-  _globals['_REPORTFORMAT']._serialized_end=2798
-  _globals['_VERDICT']._serialized_start=2800
-  _globals['_VERDICT']._serialized_end=2924
-  _globals['_SEVERITY']._serialized_start=2927
-  _globals['_SEVERITY']._serialized_end=3063
-  _globals['_CHECKKIND']._serialized_start=3065
-  _globals['_CHECKKIND']._serialized_end=3177
-  _globals['_DIFFFORMAT']._serialized_start=3179
-  _globals['_DIFFFORMAT']._serialized_end=3290
-  _globals['_AUDITEDRULEBOOKSET']._serialized_start=78
-  _globals['_AUDITEDRULEBOOKSET']._serialized_end=178
-  _globals['_AUDITEDRULEBOOKTEXTS']._serialized_start=181
-  _globals['_AUDITEDRULEBOOKTEXTS']._serialized_end=326
-  _globals['_AUDITEDRULEBOOKTEXTS_FILESENTRY']._serialized_start=282
-  _globals['_AUDITEDRULEBOOKTEXTS_FILESENTRY']._serialized_end=326
-  _globals['_AUDITRULEBOOKREQUEST']._serialized_start=328
-  _globals['_AUDITRULEBOOKREQUEST']._serialized_end=445
-  _globals['_AUDITRULEBOOKRESPONSE']._serialized_start=448
-  _globals['_AUDITRULEBOOKRESPONSE']._serialized_end=713
-  _globals['_AUDITFINDING']._serialized_start=716
-  _globals['_AUDITFINDING']._serialized_end=1228
-  _globals['_AUDITFINDING_SERIESENTRY']._serialized_start=1157
-  _globals['_AUDITFINDING_SERIESENTRY']._serialized_end=1228
-  _globals['_AUDITCITATION']._serialized_start=1230
-  _globals['_AUDITCITATION']._serialized_end=1307
-  _globals['_AUDITCOUNTEREXAMPLE']._serialized_start=1310
-  _globals['_AUDITCOUNTEREXAMPLE']._serialized_end=1483
-  _globals['_AUDITSERIES']._serialized_start=1485
-  _globals['_AUDITSERIES']._serialized_end=1514
-  _globals['_DIFFRULEBOOKSREQUEST']._serialized_start=1517
-  _globals['_DIFFRULEBOOKSREQUEST']._serialized_end=1691
-  _globals['_DIFFRULEBOOKSRESPONSE']._serialized_start=1694
-  _globals['_DIFFRULEBOOKSRESPONSE']._serialized_end=2026
-  _globals['_PARAMETERVALUECHANGE']._serialized_start=2028
-  _globals['_PARAMETERVALUECHANGE']._serialized_end=2150
-  _globals['_RULETEXTCHANGE']._serialized_start=2153
-  _globals['_RULETEXTCHANGE']._serialized_end=2297
-  _globals['_FIELDCHANGE']._serialized_start=2299
-  _globals['_FIELDCHANGE']._serialized_end=2364
-  _globals['_CRITERIONVERDICTCHANGE']._serialized_start=2367
-  _globals['_CRITERIONVERDICTCHANGE']._serialized_end=2675
-  _globals['_AUDITSERVICE']._serialized_start=3293
-  _globals['_AUDITSERVICE']._serialized_end=3483
+  _globals['_REPORTFORMAT']._serialized_start=2457
+  _globals['_REPORTFORMAT']._serialized_end=2578
+  _globals['_VERDICT']._serialized_start=2580
+  _globals['_VERDICT']._serialized_end=2704
+  _globals['_SEVERITY']._serialized_start=2707
+  _globals['_SEVERITY']._serialized_end=2843
+  _globals['_CHECKKIND']._serialized_start=2845
+  _globals['_CHECKKIND']._serialized_end=2957
+  _globals['_DIFFFORMAT']._serialized_start=2959
+  _globals['_DIFFFORMAT']._serialized_end=3070
+  _globals['_AUDITRULEBOOKREQUEST']._serialized_start=111
+  _globals['_AUDITRULEBOOKREQUEST']._serialized_end=227
+  _globals['_AUDITRULEBOOKRESPONSE']._serialized_start=230
+  _globals['_AUDITRULEBOOKRESPONSE']._serialized_end=495
+  _globals['_AUDITFINDING']._serialized_start=498
+  _globals['_AUDITFINDING']._serialized_end=1010
+  _globals['_AUDITFINDING_SERIESENTRY']._serialized_start=939
+  _globals['_AUDITFINDING_SERIESENTRY']._serialized_end=1010
+  _globals['_AUDITCITATION']._serialized_start=1012
+  _globals['_AUDITCITATION']._serialized_end=1089
+  _globals['_AUDITCOUNTEREXAMPLE']._serialized_start=1092
+  _globals['_AUDITCOUNTEREXAMPLE']._serialized_end=1265
+  _globals['_AUDITSERIES']._serialized_start=1267
+  _globals['_AUDITSERIES']._serialized_end=1296
+  _globals['_DIFFRULEBOOKSREQUEST']._serialized_start=1299
+  _globals['_DIFFRULEBOOKSREQUEST']._serialized_end=1471
+  _globals['_DIFFRULEBOOKSRESPONSE']._serialized_start=1474
+  _globals['_DIFFRULEBOOKSRESPONSE']._serialized_end=1806
+  _globals['_PARAMETERVALUECHANGE']._serialized_start=1808
+  _globals['_PARAMETERVALUECHANGE']._serialized_end=1930
+  _globals['_RULETEXTCHANGE']._serialized_start=1933
+  _globals['_RULETEXTCHANGE']._serialized_end=2077
+  _globals['_FIELDCHANGE']._serialized_start=2079
+  _globals['_FIELDCHANGE']._serialized_end=2144
+  _globals['_CRITERIONVERDICTCHANGE']._serialized_start=2147
+  _globals['_CRITERIONVERDICTCHANGE']._serialized_end=2455
+  _globals['_AUDITSERVICE']._serialized_start=3073
+  _globals['_AUDITSERVICE']._serialized_end=3263
 # @@protoc_insertion_point(module_scope)

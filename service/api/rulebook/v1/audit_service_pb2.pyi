@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from service.api.rulebook.v1 import rulebook_sets_pb2 as _rulebook_sets_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -69,36 +70,13 @@ DIFF_FORMAT_TEXT: DiffFormat
 DIFF_FORMAT_JSON: DiffFormat
 DIFF_FORMAT_MARKDOWN: DiffFormat
 
-class AuditedRulebookSet(_message.Message):
-    __slots__ = ("set_id", "texts")
-    SET_ID_FIELD_NUMBER: _ClassVar[int]
-    TEXTS_FIELD_NUMBER: _ClassVar[int]
-    set_id: str
-    texts: AuditedRulebookTexts
-    def __init__(self, set_id: _Optional[str] = ..., texts: _Optional[_Union[AuditedRulebookTexts, _Mapping]] = ...) -> None: ...
-
-class AuditedRulebookTexts(_message.Message):
-    __slots__ = ("set_id", "files")
-    class FilesEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    SET_ID_FIELD_NUMBER: _ClassVar[int]
-    FILES_FIELD_NUMBER: _ClassVar[int]
-    set_id: str
-    files: _containers.ScalarMap[str, str]
-    def __init__(self, set_id: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ...) -> None: ...
-
 class AuditRulebookRequest(_message.Message):
     __slots__ = ("rulebooks", "format")
     RULEBOOKS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
-    rulebooks: AuditedRulebookSet
+    rulebooks: _rulebook_sets_pb2.RulebookSetSource
     format: ReportFormat
-    def __init__(self, rulebooks: _Optional[_Union[AuditedRulebookSet, _Mapping]] = ..., format: _Optional[_Union[ReportFormat, str]] = ...) -> None: ...
+    def __init__(self, rulebooks: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., format: _Optional[_Union[ReportFormat, str]] = ...) -> None: ...
 
 class AuditRulebookResponse(_message.Message):
     __slots__ = ("rulebook_set", "revision", "generated_at", "catalogue_revision", "findings", "worst_violation", "format", "report")
@@ -195,11 +173,11 @@ class DiffRulebooksRequest(_message.Message):
     B_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SKIP_VERDICTS_FIELD_NUMBER: _ClassVar[int]
-    a: AuditedRulebookSet
-    b: AuditedRulebookSet
+    a: _rulebook_sets_pb2.RulebookSetSource
+    b: _rulebook_sets_pb2.RulebookSetSource
     format: DiffFormat
     skip_verdicts: bool
-    def __init__(self, a: _Optional[_Union[AuditedRulebookSet, _Mapping]] = ..., b: _Optional[_Union[AuditedRulebookSet, _Mapping]] = ..., format: _Optional[_Union[DiffFormat, str]] = ..., skip_verdicts: _Optional[bool] = ...) -> None: ...
+    def __init__(self, a: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., b: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., format: _Optional[_Union[DiffFormat, str]] = ..., skip_verdicts: _Optional[bool] = ...) -> None: ...
 
 class DiffRulebooksResponse(_message.Message):
     __slots__ = ("rulebooks", "parameters", "rules", "verdicts_compared", "verdicts_note", "verdicts", "format", "report")

@@ -22,47 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from service.api.rulebook.v1 import rulebook_sets_pb2 as rulebook_dot_v1_dot_rulebook__sets__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$rulebook/v1/simulation_service.proto\x12\x0brulebook.v1\"a\n\x11RulebookSetSource\x12\x10\n\x06set_id\x18\x01 \x01(\tH\x00\x12\x30\n\x06inline\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.InlineRulebookSetH\x00\x42\x08\n\x06source\"\x8b\x01\n\x11InlineRulebookSet\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x38\n\x05\x66iles\x18\x02 \x03(\x0b\x32).rulebook.v1.InlineRulebookSet.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x01\n\x14SimulationParameters\x12\x17\n\rscenario_name\x18\x01 \x01(\tH\x00\x12\x17\n\rscenario_yaml\x18\x02 \x01(\tH\x00\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\x05\x12\x14\n\x0creplications\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x42\n\n\x08scenario\"{\n\x0fSimulateRequest\x12\x31\n\trulebooks\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12\x35\n\nparameters\x18\x02 \x01(\x0b\x32!.rulebook.v1.SimulationParameters\"\x82\x01\n\x10SimulateResponse\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.SimulationProgressH\x00\x12\x31\n\x07summary\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.SimulationSummaryH\x00\x42\x06\n\x04kind\"\xb0\x01\n\rWhatIfRequest\x12)\n\x01\x61\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12)\n\x01\x62\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12\x35\n\nparameters\x18\x03 \x01(\x0b\x32!.rulebook.v1.SimulationParameters\x12\x12\n\nconfidence\x18\x04 \x01(\x01\"\x82\x01\n\x0eWhatIfResponse\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.SimulationProgressH\x00\x12\x33\n\ncomparison\x18\x02 \x01(\x0b\x32\x1d.rulebook.v1.WhatIfComparisonH\x00\x42\x06\n\x04kind\"A\n\x12SimulationProgress\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\"q\n\x0b\x42\x61ndedValue\x12\x11\n\x04mean\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x02p5\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x03p95\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x0creplications\x18\x04 \x01(\x05\x42\x07\n\x05_meanB\x05\n\x03_p5B\x06\n\x04_p95\"\xb5\x01\n\rSeriesSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x04 \x01(\t\x12\x10\n\x08quantile\x18\x05 \x01(\x01\x12\'\n\x05\x66inal\x18\x06 \x01(\x0b\x32\x18.rulebook.v1.BandedValue\x12.\n\x0ctime_average\x18\x07 \x01(\x0b\x32\x18.rulebook.v1.BandedValue\"\xb6\x01\n\x11SimulationSummary\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x10\n\x08scenario\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x04 \x01(\x05\x12\x14\n\x0creplications\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x0f\n\x07\x63ohorts\x18\x07 \x03(\t\x12*\n\x06series\x18\x08 \x03(\x0b\x32\x1a.rulebook.v1.SeriesSummary\"\xa1\x02\n\x11OutcomeDifference\x12\x0e\n\x06series\x18\x01 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x02 \x01(\t\x12\x30\n\tstatistic\x18\x03 \x01(\x0e\x32\x1d.rulebook.v1.OutcomeStatistic\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x01\x61\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x01\x62\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\ndifference\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03low\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\x04high\x18\t \x01(\x01H\x04\x88\x01\x01\x12\r\n\x05pairs\x18\n \x01(\x05\x12\x13\n\x0bsignificant\x18\x0b \x01(\x08\x42\x04\n\x02_aB\x04\n\x02_bB\r\n\x0b_differenceB\x06\n\x04_lowB\x07\n\x05_high\"\xfc\x01\n\x10WhatIfComparison\x12\x10\n\x08\x61_set_id\x18\x01 \x01(\t\x12\x12\n\na_revision\x18\x02 \x01(\t\x12\x10\n\x08\x62_set_id\x18\x03 \x01(\t\x12\x12\n\nb_revision\x18\x04 \x01(\t\x12\x10\n\x08scenario\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x06 \x01(\x05\x12\x14\n\x0creplications\x18\x07 \x01(\x05\x12\x0c\n\x04seed\x18\x08 \x01(\x04\x12\x12\n\nconfidence\x18\t \x01(\x01\x12\x0f\n\x07\x63ohorts\x18\n \x03(\t\x12\x33\n\x0b\x64ifferences\x18\x0b \x03(\x0b\x32\x1e.rulebook.v1.OutcomeDifference*v\n\x10OutcomeStatistic\x12!\n\x1dOUTCOME_STATISTIC_UNSPECIFIED\x10\x00\x12\x1b\n\x17OUTCOME_STATISTIC_FINAL\x10\x01\x12\"\n\x1eOUTCOME_STATISTIC_TIME_AVERAGE\x10\x02\x32\xa3\x01\n\x11SimulationService\x12I\n\x08Simulate\x12\x1c.rulebook.v1.SimulateRequest\x1a\x1d.rulebook.v1.SimulateResponse0\x01\x12\x43\n\x06WhatIf\x12\x1a.rulebook.v1.WhatIfRequest\x1a\x1b.rulebook.v1.WhatIfResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$rulebook/v1/simulation_service.proto\x12\x0brulebook.v1\x1a\x1frulebook/v1/rulebook_sets.proto\"\x86\x01\n\x14SimulationParameters\x12\x17\n\rscenario_name\x18\x01 \x01(\tH\x00\x12\x17\n\rscenario_yaml\x18\x02 \x01(\tH\x00\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\x05\x12\x14\n\x0creplications\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x42\n\n\x08scenario\"{\n\x0fSimulateRequest\x12\x31\n\trulebooks\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12\x35\n\nparameters\x18\x02 \x01(\x0b\x32!.rulebook.v1.SimulationParameters\"\x82\x01\n\x10SimulateResponse\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.SimulationProgressH\x00\x12\x31\n\x07summary\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.SimulationSummaryH\x00\x42\x06\n\x04kind\"\xb0\x01\n\rWhatIfRequest\x12)\n\x01\x61\x18\x01 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12)\n\x01\x62\x18\x02 \x01(\x0b\x32\x1e.rulebook.v1.RulebookSetSource\x12\x35\n\nparameters\x18\x03 \x01(\x0b\x32!.rulebook.v1.SimulationParameters\x12\x12\n\nconfidence\x18\x04 \x01(\x01\"\x82\x01\n\x0eWhatIfResponse\x12\x33\n\x08progress\x18\x01 \x01(\x0b\x32\x1f.rulebook.v1.SimulationProgressH\x00\x12\x33\n\ncomparison\x18\x02 \x01(\x0b\x32\x1d.rulebook.v1.WhatIfComparisonH\x00\x42\x06\n\x04kind\"A\n\x12SimulationProgress\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\"q\n\x0b\x42\x61ndedValue\x12\x11\n\x04mean\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x02p5\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x03p95\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x0creplications\x18\x04 \x01(\x05\x42\x07\n\x05_meanB\x05\n\x03_p5B\x06\n\x04_p95\"\xb5\x01\n\rSeriesSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x04 \x01(\t\x12\x10\n\x08quantile\x18\x05 \x01(\x01\x12\'\n\x05\x66inal\x18\x06 \x01(\x0b\x32\x18.rulebook.v1.BandedValue\x12.\n\x0ctime_average\x18\x07 \x01(\x0b\x32\x18.rulebook.v1.BandedValue\"\xb6\x01\n\x11SimulationSummary\x12\x0e\n\x06set_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x10\n\x08scenario\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x04 \x01(\x05\x12\x14\n\x0creplications\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x0f\n\x07\x63ohorts\x18\x07 \x03(\t\x12*\n\x06series\x18\x08 \x03(\x0b\x32\x1a.rulebook.v1.SeriesSummary\"\xa1\x02\n\x11OutcomeDifference\x12\x0e\n\x06series\x18\x01 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x02 \x01(\t\x12\x30\n\tstatistic\x18\x03 \x01(\x0e\x32\x1d.rulebook.v1.OutcomeStatistic\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x01\x61\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x01\x62\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\ndifference\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03low\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\x04high\x18\t \x01(\x01H\x04\x88\x01\x01\x12\r\n\x05pairs\x18\n \x01(\x05\x12\x13\n\x0bsignificant\x18\x0b \x01(\x08\x42\x04\n\x02_aB\x04\n\x02_bB\r\n\x0b_differenceB\x06\n\x04_lowB\x07\n\x05_high\"\xfc\x01\n\x10WhatIfComparison\x12\x10\n\x08\x61_set_id\x18\x01 \x01(\t\x12\x12\n\na_revision\x18\x02 \x01(\t\x12\x10\n\x08\x62_set_id\x18\x03 \x01(\t\x12\x12\n\nb_revision\x18\x04 \x01(\t\x12\x10\n\x08scenario\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x06 \x01(\x05\x12\x14\n\x0creplications\x18\x07 \x01(\x05\x12\x0c\n\x04seed\x18\x08 \x01(\x04\x12\x12\n\nconfidence\x18\t \x01(\x01\x12\x0f\n\x07\x63ohorts\x18\n \x03(\t\x12\x33\n\x0b\x64ifferences\x18\x0b \x03(\x0b\x32\x1e.rulebook.v1.OutcomeDifference*v\n\x10OutcomeStatistic\x12!\n\x1dOUTCOME_STATISTIC_UNSPECIFIED\x10\x00\x12\x1b\n\x17OUTCOME_STATISTIC_FINAL\x10\x01\x12\"\n\x1eOUTCOME_STATISTIC_TIME_AVERAGE\x10\x02\x32\xa3\x01\n\x11SimulationService\x12I\n\x08Simulate\x12\x1c.rulebook.v1.SimulateRequest\x1a\x1d.rulebook.v1.SimulateResponse0\x01\x12\x43\n\x06WhatIf\x12\x1a.rulebook.v1.WhatIfRequest\x1a\x1b.rulebook.v1.WhatIfResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'service.api.rulebook.v1.simulation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INLINERULEBOOKSET_FILESENTRY']._loaded_options = None
-  _globals['_INLINERULEBOOKSET_FILESENTRY']._serialized_options = b'8\001'
-  _globals['_OUTCOMESTATISTIC']._serialized_start=2099
-  _globals['_OUTCOMESTATISTIC']._serialized_end=2217
-  _globals['_RULEBOOKSETSOURCE']._serialized_start=53
-  _globals['_RULEBOOKSETSOURCE']._serialized_end=150
-  _globals['_INLINERULEBOOKSET']._serialized_start=153
-  _globals['_INLINERULEBOOKSET']._serialized_end=292
-  _globals['_INLINERULEBOOKSET_FILESENTRY']._serialized_start=248
-  _globals['_INLINERULEBOOKSET_FILESENTRY']._serialized_end=292
-  _globals['_SIMULATIONPARAMETERS']._serialized_start=295
-  _globals['_SIMULATIONPARAMETERS']._serialized_end=429
-  _globals['_SIMULATEREQUEST']._serialized_start=431
-  _globals['_SIMULATEREQUEST']._serialized_end=554
-  _globals['_SIMULATERESPONSE']._serialized_start=557
-  _globals['_SIMULATERESPONSE']._serialized_end=687
-  _globals['_WHATIFREQUEST']._serialized_start=690
-  _globals['_WHATIFREQUEST']._serialized_end=866
-  _globals['_WHATIFRESPONSE']._serialized_start=869
-  _globals['_WHATIFRESPONSE']._serialized_end=999
-  _globals['_SIMULATIONPROGRESS']._serialized_start=1001
-  _globals['_SIMULATIONPROGRESS']._serialized_end=1066
-  _globals['_BANDEDVALUE']._serialized_start=1068
-  _globals['_BANDEDVALUE']._serialized_end=1181
-  _globals['_SERIESSUMMARY']._serialized_start=1184
-  _globals['_SERIESSUMMARY']._serialized_end=1365
-  _globals['_SIMULATIONSUMMARY']._serialized_start=1368
-  _globals['_SIMULATIONSUMMARY']._serialized_end=1550
-  _globals['_OUTCOMEDIFFERENCE']._serialized_start=1553
-  _globals['_OUTCOMEDIFFERENCE']._serialized_end=1842
-  _globals['_WHATIFCOMPARISON']._serialized_start=1845
-  _globals['_WHATIFCOMPARISON']._serialized_end=2097
-  _globals['_SIMULATIONSERVICE']._serialized_start=2220
-  _globals['_SIMULATIONSERVICE']._serialized_end=2383
+  _globals['_OUTCOMESTATISTIC']._serialized_start=1891
+  _globals['_OUTCOMESTATISTIC']._serialized_end=2009
+  _globals['_SIMULATIONPARAMETERS']._serialized_start=87
+  _globals['_SIMULATIONPARAMETERS']._serialized_end=221
+  _globals['_SIMULATEREQUEST']._serialized_start=223
+  _globals['_SIMULATEREQUEST']._serialized_end=346
+  _globals['_SIMULATERESPONSE']._serialized_start=349
+  _globals['_SIMULATERESPONSE']._serialized_end=479
+  _globals['_WHATIFREQUEST']._serialized_start=482
+  _globals['_WHATIFREQUEST']._serialized_end=658
+  _globals['_WHATIFRESPONSE']._serialized_start=661
+  _globals['_WHATIFRESPONSE']._serialized_end=791
+  _globals['_SIMULATIONPROGRESS']._serialized_start=793
+  _globals['_SIMULATIONPROGRESS']._serialized_end=858
+  _globals['_BANDEDVALUE']._serialized_start=860
+  _globals['_BANDEDVALUE']._serialized_end=973
+  _globals['_SERIESSUMMARY']._serialized_start=976
+  _globals['_SERIESSUMMARY']._serialized_end=1157
+  _globals['_SIMULATIONSUMMARY']._serialized_start=1160
+  _globals['_SIMULATIONSUMMARY']._serialized_end=1342
+  _globals['_OUTCOMEDIFFERENCE']._serialized_start=1345
+  _globals['_OUTCOMEDIFFERENCE']._serialized_end=1634
+  _globals['_WHATIFCOMPARISON']._serialized_start=1637
+  _globals['_WHATIFCOMPARISON']._serialized_end=1889
+  _globals['_SIMULATIONSERVICE']._serialized_start=2012
+  _globals['_SIMULATIONSERVICE']._serialized_end=2175
 # @@protoc_insertion_point(module_scope)

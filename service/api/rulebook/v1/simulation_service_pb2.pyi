@@ -1,3 +1,4 @@
+from service.api.rulebook.v1 import rulebook_sets_pb2 as _rulebook_sets_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -15,29 +16,6 @@ class OutcomeStatistic(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 OUTCOME_STATISTIC_UNSPECIFIED: OutcomeStatistic
 OUTCOME_STATISTIC_FINAL: OutcomeStatistic
 OUTCOME_STATISTIC_TIME_AVERAGE: OutcomeStatistic
-
-class RulebookSetSource(_message.Message):
-    __slots__ = ("set_id", "inline")
-    SET_ID_FIELD_NUMBER: _ClassVar[int]
-    INLINE_FIELD_NUMBER: _ClassVar[int]
-    set_id: str
-    inline: InlineRulebookSet
-    def __init__(self, set_id: _Optional[str] = ..., inline: _Optional[_Union[InlineRulebookSet, _Mapping]] = ...) -> None: ...
-
-class InlineRulebookSet(_message.Message):
-    __slots__ = ("set_id", "files")
-    class FilesEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    SET_ID_FIELD_NUMBER: _ClassVar[int]
-    FILES_FIELD_NUMBER: _ClassVar[int]
-    set_id: str
-    files: _containers.ScalarMap[str, str]
-    def __init__(self, set_id: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SimulationParameters(_message.Message):
     __slots__ = ("scenario_name", "scenario_yaml", "days", "replications", "seed")
@@ -57,9 +35,9 @@ class SimulateRequest(_message.Message):
     __slots__ = ("rulebooks", "parameters")
     RULEBOOKS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
-    rulebooks: RulebookSetSource
+    rulebooks: _rulebook_sets_pb2.RulebookSetSource
     parameters: SimulationParameters
-    def __init__(self, rulebooks: _Optional[_Union[RulebookSetSource, _Mapping]] = ..., parameters: _Optional[_Union[SimulationParameters, _Mapping]] = ...) -> None: ...
+    def __init__(self, rulebooks: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., parameters: _Optional[_Union[SimulationParameters, _Mapping]] = ...) -> None: ...
 
 class SimulateResponse(_message.Message):
     __slots__ = ("progress", "summary")
@@ -75,11 +53,11 @@ class WhatIfRequest(_message.Message):
     B_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
-    a: RulebookSetSource
-    b: RulebookSetSource
+    a: _rulebook_sets_pb2.RulebookSetSource
+    b: _rulebook_sets_pb2.RulebookSetSource
     parameters: SimulationParameters
     confidence: float
-    def __init__(self, a: _Optional[_Union[RulebookSetSource, _Mapping]] = ..., b: _Optional[_Union[RulebookSetSource, _Mapping]] = ..., parameters: _Optional[_Union[SimulationParameters, _Mapping]] = ..., confidence: _Optional[float] = ...) -> None: ...
+    def __init__(self, a: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., b: _Optional[_Union[_rulebook_sets_pb2.RulebookSetSource, _Mapping]] = ..., parameters: _Optional[_Union[SimulationParameters, _Mapping]] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class WhatIfResponse(_message.Message):
     __slots__ = ("progress", "comparison")
