@@ -19,8 +19,9 @@ Series names (a model may add more; these are the ones consumers rely on):
                 refund_burden_ratio_by_cohort, exposure_per_quality_by_cohort,
                 appeal_success_by_cohort
   (R, T, C, Q)  price_pct, margin_pct, quality_pct
-Ratios are fractions (0.05 = 5 %); money is yuan; margin is (price - unit cost - per-unit burdens)
-over price.
+Ratios are fractions (0.05 = 5 %), exposure_hhi included (0-1: the exposure-weighted mean of the
+product groups' HHI; multiply by 10,000 for the antitrust convention); money is yuan; margin is
+(price - unit cost - per-unit burdens) over price.
 """
 
 from __future__ import annotations

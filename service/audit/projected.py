@@ -31,10 +31,15 @@ from simulator.projection import Projection
 
 @dataclass(frozen=True)
 class Measure:
-    """A population series held to a criterion parameter: outside when above it."""
+    """A population series held to a criterion parameter: outside when above it.
+
+    ``scale`` converts the projection's unit to the criterion's: the simulator keeps HHI on
+    the 0-1 scale of its other shares, the catalogue states it on the antitrust 0-10,000 scale.
+    """
 
     series: str
     bound: str
+    scale: float = 1.0
 
 
 POPULATION_MEASURES: dict[str, Measure] = {
@@ -42,7 +47,7 @@ POPULATION_MEASURES: dict[str, Measure] = {
     "burden_shift": Measure("refund_burden_ratio", "max_refund_burden_ratio"),
     "take_rate": Measure("take_rate", "merchant_margin"),
     "exposure_gini": Measure("exposure_gini", "max_gini"),
-    "exposure_hhi": Measure("exposure_hhi", "max_hhi"),
+    "exposure_hhi": Measure("exposure_hhi", "max_hhi", scale=10_000.0),
 }
 
 COHORT_MEASURES: dict[str, str] = {
@@ -78,7 +83,7 @@ def check_population(rs: RulebookSet, crit: Criterion, p: Projection, m: Measure
     arr = p.series.get(m.series)
     if arr is None:
         return _na(crit, rs, f"The projection has no '{m.series}' series.")
-    mean, lo, hi = _daily(np.asarray(arr, dtype=float))
+    mean, lo, hi = _daily(np.asarray(arr, dtype=float) * m.scale)
     last = _last_finite(mean)
     if last is None:
         return _na(crit, rs, f"The '{m.series}' series has no value on any day.")

@@ -38,7 +38,7 @@ POPULATION = {
     "burden_shift": (ramp(0.02, 0.10), ramp(0.01, 0.02)),
     "take_rate": (ramp(0.04, 0.09), ramp(0.02, 0.03)),
     "exposure_gini": (ramp(0.3, 0.9), ramp(0.2, 0.3)),
-    "exposure_hhi": (ramp(1000, 4000), ramp(900, 1200)),
+    "exposure_hhi": (ramp(0.10, 0.40), ramp(0.09, 0.12)),  # 0-1 here, 0-10,000 in the catalogue
 }
 COHORT = {
     "exposure_per_quality_by_size_tier": (cohorts(0.3, 0.9, 1.0), cohorts(0.95, 1.0, 1.0)),
@@ -61,7 +61,8 @@ def test_population_series(reformed, catalogue, criterion: str) -> None:
     [p] = run_projected(reformed, [catalogue[criterion]], projection(**{name: good}))
     assert (v.verdict, p.verdict) == ("violation", "pass")
     assert v.kind == "projected" and len(v.series["mean"]) == T
-    assert v.evidence["last"] == pytest.approx(float(bad[:, -1].mean()))
+    scale = POPULATION_MEASURES[criterion].scale
+    assert v.evidence["last"] == pytest.approx(float(bad[:, -1].mean()) * scale)
     assert "{" not in v.reading and "last day" in v.reading
 
 
@@ -102,3 +103,22 @@ def test_a_projection_of_the_wrong_shape_is_refused(reformed, catalogue) -> None
                    cohorts=COHORTS, series={"take_rate": np.zeros((R, T + 1))})
     with pytest.raises(ValueError, match="expected"):
         run_projected(reformed, [catalogue["take_rate"]], p)
+
+
+def test_a_real_projection_is_judged_on_the_catalogue_scales(reformed, catalogue) -> None:
+    """The simulator's own output, not a synthetic one: every projected criterion gets a
+    verdict, and HHI reaches the criterion on its 0-10,000 scale (six sellers a group give an
+    exposure HHI well above 1,000, so a 0-1 value read as is would always pass)."""
+    from pathlib import Path
+
+    from simulator.run import project
+
+    tiny = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "tiny.yaml"
+    p = project(reformed, tiny, days=10, replications=2, seed=3)
+    findings = {f.criterion: f for f in run_projected(reformed, list(catalogue), p)}
+    assert set(POPULATION_MEASURES) | set(COHORT_MEASURES) <= set(findings)
+    hhi = findings["exposure_hhi"]
+    assert hhi.verdict != "not_applicable"
+    assert 1_000 < hhi.evidence["last"] <= 10_000
+    assert hhi.evidence["last"] == pytest.approx(
+        float(np.nanmean(p.series["exposure_hhi"][:, -1])) * 10_000)
