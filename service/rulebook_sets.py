@@ -25,7 +25,8 @@ BUNDLED_BOOKS = Path(rules.__file__).resolve().parent / "books"
 SET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-def _bad_request(message: str, violations: list[tuple[str, str]]) -> Exception:
+def bad_request(message: str, violations: list[tuple[str, str]]) -> Exception:
+    """A service.server.BadRequest (INVALID_ARGUMENT with these field violations)."""
     from service.server import BadRequest  # late: service.server imports the services
 
     return BadRequest(message, violations)
@@ -49,23 +50,23 @@ def resolve_set(source: Any, field: str, *, sets: Iterable[RulebookSet] = (),
     sets = list(sets)
     which = source.WhichOneof("source")
     if which is None:
-        raise _bad_request(f"{field}: name a rulebook set", [
+        raise bad_request(f"{field}: name a rulebook set", [
             (field, "set set_id (a loaded or bundled set, e.g. lowprice-2024) or inline "
                     "(file name -> YAML text)")])
     if which == "set_id":
         return _by_id(source.set_id, f"{field}.set_id", sets, Path(books_dir))
     inline = source.inline
     if not SET_ID.match(inline.set_id):
-        raise _bad_request(f"{field}.inline.set_id is missing or malformed", [
+        raise bad_request(f"{field}.inline.set_id is missing or malformed", [
             (f"{field}.inline.set_id", "a name like proposal-2025-06 (lower case, digits, "
                                        ". _ -)")])
     if not inline.files:
-        raise _bad_request(f"{field}.inline has no files", [
+        raise bad_request(f"{field}.inline has no files", [
             (f"{field}.inline.files", "file name (e.g. refund.yaml) to YAML text")])
     try:
         return load_set_from_texts(inline.set_id, dict(inline.files))
     except SourceError as exc:
-        raise _bad_request(f"the rulebook set in {field}.inline does not load", [
+        raise bad_request(f"the rulebook set in {field}.inline does not load", [
             (f"{field}.inline.files[{v.file}]", str(v)) for v in exc.violations]) from None
 
 
@@ -78,9 +79,9 @@ def _by_id(set_id: str, field: str, sets: list[RulebookSet], books_dir: Path) ->
         try:
             return load_set(bundled)
         except SourceError as exc:
-            raise _bad_request(f"the bundled set {set_id!r} does not load", [
+            raise bad_request(f"the bundled set {set_id!r} does not load", [
                 (field, str(v)) for v in exc.violations]) from None
     names = known_set_ids(sets, books_dir)
-    raise _bad_request(f"no rulebook set {set_id!r}", [
+    raise bad_request(f"no rulebook set {set_id!r}", [
         (field, f"unknown set; known: {', '.join(names)}" if names
          else "unknown set; none are available")])

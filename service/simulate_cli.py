@@ -70,6 +70,11 @@ def _check_run_size(args: argparse.Namespace) -> None:
         problems.append(f"--replications must be at least 1, not {args.replications}")
     if getattr(args, "seed", 0) < 0:
         problems.append(f"--seed must be zero or more, not {args.seed}")
+    if getattr(args, "workers", 1) < 1:
+        problems.append(f"--workers must be at least 1, not {args.workers}")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        problems.append(f"--out {out}: exists and is not a directory")
     if problems:
         raise InputError(problems)
 
@@ -537,6 +542,10 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         except InputError as exc:
             for line in exc.lines:
                 _err(line)
+            return USAGE
+        except OSError as exc:  # a scheduler that does not answer, an --out it cannot write
+            _err(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror
+                 else str(exc))
             return USAGE
 
     run.__doc__ = fn.__doc__

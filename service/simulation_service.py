@@ -34,6 +34,7 @@ import grpc
 from service.api.rulebook.v1 import simulation_service_pb2 as pb
 from service.api.rulebook.v1 import simulation_service_pb2_grpc as pb_grpc
 from service.rulebook_sets import BUNDLED_BOOKS, resolve_set
+from service.rulebook_sets import bad_request as _bad_request
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SimulationService"].full_name
 BOOKS_DIR = BUNDLED_BOOKS
@@ -55,6 +56,9 @@ class SimulationLimits:
     max_replications: int = 256
     #: replications x merchants x days of one projection (1e9 is a few minutes on one core).
     max_merchant_days: int = 1_000_000_000
+    #: merchant slots of one replication held in memory at once (product groups x the largest
+    #: group's sellers, see simulator.population.Layout): about 0.7 GB a million.
+    max_merchant_slots: int = 2_000_000
     #: projections running at once; more calls get RESOURCE_EXHAUSTED.
     max_concurrent: int = 1
     max_confidence: float = 0.999
@@ -62,12 +66,6 @@ class SimulationLimits:
 
 class _Cancelled(Exception):
     """The client went away: stop the model at its next progress report."""
-
-
-def _bad_request(message: str, violations: list[tuple[str, str]]) -> Exception:
-    from service.server import BadRequest  # late: service.server may import this module
-
-    return BadRequest(message, violations)
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
@@ -271,6 +269,16 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         except SourceError as exc:
             violations += [("parameters.scenario_yaml", str(v)) for v in exc.violations]
         if scenario is not None and not violations:
+            from simulator.population import Layout
+
+            layout = Layout.of(scenario)
+            if layout.n > lim.max_merchant_slots:
+                field = "parameters.scenario_yaml" if which == "scenario_yaml" \
+                    else "parameters.scenario_name"
+                violations.append((field, f"{len(scenario.model.groups)} product groups x "
+                                          f"{layout.slots} sellers in the "
+                                          f"largest group is more than "
+                                          f"{lim.max_merchant_slots:,} merchant slots"))
             merchants = sum(int(g.sellers.value) for g in scenario.model.groups)
             if merchants * days * replications > lim.max_merchant_days:
                 violations.append(("parameters", f"{merchants} merchants x {days} days x "

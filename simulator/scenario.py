@@ -43,7 +43,9 @@ Source = Annotated[str, StringConstraints(min_length=3, max_length=2000)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # .inf and .nan are YAML floats; no scenario value means them, and the model would run on
+    # and report NaN series
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Sourced(_Strict, Generic[T]):

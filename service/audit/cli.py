@@ -115,7 +115,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:  # exit 1 means "violations found": a write error is not that
+            _err(f"--out {args.out}: cannot write the report ({exc.strerror or exc})")
+            return USAGE
     failing = violations_at_or_above(report, args.fail_on) if args.fail_on else []
     counts: dict[str, int] = {}
     for f in report.findings:

@@ -578,7 +578,13 @@ def attach_counterexamples(rs: RulebookSet, findings: Sequence[Finding], *,
     for f in findings:
         if f.verdict != "violation" or f.kind != "static" or f.rule is None:
             continue
-        cx = build_counterexample(rs, f)
+        try:
+            cx = build_counterexample(rs, f)
+        except CounterexampleError:
+            # e.g. a rulebook whose parameter no valid event can carry (opt_in_steps: -1)
+            if strict:
+                raise
+            continue
         if cx is None:
             continue
         if strict and not cx.reproduced:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -159,7 +160,13 @@ class Catalogue:
                 known = ", ".join(sorted(crit.parameters)) or "none"
                 raise ValueError(f"criterion {cid} has no parameter '{pname}' (it has: {known})")
             old = crit.parameters[pname]
-            changed.setdefault(cid, dict(crit.parameters))[pname] = _coerce(key, old, value)
+            new = _coerce(key, old, value)
+            spec = crit.parameter_specs.get(pname)
+            # the checks a value in the catalogue file gets: a fraction stays within 0..1, ...
+            problem = _unit_problem(spec.model_copy(update={"value": new})) if spec else None
+            if problem:
+                raise ValueError(f"{key}: {problem}, got {value!r}")
+            changed.setdefault(cid, dict(crit.parameters))[pname] = new
         criteria = dict(self.criteria)
         for cid, params in changed.items():
             criteria[cid] = replace(criteria[cid], parameters=MappingProxyType(params))
@@ -183,6 +190,8 @@ def _coerce(key: str, old: Any, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{key}: expected a finite number, got {value!r}")
         return int(number) if isinstance(old, int) and number.is_integer() else number
     if isinstance(old, list):
         return [s.strip() for s in value.split(",")] if isinstance(value, str) else list(value)

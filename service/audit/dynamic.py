@@ -298,9 +298,16 @@ def check_take_rate(rs: RulebookSet, crit: Criterion, f: StreamFacts) -> Finding
                         {"rate": rate}, kind="dynamic")
 
 
+def tau_band(crit: Criterion) -> tuple[float, float]:
+    """The fair band of a disparity, tau to 1/tau (tau 0, a threshold policy staff may set:
+    every ratio is fair)."""
+    tau = float(crit.param("tau"))
+    return tau, (1 / tau if tau > 0 else math.inf)
+
+
 def disparity(values: Mapping[str, float | None], crit: Criterion) -> tuple[str, dict[str, Any]]:
     """Aequitas-style disparities against the reference cohort, with the verdict."""
-    tau = float(crit.param("tau"))
+    tau, high = tau_band(crit)
     ref = str(crit.param("reference_cohort"))
     base = values.get(ref)
     if base is None or not math.isfinite(base) or base <= 0:
@@ -311,12 +318,12 @@ def disparity(values: Mapping[str, float | None], crit: Criterion) -> tuple[str,
     if not ratios:
         return "not_applicable", {"details": "Only the reference cohort has a figure.",
                                   "values": values}
-    outside = {c: r for c, r in ratios.items() if not tau <= r <= 1 / tau}
+    outside = {c: r for c, r in ratios.items() if not tau <= r <= high}
     parts = [f"{c} {r:.2f}x the {ref} merchants' figure" + (" (outside the band)"
                                                            if c in outside else "")
              for c, r in ratios.items()]
     details = (f"{crit.title}: " + "; ".join(parts) + f"; fair between {tau:g} and "
-               f"{1 / tau:.3g}.")
+               f"{high:.3g}.")
     return ("violation" if outside else "pass"), {
         "details": details, "ratios": ratios, "values": values, "tau": tau,
         "reference_cohort": ref, "outside": sorted(outside)}

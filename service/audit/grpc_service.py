@@ -27,6 +27,7 @@ from service.audit import diff as diffing
 from service.audit import report as reporting
 from service.audit.finding import AuditReport, Finding
 from service.rulebook_sets import BUNDLED_BOOKS, resolve_set
+from service.rulebook_sets import bad_request as _bad_request
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuditService"].full_name
 
@@ -45,13 +46,6 @@ _SEVERITIES = {"info": pb.SEVERITY_INFO, "low": pb.SEVERITY_LOW, "medium": pb.SE
                "high": pb.SEVERITY_HIGH, "critical": pb.SEVERITY_CRITICAL}
 _KINDS = {"static": pb.CHECK_KIND_STATIC, "dynamic": pb.CHECK_KIND_DYNAMIC,
           "projected": pb.CHECK_KIND_PROJECTED}
-
-
-def _bad_request(message: str, violations: list[tuple[str, str]]) -> Exception:
-    # Imported when needed: service.server imports this module to register the service.
-    from service.server import BadRequest
-
-    return BadRequest(message, violations)
 
 
 def _guard(name: str, fn: Callable[[Any, grpc.ServicerContext], Any]) \

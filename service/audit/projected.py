@@ -23,7 +23,7 @@ import numpy as np
 
 from rules.rulebook import RulebookSet
 from service.audit.criteria import Criterion
-from service.audit.dynamic import disparity
+from service.audit.dynamic import disparity, tau_band
 from service.audit.finding import Finding
 from service.audit.static import make_finding
 from simulator.projection import Projection
@@ -119,11 +119,11 @@ def check_cohorts(rs: RulebookSet, crit: Criterion, p: Projection, name: str) ->
     day = int(finite_days[-1])
     verdict, evidence = disparity({c: float(mean[day, i]) for i, c in enumerate(p.cohorts)},
                                   crit)
-    tau = float(crit.param("tau"))
+    tau, high = tau_band(crit)
     others = [i for i, c in enumerate(p.cohorts) if c != ref]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ever_outside = any(np.any((ratios[:, i] < tau) | (ratios[:, i] > 1 / tau))
+        ever_outside = any(np.any((ratios[:, i] < tau) | (ratios[:, i] > high))
                            for i in others)
     if verdict == "pass" and ever_outside:
         verdict = "warning"
@@ -133,7 +133,7 @@ def check_cohorts(rs: RulebookSet, crit: Criterion, p: Projection, name: str) ->
     finding.series = {f"{c} / {ref}": _clean(ratios[:, i]) for i, c in enumerate(p.cohorts)
                       if c != ref}  # type: ignore[misc]
     finding.series["tau_low"] = [tau] * p.days  # type: ignore[list-item]
-    finding.series["tau_high"] = [1 / tau] * p.days  # type: ignore[list-item]
+    finding.series["tau_high"] = [high] * p.days  # type: ignore[list-item]
     return finding
 
 

@@ -17,11 +17,17 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _write(text: str, out: str | None) -> None:
+def _write(text: str, out: str | None) -> bool:
+    """Write the result; False (said on standard error) if `out` cannot be written."""
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:  # exit 1 means findings: a write error must not look like one
+            _err(f"--out {out}: cannot write ({exc.strerror or exc})")
+            return False
     else:
         sys.stdout.write(text)
+    return True
 
 
 # -- lint -----------------------------------------------------------------------------------
@@ -36,13 +42,15 @@ def cmd_lint(args: argparse.Namespace) -> int:
         _err(str(exc))
         return USAGE
     if args.format == "json":
-        _write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", args.out)
+        text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
     else:
         lines = [str(m) for m in result.messages]
         counts = ", ".join(f"{result.count(s)} {s}" for s in reversed(LINT_SEVERITIES))
         lines.append(f"{len(result.files)} file(s) linted: {counts}")
         lines.append(f"limits: {LIMITS}")
-        _write("\n".join(lines) + "\n", args.out)
+        text = "\n".join(lines) + "\n"
+    if not _write(text, args.out):
+        return USAGE
     threshold = LINT_SEVERITIES.index(args.fail_on)
     failing = [m for m in result.messages if LINT_SEVERITIES.index(m.severity) >= threshold]
     return FINDINGS if failing else OK
@@ -66,7 +74,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except diff.DiffError as exc:
         _err(str(exc))
         return USAGE
-    _write(diff.render(result, args.format), args.out)
+    if not _write(diff.render(result, args.format), args.out):
+        return USAGE
     if args.fail_on and diff.worsened(result, args.fail_on):
         return FINDINGS
     return OK

@@ -367,6 +367,8 @@ def check_price_cliff(rs: RulebookSet, crit: Criterion, ctx: Context) -> list[Fi
                 for e in c.expressions.values() for n in e.names)
             for line in lines:
                 low, high = round(line, 2), round(line * (1 + step / 2), 2)
+                if low <= 0:  # no listing is priced at a line of 0 yuan or below
+                    continue
                 if high <= low:
                     high = round(low + 0.01, 2)
                 cost = min(base_cost, round(low * 0.5, 2))

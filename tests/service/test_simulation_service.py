@@ -17,6 +17,7 @@ from service import simulation_service
 from service.api.rulebook.v1 import rulebook_sets_pb2 as sets_pb
 from service.api.rulebook.v1 import simulation_service_pb2 as pb
 from service.api.rulebook.v1 import simulation_service_pb2_grpc as pb_grpc
+from service.server import BadRequest
 from simulator.projection import Projection
 from tests.simulator.projection_factory import synthetic_projection
 
@@ -244,3 +245,31 @@ def test_simulate_with_the_real_model(serve: Callable[..., Any]) -> None:
     s = replies[-1].summary
     share = next(x for x in s.series if x.name == "share_alive" and x.cohort == "")
     assert 0.0 <= share.final.mean <= 1.0 and share.final.replications == 2
+
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "tiny.yaml"
+
+
+def _lopsided(sellers: int) -> str:
+    """tiny.yaml with its first group's sellers raised: few merchant-days, many slots."""
+    text = TINY.read_text()
+    lopsided = text.replace("sellers: {value: 6,", f"sellers: {{value: {sellers},", 1)
+    assert lopsided != text
+    return lopsided
+
+
+def test_a_population_too_large_for_memory_is_invalid_argument_on_the_scenario() -> None:
+    """One day and one replication is well under the merchant-day limit, but 3,000,000 sellers
+    in one group would not fit in memory."""
+    servicer = simulation_service.SimulationServicer()
+    with pytest.raises(BadRequest) as info:
+        servicer._parameters(pb.SimulationParameters(days=1, replications=1,
+                                                     scenario_yaml=_lopsided(3_000_000)))
+    fields = dict(info.value.violations)
+    assert "merchant slots" in fields["parameters.scenario_yaml"]
+
+
+def test_the_bundled_scenario_fits() -> None:
+    servicer = simulation_service.SimulationServicer()
+    scenario, *_ = servicer._parameters(pb.SimulationParameters(days=1, replications=1))
+    assert scenario is not None

@@ -86,6 +86,21 @@ def test_out_of_range_value_is_located_at_the_value() -> None:
     assert "less than or equal to 1" in v.message
 
 
+@pytest.mark.parametrize(("old", "new", "path"), [
+    ("cost_per_click: {value: 2.17,", "cost_per_click: {value: .inf,", "ads.cost_per_click.value"),
+    ("leave_margin_threshold: {value: 0.05,", "leave_margin_threshold: {value: .nan,",
+     "auto_follow.leave_margin_threshold.value"),
+])
+def test_infinite_and_nan_values_are_errors_at_the_value(old: str, new: str, path: str) -> None:
+    """YAML reads .inf and .nan as floats; the model would run on them and report NaN."""
+    text = _default_with(old, new)
+    with pytest.raises(SourceError) as err:
+        load_scenario_text(text, "s.yaml")
+    v = err.value.violations[0]
+    assert (v.line, v.path) == (_line_of(text, new), path)
+    assert "finite number" in v.message
+
+
 def test_tier_shares_must_add_up_to_one() -> None:
     text = _default_with("share: {value: 0.7,", "share: {value: 0.6,")
     with pytest.raises(SourceError) as err:

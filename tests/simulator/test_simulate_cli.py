@@ -64,6 +64,45 @@ def test_usage_errors_exit_2_with_a_clear_message(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [
+    ["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local"],
+    ["sweep", "--rulebooks", LOWPRICE],
+    ["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "local"],
+])
+def test_no_workers_is_a_usage_error_not_a_cluster_that_never_runs(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, *SMALL[:4], "--workers", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--workers must be at least 1, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["simulate", "--rulebooks", LOWPRICE], ["whatif", LOWPRICE, REFORMED],
+    ["sensitivity", "--rulebooks", LOWPRICE], ["sweep", "--rulebooks", LOWPRICE],
+])
+def test_an_out_that_is_a_file_is_a_usage_error_before_running(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "a-file"
+    out.write_text("keep me")
+    assert main([*command, *SMALL[:4], "--out", str(out)]) == 2
+    assert f"--out {out}: exists and is not a directory" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_a_scheduler_that_does_not_answer_exits_2_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) \
+        -> None:
+    from simulator import sweep
+
+    def unreachable(*_: Any, **__: Any) -> Any:  # what distributed raises after its timeout
+        raise OSError("Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")
+
+    monkeypatch.setattr(sweep, "project_distributed", unreachable)
+    assert main(["simulate", "--rulebooks", LOWPRICE, *SMALL, "--scheduler", "tcp://127.0.0.1:1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "Timed out trying to connect to tcp://127.0.0.1:1" in capsys.readouterr().err
+
+
 def test_a_rulebook_set_that_does_not_load_exits_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken"

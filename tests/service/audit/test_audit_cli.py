@@ -84,6 +84,15 @@ def test_usage_errors_exit_2(tmp_path, capsys, args: list[str], message: str) ->
     assert code == 2 and message in capsys.readouterr().err
 
 
+def test_an_unwritable_out_exits_2_not_1(tmp_path, capsys) -> None:
+    # exit 1 means "violations at or above --fail-on"; a report that cannot be written is not
+    out = tmp_path / "no" / "such" / "dir" / "report.json"
+    code = main(["audit", REFORMED, "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: cannot write the report" in err and "Traceback" not in err
+
+
 def test_a_broken_rulebook_exits_2_with_its_location(tmp_path, capsys) -> None:
     bad = tmp_path / "broken"
     bad.mkdir()

@@ -96,3 +96,21 @@ def test_a_counterexample_that_does_not_reproduce_fails_loudly(lowprice_findings
     assert cx is not None and cx.reproduced is False
     with pytest.raises(CounterexampleError, match="did not show the harm"):
         attach_counterexamples(floored, [sofa], strict=True)
+
+
+def test_a_parameter_no_event_can_carry_leaves_the_finding_without_a_counterexample(
+        lowprice, catalogue) -> None:
+    """An inline set (e.g. sent to AuditService) with `opt_in_steps: -1`: the opt-out story
+    cannot be written as valid events; the audit reports the finding without a counterexample
+    instead of failing, and the strict mode of the tests still says why."""
+    text = lowprice.rulebooks["auto_follow"].text
+    odd = text.replace("  opt_in_steps:\n    value: 1\n", "  opt_in_steps:\n    value: -1\n")
+    assert odd != text
+    rs = load_set_from_texts("odd", {"auto_follow.yaml": odd})
+    findings = [f for f in run_static(rs, [catalogue["opt_in_opt_out_symmetry"]])
+                if f.verdict == "violation" and f.rule]
+    assert findings
+    attach_counterexamples(rs, findings)
+    assert all(f.counterexample is None for f in findings)
+    with pytest.raises(CounterexampleError, match="not a valid event"):
+        attach_counterexamples(rs, findings, strict=True)

@@ -109,6 +109,27 @@ def test_overrides_change_thresholds_and_the_revision() -> None:
         cat.with_parameters({"sample.limit": "lots"})
 
 
+@pytest.mark.parametrize("value, message", [
+    ("inf", "expected a finite number"),
+    ("nan", "expected a finite number"),
+    ("1.5", "between 0 and 1"),  # refused in the file, so refused as an override too
+    ("-0.1", "between 0 and 1"),
+])
+def test_overrides_get_the_checks_a_value_in_the_file_gets(value: str, message: str) -> None:
+    cat = load_catalogue_texts([("x.yaml", MINIMAL)])
+    with pytest.raises(ValueError, match=f"sample.limit: .*{message}"):
+        cat.with_parameters({"sample.limit": value})
+
+
+def test_an_infinite_threshold_on_the_command_line_is_a_usage_error(tmp_path, capsys) -> None:
+    from service.cli import main
+
+    code = main(["audit", str(ROOT / "rules" / "books" / "lowprice-2024"), "--param",
+                 "appeal_capacity.orders_per_day=inf", "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "expected a finite number" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text, where, message", [
     (MINIMAL.replace("severity: high", "severity: dire"), 7, "'critical'"),
     (MINIMAL.replace("    checks: [static]\n", "    checks: [static]\n    colour: red\n"), 9,

@@ -211,3 +211,10 @@ def test_projection_of_the_reform_with_bands() -> None:
     refund = outcomes[("refund_burden_ratio", None)]
     assert refund.difference is not None and refund.difference < 0
     assert "projected on default" in diff.render(d, "text")
+
+
+def test_an_unwritable_out_exits_2_not_1(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "missing-dir" / "diff.md"
+    assert main(["diff", str(FIXTURES / "before"), str(FIXTURES / "after"), "--no-verdicts",
+                 "--out", str(out)]) == 2
+    assert f"--out {out}: cannot write" in capsys.readouterr().err

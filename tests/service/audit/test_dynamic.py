@@ -138,6 +138,14 @@ def test_cohort_disparities_use_the_tau_band(reformed, catalogue) -> None:
     assert g.verdict == "pass"
 
 
+def test_a_tau_of_zero_makes_every_disparity_fair_instead_of_failing(catalogue) -> None:
+    """tau is a ratio (0..1) policy staff may set with --param; 0 is a band with no top."""
+    crit = catalogue.with_parameters({"appeal_success_by_size_tier.tau": "0"})[
+        "appeal_success_by_size_tier"]
+    verdict, evidence = disparity({"small": 0.01, "large": 0.5}, crit)
+    assert verdict == "pass" and evidence["outside"] == []
+
+
 def test_disparity_without_the_reference_cohort_is_not_applicable(catalogue) -> None:
     verdict, evidence = disparity({"small": 0.1}, catalogue["appeal_success_by_size_tier"])
     assert verdict == "not_applicable" and "large" in evidence["details"]

@@ -195,3 +195,12 @@ def test_past_the_cell_limit_pairs_are_still_checked(monkeypatch: pytest.MonkeyP
     shadowed = lint.lint_file(FIXTURES / "unreachable.yaml")
     assert {m.rules[0] for m in shadowed if m.kind == "unreachable"} == {
         "appeal/refuse_over_quota", "appeal/contradictory_quota"}
+
+
+def test_an_unwritable_out_exits_2_not_1(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "missing-dir" / "lint.txt"
+    # unreachable.yaml has errors (exit 1); a report it cannot write is a usage error instead
+    assert main(["lint", "--out", str(out), str(FIXTURES / "unreachable.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: cannot write" in err and "Traceback" not in err

@@ -77,6 +77,15 @@ def test_cohort_series(reformed, catalogue, criterion: str) -> None:
     assert set(v.series) == {"small / large", "medium / large", "tau_low", "tau_high"}
 
 
+def test_a_tau_of_zero_is_a_band_without_a_top(reformed, catalogue) -> None:
+    crit = catalogue.with_parameters({"appeal_success_by_size_tier.tau": "0"})[
+        "appeal_success_by_size_tier"]
+    name = COHORT_MEASURES["appeal_success_by_size_tier"]
+    [f] = run_projected(reformed, [crit], projection(**{name: cohorts(0.2, 0.5, 0.5)}))
+    assert f.verdict == "pass"
+    assert f.series["tau_low"][0] == 0.0 and f.series["tau_high"][0] == math.inf
+
+
 def test_an_earlier_breach_is_a_warning(reformed, catalogue) -> None:
     hump = np.concatenate([np.full((R, 10), 0.08), np.full((R, T - 10), 0.03)], axis=1)
     [f] = run_projected(reformed, [catalogue["take_rate"]], projection(take_rate=hump))

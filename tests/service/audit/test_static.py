@@ -111,6 +111,15 @@ def test_cliff_names_the_line_and_the_jump(lowprice, catalogue) -> None:
     assert found["ranking/lesser_slot_above_bar"].evidence["demoted"] is True
 
 
+def test_a_price_line_that_rounds_to_zero_yuan_is_not_a_cliff(lowprice, catalogue) -> None:
+    """An inline set whose line is 0.0000001 yuan: no listing price to test, no crash."""
+    text = lowprice.rulebooks["ranking"].text
+    odd = text.replace("    value: 9.9\n", "    value: 0.0000001\n", 1)
+    assert odd != text
+    found = judge(load_set_from_texts("odd", {"ranking.yaml": odd}), catalogue, "price_cliff")
+    assert "ranking/nine_nine_channel" not in {f.rule for f in found}
+
+
 def test_a_set_without_the_family_is_not_applicable(fair, catalogue) -> None:
     for criterion in ("refund_decided_by_merchant", "burden_shift", "price_protection_floor",
                       "response_window_hours"):
