@@ -114,6 +114,9 @@ class _Checker:
                 self.error(path, "a label parameter must be text or a list of text")
             elif spec.unit not in ("flag", "label") and isinstance(value, bool | str):
                 self.error(path, f"a {spec.unit} parameter must be a number")
+            elif spec.unit in ("count", "impressions") and isinstance(value, int | float) \
+                    and not value >= 0:
+                self.error(path, f"a {spec.unit} cannot be negative")
             if isinstance(value, list) and len({type(v) is str for v in value}) > 1:
                 self.error(path, "a list parameter must hold only numbers or only text")
             self.parameters[name] = value

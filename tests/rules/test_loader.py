@@ -157,6 +157,13 @@ def test_durations_and_percentages_in_parameters() -> None:
     assert "duration" in msg
 
 
+def test_counts_cannot_be_negative() -> None:
+    text = GOOD.replace("value: 5%\n    unit: fraction", "value: -1\n    unit: count")
+    assert text != GOOD
+    [msg] = errors_of(text)
+    assert "count cannot be negative" in msg and "parameters.commission_rate.value" in msg
+
+
 def test_nothing_is_half_loaded_from_a_set(tmp_path: Path) -> None:
     good_dir = tmp_path / "set"
     good_dir.mkdir()

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from rules.loader import load_set_from_texts
+from rules.yamlsource import SourceError
 from service.audit.counterexample import (
     CounterexampleError,
     attach_counterexamples,
@@ -98,19 +99,14 @@ def test_a_counterexample_that_does_not_reproduce_fails_loudly(lowprice_findings
         attach_counterexamples(floored, [sofa], strict=True)
 
 
-def test_a_parameter_no_event_can_carry_leaves_the_finding_without_a_counterexample(
-        lowprice, catalogue) -> None:
-    """An inline set (e.g. sent to AuditService) with `opt_in_steps: -1`: the opt-out story
-    cannot be written as valid events; the audit reports the finding without a counterexample
-    instead of failing, and the strict mode of the tests still says why."""
+def test_a_parameter_no_event_can_carry_is_refused_before_the_audit(lowprice) -> None:
+    """An inline set (e.g. sent to AuditService) with `opt_in_steps: -1`: no valid event could
+    tell its opt-in story, and the loader refuses the count before any check or counterexample
+    runs, naming the file, line and parameter."""
     text = lowprice.rulebooks["auto_follow"].text
     odd = text.replace("  opt_in_steps:\n    value: 1\n", "  opt_in_steps:\n    value: -1\n")
     assert odd != text
-    rs = load_set_from_texts("odd", {"auto_follow.yaml": odd})
-    findings = [f for f in run_static(rs, [catalogue["opt_in_opt_out_symmetry"]])
-                if f.verdict == "violation" and f.rule]
-    assert findings
-    attach_counterexamples(rs, findings)
-    assert all(f.counterexample is None for f in findings)
-    with pytest.raises(CounterexampleError, match="not a valid event"):
-        attach_counterexamples(rs, findings, strict=True)
+    with pytest.raises(SourceError, match=r"auto_follow.yaml:\d+:\d+: "
+                                          r"parameters.opt_in_steps.value: a count cannot"):
+        load_set_from_texts("odd", {"auto_follow.yaml": odd})
+
