@@ -36,7 +36,7 @@ def periods(time: float, zone: str) -> tuple[str, str, float, float]:
 
 def roll_periods(merchant: State, time: float, zone: str) -> bool:
     """Reset monthly and yearly counters when event time enters a new month or year."""
-    month, year, _, _ = periods(time, zone)
+    month, year, _, _ = _period_starts(int(time // 900), zone)  # periods(), one call less
     changed = False
     # Keys compare as text ("2024-07" < "2024-08"); a late event from an earlier month does not
     # bring the old month's counters back.

@@ -2,8 +2,10 @@
 
 Events arrive as protobuf messages whose payload is a `oneof`; they become the same typed events
 the JSON Lines reader produces, so one validator (service.events) decides what is valid for every
-entry point. Field paths in errors are rewritten to the request's own shape
-(`events[3].listing_updated.price`), which is what `google.rpc.BadRequest` clients expect.
+entry point. Most are taken by acceptors compiled from that validator's models, which read the
+payload message directly and only ever accept; pydantic decides about the rest. Field paths in
+errors are rewritten to the request's own shape (`events[3].listing_updated.price`), which is what
+`google.rpc.BadRequest` clients expect.
 
 Answers go the other way once: the engine's decisions for an event become one serialised
 `EventResult` *body* (event id, decisions, shadow decisions), which is what the journal stores and
@@ -24,7 +26,7 @@ from google.protobuf import struct_pb2
 
 from service.api.rulebook.v1 import decisions_pb2, evaluation_service_pb2, events_pb2
 from service.decision import Decision
-from service.events import Event, EventError, FieldViolation, parse_event
+from service.events import Event, EventError, FieldViolation, compile_acceptor, parse_event
 
 #: For each payload type: (field name, has explicit presence) in declaration order.
 _PAYLOAD_FIELDS: dict[str, list[tuple[str, bool]]] = {}
@@ -58,6 +60,10 @@ def _reader(fields: list[tuple[str, bool]]) -> Callable[[Any], dict[str, Any]]:
 
 _PAYLOAD_READERS = {kind: _reader(fields) for kind, fields in _PAYLOAD_FIELDS.items()}
 
+#: For each payload type: the fast path that accepts what is certainly valid, reading the
+#: payload message's fields directly (see `service.events.compile_acceptor`).
+_ACCEPTORS = {kind: compile_acceptor(kind, fields) for kind, fields in _PAYLOAD_FIELDS.items()}
+
 
 @dataclass(frozen=True)
 class Rejected:
@@ -69,7 +75,16 @@ class Rejected:
 
 def event_from_proto(message: events_pb2.Event, index: int, prefix: str = "events") \
         -> Event | Rejected:
-    """A validated event, or the reasons it is not one, with paths like events[3].x.y."""
+    """A validated event, or the reasons it is not one, with paths like events[3].x.y.
+
+    Most events are taken by the fast path; pydantic decides about the rest and words errors.
+    """
+    kind = message.WhichOneof("payload")
+    if kind is not None:
+        event = _ACCEPTORS[kind](message.event_id, message.merchant_id, message.event_time,
+                                 getattr(message, kind))
+        if event is not None:
+            return event
     raw = _raw_event(message, index, prefix)
     if isinstance(raw, Rejected):
         return raw
@@ -226,6 +241,7 @@ class _DecisionWriter:
         self._texts: dict[tuple[bytes, str], bytes] = {}
         self._shares: dict[tuple[str, str], bytes] = {}
         self._struct_keys: dict[str, bytes] = {}
+        self._float_entries: dict[str, bytes] = {}
 
     def _text(self, key: bytes, text: str) -> bytes:
         """A string field whose values come from a small set (names), cached."""
@@ -244,31 +260,44 @@ class _DecisionWriter:
             if len(self._shared) > self._LIMIT:
                 self._shared.clear()
             shared = self._shared[shared_key] = (
+                _string_field(b"\x1a", d.event_type),
                 _string_field(b"\x32", d.set_id or "") + _string_field(b"\x3a", d.rulebook or "")
                 + _string_field(b"\x42", d.revision or "") + _string_field(b"\x4a", d.rule or "")
                 + _string_field(b"\x52", d.trigger) + _string_field(b"\x5a", d.outcome))
         # Fields 1 to 5 (ids and time) as key, length, UTF-8; field 3 is cached with the rest.
-        parts: list[bytes] = []
-        for key, text in ((b"\x0a", d.decision_id), (b"\x12", d.event_id)):
-            if text:
-                data = text.encode()
-                n = len(data)
-                parts += (key, _VARINTS[n] if n < 16384 else _encode_varint(n), data)
-        parts.append(self._text(b"\x1a", d.event_type))
-        for key, text in ((b"\x22", d.merchant_id), (b"\x2a", d.event_time)):
-            if text:
-                data = text.encode()
-                n = len(data)
-                parts += (key, _VARINTS[n] if n < 16384 else _encode_varint(n), data)
-        parts.append(shared)
+        event_type, rest = shared
+        did, eid = d.decision_id.encode(), d.event_id.encode()
+        mid, etime = d.merchant_id.encode(), d.event_time.encode()
+        if did and eid and mid and etime and len(eid) < 16384 and len(mid) < 16384 \
+                and len(etime) < 16384 and len(did) < 16384:
+            parts = [b"\x0a", _VARINTS[len(did)], did, b"\x12", _VARINTS[len(eid)], eid,
+                     event_type, b"\x22", _VARINTS[len(mid)], mid, b"\x2a", _VARINTS[len(etime)],
+                     etime, rest]
+        else:  # an empty field is left out, as proto3 does
+            parts = [_message_field(b"\x0a", did) if did else b"",
+                     _message_field(b"\x12", eid) if eid else b"", event_type,
+                     _message_field(b"\x22", mid) if mid else b"",
+                     _message_field(b"\x2a", etime) if etime else b"", rest]
         effects = d.effects
         if effects:
+            # The decision's burden split (`Decision.burden`): each party's shares summed in
+            # order from 0.0, then rounded, the same floats.
+            merchant = platform = buyer = 0.0
             for e in effects:
                 body = self._effect(e)
                 n = len(body)
                 parts += (b"\x62", _VARINTS[n] if n < 16384 else _encode_varint(n), body)
-            burden = d.burden
-            merchant, platform, buyer = burden["merchant"], burden["platform"], burden["buyer"]
+                for b in e.burden:
+                    party = b["party"]
+                    if party == "merchant":
+                        merchant += b["amount"]
+                    elif party == "platform":
+                        platform += b["amount"]
+                    elif party == "buyer":
+                        buyer += b["amount"]
+                    else:
+                        raise KeyError(party)
+            merchant, platform, buyer = round(merchant, 6), round(platform, 6), round(buyer, 6)
             split = b"".join(
                 [b"\x09" + _pack_double(merchant) if merchant else b"",
                  b"\x11" + _pack_double(platform) if platform else b"",
@@ -320,20 +349,36 @@ class _DecisionWriter:
             found = self._struct_keys[key] = _string_field(b"\x0a", key) + b"\x12"
         return found
 
+    def _float_entry(self, key: Any) -> bytes:
+        """Everything of a map entry whose value is a number, up to the number's 8 bytes: the
+        entry's key and length (always the same), the key field and the value's field keys."""
+        found = self._float_entries.get(key) if key.__class__ is str else None
+        if found is None:
+            head = self._struct_key(key) + b"\x09\x11"
+            found = b"\x0a" + _varint(len(head) + 8) + head
+            if key.__class__ is str:
+                if len(self._float_entries) > self._LIMIT:
+                    self._float_entries.clear()
+                self._float_entries[key] = found
+        return found
+
     def _struct(self, data: dict[Any, Any]) -> bytes:
         """A `google.protobuf.Struct` (entries of its `fields` map, in the dict's order)."""
         parts: list[bytes] = []
         keys = self._struct_keys
+        floats = self._float_entries
         for k, v in data.items():
+            if v.__class__ is float:  # the common case: a Value of 9 bytes, a number
+                prefix = floats.get(k)
+                parts += (prefix if prefix is not None else self._float_entry(k),
+                          _pack_double(v))
+                continue
             head = keys.get(k) if k.__class__ is str else None
             if head is None:
                 head = self._struct_key(k)
-            if v.__class__ is float:  # the common case: a Value of 9 bytes, a number
-                entry = head + b"\x09\x11" + _pack_double(v)
-            else:
-                encoded = self._value(v)
-                n = len(encoded)
-                entry = head + (_VARINTS[n] if n < 16384 else _encode_varint(n)) + encoded
+            encoded = self._value(v)
+            n = len(encoded)
+            entry = head + (_VARINTS[n] if n < 16384 else _encode_varint(n)) + encoded
             n = len(entry)
             parts += (b"\x0a", _VARINTS[n] if n < 16384 else _encode_varint(n), entry)
         return b"".join(parts)

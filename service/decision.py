@@ -13,12 +13,21 @@ from typing import Any
 
 from rules.effects import PARTIES
 
+#: A hasher that has read "<revision>|", per revision: copying it is cheaper than starting anew
+#: (every decision needs an id). They are never updated, only copied, so threads may share them.
+_PREFIXES: dict[str | None, Any] = {}
+
 
 def decision_id(revision: str, event_id: str, rule: str | None, trigger: str) -> str:
-    digest = hashlib.blake2b(
-        f"{revision}|{event_id}|{rule}|{trigger}".encode(), digest_size=10
-    ).hexdigest()
-    return f"d-{digest}"
+    """blake2b (10 bytes) of "<revision>|<event_id>|<rule>|<trigger>", in hex, after "d-"."""
+    prefix = _PREFIXES.get(revision)
+    if prefix is None:
+        if len(_PREFIXES) > 256:
+            _PREFIXES.clear()
+        prefix = _PREFIXES[revision] = hashlib.blake2b(f"{revision}|".encode(), digest_size=10)
+    h = prefix.copy()
+    h.update(f"{event_id}|{rule}|{trigger}".encode())
+    return f"d-{h.hexdigest()}"
 
 
 @dataclass(slots=True)

@@ -11,8 +11,9 @@ Per event, in this order:
 durable_rules is driven from one thread through its C binding (`durable_rules_engine`), the same
 calls its Python `Host` makes for a synchronous post, without the Host's per-post closure objects,
 session-state round trip and background dispatch threads: assert the message, start the action
-durable_rules chose for the session (its name is the rule that matched), complete it, drop the
-session. That path costs about a sixth of `Host.post` (see bench/RESULTS.md). Messages are posted
+durable_rules chose for the session (its name is the rule that matched), complete it; the message
+is then consumed and the same session serves the next post. That path costs a sixth of
+`Host.post` or less (see bench/RESULTS.md). Messages are posted
 one at a time, never as a batch: each event's message carries state that the effects of the events
 before it changed. Deadlines do not use durable_rules timers, which run on the wall clock; a
 deadline fires by posting a synthetic `$deadline:<rule>` message when the watermark (the latest
@@ -34,7 +35,7 @@ from durable import engine as durable_engine
 
 from rules.effects import EFFECTS
 from rules.rulebook import CompiledExpr, EffectCallIR, Rulebook, RulebookSet, RuleIR
-from rules.targets.durable import NO_RULE, Ruleset, compile_ruleset, deadline_type
+from rules.targets.durable import NO_RULE, Hoisted, Ruleset, compile_ruleset, deadline_type
 from rules.vocabulary import CORRELATION_KEYS
 from service.apply import accrue, apply_effect, roll_periods
 from service.decision import Decision, EffectOutcome, decision_id
@@ -42,6 +43,7 @@ from service.facts import CREATES, FACTS
 from service.state import SQLiteStateStore, StateStore
 
 WATERMARK_KEY = "watermark"
+_CORRELATIONS = tuple(CORRELATION_KEYS.items())
 
 
 class _PostFailed(Exception):
@@ -51,8 +53,20 @@ class _PostFailed(Exception):
 #: durable_rules' answer codes for an asserted message (see durable.engine.Ruleset).
 _HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
 
-#: The JSON writer durable_rules' own Python layer uses (`ensure_ascii=False`), made once.
-_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+#: The JSON writer durable_rules' own Python layer uses (`ensure_ascii=False`), made once, called
+#: as `JSONEncoder.encode` calls it for a dict (the C encoder in one shot) without the two Python
+#: frames around it: the same text.
+_json_chunks = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _JSON.default, json.encoder.encode_basestring,  # type: ignore[attr-defined]
+    None, _JSON.key_separator, _JSON.item_separator, False, False, True,
+) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
+
+
+def _to_json(obj: dict[str, Any]) -> str:
+    if _json_chunks is None:
+        return _JSON.encode(obj)
+    return "".join(_json_chunks(obj, 0))
 
 
 class _DurableRuleset:
@@ -65,7 +79,7 @@ class _DurableRuleset:
     state write-back (`update_state`) have nothing to do and are skipped.
     """
 
-    __slots__ = ("_handle", "_rule_names", "name")
+    __slots__ = ("_handle", "_rule_names", "_session", "_sessions", "name")
 
     def __init__(self, name: str, definition: dict[str, dict[str, Any]]):
         self.name = name
@@ -73,6 +87,8 @@ class _DurableRuleset:
         plain = {rule: {k: v for k, v in spec.items() if k != "run"}
                  for rule, spec in definition.items()}
         self._handle = durable_rules_engine.create_ruleset(name, _to_json(plain))
+        self._sessions = 0
+        self._session = "s0"
 
     def post(self, msg: dict[str, Any]) -> str | None:
         """Assert one message and return the name of the rule whose action it started."""
@@ -90,6 +106,43 @@ class _DurableRuleset:
         durable_rules_engine.complete_and_start_action(handle, state)
         return self._rule_of(started[1])
 
+    def post_in_session(self, msg: dict[str, Any]) -> str | None:
+        """`post` in the ruleset's one session (`msg["sid"]` is set to it).
+
+        Every message the engine posts matches a rule (at least the catch-all, see NO_RULE) and
+        its action is completed before this returns, so the message is consumed and the session
+        holds nothing between posts: it answers as a fresh session would, without durable_rules
+        allocating and zeroing a session for every post and freeing it afterwards, which was
+        about a third of a post's cost. A post that leaves anything behind (no action started,
+        an unmatched message, a failure after the message was taken) moves the ruleset to a new
+        session; the old one is left alone, as deleting a session can crash the process.
+        """
+        msg["sid"] = self._session
+        handle = self._handle
+        code, state = durable_rules_engine.assert_event(handle, _to_json(msg))
+        if code != _HANDLED:
+            self._new_session()
+            if code == _NOT_HANDLED:
+                raise durable_engine.MessageNotHandledException(msg)
+            if code == _OBSERVED:
+                raise durable_engine.MessageObservedException(msg)
+            return None
+        try:
+            started = durable_rules_engine.start_action_for_state(handle, state)
+            if started:
+                durable_rules_engine.complete_and_start_action(handle, state)
+        except durable_rules_engine.error:
+            self._new_session()
+            raise
+        if not started:
+            self._new_session()
+            return None
+        return self._rule_of(started[1])
+
+    def _new_session(self) -> None:
+        self._sessions += 1
+        self._session = f"s{self._sessions}"
+
     def _rule_of(self, action: str) -> str:
         # The action text starts with the rule name as its first key: {"<name>":{"m":...}}.
         end = action.find('"', 2)
@@ -104,6 +157,16 @@ class _DurableRuleset:
     def delete(self) -> None:
         """Free the ruleset's C memory (about half a megabyte); it cannot be used afterwards."""
         durable_rules_engine.delete_ruleset(self._handle)
+
+
+#: Per ruleset and message type: its durable_rules ruleset, the fields the message carries by
+#: namespace, and the sub-expressions computed into `derived`.
+_Posting = tuple[_DurableRuleset, tuple[tuple[str, tuple[str, ...]], ...], tuple[Hoisted, ...]]
+
+#: Per effect call: the call, its literal arguments, (name, evaluator) of the others, its burden
+#: function and the arguments it requires.
+_CallPlan = tuple[EffectCallIR, tuple[tuple[str, Any], ...],
+                  tuple[tuple[str, Callable[[Any], Any]], ...], Callable[..., Any], tuple[str, ...]]
 
 
 class Engine:
@@ -130,12 +193,14 @@ class Engine:
                     lst = self._routes.setdefault(t, [])
                     if rs not in lst:
                         lst.append(rs)
-        self._field_plan: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._postings: dict[tuple[str, str], _Posting] = {}
+        self._by_type: dict[str, tuple[str | None, Any, tuple[Ruleset, ...]]] = {}
         # Per condition and per effect call (keyed by id, holding the object so the id stays
         # its own): what `_explain` reads and which arguments `_effects` requires.
         self._explain_plans: dict[int, tuple[CompiledExpr, tuple[tuple[str, str, str], ...],
                                              tuple[str, ...]]] = {}
         self._required_args: dict[int, tuple[EffectCallIR, tuple[str, ...]]] = {}
+        self._call_plans: dict[int, _CallPlan] = {}
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, str]] = []
         self._pending: dict[str, dict[str, Any]] = {}
@@ -148,32 +213,47 @@ class Engine:
         self.watermark: float = float(wm) if wm is not None else float("-inf")
 
     # -- durable_rules plumbing -------------------------------------------------------------
-    def _plan(self, rs: Ruleset, msg_type: str) -> list[tuple[str, str]]:
+    def _posting(self, rs: Ruleset, msg_type: str) -> _Posting:
+        """What posting `msg_type` to `rs` needs, worked out once per pair: the durable_rules
+        ruleset, the fields to copy grouped by namespace (in sorted order, which is the order
+        the message's JSON lists them in) and the sub-expressions to compute."""
         key = (rs.name, msg_type)
-        plan = self._field_plan.get(key)
-        if plan is None:
-            plan = sorted(tuple(n.split(".", 1)) for n in rs.message_fields.get(msg_type, ()))
-            self._field_plan[key] = plan
-        return plan
+        found = self._postings.get(key)
+        if found is None:
+            grouped: dict[str, list[str]] = {}
+            for ns, name in sorted(tuple(n.split(".", 1)) for n in
+                                   rs.message_fields.get(msg_type, ())):
+                grouped.setdefault(ns, []).append(name)
+            found = self._postings[key] = (
+                self._durable[rs.name],
+                tuple((ns, tuple(names)) for ns, names in grouped.items()),
+                tuple(rs.hoisted.get(msg_type) or ()))
+        return found
 
     def _post(self, rs: Ruleset, msg_type: str, sid: str,
               scope: dict[str, dict[str, Any]]) -> str | None:
-        """Post one enriched message; return the durable_rules rule name that fired, if any."""
+        """Post one enriched message; return the durable_rules rule name that fired, if any.
+
+        `sid` is the merchant the message is about (what a subclass recording posts sees);
+        durable_rules gets the ruleset's session instead (see `_DurableRuleset.post_in_session`).
+        """
+        durable, plan, hoisted = self._postings.get((rs.name, msg_type)) \
+            or self._posting(rs, msg_type)
         msg: dict[str, Any] = {"sid": sid, "type": msg_type}
-        for ns, name in self._plan(rs, msg_type):
+        for ns, names in plan:
             space = scope.get(ns)
             if space is None:
                 continue
-            value = space.get(name)
-            if value is None:
-                continue
-            if value.__class__ is float and not (1e-4 <= abs(value) < 1e16):
-                value = _wire_float(value)
-            sub = msg.get(ns)
-            if sub is None:
-                sub = msg[ns] = {}
-            sub[name] = value
-        hoisted = rs.hoisted.get(msg_type)
+            sub = None
+            for name in names:
+                value = space.get(name)
+                if value is None:
+                    continue
+                if value.__class__ is float and not (1e-4 <= abs(value) < 1e16):
+                    value = _wire_float(value)
+                if sub is None:
+                    sub = msg[ns] = {}
+                sub[name] = value
         if hoisted:
             derived = {}
             for h in hoisted:
@@ -184,18 +264,15 @@ class Engine:
                     derived[h.name] = v
             if derived:
                 msg["derived"] = derived
-        durable = self._durable[rs.name]
+        # Our store holds all state and the message carries what the rules read, so durable_rules
+        # needs no session per merchant: every post goes to the ruleset's one session, which each
+        # post leaves empty (see `_DurableRuleset.post_in_session`). Sessions per merchant would
+        # also hit the C engine's limit of 1,024 live sessions per ruleset.
         try:
-            fired = durable.post(msg)
+            fired = durable.post_in_session(msg)
         except durable_rules_engine.error as exc:
-            # A message the C engine cannot take must not stop the stream. The session is left
-            # alone: deleting one that matched nothing would crash the process.
+            # A message the C engine cannot take must not stop the stream.
             raise _PostFailed(str(exc)) from None
-        # Our store holds all state, so the merchant's durable_rules session is dropped as soon
-        # as its post is done: the C engine fails with MemoryError past 1,024 live sessions per
-        # ruleset, and slows down long before that. Every post matches at least the catch-all
-        # rule, which is what makes the delete safe (see rules.targets.durable.NO_RULE).
-        durable.delete_session(sid)
         if fired is None or fired == NO_RULE:
             return None
         return fired
@@ -234,17 +311,19 @@ class Engine:
 
     def _cancel_for(self, ev: Any, payload: dict[str, Any]) -> list[str]:
         cancelled: list[str] = []
-        if ev.merchant_id not in self._merchants_waiting:
+        merchant_id = ev.merchant_id
+        if merchant_id not in self._merchants_waiting:
             return cancelled
-        candidates = [("merchant", "")]
-        for key, field in CORRELATION_KEYS.items():
+        by_key = self._by_key
+        waiting = by_key.get((merchant_id, "merchant", ""))
+        found = [waiting] if waiting else []
+        for key, field in _CORRELATIONS:
             v = payload.get(field)
             if v is not None:
-                candidates.append((key, v))
-        for key, value in candidates:
-            ids = self._by_key.get((ev.merchant_id, key, value))
-            if not ids:
-                continue
+                waiting = by_key.get((merchant_id, key, v))
+                if waiting:
+                    found.append(waiting)
+        for ids in found:
             for did in sorted(ids):
                 d = self._pending[did]
                 if ev.type in d["unless"] and ev.time < d["due"]:
@@ -340,14 +419,18 @@ class Engine:
         return out
 
     def process_one(self, ev: Any) -> list[Decision]:
-        decisions: list[Decision] = self.advance_to(ev.time)
+        time, event_type, merchant_id = ev.time, ev.type, ev.merchant_id
+        heap = self._heap
+        decisions: list[Decision] = self.advance_to(time) \
+            if (heap and heap[0][0] <= time) or time > self.watermark else []
         payload = dict(ev.payload.__dict__)
-        cancelled = self._cancel_for(ev, payload)
+        cancelled = self._cancel_for(ev, payload) if merchant_id in self._merchants_waiting \
+            else []
         store = self.store
-        merchant = store.merchant(ev.merchant_id)
-        touched = roll_periods(merchant, ev.time, self.zone)
-        listing, order = self._objects(ev.merchant_id, payload, CREATES.get(ev.type))
-        fact = FACTS.get(ev.type)
+        merchant = store.merchant(merchant_id)
+        touched = roll_periods(merchant, time, self.zone)
+        create_kind, fact, routes = self._by_type.get(event_type) or self._type_plan(event_type)
+        listing, order = self._objects(merchant_id, payload, create_kind)
         if fact is not None:
             m_changed, l_changed, o_changed = fact(payload, merchant, listing, order)
             touched = touched or m_changed
@@ -357,12 +440,12 @@ class Engine:
                 store.touch("order", order)
         if touched:
             store.touch("merchant", merchant)
-        payload["time"] = ev.time
+        payload["time"] = time
         scope = {"event": payload, "merchant": merchant, "listing": listing, "order": order}
         applied = False
-        for rs in self._routes.get(ev.type, ()):
+        for rs in routes:
             try:
-                fired = self._post(rs, ev.type, ev.merchant_id, scope)
+                fired = self._post(rs, event_type, merchant_id, scope)
             except _PostFailed as exc:
                 decisions.append(self._engine_error(rs.rulebook, ev, str(exc)))
                 applied = True
@@ -390,6 +473,13 @@ class Engine:
                 cancelled_deadlines=cancelled,
             ))
         return decisions
+
+    def _type_plan(self, event_type: str) -> tuple[str | None, Any, tuple[Ruleset, ...]]:
+        """For an event type: the kind of record its facts create, its fact function and the
+        rulesets it is posted to (looked up once per type)."""
+        plan = self._by_type[event_type] = (CREATES.get(event_type), FACTS.get(event_type),
+                                            tuple(self._routes.get(event_type, ())))
+        return plan
 
     def _engine_error(self, rulebook: Rulebook, ev: Any, message: str) -> Decision:
         return Decision(
@@ -444,36 +534,51 @@ class Engine:
                  order: dict[str, Any] | None) -> None:
         """Evaluate every effect on one snapshot, then account burdens and change state."""
         evaluated = []
+        plans = self._call_plans
         for call in calls:
-            args = dict(call.literals)
-            for name, expr in call.expressions.items():
-                args[name] = expr.evaluate(scope)
-            burdens, amounts = EFFECTS[call.name].burden(args, scope)
-            evaluated.append((call, args, burdens, amounts))
+            plan = plans.get(id(call))
+            if plan is None or plan[0] is not call:
+                plan = self._call_plan(call)
+            _, literals, expressions, burden_of, required = plan
+            args = dict(literals)
+            for name, evaluate in expressions:
+                args[name] = evaluate(scope)
+            burdens, amounts = burden_of(args, scope)
+            evaluated.append((call.name, args, burdens, amounts, required))
         store = self.store
-        for call, args, burdens, amounts in evaluated:
-            missing = [n for n in self._required(call) if args.get(n) is None]
+        outcomes = decision.effects
+        for name, args, burdens, amounts, required in evaluated:
+            missing = [n for n in required if args.get(n) is None]
             if missing:
-                decision.effects.append(EffectOutcome(
-                    call.name, _round_args(args), amounts, [],
+                outcomes.append(EffectOutcome(
+                    name, _round_args(args), amounts, [],
                     skipped=f"unknown value for {', '.join(missing)}"))
                 continue
-            skipped, touched = apply_effect(call.name, args, amounts, time, self.zone, merchant,
+            skipped, touched = apply_effect(name, args, amounts, time, self.zone, merchant,
                                             listing, order)
             if skipped:
-                decision.effects.append(EffectOutcome(call.name, _round_args(args), amounts, [],
-                                                      skipped=skipped))
+                outcomes.append(EffectOutcome(name, _round_args(args), amounts, [],
+                                              skipped=skipped))
                 continue
-            for b in burdens:
-                accrue(merchant, b.party, b.category, b.amount)
             if burdens:
+                for b in burdens:
+                    accrue(merchant, b.party, b.category, b.amount)
                 touched.add("merchant")
             for kind in touched:
                 obj = merchant if kind == "merchant" else listing if kind == "listing" else order
                 if obj is not None:
                     store.touch(kind, obj)
-            decision.effects.append(EffectOutcome(call.name, _round_args(args), amounts,
-                                                  [b.to_dict() for b in burdens]))
+            outcomes.append(EffectOutcome(name, _round_args(args), amounts,
+                                          [b.to_dict() for b in burdens] if burdens else []))
+
+    def _call_plan(self, call: EffectCallIR) -> _CallPlan:
+        """An effect call's literal arguments, argument evaluators, burden function and required
+        arguments, read once per call (keyed by id, holding the call so the id stays its own)."""
+        plan = self._call_plans[id(call)] = (
+            call, tuple(call.literals.items()),
+            tuple((name, expr.evaluate) for name, expr in call.expressions.items()),
+            EFFECTS[call.name].burden, self._required(call))
+        return plan
 
     def _explain(self, condition: CompiledExpr, scope: dict[str, Any],
                  rulebook: Rulebook) -> dict[str, Any]:

@@ -9,14 +9,16 @@ it can become a ``google.rpc.BadRequest`` field violation unchanged.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import UnionType
 from typing import IO, Annotated, Any, Literal, Union, get_args, get_origin
 
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,7 +28,8 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import core_schema
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined, core_schema
 
 __all__ = [
     "EVENT_CLASSES",
@@ -51,6 +54,7 @@ __all__ = [
     "PlatformIntervened",
     "PromptDismissed",
     "RefundRequested",
+    "compile_acceptor",
     "event_to_json",
     "parse_event",
     "parse_event_json",
@@ -480,6 +484,244 @@ def parse_event_json(text: str | bytes) -> Event:
 def event_to_json(event: Event) -> str:
     """One compact JSON line; ``event_time`` is written exactly as it was received."""
     return event.model_dump_json(exclude_none=True)
+
+
+# -- the hot path: accepting what is certainly valid -------------------------------------------
+#
+# The gRPC service validates every event of every batch, and through pydantic that costs about 9 us
+# per event, most of it the general machinery around a handful of checks. `compile_acceptor`
+# writes, once per event type, a function that makes the same checks, read from the models above
+# (lengths, patterns, bounds, choices, defaults, the event-time pattern and `_epoch_in_range`), and
+# builds the same model instances directly. It only ever *accepts*: whatever it is not sure of (a
+# failed check, a non-ASCII string, a time form outside the common ones) makes it return None, and
+# the caller then asks `parse_event`, which alone decides about and words errors. A constraint the
+# derivation does not understand raises when the acceptors are compiled (service.convert does that
+# on import), so a rule added to a model is never skipped on the hot path;
+# tests/service/test_fast_validation.py checks that both agree.
+
+_EnvT = dict[str, Any]
+
+
+def _string_source(var: str, constraints: Sequence[Any], env: _EnvT) -> str:
+    low, high, pattern = 0, None, None
+    for c in constraints:
+        if not isinstance(c, StringConstraints):
+            raise TypeError(f"compile_acceptor cannot check {c!r} on a string")
+        if any(getattr(c, name) is not None
+               for name in ("strip_whitespace", "to_upper", "to_lower", "strict", "ascii_only")):
+            raise TypeError(f"compile_acceptor cannot check {c!r}")
+        if c.min_length is not None:
+            low = max(low, c.min_length)
+        if c.max_length is not None:
+            high = c.max_length if high is None else min(high, c.max_length)
+        if c.pattern is not None:
+            if pattern is not None:
+                raise TypeError("compile_acceptor checks one pattern per string")
+            pattern = c.pattern
+    # ASCII only: pydantic-core refuses strings with lone surrogates, and character classes are
+    # only certain to mean the same in its regex engine and Python's on ASCII text.
+    parts = [f"{var}.__class__ is str", f"{var}.isascii()",
+             f"{low} <= len({var})" if high is None else f"{low} <= len({var}) <= {high}"]
+    if pattern is not None:
+        # fullmatch: Python's `$` also matches before a final newline, pydantic's does not.
+        name = f"_match{len(env)}"
+        env[name] = re.compile(pattern).fullmatch
+        parts.append(f"{name}({var}) is not None")
+    return "(" + " and ".join(parts) + ")"
+
+
+def _number_source(var: str, kind: type, constraints: Sequence[Any]) -> str:
+    # Strict: an int is left to pydantic where a float is expected; never inf or nan.
+    parts = [f"{var}.__class__ is float", f"_isfinite({var})"] if kind is float \
+        else [f"{var}.__class__ is int"]
+    for c in constraints:
+        for cls, attr, op in ((Gt, "gt", ">"), (Ge, "ge", ">="), (Lt, "lt", "<"), (Le, "le", "<=")):
+            if isinstance(c, cls):
+                bound = getattr(c, attr)
+                if type(bound) not in (int, float) or not math.isfinite(bound):
+                    raise TypeError(f"compile_acceptor cannot compare with {bound!r}")
+                parts.append(f"{var} {op} {bound!r}")
+                break
+        else:
+            raise TypeError(f"compile_acceptor cannot check {c!r} on a number")
+    return "(" + " and ".join(parts) + ")"
+
+
+def _check_source(var: str, annotation: Any, constraints: Sequence[Any], env: _EnvT) -> str:
+    """A Python expression over `var` that holds only for values the model keeps as given."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *extra = get_args(annotation)
+        inner: list[Any] = list(constraints)
+        for item in extra:
+            inner.extend(item.metadata if isinstance(item, FieldInfo) else [item])
+        return _check_source(var, base, inner, env)
+    if origin in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(args) != 1 or constraints:
+            raise TypeError(f"compile_acceptor cannot check {annotation!r}")
+        return f"({var} is None or {_check_source(var, args[0], (), env)})"
+    if origin is Literal:
+        choices = get_args(annotation)
+        if constraints or not all(type(c) is str for c in choices):
+            raise TypeError(f"compile_acceptor cannot check {annotation!r}")
+        name = f"_choices{len(env)}"
+        env[name] = frozenset(choices)
+        return f"({var}.__class__ is str and {var} in {name})"
+    if annotation is str:
+        return _string_source(var, constraints, env)
+    if annotation in (int, float):
+        return _number_source(var, annotation, constraints)
+    if annotation is bool and not constraints:
+        return f"{var}.__class__ is bool"
+    raise TypeError(f"compile_acceptor cannot check {annotation!r} {list(constraints)!r}")
+
+
+def _field_source(var: str, model: type[BaseModel], name: str, env: _EnvT) -> str:
+    info = model.model_fields[name]
+    return _check_source(var, info.annotation, list(info.metadata), env)
+
+
+#: Epoch seconds at the start of a minute (None: pydantic decides), by the text up to the minute
+#: and the offset.
+_MINUTE_STARTS: dict[str, float | None] = {}
+_UNKNOWN: Any = object()
+_from_iso = datetime.fromisoformat
+
+
+def _epoch_of(text: str) -> float | None:
+    if text[-1] != "Z" and (text[-5:-3] > "23" or text[-2:] > "59"):
+        return None  # an offset of a day or more, or of 60 minutes: pydantic decides
+    try:
+        return _epoch_in_range(_from_iso(text))
+    except ValueError:
+        return None
+
+
+def _fast_epoch(text: str) -> float | None:
+    """Epoch seconds of an event time that matched the pattern, or None if pydantic decides.
+
+    Taken: ASCII text with no fraction of a second (from the start of its minute, cached, since the
+    times of a batch share few minutes; whole seconds are exact, as `timestamp()` is) or with at
+    most six fraction digits (both parsers are exact to the microsecond there); the calendar
+    checks of `fromisoformat` (a 30th of February, hour 24 or second 60 are left to pydantic);
+    the same `_epoch_in_range`.
+    """
+    n = len(text)
+    last = text[-1]
+    if last == "z":
+        return None
+    if (n == 25 and text[19] in "+-") or (n == 20 and last == "Z"):  # 2024-07-01T09:30:00+08:00
+        key = text[:16] + text[19:]
+        start = _MINUTE_STARTS.get(key, _UNKNOWN)
+        if start is _UNKNOWN:
+            if len(_MINUTE_STARTS) > 4096:
+                _MINUTE_STARTS.clear()
+            start = _MINUTE_STARTS[key] = _epoch_of(f"{text[:16]}:00{text[19:]}")
+        second = int(text[17:19])
+        if start is None or second > 59:
+            return None
+        return start + second
+    if (n - 21 if last == "Z" else n - 26) > 6:  # digits after the decimal point
+        return None
+    return _epoch_of(text)
+
+
+_new = object.__new__
+# A model instance's four slots, set through their descriptors, as `BaseModel.model_construct`
+# sets them (without the generic attribute lookup of `object.__setattr__`).
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    BaseModel.__dict__[name].__set__ for name in BaseModel.__slots__)
+if BaseModel.__slots__ != ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__",
+                           "__pydantic_private__"):
+    raise TypeError(f"compile_acceptor does not know pydantic's slots {BaseModel.__slots__}")
+
+
+def _made(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
+    """A model instance as pydantic's validator leaves it, for values already checked."""
+    obj = _new(cls)
+    _set_dict(obj, values)
+    _set_fields_set(obj, fields_set)
+    _set_extra(obj, None)
+    _set_private(obj, None)
+    return obj
+
+
+def compile_acceptor(event_type: str, source_fields: Sequence[tuple[str, bool]]) \
+        -> Callable[[Any, Any, Any, Any], Event | None]:
+    """A function `(event_id, merchant_id, event_time, body) -> Event | None` for one type.
+
+    `body` holds the payload as attributes, `source_fields` names them with whether each one has
+    explicit presence (`body.HasField(name)` says if it is set; the others are always read), as a
+    protobuf payload message does. The result equals what `parse_event` makes of the same event
+    (class, values, fields set), or is None whenever `parse_event` may refuse it or see it
+    differently.
+    """
+    cls = EVENT_CLASSES[event_type]
+    payload_cls = cls.model_fields["payload"].annotation
+    if set(cls.model_fields) != set(Event.model_fields):
+        raise TypeError(f"compile_acceptor does not know every field of {cls.__name__}")
+    for model in (cls, payload_cls):
+        if model.__pydantic_post_init__ or model.__private_attributes__:
+            raise TypeError(f"compile_acceptor cannot build {model.__name__} without pydantic")
+    env: _EnvT = {"_isfinite": math.isfinite, "_epoch": _fast_epoch, "_made": _made,
+                  "_cls": cls, "_payload_cls": payload_cls}
+    lines = ["def accept(event_id, merchant_id, event_time, body):"]
+    if cls.model_fields["time"].metadata != Event.model_fields["time"].metadata \
+            or cls.model_fields["time"].validation_alias != "event_time":
+        raise TypeError(f"compile_acceptor does not know how {cls.__name__} reads its time")
+    if [getattr(c, "pattern", None) for c in cls.model_fields["event_time"].metadata] \
+            != [_RFC3339]:
+        raise TypeError("compile_acceptor reads event times laid out as _RFC3339 only")
+    for var in ("event_id", "merchant_id", "event_time"):
+        lines.append(f"    if not {_field_source(var, cls, var, env)}: return None")
+    lines.append("    epoch = _epoch(event_time)")
+    lines.append("    if epoch is None: return None")
+    present = dict(source_fields)
+    model_fields = payload_cls.model_fields
+    always = [name for name, has in source_fields if not has]
+    lines.append(f"    fields_set = {set(always)!r}" if always else "    fields_set = set()")
+    for name, has in source_fields:
+        if name not in model_fields:  # pydantic refuses fields it does not know
+            lines.append(f"    if body.HasField({name!r}): return None" if has
+                         else "    return None")
+    values = []
+    for i, (name, info) in enumerate(model_fields.items()):
+        if info.alias is not None or info.validation_alias is not None:
+            raise TypeError(f"compile_acceptor cannot read the alias of {name}")
+        default = info.default
+        if info.default_factory is not None or not (
+                default is PydanticUndefined or default is None
+                or type(default) in (bool, int, float, str)):
+            raise TypeError(f"compile_acceptor cannot copy the default of {name}")
+        var = f"v{i}"
+        check = _field_source(var, payload_cls, name, env)
+        if name not in present:
+            if info.is_required():
+                lines.append("    return None")
+            lines.append(f"    {var} = {default!r}")
+        elif present[name]:
+            lines.append(f"    if body.HasField({name!r}):")
+            lines.append(f"        {var} = body.{name}")
+            lines.append(f"        if not {check}: return None")
+            lines.append(f"        fields_set.add({name!r})")
+            if info.is_required():
+                lines.append("    else: return None")
+            else:
+                lines.append(f"    else: {var} = {default!r}")
+        else:
+            lines.append(f"    {var} = body.{name}")
+            lines.append(f"    if not {check}: return None")
+        values.append(f"{name!r}: {var}")
+    lines.append("    payload = _made(_payload_cls, {" + ", ".join(values) + "}, fields_set)")
+    lines.append(f"    return _made(_cls, {{'event_id': event_id, 'type': {event_type!r}, "
+                 "'merchant_id': merchant_id, 'event_time': event_time, 'payload': payload, "
+                 f"'time': epoch}}, {set(Event.model_fields)!r})")
+    namespace = dict(env)
+    exec(compile("\n".join(lines), f"<accept {event_type}>", "exec"), namespace)
+    accept: Callable[[Any, Any, Any, Any], Event | None] = namespace["accept"]
+    accept.__doc__ = "\n".join(lines)  # what was compiled, for anyone reading a traceback
+    return accept
 
 
 def _physical_lines(stream: IO[Any], limit: int) -> Iterator[tuple[int, Any]]:

@@ -176,21 +176,24 @@ class Ingestor:
         seen_in_batch: dict[str, EventOutcome] = {}
         ids = [it.event_id for it in items if not isinstance(it, Rejected)]
         stored = self._journalled(ids)
+        # The messages as a list: indexing a protobuf repeated field wraps a message each time.
+        messages: Sequence[Any] = list(received) if received is not None else [None] * len(items)
         for index, item in enumerate(items):
             if isinstance(item, Rejected):
                 outcomes.append(EventOutcome(index, item.event_id, errors=list(item.errors)))
                 continue
-            out = EventOutcome(index, item.event_id)
+            event_id = item.event_id
+            out = EventOutcome(index, event_id)
             outcomes.append(out)
-            earlier = seen_in_batch.get(item.event_id)
-            if item.event_id in stored or earlier is not None:
+            earlier = seen_in_batch.get(event_id)
+            if earlier is not None or event_id in stored:
                 out.duplicate = True
                 duplicates.append(item)
                 if earlier is None:
-                    out.result = stored[item.event_id]
+                    out.result = stored[event_id]
                 continue
-            seen_in_batch[item.event_id] = out
-            fresh.append((out, item, received[index] if received is not None else None))
+            seen_in_batch[event_id] = out
+            fresh.append((out, item, messages[index]))
         try:
             return self._evaluate_and_commit(outcomes, fresh, seen_in_batch, new_events,
                                              duplicates, before_commit)
@@ -220,11 +223,12 @@ class Ingestor:
                 primary_new.extend(decisions)
             if shadow_new is not None:
                 shadow_new.extend(shadowed)
-            out.result = result_body(event.event_id, decisions, shadowed)
+            event_id = out.event_id
+            out.result = body = result_body(event_id, decisions, shadowed)
             seq += 1
-            rows.append((event.event_id, seq, event.type, event.merchant_id,
+            rows.append((event_id, seq, event.type, event.merchant_id,
                          event_to_json(event) if message is None else message.SerializeToString(),
-                         out.result))
+                         body))
             new_events.append(event)
         # Duplicates inside one batch answer with the decisions of their first occurrence.
         for out in outcomes:

@@ -87,11 +87,10 @@ def _one_of(value: str | None, allowed: Sequence[str], fallback: str) -> str:
     return value if value in allowed else fallback
 
 
-def _family(decision: Decision) -> str:
-    if decision.rulebook is None:
+def _family_of(rulebook: str | None) -> str:
+    if rulebook is None:
         return "none"
-    family = decision.rulebook.rsplit("/", 1)[-1]
-    return _one_of(family, FAMILIES, "other")
+    return _one_of(rulebook.rsplit("/", 1)[-1], FAMILIES, "other")
 
 
 def _check_role(role: str) -> str:
@@ -243,11 +242,13 @@ class ServiceMetrics:
 
     # -- decisions --------------------------------------------------------------------------
     def observe_decisions(self, set_id: str, role: str, decisions: Iterable[Decision],
-                          cohort_of: Callable[[str], str]) -> None:
+                          cohort_of: Callable[[str], str]) -> int:
         """Count decisions and the burdens, price changes, refunds and appeals they carry.
 
         `cohort_of(merchant_id)` gives the merchant's size tier; anything outside `COHORTS`
-        counts as `unknown`, so a merchant id can never become a label value.
+        counts as `unknown`, so a merchant id can never become a label value. Returns how many
+        of the decisions are engine errors (counted here by outcome; `count_engine_error` is
+        the caller's, by set).
         """
         _check_role(role)
         cohorts: dict[str, str] = {}
@@ -264,9 +265,11 @@ class ServiceMetrics:
                 found = children[key] = metric.labels(*labels)
             return found
 
+        # Counted by rulebook, trigger and outcome; the family label is read once per key.
+        raw_counts: dict[tuple[str | None, str, str], int] = {}
         for d in decisions:
-            key = (_family(d), d.trigger, d.outcome)
-            counts[key] = counts.get(key, 0) + 1
+            raw = (d.rulebook, d.trigger, d.outcome)
+            raw_counts[raw] = raw_counts.get(raw, 0) + 1
             if not d.effects:
                 continue
             cohort = cohorts.get(d.merchant_id)
@@ -303,9 +306,16 @@ class ServiceMetrics:
                 elif name == "block_appeals":
                     child(self.appeal_blocks, *who,
                           _one_of(eff.args.get("scope"), BLOCK_SCOPES, "other")).inc()
+        errors = 0
+        for (rulebook, trigger, outcome), n in raw_counts.items():
+            key = (_family_of(rulebook), trigger, outcome)
+            counts[key] = counts.get(key, 0) + n
+            if outcome == "engine_error":
+                errors += n
         for (family, trigger, outcome), n in counts.items():
             self.decisions.labels(set_id, role, family, _one_of(trigger, TRIGGERS, "other"),
                                   _one_of(outcome, DECISION_OUTCOMES, "other")).inc(n)
+        return errors
 
     # -- state ------------------------------------------------------------------------------
     def register_state_source(self, set_id: str, role: str,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import operator
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -33,12 +35,14 @@ from grpc_status import rpc_status
 from rules.loader import load_rulebook_text, load_set, load_set_from_texts
 from rules.rulebook import Rulebook, RulebookSet
 from rules.yamlsource import SourceError, read_text
+from service import simulation_service
 from service.api.rulebook.v1 import (
     evaluation_service_pb2,
     evaluation_service_pb2_grpc,
     rulebook_service_pb2,
     rulebook_service_pb2_grpc,
 )
+from service.audit import grpc_service as audit_grpc
 from service.convert import (
     evaluate_response_wire,
     event_from_proto,
@@ -54,6 +58,8 @@ log = logging.getLogger("rulebook.service")
 SERVICE_NAMES = (
     evaluation_service_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name,
     rulebook_service_pb2.DESCRIPTOR.services_by_name["RulebookService"].full_name,
+    simulation_service.SERVICE_NAME,
+    audit_grpc.SERVICE_NAME,
 )
 _ROLE = {rulebook_service_pb2.SET_ROLE_PRIMARY: PRIMARY,
          rulebook_service_pb2.SET_ROLE_SHADOW: SHADOW,
@@ -289,6 +295,11 @@ class Application:
         for name in ("ListRulebookSets", "GetRulebook", "ValidateRulebook", "LoadRulebookSet"):
             setattr(rulebooks, name, observed.unary(name, getattr(rulebooks, name)))
         rulebook_service_pb2_grpc.add_RulebookServiceServicer_to_server(rulebooks, server)
+        simulation_service.add_to_server(
+            server, sets=lambda: self.ingestor.sets().values(), observe=self.metrics.observe_rpc)
+        audit_grpc.add_to_server(
+            server, known_sets=lambda: {rs.id: rs for rs in self.ingestor.sets().values()},
+            wrap=observed.unary)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -352,12 +363,10 @@ class Application:
         m.observe_fsync(report.fsync_seconds)
         for outcome, events in (("evaluated", report.new_events),
                                 ("duplicate", report.duplicates)):
-            by_type: dict[str, int] = {}
-            for event in events:
-                by_type[event.type] = by_type.get(event.type, 0) + 1
-            for event_type, n in by_type.items():
+            for event_type, n in Counter(map(_event_type, events)).items():
                 m.count_events(event_type, outcome, n)
-        invalid = sum(1 for o in report.outcomes if o.errors)
+        # Every item of a batch is new, a duplicate or invalid.
+        invalid = len(report.outcomes) - len(report.new_events) - len(report.duplicates)
         if invalid:
             m.count_events("unknown", "invalid", invalid)
         sets = self.ingestor.sets()
@@ -366,10 +375,9 @@ class Application:
             if rs is None:
                 continue
             store = self.ingestor.store(role)
-            errors = sum(1 for d in decisions if d.outcome == "engine_error")
+            errors = m.observe_decisions(rs.id, role, decisions, _cohort_lookup(store))
             for _ in range(errors):
                 m.count_engine_error(rs.id)
-            m.observe_decisions(rs.id, role, decisions, _cohort_lookup(store))
             if decisions:
                 log.info("batch evaluated", extra={"fields": {
                     "set": rs.id, "role": role, "decisions": len(decisions),
@@ -396,6 +404,9 @@ class Application:
         if supplied != f"Bearer {token}":
             context.abort(grpc.StatusCode.UNAUTHENTICATED,
                           "send the metadata 'authorization: Bearer <admin token>'")
+
+
+_event_type = operator.attrgetter("type")
 
 
 def _cohort_lookup(store: Any) -> Callable[[str], str]:

@@ -47,7 +47,7 @@ def decode(blob: bytes) -> Any:
     return _PlainDataUnpickler(io.BytesIO(blob)).load()
 
 
-def new_merchant(merchant_id: str) -> dict[str, Any]:
+def _new_merchant(merchant_id: str) -> dict[str, Any]:
     m: dict[str, Any] = {k: None for k in MERCHANT_FIELDS}
     m.update(
         merchant_id=merchant_id,
@@ -68,17 +68,44 @@ def new_merchant(merchant_id: str) -> dict[str, Any]:
     return m
 
 
-def new_listing(merchant_id: str, listing_id: str) -> dict[str, Any]:
+def _new_listing(merchant_id: str, listing_id: str) -> dict[str, Any]:
     listing: dict[str, Any] = {k: None for k in LISTING_FIELDS}
     listing.update(merchant_id=merchant_id, listing_id=listing_id, prompt_pending=False,
                    prompt_silenced_until=0.0, channel="", impressions=0)
     return listing
 
 
-def new_order(merchant_id: str, order_id: str) -> dict[str, Any]:
+def _new_order(merchant_id: str, order_id: str) -> dict[str, Any]:
     order: dict[str, Any] = {k: None for k in ORDER_FIELDS}
     order.update(merchant_id=merchant_id, order_id=order_id, shipped=False, refund_status="none",
                  intervened=False)
+    return order
+
+
+# New records are copies of a template (same keys in the same order, so the same shape), with
+# their ids and mutable values filled in: a batch creates hundreds of orders.
+_MERCHANT, _LISTING, _ORDER = _new_merchant(""), _new_listing("", ""), _new_order("", "")
+
+
+def new_merchant(merchant_id: str) -> dict[str, Any]:
+    m = _MERCHANT.copy()
+    m["merchant_id"] = merchant_id
+    m["_burden"] = {}
+    m["_stats"] = {}
+    return m
+
+
+def new_listing(merchant_id: str, listing_id: str) -> dict[str, Any]:
+    listing = _LISTING.copy()
+    listing["merchant_id"] = merchant_id
+    listing["listing_id"] = listing_id
+    return listing
+
+
+def new_order(merchant_id: str, order_id: str) -> dict[str, Any]:
+    order = _ORDER.copy()
+    order["merchant_id"] = merchant_id
+    order["order_id"] = order_id
     return order
 
 
@@ -103,6 +130,7 @@ class StateStore(Protocol):
 
 
 _KINDS = {"merchant": "merchants", "listing": "listings", "order": "orders"}
+_ID_FIELD = {"listing": "listing_id", "order": "order_id"}
 
 
 def open_database(path: str | Path = ":memory:", *, synchronous: str = "FULL") \
@@ -198,6 +226,10 @@ class SQLiteStateStore:
         self._shapes_pending: dict[int, tuple[str, ...]] = {}
         self._cache: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
         self._dirty: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _KINDS}
+        # The per-kind caches the hot lookups use directly (never replaced, only cleared).
+        self._merchants, self._listings, self._orders = (
+            self._cache["merchant"], self._cache["listing"], self._cache["order"])
+        self._dirty_merchants = self._dirty["merchant"]
         self._deadlines_put: dict[str, dict[str, Any]] = {}
         self._deadlines_drop: set[str] = set()
         self._meta: dict[str, str] = {}
@@ -251,39 +283,44 @@ class SQLiteStateStore:
         return obj
 
     def merchant(self, merchant_id: str) -> dict[str, Any]:
-        obj = self._load("merchant", merchant_id)
+        obj = self._merchants.get(merchant_id)
         if obj is None:
-            obj = new_merchant(merchant_id)
-            self._cache["merchant"][merchant_id] = obj
-            self._dirty["merchant"][merchant_id] = obj
+            obj = None if self._cache_is_complete else self._load("merchant", merchant_id)
+            if obj is None:
+                obj = new_merchant(merchant_id)
+                self._merchants[merchant_id] = obj
+                self._dirty["merchant"][merchant_id] = obj
         return obj
 
     def listing(self, merchant_id: str, listing_id: str, create: bool = False) \
             -> dict[str, Any] | None:
         key = merchant_id + SEP + listing_id
-        obj = self._load("listing", key)
-        if obj is None and create:
-            obj = new_listing(merchant_id, listing_id)
-            self._cache["listing"][key] = obj
-            self._dirty["listing"][key] = obj
+        obj = self._listings.get(key)
+        if obj is None:
+            obj = None if self._cache_is_complete else self._load("listing", key)
+            if obj is None and create:
+                obj = new_listing(merchant_id, listing_id)
+                self._listings[key] = obj
+                self._dirty["listing"][key] = obj
         return obj
 
     def order(self, merchant_id: str, order_id: str, create: bool = False) \
             -> dict[str, Any] | None:
         key = merchant_id + SEP + order_id
-        obj = self._load("order", key)
-        if obj is None and create:
-            obj = new_order(merchant_id, order_id)
-            self._cache["order"][key] = obj
-            self._dirty["order"][key] = obj
+        obj = self._orders.get(key)
+        if obj is None:
+            obj = None if self._cache_is_complete else self._load("order", key)
+            if obj is None and create:
+                obj = new_order(merchant_id, order_id)
+                self._orders[key] = obj
+                self._dirty["order"][key] = obj
         return obj
 
     def touch(self, kind: str, obj: dict[str, Any]) -> None:
         if kind == "merchant":
-            key = obj["merchant_id"]
+            self._dirty_merchants[obj["merchant_id"]] = obj
         else:
-            key = obj["merchant_id"] + SEP + obj[f"{kind}_id"]
-        self._dirty[kind][key] = obj
+            self._dirty[kind][obj["merchant_id"] + SEP + obj[_ID_FIELD[kind]]] = obj
 
     def merchants(self) -> Iterator[dict[str, Any]]:
         """Every merchant, cached or stored (for reports over a whole run)."""
@@ -355,19 +392,23 @@ class SQLiteStateStore:
         if self._shapes_pending:
             db.executemany(f"INSERT OR REPLACE INTO {self._t['shape']} (id, keys) VALUES (?, ?)",
                            [(k, encode(v)) for k, v in self._shapes_pending.items()])
+        # An upsert rewrites a stored record in place; `INSERT OR REPLACE` deletes the row and
+        # inserts a new one, touching the id index twice: twice the CPU per record in SQLite.
         for kind, rows in records.items():
-            db.executemany(f"INSERT OR REPLACE INTO {self._t[kind]} (id, data) VALUES (?, ?)",
-                           rows)
+            db.executemany(f"INSERT INTO {self._t[kind]} (id, data) VALUES (?, ?) "
+                           "ON CONFLICT (id) DO UPDATE SET data = excluded.data", rows)
         if self._deadlines_drop:
             db.executemany(f"DELETE FROM {self._t['deadline']} WHERE id = ?",
                            [(k,) for k in self._deadlines_drop])
         if self._deadlines_put:
             db.executemany(
-                f"INSERT OR REPLACE INTO {self._t['deadline']} (id, due, data) VALUES (?, ?, ?)",
+                f"INSERT INTO {self._t['deadline']} (id, due, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET due = excluded.due, data = excluded.data",
                 [(k, v["due"], encode(v)) for k, v in self._deadlines_put.items()],
             )
         if self._meta:
-            db.executemany(f"INSERT OR REPLACE INTO {self._t['meta']} (key, value) VALUES (?, ?)",
+            db.executemany(f"INSERT INTO {self._t['meta']} (key, value) VALUES (?, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                            list(self._meta.items()))
 
     def committed(self) -> None:

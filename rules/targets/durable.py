@@ -123,9 +123,10 @@ def compile_ruleset(rulebook: Rulebook, action_for: Callable[[str], Action],
             rs.message_fields[dtype] = names | _all_names(dhoisted)
             rs.hoisted[dtype] = [Hoisted(n, ex.compile_python(node)) for n, node in dhoisted]
     # A catch-all with the lowest salience turns "no rule matched" into a match of its own, so
-    # every post ends in an action. The engine relies on that: it drops each merchant's
-    # durable_rules session after the post, and durable_rules 2.0.28 crashes when deleting a
-    # session whose only message went unmatched.
+    # every post ends in an action and consumes its message. The engine relies on that: it posts
+    # every message of a ruleset into one long-lived durable_rules session, which must be empty
+    # between posts (durable_rules 2.0.28 also crashes when deleting a session whose only
+    # message went unmatched).
     handled = sorted(rs.message_fields)
     if handled:
         rs.definition[NO_RULE] = {

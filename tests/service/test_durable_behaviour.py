@@ -89,7 +89,7 @@ def test_state_cannot_be_an_rvalue() -> None:
 
 
 def test_sessions_are_limited_unless_deleted() -> None:
-    # -> the engine deletes each durable_rules session right after its post.
+    # -> the engine keeps no session per merchant: one session per ruleset (see below).
     h, name, _ = host({"r": {"all": [{"m": {"type": "a"}}]}})
     with pytest.raises(MemoryError):
         for i in range(5000):
@@ -160,7 +160,7 @@ def test_the_c_binding_reports_an_unmatched_message_and_refuses_bad_json_numbers
 
 
 def test_the_c_binding_keeps_no_session_after_delete() -> None:
-    # -> the same 1,024-session limit applies, and deleting after each post avoids it.
+    # -> the same 1,024-session limit applies to the binding; one session per ruleset avoids it.
     rs = _ruleset({"r": {"all": [{"m": {"type": "a"}}]}})
     for i in range(5000):
         assert rs.post({"sid": f"m{i}", "type": "a"}) == "r"
@@ -173,3 +173,35 @@ def test_a_rule_name_json_escapes_is_still_read() -> None:
     rs = _ruleset({name: {"all": [{"m": {"type": "a"}}]}})
     assert rs.post({"sid": "m1", "type": "a"}) == name
     assert json.dumps(name) != f'"{name}"'
+
+
+def test_one_session_every_post_leaves_empty_answers_like_a_fresh_one() -> None:
+    # -> the engine posts every message of a ruleset into one session instead of one per merchant.
+    rs = _ruleset({
+        "cheap": {"pri": 1, "all": [{"m": {"$and": [{"type": "a"}, {"$lt": {"event.price": 5}}]}}]},
+        "pair": {"pri": 2, "all": [{"m": {"type": "a"}}, {"m": {"type": "b"}}]},
+        "any_a": {"pri": 3, "all": [{"m": {"type": "a"}}]},
+        "any_b": {"pri": 4, "all": [{"m": {"type": "b"}}]},
+    })
+    for i in range(3000):
+        price = i % 10
+        assert rs.post_in_session({"type": "a", "event": {"price": price}}) == \
+            ("cheap" if price < 5 else "any_a")
+        # an earlier `a` was consumed, so a `b` never completes the two-message rule
+        assert rs.post_in_session({"type": "b"}) == "any_b"
+    rs.delete()
+
+
+def test_a_post_that_leaves_a_message_behind_moves_to_a_new_session() -> None:
+    rs = _ruleset({"r": {"all": [{"m": {"type": "a"}}]}})
+    assert rs.post_in_session({"type": "a"}) == "r"
+    with pytest.raises(durable_engine.MessageNotHandledException):
+        rs.post_in_session({"type": "b"})  # unmatched: it stays in the session it went to
+    msg = {"type": "a"}
+    assert rs.post_in_session(msg) == "r"
+    assert msg["sid"] != "s0"
+    with pytest.raises(durable_rules_engine.error, match="error code"):
+        rs.post_in_session({"type": "a", "event": {"price": 1e-05}})  # refused, nothing taken
+    again = {"type": "a"}
+    assert rs.post_in_session(again) == "r" and again["sid"] == msg["sid"]
+    rs.delete()
