@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -333,11 +334,28 @@ def _unit_problem(spec: CriterionParameter) -> str | None:
     return None
 
 
+_PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FORMAT_SPEC = re.compile(r"[<>=^]?[+\- ]?[,_]?(?:\d{1,2})?(?:\.\d{1,2})?[%dfgeEs]?")
+
+
 def _template_problem(template: str) -> str | None:
+    """A reading names evidence values and formats numbers, nothing more: no attribute or index
+    access (`{x.__class__}`), no conversions, no widths that would blow a report up."""
     try:
-        list(string.Formatter().parse(template))
+        parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"reading is not a valid template: {exc}"
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not _PLACEHOLDER.fullmatch(name):
+            return (f"reading placeholder {{{name}}} must be a plain name like {{unit_cost}} "
+                    "(no attributes, indexes or positions)")
+        if conversion:
+            return f"reading placeholder {{{name}!{conversion}}} must not use a conversion"
+        if spec and not _FORMAT_SPEC.fullmatch(spec):
+            return (f"reading placeholder {{{name}:{spec}}} has a format other than a number "
+                    "format like :,.0f or :.1%")
     return None
 
 

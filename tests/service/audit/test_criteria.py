@@ -162,3 +162,20 @@ def test_readings_fill_placeholders_and_show_missing_ones() -> None:
         "cost 560, 25.0%"
     assert render_reading("cost {unit_cost:g} and {gap}", {"unit_cost": 560}) == \
         "cost 560 and {gap}"
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{limit.__class__}", "must be a plain name"),
+    ("{limit[0]}", "must be a plain name"),
+    ("{0}", "must be a plain name"),
+    ("{limit!r}", "must not use a conversion"),
+    ("{limit:>999999999}", "number format"),
+])
+def test_readings_only_name_and_format_evidence(template: str, message: str) -> None:
+    """A catalogue reading fills in evidence values; it cannot reach into objects or pad a
+    report with a billion spaces."""
+    text = MINIMAL.replace("The limit is {limit:.0%}.", f"The limit is {template}.")
+    assert text != MINIMAL
+    with pytest.raises(SourceError, match=message):
+        load_catalogue_texts([("x.yaml", text)])
+    assert load_catalogue_texts([("x.yaml", MINIMAL)])["sample"].reading.violation
