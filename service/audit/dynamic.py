@@ -169,6 +169,10 @@ def replay_events(rs: RulebookSet, source: str | os.PathLike[str] | Iterable[Eve
             if count % batch_size == 0:
                 store.flush()
         store.flush()
+        if count == 0 and invalid:
+            # Judging rules on no events would read as "nothing happened"; it is a wrong file.
+            raise ValueError(f"{name}: none of its {invalid} lines is a valid event "
+                             "(rulebook replay lists what is wrong with each)")
         snapshot = agg.snapshot_from_store(store, engine.watermark)
         cohorts = {m["merchant_id"]: agg.cohort_label(m.get("size_tier"))
                    for m in store.merchants()}

@@ -190,3 +190,10 @@ def test_the_live_state_cannot_tell_everything(reformed, catalogue) -> None:
 def test_a_missing_events_file_is_an_error(reformed, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no such events file"):
         replay_events(reformed, tmp_path / "missing.jsonl")
+
+
+def test_a_file_with_no_valid_event_is_an_error_not_a_clean_bill(reformed, tmp_path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an event\n{\"type\": \"nothing\"}\n")
+    with pytest.raises(ValueError, match="none of its 2 lines is a valid event"):
+        replay_events(reformed, notes)
