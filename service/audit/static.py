@@ -986,6 +986,24 @@ def _grant_sites(rs: RulebookSet, crit: Criterion) -> Iterator[tuple[Site, Effec
                 yield site, call
 
 
+def _grants_charged_to_merchant(rs: RulebookSet, crit: Criterion) \
+        -> tuple[bool, list[tuple[Site, EffectCallIR, Any]]]:
+    """Whether the set grants refunds at all, and the grants the merchant pays for without
+    having decided them, with who decided: what both refund-burden criteria judge."""
+    grants = list(_grant_sites(rs, crit))
+    charged = [(site, call, call.literals.get("decided_by")) for site, call in grants
+               if call.literals.get("decided_by") != "merchant"
+               and call.literals.get("payer", "merchant") == "merchant"]
+    return bool(grants), charged
+
+
+def _per_site_or_overall(rs: RulebookSet, crit: Criterion, findings: dict[str, Finding],
+                         any_grant: bool) -> list[Finding]:
+    if findings:
+        return list(findings.values())
+    return [make_finding(crit, rs, "pass" if any_grant else "not_applicable", {})]
+
+
 def _refund_example(crit: Criterion) -> tuple[float, float, float]:
     e = crit.example
     return float(e.get("amount", 39.9)), float(e.get("unit_cost", 30)), \
@@ -1018,13 +1036,8 @@ def check_refund_decided_by_merchant(rs: RulebookSet, crit: Criterion, ctx: Cont
         -> list[Finding]:
     amount, cost, shipping = _refund_example(crit)
     findings: dict[str, Finding] = {}
-    any_grant = False
-    for site, call in _grant_sites(rs, crit):
-        any_grant = True
-        decided_by = call.literals.get("decided_by")
-        payer = call.literals.get("payer", "merchant")
-        if decided_by == "merchant" or payer != "merchant":
-            continue
+    any_grant, charged = _grants_charged_to_merchant(rs, crit)
+    for site, call, decided_by in charged:
         scope = next((s for s in _refund_probes(amount, cost, shipping)
                       if holds(site.guards, s)), None)
         if scope is None:
@@ -1043,9 +1056,7 @@ def check_refund_decided_by_merchant(rs: RulebookSet, crit: Criterion, ctx: Cont
                           "unit_cost": scope["order"]["product_cost"],
                           "shipping_cost": shipping}},
             rule=site.rule, rulebook=site.rulebook)
-    if findings:
-        return list(findings.values())
-    return [make_finding(crit, rs, "pass" if any_grant else "not_applicable", {})]
+    return _per_site_or_overall(rs, crit, findings, any_grant)
 
 
 _ADVERSE = {"grant_refund", "reject_refund"}
@@ -1101,12 +1112,8 @@ def check_response_window_hours(rs: RulebookSet, crit: Criterion, ctx: Context) 
 def check_burden_shift(rs: RulebookSet, crit: Criterion, ctx: Context) -> list[Finding]:
     amount, cost, shipping = _refund_example(crit)
     findings: dict[str, Finding] = {}
-    any_grant = False
-    for site, call in _grant_sites(rs, crit):
-        any_grant = True
-        decided_by = call.literals.get("decided_by")
-        if decided_by == "merchant" or call.literals.get("payer", "merchant") != "merchant":
-            continue
+    any_grant, charged = _grants_charged_to_merchant(rs, crit)
+    for site, call, decided_by in charged:
         for scope in (refund_scope(amount, cost, shipping, evidence=False),
                       refund_scope(599.0, 560.0, shipping, evidence=False)):
             if not holds(site.guards, scope):
@@ -1123,9 +1130,7 @@ def check_burden_shift(rs: RulebookSet, crit: Criterion, ctx: Context) -> list[F
                               "shipped": True, "unit_cost": scope["order"]["product_cost"],
                               "shipping_cost": shipping}},
                 rule=site.rule, rulebook=site.rulebook)
-    if findings:
-        return list(findings.values())
-    return [make_finding(crit, rs, "pass" if any_grant else "not_applicable", {})]
+    return _per_site_or_overall(rs, crit, findings, any_grant)
 
 
 def check_price_protection_floor(rs: RulebookSet, crit: Criterion, ctx: Context) \
