@@ -17,6 +17,7 @@ import json
 import logging
 import operator
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -122,14 +123,26 @@ class _Observed:
             except grpc.RpcError:
                 code = _code_name(context)
                 raise
-            except Exception:
-                code = _code_name(context, "UNKNOWN")
-                raise
+            except Exception as exc:
+                # `context.abort` raises a plain Exception after setting the status.
+                code = _code_name(context, "")
+                if code:
+                    raise
+                code = "INTERNAL"
+                _abort_internal(context, method, exc)
             finally:
                 self.metrics.observe_rpc(method, code, time.perf_counter() - started)
             return None
 
         return run
+
+
+def _abort_internal(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
+    """A failure that is neither the request's fault nor the store's: INTERNAL, logged with its
+    traceback, rather than the UNKNOWN gRPC would send for an escaped exception."""
+    log.error("%s failed", method, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL,
+                  f"{method} failed inside the service: {type(exc).__name__}: {exc}")
 
 
 def _code_name(context: grpc.ServicerContext, default: str = "UNKNOWN") -> str:
@@ -165,9 +178,12 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
         except grpc.RpcError:
             code = _code_name(context)
             raise
-        except Exception:
-            code = _code_name(context, "UNKNOWN")
-            raise
+        except Exception as exc:
+            code = _code_name(context, "")
+            if code:
+                raise
+            code = "INTERNAL"
+            _abort_internal(context, "StreamEvaluate", exc)
         finally:
             self.app.metrics.observe_rpc("StreamEvaluate", code, time.perf_counter() - started)
 
@@ -352,6 +368,14 @@ class Application:
         except TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                           "the deadline passed while earlier batches were being evaluated")
+        except sqlite3.Error as exc:
+            # The ingestor rolled the batch back and rebuilt its state from what committed, so
+            # the batch can be resent as it is: a failure of the store (disk full, I/O error, a
+            # locked file) is the service being unavailable, not the client's fault.
+            log.error("batch not journalled", extra={"fields": {"error": str(exc)}})
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"the journal could not be written ({exc}); nothing of this batch "
+                          "was acknowledged, resend it")
         with self.ingestor.locked():  # metrics read state; no batch may be half applied
             self._observe(report)
         return [rejected_wire(o.index, o.event_id, o.errors) if o.errors

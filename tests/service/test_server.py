@@ -255,3 +255,62 @@ def test_evaluate_replies_are_wire_compatible_with_the_generated_messages(app, c
     [resent] = again.results
     assert resent.duplicate and resent.index == 0
     assert list(resent.decisions) == list(first.results[1].decisions)
+
+
+def _rpc_count(app: Application, method: str, code: str) -> float:
+    return app.metrics.registry.get_sample_value(
+        "rulebook_rpc_duration_seconds_count", {"method": method, "code": code}) or 0.0
+
+
+def test_a_store_failure_is_unavailable_and_the_batch_can_be_resent(app, channel,
+                                                                      monkeypatch) -> None:
+    import sqlite3
+
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    first = stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()[:2]), timeout=30)
+    real_commit = app.ingestor._commit
+
+    def disk_full(rows):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(app.ingestor, "_commit", disk_full)
+    with pytest.raises(grpc.RpcError) as failed:
+        stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()[2:]), timeout=30)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "disk is full" in failed.value.details()
+    assert _rpc_count(app, "Evaluate", "UNAVAILABLE") == 1
+    monkeypatch.setattr(app.ingestor, "_commit", real_commit)
+    # Nothing of the failed batch was kept, nothing before it was lost: resending the whole
+    # story answers the first two events from the journal and evaluates the rest afresh.
+    again = stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()), timeout=30)
+    assert [r.duplicate for r in again.results] == [True, True, False, False, False]
+    assert [list(r.decisions) for r in again.results[:2]] == [list(r.decisions)
+                                                              for r in first.results]
+    [auto] = [d for d in again.results[4].decisions if d.trigger == "deadline"]
+    assert auto.burden.merchant == pytest.approx(34.17)  # the story's full refund, counted once
+    assert app.ingestor.journal_size() == 5
+
+
+def test_a_failure_inside_the_service_is_internal_not_unknown(app, channel,
+                                                             monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.ingestor, "ingest", broken)
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as unary:
+        stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()), timeout=30)
+    assert unary.value.code() == grpc.StatusCode.INTERNAL
+    assert "RuntimeError: a bug" in unary.value.details()
+    with pytest.raises(grpc.RpcError) as streamed:
+        list(stub.StreamEvaluate(iter([ev_pb.StreamEvaluateRequest(
+            batch_id="b", events=refund_story())]), timeout=30))
+    assert streamed.value.code() == grpc.StatusCode.INTERNAL
+    assert _rpc_count(app, "Evaluate", "INTERNAL") == 1
+    assert _rpc_count(app, "StreamEvaluate", "INTERNAL") == 1
+    # A deadline the service sets itself is still reported as such, not as INTERNAL.
+    monkeypatch.undo()
+    with pytest.raises(grpc.RpcError) as late:
+        stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()), timeout=0.000001)
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert _rpc_count(app, "Evaluate", "INTERNAL") == 1
