@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from rules.loader import load_set
 from rules.yamlsource import SourceError
+from service.state import DEFAULT_MAX_CACHED_ORDERS
 
 OK, FINDINGS, USAGE = 0, 1, 2
 
@@ -283,6 +284,16 @@ def _env(name: str, default: Any) -> Any:
     return type(default)(value) if default is not None else value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.server import ServerConfig, serve
 
@@ -290,7 +301,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rulebooks=args.rulebooks, shadow=args.shadow, host=args.host, port=args.port,
         metrics_port=args.metrics_port, state=args.state, admin_token=args.admin_token,
         max_batch=args.max_batch, max_in_flight=args.max_in_flight,
-        grace_seconds=args.grace_seconds,
+        grace_seconds=args.grace_seconds, max_cached_orders=args.max_cached_orders,
     )
     try:
         return serve(config, log_json=args.log_format == "json")
@@ -387,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most RPCs at once before RESOURCE_EXHAUSTED [RULEBOOK_MAX_IN_FLIGHT]")
     p.add_argument("--grace-seconds", type=float, default=_env("RULEBOOK_GRACE_SECONDS", 10.0),
                    help="time in-flight RPCs get to finish on SIGTERM [RULEBOOK_GRACE_SECONDS]")
+    p.add_argument("--max-cached-orders", type=_positive_int,
+                   default=_env("RULEBOOK_MAX_CACHED_ORDERS", DEFAULT_MAX_CACHED_ORDERS),
+                   help="orders kept in memory per rulebook set; older ones are read back "
+                        "from the state file when needed [RULEBOOK_MAX_CACHED_ORDERS] "
+                        f"(default {DEFAULT_MAX_CACHED_ORDERS})")
     p.add_argument("--log-format", choices=("text", "json"),
                    default=_env("RULEBOOK_LOG_FORMAT", "text"),
                    help="structured JSON logs with decision ids [RULEBOOK_LOG_FORMAT]")

@@ -33,7 +33,13 @@ from service.convert import Rejected, legacy_result_body, result_body
 from service.decision import Decision
 from service.engine import Engine
 from service.events import Event, FieldViolation, event_to_json
-from service.state import SQLiteStateStore, WalCheckpointer, decode, open_database
+from service.state import (
+    DEFAULT_MAX_CACHED_ORDERS,
+    SQLiteStateStore,
+    WalCheckpointer,
+    decode,
+    open_database,
+)
 
 PRIMARY, SHADOW = "primary", "shadow"
 
@@ -94,8 +100,10 @@ class BatchReport:
 class Ingestor:
     """Journal, primary engine and optional shadow engine over one SQLite database."""
 
-    def __init__(self, path: str | Path, primary: RulebookSet, shadow: RulebookSet | None = None):
+    def __init__(self, path: str | Path, primary: RulebookSet, shadow: RulebookSet | None = None,
+                 *, max_cached_orders: int | None = DEFAULT_MAX_CACHED_ORDERS):
         self.path = str(path)
+        self._max_cached_orders = max_cached_orders
         self._db = open_database(path)
         self._db.executescript(_JOURNAL)
         # Pages reach the database file off the reply path (see WalCheckpointer).
@@ -111,8 +119,10 @@ class Ingestor:
         """(Re)build stores and engines from what the database has committed."""
         old = self.engines
         self._stores = {
-            PRIMARY: SQLiteStateStore(db=self._db, prefix="primary_"),
-            SHADOW: SQLiteStateStore(db=self._db, prefix="shadow_"),
+            PRIMARY: SQLiteStateStore(db=self._db, prefix="primary_",
+                                      max_cached_orders=self._max_cached_orders),
+            SHADOW: SQLiteStateStore(db=self._db, prefix="shadow_",
+                                     max_cached_orders=self._max_cached_orders),
         }
         engines = {role: self._new_engine(role, rs) for role, rs in sets.items()}
         self.engines = engines  # readers on other threads see the old or the new, never none

@@ -53,6 +53,7 @@ from service.convert import (
 )
 from service.ingest import PRIMARY, SHADOW, BatchReport, Ingestor
 from service.metrics import ServiceMetrics
+from service.state import DEFAULT_MAX_CACHED_ORDERS
 
 log = logging.getLogger("rulebook.service")
 
@@ -84,6 +85,7 @@ class ServerConfig:
     max_in_flight: int = 64
     workers: int = 16
     grace_seconds: float = 10.0
+    max_cached_orders: int = DEFAULT_MAX_CACHED_ORDERS
 
 
 class BadRequest(Exception):
@@ -286,7 +288,8 @@ class Application:
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         primary = load_set(config.rulebooks)
         shadow = load_set(config.shadow) if config.shadow else None
-        self.ingestor = Ingestor(config.state, primary, shadow)
+        self.ingestor = Ingestor(config.state, primary, shadow,
+                                 max_cached_orders=config.max_cached_orders)
         for role, rs in self.ingestor.sets().items():
             self._publish(role, rs)
         self.server: grpc.Server | None = None

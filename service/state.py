@@ -14,6 +14,7 @@ the CPU time SQLite spends writing them to the WAL) shrink with them (see bench/
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import sqlite3
 import threading
@@ -24,6 +25,10 @@ from typing import Any, Protocol
 from rules.vocabulary import LISTING_FIELDS, MERCHANT_FIELDS, ORDER_FIELDS
 
 SEP = "\x1f"
+
+#: Orders kept in memory by default (a few hundred bytes each); older ones are read back from
+#: the database when an event names them.
+DEFAULT_MAX_CACHED_ORDERS = 500_000
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -201,8 +206,12 @@ class SQLiteStateStore:
     """
 
     def __init__(self, path: str | Path = ":memory:", *, synchronous: str = "FULL",
-                 db: sqlite3.Connection | None = None, prefix: str = ""):
+                 db: sqlite3.Connection | None = None, prefix: str = "",
+                 max_cached_orders: int | None = DEFAULT_MAX_CACHED_ORDERS):
+        if max_cached_orders is not None and max_cached_orders < 1:
+            raise ValueError(f"max_cached_orders must be at least 1, not {max_cached_orders}")
         self.path = str(path)
+        self._max_orders = max_cached_orders
         self._owns_db = db is None
         self._db = db if db is not None else open_database(path, synchronous=synchronous)
         self._t = {kind: f"{prefix}{table}" for kind, table in _KINDS.items()}
@@ -239,6 +248,9 @@ class SQLiteStateStore:
             self._db.execute(f"SELECT 1 FROM {self._t[k]} LIMIT 1").fetchone() is None
             for k in _KINDS
         )
+        # Orders are the one kind that grows without bound (merchants and listings are as many
+        # as there are), so only they are evicted; once one has been, a miss asks the database.
+        self._orders_complete = self._cache_is_complete
 
     # -- records ----------------------------------------------------------------------------
     def _encode_record(self, obj: dict[str, Any]) -> bytes:
@@ -273,7 +285,7 @@ class SQLiteStateStore:
     def _load(self, kind: str, key: str) -> dict[str, Any] | None:
         cache = self._cache[kind]
         obj = cache.get(key)
-        if obj is None and not self._cache_is_complete:
+        if obj is None and not self._complete(kind):
             row = self._db.execute(
                 f"SELECT data FROM {self._t[kind]} WHERE id = ?", (key,)
             ).fetchone()
@@ -309,7 +321,7 @@ class SQLiteStateStore:
         key = merchant_id + SEP + order_id
         obj = self._orders.get(key)
         if obj is None:
-            obj = None if self._cache_is_complete else self._load("order", key)
+            obj = None if self._orders_complete else self._load("order", key)
             if obj is None and create:
                 obj = new_order(merchant_id, order_id)
                 self._orders[key] = obj
@@ -333,11 +345,31 @@ class SQLiteStateStore:
     def _all(self, kind: str) -> Iterator[dict[str, Any]]:
         cache = self._cache[kind]
         yield from list(cache.values())
-        if self._cache_is_complete:
+        if self._complete(kind):
             return
         for key, data in self._db.execute(f"SELECT id, data FROM {self._t[kind]}").fetchall():
             if key not in cache:
                 yield self._decode_record(data)
+
+    def _complete(self, kind: str) -> bool:
+        """Whether the cache holds every record of `kind` (a miss means there is none)."""
+        return self._orders_complete if kind == "order" else self._cache_is_complete
+
+    def cached_orders(self) -> int:
+        return len(self._orders)
+
+    def _evict_orders(self) -> None:
+        """Forget the orders cached longest ago (all clean: called right after a commit) until
+        a fifth of the room is free, so eviction runs once every many batches, not every one.
+        Orders are mostly read in the days after they are placed (shipping, refunds, appeals),
+        so the oldest cached are the least likely to be asked for; one that is comes back from
+        the database."""
+        assert self._max_orders is not None
+        orders = self._orders
+        excess = len(orders) - self._max_orders * 4 // 5
+        for key in list(itertools.islice(iter(orders), excess)):
+            del orders[key]
+        self._orders_complete = False
 
     # -- deadlines --------------------------------------------------------------------------
     def deadlines(self) -> list[dict[str, Any]]:
@@ -415,6 +447,8 @@ class SQLiteStateStore:
         """The caller's transaction committed: forget what was pending."""
         for dirty in self._dirty.values():
             dirty.clear()
+        if self._max_orders is not None and len(self._orders) > self._max_orders:
+            self._evict_orders()
         self._shapes_pending.clear()
         self._deadlines_put.clear()
         self._deadlines_drop.clear()

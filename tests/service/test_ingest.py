@@ -203,3 +203,19 @@ def test_the_journal_keeps_each_event_as_it_arrived(tmp_path, sets, stream) -> N
     db.close()
     assert json.loads(rows[first.event_id])["event_id"] == first.event_id
     assert events_pb2.Event.FromString(rows[second.event_id]) == message
+
+
+def test_a_small_order_cache_changes_no_answer_and_no_total(tmp_path, sets, stream) -> None:
+    unbounded = Ingestor(tmp_path / "a.sqlite", *sets, max_cached_orders=None)
+    bounded = Ingestor(tmp_path / "b.sqlite", *sets, max_cached_orders=40)
+    for batch in stream:
+        want = [o.result for o in unbounded.ingest(batch).outcomes]
+        got = [o.result for o in bounded.ingest(batch).outcomes]
+        assert got == want
+        for role in (PRIMARY, SHADOW):
+            assert bounded.store(role).cached_orders() <= 40
+    assert bounded.store(PRIMARY)._orders_complete is False  # eviction really happened
+    for role in (PRIMARY, SHADOW):
+        assert burden_totals(bounded.store(role)) == burden_totals(unbounded.store(role))
+    unbounded.close()
+    bounded.close()

@@ -104,3 +104,32 @@ def test_a_reader_opened_earlier_reads_shapes_a_writer_added_later(tmp_path) -> 
     assert {m["merchant_id"] for m in reader.merchants()} == {"m0", "m1"}
     writer.close()
     reader.close()
+
+
+def test_the_order_cache_is_bounded_and_evicted_orders_come_back_from_the_database(
+        tmp_path) -> None:
+    store = SQLiteStateStore(tmp_path / "state.sqlite", max_cached_orders=10)
+    for i in range(25):
+        order = store.order("m1", f"o{i}", create=True)
+        order["amount"] = float(i)
+        store.flush()
+        assert store.cached_orders() <= 10
+    # o0 was evicted long ago: it is read back as written, and a change to it is kept.
+    first = store.order("m1", "o0")
+    assert first is not None and first["amount"] == 0.0
+    first["amount"] = 99.0
+    store.touch("order", first)
+    store.flush()
+    for i in range(25, 40):  # push o0 out again
+        store.order("m1", f"o{i}", create=True)
+        store.flush()
+    assert store.order("m1", "o0")["amount"] == 99.0
+    assert store.order("m1", "never") is None
+    assert sorted(o["order_id"] for o in store._all("order")) == sorted(
+        f"o{i}" for i in range(40))
+    store.close()
+
+
+def test_a_cache_bound_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        SQLiteStateStore(max_cached_orders=0)
