@@ -72,6 +72,7 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/grpc_throughput.py --merchants 100 --days 7 --repeat 3
 	$(BIN)/python bench/simulator_throughput.py
 	$(BIN)/python bench/audit_static.py
 
