@@ -323,11 +323,12 @@ def disparity(values: Mapping[str, float | None], crit: Criterion) -> tuple[str,
         return "not_applicable", {"details": "Only the reference cohort has a figure.",
                                   "values": values}
     outside = {c: r for c, r in ratios.items() if not tau <= r <= high}
-    parts = [f"{c} {r:.2f}x the {ref} merchants' figure" + (" (outside the band)"
-                                                           if c in outside else "")
+    parts = [f"{c} {r:.2f}x" + (" (outside the band)" if c in outside else "")
              for c, r in ratios.items()]
-    details = (f"{crit.title}: " + "; ".join(parts) + f"; fair between {tau:g} and "
-               f"{high:.3g}.")
+    # Worded for either verdict: the criterion's title states the fair case, which a
+    # violation contradicts.
+    details = (f"Against the {ref} merchants' figure: " + "; ".join(parts)
+               + f". Fair between {tau:g} and {high:.3g}.")
     return ("violation" if outside else "pass"), {
         "details": details, "ratios": ratios, "values": values, "tau": tau,
         "reference_cohort": ref, "outside": sorted(outside)}

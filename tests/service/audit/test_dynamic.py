@@ -197,3 +197,19 @@ def test_a_file_with_no_valid_event_is_an_error_not_a_clean_bill(reformed, tmp_p
     notes.write_text("not an event\n{\"type\": \"nothing\"}\n")
     with pytest.raises(ValueError, match="none of its 2 lines is a valid event"):
         replay_events(reformed, notes)
+
+
+def test_a_cohort_disparity_reads_right_for_either_verdict() -> None:
+    from service.audit.criteria import load_catalogue
+    from service.audit.dynamic import disparity
+
+    crit = load_catalogue().criteria["appeal_success_by_size_tier"]
+    verdict, evidence = disparity({"small": 0.2, "medium": 0.5, "large": 0.5}, crit)
+    assert verdict == "violation"
+    assert evidence["details"] == ("Against the large merchants' figure: medium 1.00x; "
+                                   "small 0.40x (outside the band). Fair between 0.8 and 1.25.")
+    assert "is fair" not in evidence["details"]
+    verdict, evidence = disparity({"small": 0.45, "large": 0.5}, crit)
+    assert verdict == "pass"
+    assert evidence["details"] == ("Against the large merchants' figure: small 0.90x. "
+                                   "Fair between 0.8 and 1.25.")
