@@ -77,8 +77,10 @@ def _set_one_core() -> None:
 
 
 def model_rate(merchants: int, days: int, seed: int, repeat: int) -> dict[str, Any]:
+    from simulator.memory import keep_freed_memory
     from simulator.run import project
 
+    keep_freed_memory()  # as `rulebook simulate` runs (simulator.memory)
     rs = load_set(SET_DIR)
     scenario = scaled_scenario(merchants)
     project(rs, scenario, min(days, 3), 1, seed)  # warm-up: imports, compiled rulebooks
@@ -226,6 +228,8 @@ def peak_memory(merchants: int, days: int, seed: int) -> dict[str, Any]:
         f"spec = importlib.util.spec_from_file_location('b', {str(Path(__file__).resolve())!r})\n"
         "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)\n"
         "from simulator.run import project\n"
+        "from simulator.memory import keep_freed_memory\n"
+        "keep_freed_memory()\n"
         f"s = b.scaled_scenario({merchants})\n"
         "rs = b.load_set(b.SET_DIR)\n"
         "t0 = time.perf_counter()\n"

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from simulator.memory import keep_freed_memory
+
 OK, FINDINGS, USAGE = 0, 1, 2
 
 DEFAULT_DAYS = 365
@@ -191,6 +193,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator import outputs
 
+    keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     rulebook_set = _load_set(args.rulebooks)
     scenario = _load_scenario(args.scenario)
@@ -225,6 +228,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_whatif(args: argparse.Namespace) -> int:
     from simulator import outputs, whatif
 
+    keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     if not 0.0 < args.confidence < 1.0:
         raise InputError([f"--confidence must be between 0 and 1, not {args.confidence}"])
@@ -297,6 +301,7 @@ def _diff(x: float, unit: str) -> str:
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from simulator import sensitivity
 
+    keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
     scenario = _load_scenario(args.scenario)
@@ -380,6 +385,7 @@ def _unit_of(outcome: str) -> str:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from simulator.calibration import calibrate
 
+    keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     if args.sellers is not None and args.sellers < 1:
         raise InputError([f"--sellers must be at least 1, not {args.sellers}"])
@@ -443,6 +449,7 @@ def _calibration_row(r: Any) -> dict[str, Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from simulator import sweep
 
+    keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
     scenario = _load_scenario(args.scenario)

@@ -4,7 +4,8 @@ Shared by the vectorised model and the plain reference, so the oracle test compa
 state and flows, not two ways of computing a Gini. Percentiles, the median margin and the exposure
 Gini are read on a fixed sample of merchants per cohort (every merchant when a cohort has no more
 than the scenario's ``percentile_sample``): exact on small populations, and O(sample) per day on
-a million merchants instead of a sort of the whole population.
+a million merchants instead of a sort of the whole population. Cohort sums are compiled
+(`simulator.kernels`), with the bits of the numpy gather and ``np.add.reduceat`` they replace.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.kernels import live_in_order, segment_take_ratio_sums, segment_take_sums
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
 
@@ -65,7 +67,13 @@ class Samples:
 
     def cohort_sums(self, x: np.ndarray) -> np.ndarray:
         """Sum of x over each cohort's merchants, as float64, in slot order."""
-        return segment_sums(x[self.order].astype(np.float64, copy=False), self.sizes)
+        return take_sums(x, self.order, self.sizes)
+
+
+def take_sums(x: np.ndarray, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`segment_sums(x[idx].astype(np.float64), sizes)` in one compiled pass, same bits."""
+    return segment_take_sums(x, idx, np.asarray(sizes, dtype=np.int64),
+                             np.empty(len(sizes)))
 
 
 def segment_sums(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -121,14 +129,15 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     """
     alive = state["alive"]
     k = len(TIERS)
-    live = alive[samples.order]  # cohort order
     # The live merchants in cohort order, and how many each cohort has.
-    live_order = samples.order[live]
-    n_c = segment_sums(live.astype(np.int64), samples.sizes)
+    sizes = samples.sizes.astype(np.int64)
+    live_order = np.empty(samples.order.size, dtype=samples.order.dtype)
+    n_c = np.empty(k, dtype=np.int64)
+    live_order = live_order[:live_in_order(alive, samples.order, sizes, live_order, n_c)]
 
     def by(x: np.ndarray) -> np.ndarray:
         """Sum over each cohort's live merchants."""
-        return segment_sums(x[live_order].astype(np.float64, copy=False), n_c)
+        return take_sums(x, live_order, n_c)
 
     def flow(x: np.ndarray) -> np.ndarray:
         """Sum over each cohort's merchants, live or not."""
@@ -173,7 +182,8 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     sum_q = float(quality_c.sum())
     out["quality_mean_population"][r, t] = sum_q / n_alive if n_alive else np.nan
     # Live merchants' prices relative to their starting prices (1 = unchanged).
-    out["price_index"][r, t] = _ratio(float(by(price / state["price0"]).sum()), n_alive)
+    price_rel = segment_take_ratio_sums(price, state["price0"], live_order, n_c, np.empty(k))
+    out["price_index"][r, t] = _ratio(float(price_rel.sum()), n_alive)
     with np.errstate(invalid="ignore", divide="ignore"):
         alive_c = np.where(n_c > 0, n_c, np.nan)
         out["share_alive_by_cohort"][r, t, :] = n_c / np.where(samples.sizes > 0, samples.sizes,

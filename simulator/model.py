@@ -29,7 +29,20 @@ does not change a bit):
     class goes to the merchant first) is booked over all rows at once, and a refund event
     whose rules never read the evidence is decided once for both evidence classes;
   - claim bookings are a count times a cost per claim, so merchants with no claims of a kind
-    are booked zero in whole-column arithmetic rather than gathered out and scattered back.
+    are booked zero in whole-column arithmetic rather than gathered out and scattered back;
+  - the stages that decide nothing (ranking positions and exposure, orders, end-of-day
+    accounts, claim counts and rounding offsets, the arithmetic of an appeal round, fee
+    bookings) run as compiled kernels (`simulator.kernels`, numba): one pass per merchant
+    instead of a few dozen numpy passes, with numpy's rounding and summation order, so the
+    numbers are the ones the numpy code gave, bit for bit;
+  - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
+    changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
+    listings whose price, cost, quality or promotion price moved are decided again;
+  - the day's working arrays that are not returned (scores, claims wanted, ad clicks) are
+    kept from day to day instead of being allocated (and faulted in) again; the command-line
+    runs, sweep workers and benchmarks also ask the C allocator to keep freed memory for the
+    next day's arrays (`simulator.memory`; not the long-running service, which gives memory
+    back after a run).
 """
 
 from __future__ import annotations
@@ -45,9 +58,11 @@ import numpy as np
 from rules.expression.numpy_target import Column
 from rules.rulebook import RulebookSet
 from rules.targets.vectorised import VectorisedRulebook, compile_set
+from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.population import (
     DAY,
+    GOLDEN,
     REJECTED,
     U_ADAPT,
     U_CLAIMS,
@@ -61,7 +76,6 @@ from simulator.population import (
     appeal_draws,
     day_draws,
     initial_state,
-    offset,
     position_weights,
     web_start,
 )
@@ -157,6 +171,65 @@ class _NoDecisions:
         self.event_type, self.rule = event_type, rule
 
 
+#: Per-merchant state behind the scope fields rules read (see `Model._scope`).
+_STATE_FIELDS = {
+    "event.price": "price", "listing.price": "price",
+    "event.unit_cost": "unit_cost", "listing.unit_cost": "unit_cost",
+    "event.quality": "quality", "listing.quality": "quality",
+    "event.promo_signup_price": "promo", "listing.promo_signup_price": "promo",
+    "listing.prompt_pending": "prompt_open", "listing.prompt_target": "prompt_target",
+    "listing.prompt_silenced_until": "silenced_until",
+    "listing.competitor_price": "competitor_price",
+    "merchant.auto_follow_enrolled": "enrolled",
+    "merchant.appeals_filed_month": "appeals_filed_month",
+    "merchant.appeals_filed_year": "appeals_filed_year",
+    "merchant.appeals_failed_month": "appeals_failed_month",
+    "merchant.appeals_failed_year": "appeals_failed_year",
+    "merchant.appeals_refused_month": "appeals_refused_month",
+    "merchant.appeal_blocked_until": "appeal_blocked_until",
+}
+#: Scope fields that never change for a merchant (its group and tier, fixed identifiers).
+_FIXED_FIELDS = frozenset({"event.product_group", "listing.product_group", "event.listing_id",
+                           "merchant.size_tier"})
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+class _Inputs:
+    """The state fields a rulebook's decisions on an event read (`VectorisedRulebook.reads`),
+    as they were at the last decision: two scopes that agree on these fields get the same
+    decisions and effects, so a merchant none of whose fields changed keeps its decision.
+    Rules that read anything else (the event's time, say) are decided afresh every time."""
+
+    def __init__(self, book: Any, event_type: str):
+        keys: set[str] | None = set()
+        for name in book.reads(event_type):
+            if name in _FIXED_FIELDS:
+                continue
+            key = _STATE_FIELDS.get(name)
+            if key is None or keys is None:
+                keys = None
+                continue
+            keys.add(key)
+        self.keys = None if keys is None else sorted(keys)
+        self.previous: dict[str, np.ndarray] | None = None
+
+    def changed(self, s: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """Merchants whose fields changed (bit for bit) since the last call, which takes
+        today's values as the new reference; None: decide every merchant (the first call, or
+        rules that read more than state)."""
+        if self.keys is None:
+            return None
+        if self.previous is None:
+            self.previous = {k: s[k].copy() for k in self.keys}
+            return None
+        changed = np.zeros(len(s["alive"]), dtype=bool)
+        for k in self.keys:
+            current, previous = s[k], self.previous[k]
+            as_bits = _UNSIGNED[current.dtype.itemsize]
+            kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
+        return changed
+
+
 class Model:
     """R replications of the daily model, advanced together one day at a time."""
 
@@ -217,6 +290,7 @@ class Model:
         self._order: np.ndarray | None = None
         self._prev_key: np.ndarray | None = None
         self._prev_weight: np.ndarray | None = None
+        self._key: np.ndarray | None = None
         self.period: tuple[Any, Any] | None = None
         af = self.books["auto_follow"]
         self._af_cancels = {
@@ -224,6 +298,21 @@ class Model:
             for etype in ("listing_updated", "prompt_dismissed")
         }
         self.blocks = _blocks(self.R, lay)
+        self._starts = np.array([b.start for b in self.blocks], dtype=np.int64)
+        self._stops = np.array([b.stop for b in self.blocks], dtype=np.int64)
+        # Per-merchant working arrays of a day, kept from day to day: the blocks overwrite
+        # every row a stage reads (padding slots, outside every block, keep their start
+        # values: a score of -inf, nothing else).
+        self._scratch = {"wrongful": np.zeros(n), "wrongful_burden": np.zeros(n),
+                         "want": np.zeros(n, dtype=np.int64), "ad_clicks": np.zeros(n),
+                         "score": np.full(n, -np.inf), "channel": np.zeros(n),
+                         "group_weight": np.zeros(lay.slots)}
+        self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
+        # The slots outside every block (padding only): 0 to the first block, between blocks,
+        # after the last.
+        bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
+        self._gaps = [slice(a, b) for a, b in zip(bounds[0::2], bounds[1::2], strict=True)
+                      if b > a]
         self.impressions = np.tile(np.array([g.daily_impressions.value for g in self.sc.groups]),
                                    self.R)
         self.channel_share = np.tile(
@@ -339,7 +428,6 @@ class Model:
     # -- the day ----------------------------------------------------------------------------
     def step(self, day: int) -> DayFlows:
         sc, s, lay = self.sc, self.s, self.layout
-        n = self.n
         T = self.calendar.time(day)
         month, year, next_month, next_year = self.calendar.periods(day)
         if self.period is None or self.period[0] != month:
@@ -355,7 +443,7 @@ class Model:
         else:
             gu = np.concatenate([d.group for d in draws], axis=1)
             u = np.concatenate([d.merchant for d in draws], axis=1)
-        fl = DayFlows(**{k: np.zeros(n, dtype=np.float64) for k in DayFlows.__dataclass_fields__})
+        fl = self._new_flows()
         alive = s["alive"]
         group = s["group"]
 
@@ -491,14 +579,16 @@ class Model:
             self._cancel(rp[up], "listing_updated")
 
         # 4. ranking and exposure
-        fl.exposure[:] = self.exposure(T)
+        self.exposure(T, out=fl.exposure)
 
         # 5. demand, commission, ads, 6. refunds: each merchant on its own, block by block
         # (see _BLOCK); a block's claims are routed while its orders are still in the cache.
-        wrongful, wrongful_burden = np.zeros(n), np.zeros(n)
-        want = np.zeros(n, dtype=np.int64)
+        scratch = self._scratch
+        wrongful, wrongful_burden = scratch["wrongful"], scratch["wrongful_burden"]
+        want = scratch["want"]
+        ad_clicks = self._orders(u, fl)
         for rows in self.blocks:
-            self._demand(rows, T, u, fl)
+            self._demand(rows, T, fl, ad_clicks)
             self._refunds(rows, T, u, fl, wrongful, wrongful_burden, want)
 
         # 7. appeals
@@ -506,8 +596,7 @@ class Model:
 
         # 8. accounts and exit, 9. adaptation: each merchant on its own, block by block
         dead_before = ~alive  # a copy: s["alive"] changes below
-        for rows in self.blocks:
-            self._accounts(rows, u, fl, dead_before)
+        self._accounts(u, fl, dead_before)
         entry_p = sc.exit.entry_probability.value
         if entry_p > 0:
             new = np.flatnonzero(dead_before & s["exists"] & (u[U_ADAPT] < entry_p))
@@ -515,25 +604,49 @@ class Model:
                 self._enter(new)
         return fl
 
-    def _demand(self, rows: slice, T: float, u: np.ndarray, fl: DayFlows) -> None:
-        """Orders, revenue, commission and ad spend of the merchants in `rows` (a block).
-
-        Every merchant of the block is decided; charges are kept only where it is alive."""
-        s, sc = self.s, self.sc
-        alive = s["alive"][rows]
-        d = sc.demand
-        price = s["price"][rows].astype(np.float64)
-        ad_clicks = (sc.ads.budget_share.value * s["last_revenue"][rows].astype(np.float64)
-                     / sc.ads.cost_per_click.value)
+    def _orders(self, u: np.ndarray, fl: DayFlows) -> np.ndarray:
+        """Orders, revenue and units sold below cost of every merchant in the blocks (one
+        compiled pass, `kernels.demand`); returns every merchant's ad clicks. Every merchant
+        is computed; the dead get no orders."""
+        s, d = self.s, self.sc.demand
+        ads = self.sc.ads
         elasticity = d.quality_conversion_elasticity.value
-        quality = s["quality"][rows].astype(np.float64)
-        # x ** 1.0 is x exactly; skipping the power saves a slow pass over the population.
-        conv = d.conversion.value * (quality if elasticity == 1.0 else quality ** elasticity)
-        lam = (fl.exposure[rows] * d.click_through_rate.value + ad_clicks) * conv
-        orders = np.where(alive, np.floor(lam + u[U_ORDERS, rows]), 0.0)
-        fl.orders[rows] = orders
-        fl.revenue[rows] = orders * price
-        fl.below_cost_units[rows] = np.where(price < s["unit_cost"][rows], orders, 0.0)
+        # x ** 1.0 is x exactly: the kernel then multiplies; any other power is numpy's.
+        power = elasticity != 1.0
+        conv = (d.conversion.value * s["quality"].astype(np.float64) ** elasticity if power
+                else np.empty(0))
+        ad_clicks = self._scratch["ad_clicks"]
+        kernels.demand(self._starts, self._stops, s["alive"], s["price"], s["last_revenue"],
+                       s["quality"], s["unit_cost"], fl.exposure, u[U_ORDERS],
+                       float(ads.budget_share.value), float(ads.cost_per_click.value),
+                       float(d.conversion.value), float(d.click_through_rate.value), power,
+                       float(elasticity), conv, ad_clicks, fl.orders, fl.revenue,
+                       fl.below_cost_units)
+        return ad_clicks
+
+    def _new_flows(self) -> DayFlows:
+        """Today's flows, zero. The flows a stage writes in full over the blocks (rather than
+        adding to) start unset there: only the slots outside every block are zeroed."""
+        n = self.n
+        arrays = {}
+        for k in DayFlows.__dataclass_fields__:
+            if k in _WRITTEN_FLOWS:
+                a = np.empty(n)
+                for gap in self._gaps:
+                    a[gap] = 0.0
+            else:
+                a = np.zeros(n)
+            arrays[k] = a
+        return DayFlows(**arrays)
+
+    def _demand(self, rows: slice, T: float, fl: DayFlows, ad_clicks: np.ndarray) -> None:
+        """Commission and ad spend of the merchants in `rows` (a block), whose orders are
+        counted (`_orders`): the commission rulebook decides every merchant of the block;
+        charges are kept only where it is alive."""
+        s = self.s
+        alive = s["alive"][rows]
+        orders = fl.orders[rows]
+        ad_clicks = ad_clicks[rows]
         cm = self.books["commission"]
         size = orders.size
         for etype, event, times in (
@@ -548,10 +661,17 @@ class Model:
                     if name != "charge_fee":
                         continue
                     amount = args["amount"]
-                    ok = mask & _known(amount) & alive
                     kind_arg = args.get("kind", "fees")
                     one = _constant(kind_arg)
-                    if one is not None:  # a literal kind: no per-row text comparison
+                    if one is not None and amount.dtype == np.float64:
+                        # A literal kind: no per-row text comparison; one compiled pass.
+                        cat = _FEE_CATEGORY.get(str(one), "fees")
+                        per = np.broadcast_to(np.asarray(times, dtype=np.float64), size)
+                        kernels.charge(getattr(fl, cat)[rows], np.broadcast_to(mask, size),
+                                       amount, alive, per)
+                        continue
+                    ok = mask & _known(amount) & alive
+                    if one is not None:
                         cat = _FEE_CATEGORY.get(str(one), "fees")
                         getattr(fl, cat)[rows] += np.where(ok, amount * times, 0.0)
                         continue
@@ -564,123 +684,90 @@ class Model:
                             t = times[hit] if isinstance(times, np.ndarray) else times
                             getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
 
-    def _accounts(self, rows: slice, u: np.ndarray, fl: DayFlows,
-                  dead_before: np.ndarray) -> None:
-        """The day's accounts of the merchants in `rows` (a block): profit, cash, the run of
-        loss days, the burden average, exit, and cutting quality under a squeezed margin."""
-        s, sc, lo = self.s, self.sc, rows.start
+    def _accounts(self, u: np.ndarray, fl: DayFlows, dead_before: np.ndarray) -> None:
+        """The day's accounts of the merchants in the blocks, each on its own
+        (`kernels.accounts`): profit, cash, the run of loss days, the burden average, exit,
+        and cutting quality under a squeezed margin."""
+        s, sc = self.s, self.sc
         ad = sc.adaptation
-        dead = dead_before[rows]
-        alive = ~dead
-        burden = fl.commission[rows] + fl.ads[rows] + fl.fees[rows] + fl.refund[rows]
-        unit = s["unit_cost"][rows].astype(np.float64) + s["shipping"][rows]
-        profit = fl.revenue[rows] - fl.orders[rows] * unit - burden - s["fixed_cost"][rows]
-        profit[dead] = 0.0
-        s["cash"][rows] = s["cash"][rows] + profit  # stored in the state dtype
-        loss_days = s["loss_days"][rows]
-        s["loss_days"][rows] = np.where(alive, np.where(profit < 0, loss_days + 1, 0),
-                                        loss_days)
-        rev = fl.revenue[rows]
-        sold = rev > 0
-        burden_ema = s["burden_ema"][rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new_ema = (1.0 - BURDEN_MEMORY) * burden_ema + BURDEN_MEMORY * burden / rev
-        s["burden_ema"][rows] = np.where(sold & alive, new_ema, burden_ema)
-        s["last_revenue"][rows] = np.where(alive, rev, s["last_revenue"][rows])
-        exits = alive & ((s["loss_days"][rows] >= sc.exit.loss_days.value)
-                         | (s["cash"][rows] < 0))
-        gone = lo + np.flatnonzero(exits)
-        s["alive"][gone] = False
-        s["dl_rule"][gone], s["dl_due"][gone] = -1, np.inf
-        s["dl_event_time"][gone], s["dl_event_price"][gone] = np.nan, np.nan
-        stay = alive & ~exits
-        p = s["price"][rows]
-        margin = (p - s["unit_cost"][rows] - s["shipping"][rows]) / p - s["burden_ema"][rows]
-        s["margin"][rows] = np.where(stay, margin, s["margin"][rows])
-        squeezed = lo + np.flatnonzero(stay & (s["margin"][rows] < ad.margin_threshold.value)
-                                       & (s["quality"][rows] > ad.quality_floor.value)
-                                       & (u[U_ADAPT, rows] < ad.probability.value))
-        if squeezed.size:
-            q = np.maximum(ad.quality_floor.value,
-                           s["quality"][squeezed].astype(np.float64) - ad.quality_step.value)
-            s["quality"][squeezed] = q
-            s["unit_cost"][squeezed] = s["full_cost"][squeezed].astype(np.float64) * (
-                1.0 - ad.cost_share_of_quality.value * (1.0 - q))
-            s["margin"][squeezed] = self._margin(squeezed)
+        f = self.dtype.type
+        kernels.accounts(
+            self._starts, self._stops, dead_before, fl.commission, fl.ads, fl.fees, fl.refund,
+            fl.revenue, fl.orders, s["unit_cost"], s["shipping"], s["fixed_cost"], s["cash"],
+            s["loss_days"], s["burden_ema"], s["last_revenue"], s["alive"], s["dl_rule"],
+            s["dl_due"], s["dl_event_time"], s["dl_event_price"], s["price"], s["margin"],
+            s["quality"], s["full_cost"], u[U_ADAPT],
+            # Python numbers numpy combined with state arrays round in the state dtype.
+            f(1.0 - BURDEN_MEMORY), float(BURDEN_MEMORY), int(sc.exit.loss_days.value),
+            f(ad.margin_threshold.value), f(ad.quality_floor.value),
+            np.float32(ad.probability.value), float(ad.quality_floor.value),
+            float(ad.quality_step.value), float(ad.cost_share_of_quality.value))
 
-    def _position_weight(self, score: np.ndarray) -> np.ndarray:
-        """Each listing's position weight after ranking its group by score, best first; ties go
-        to the lower seller slot (as a stable sort of the slots gives).
+    def _position_weight(self, score: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """Each listing's position weight after ranking its group by score, best first, the
+        dead last (a score of -inf); ties go to the lower seller slot (as a stable sort of the
+        slots gives).
 
         In float64 mode (the reference's precision) this is a stable argsort per group. In
         float32 mode scores are compared at float32 precision and each listing gets one unique
         uint64 key (order-preserving float32 bits, then the slot), so any sort gives the order a
-        stable sort would. Groups whose keys did not change since yesterday keep yesterday's
-        weights; the others are sorted starting from yesterday's order, which is nearly sorted
-        already (a merge sort then only merges the few runs a day's changes make).
+        stable sort would (`kernels.rank_float32`). Groups whose keys did not change since
+        yesterday keep yesterday's weights; in the others only the listings whose key changed
+        are sorted, then merged into yesterday's order of the rest (still sorted).
         """
         slots = self.layout.slots
         if self.dtype == np.float64:
+            score = np.where(alive, score, -np.inf)
             order = np.argsort(-score.reshape(-1, slots), axis=1, kind="stable")
             weight = np.empty(order.shape)
             np.put_along_axis(weight, order, self.weights[None, :], axis=1)
             return weight.ravel()
-        # + 0.0 turns -0.0 into 0.0, which the float comparison treats as equal.
-        key = (-score.astype(np.float32) + np.float32(0.0)).view(np.uint32)
-        # Order-preserving bits: flip every bit of a negative float, only the sign bit of a
-        # positive one (key ^ 0xFFFFFFFF or key ^ 0x80000000), in place.
-        flip = key >> np.uint32(31)
-        flip *= np.uint32(0x7FFFFFFF)
-        flip |= np.uint32(0x80000000)
-        key ^= flip
-        key = key.reshape(-1, slots)
-        if self._prev_key is None:
-            rows = np.arange(key.shape[0])
-            weight = np.empty(key.shape)
-        else:
-            rows = np.flatnonzero((key != self._prev_key).any(axis=1))
-            weight = self._prev_weight.copy()
-        if rows.size:
-            slot = np.arange(slots, dtype=np.uint64)[None, :]
-            first = self._order is None
-            if self._order is None:
-                self._order = np.empty(key.shape, dtype=np.intp)
-            # A few groups at a time, so that a chunk's arrays stay in the CPU cache.
-            per = max(1, 4 * _BLOCK // max(1, slots))
-            for i in range(0, rows.size, per):
-                chunk = rows[i:i + per]
-                composite = (key[chunk].astype(np.uint64) << np.uint64(32)) | slot
-                if first:
-                    composite.sort(axis=1)
-                else:
-                    composite = np.take_along_axis(composite, self._order[chunk], axis=1)
-                    composite.sort(axis=1, kind="stable")
-                order = (composite & np.uint64(0xFFFFFFFF)).astype(np.intp)
-                self._order[chunk] = order
-                part = np.empty(order.shape)
-                np.put_along_axis(part, order, self.weights[None, :], axis=1)
-                weight[chunk] = part
-        self._prev_key, self._prev_weight = key, weight
-        return weight.ravel()
+        # Order-preserving bits of -score at float32 precision, -0.0 made 0.0 (which the float
+        # comparison treats as equal), then the slot: see `kernels.rank_float32`.
+        first = self._key is None
+        if first:
+            self._key = np.empty(self.n, dtype=np.float32)
+            self._prev_key = np.empty(self.n, dtype=np.float32)
+            self._order = np.empty(self.n, dtype=np.int64)
+            self._prev_weight = np.empty(self.n)
+        key, prev = self._key, self._prev_key
+        kernels.rank_float32(score, alive, slots, self.weights, key, prev, self._order,
+                             self._prev_weight, first)
+        self._key, self._prev_key = prev, key
+        return self._prev_weight
 
-    def exposure(self, T: float) -> np.ndarray:
+    def exposure(self, T: float, out: np.ndarray | None = None) -> np.ndarray:
         """Impressions of every listing today: ranking rulebook score, rank within the group,
         position weight x store scale over the group's impressions, plus an equal share of the
         group's channel impressions for listings the rulebook admits to a channel."""
         s, lay, n = self.s, self.layout, self.n
         alive = s["alive"]
         rk = self.books["ranking"]
-        score = np.full(n, -np.inf)  # padding slots never live
-        channel = np.zeros(n)
+        score, channel = self._scratch["score"], self._scratch["channel"]
         event = {"time": T, "listing_id": "L", "product_group": self.group_names,
                  "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
                  "promo_signup_price": s["promo"]}
         # Scores are per listing: decided block by block (see _BLOCK), the dead included
-        # (they are masked out at once); only the ranking itself needs the whole group.
+        # (the kernels rank them last and give them no exposure, whatever their score and
+        # channel); only the ranking itself needs the whole group. A listing none of whose
+        # fields the rules read changed since yesterday keeps yesterday's score and channel.
+        changed = self._rank_inputs.changed(s)
         for rows in self.blocks:
-            block_score = np.zeros(rows.stop - rows.start)
-            block_channel = np.zeros(rows.stop - rows.start)
-            dec = rk.decide("listing_updated", self._scope(rows, event), block_score.size)
+            sub: np.ndarray | slice = rows
+            if changed is not None:
+                idx = np.flatnonzero(changed[rows])
+                if not idx.size:
+                    continue
+                if idx.size * 4 < rows.stop - rows.start:  # few: decide only those
+                    sub = rows.start + idx
+            if isinstance(sub, slice):  # decided in place
+                block_score, block_channel = score[sub], channel[sub]
+                block_score.fill(0.0)
+                block_channel.fill(0.0)
+            else:
+                block_score, block_channel = np.zeros(sub.size), np.zeros(sub.size)
+            size = block_score.size
+            dec = rk.decide("listing_updated", self._scope(sub, event), size)
             for _rid, mask, effects in self._fired_effects(rk, dec):
                 for name, args in effects:
                     if name == "assign_ranking_score":
@@ -690,32 +777,16 @@ class Model:
                     else:
                         continue
                     np.copyto(target, v, where=mask & _known(v))
-            live = alive[rows]
-            score[rows] = np.where(live, block_score, -np.inf)
-            channel[rows] = np.where(live, block_channel, 0.0)
-        weight = self._position_weight(score)
-        # Exposure needs each group's totals: computed a few whole groups at a time, as
-        # (groups x slots) arrays, so that a chunk's arrays stay in the CPU cache.
-        slots = lay.slots
-        e = np.zeros(n)
-        per = max(1, _BLOCK * 4 // slots)
-        for g0 in range(0, n // slots, per):
-            g1 = min(n // slots, g0 + per)
-            sl = slice(g0 * slots, g1 * slots)
-            live = alive[sl].reshape(-1, slots)
-            w = np.where(live, weight[sl].reshape(-1, slots) * s["scale"][sl].reshape(-1, slots),
-                         0.0)
-            total = w.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                eg = self.impressions[g0:g1, None] * w / total[:, None]
-            ch = channel[sl].reshape(-1, slots)
-            if ch.any():
-                admitted = ch > 0
-                n_admitted = np.maximum(admitted.sum(axis=1), 1)
-                extra = ch * self.channel_share[g0:g1, None] / n_admitted[:, None]
-                eg = np.where(admitted, eg + extra, eg)
-            e[sl] = np.where(live, eg, 0.0).ravel()
-        return e
+            if not isinstance(sub, slice):
+                score[sub] = block_score
+                channel[sub] = block_channel
+        weight = self._position_weight(score, alive)
+        # Exposure needs each group's totals (summed as numpy sums a row): one compiled pass
+        # per group.
+        return kernels.group_exposure(weight, alive, s["scale"], channel, self.impressions,
+                                      self.channel_share, lay.slots,
+                                      self._scratch["group_weight"],
+                                      np.empty(n) if out is None else out)
 
 
     # -- refunds ----------------------------------------------------------------------------
@@ -730,14 +801,18 @@ class Model:
         if it had been left out.
         """
         s, rf = self.s, self.sc.refunds
-        orders = fl.orders[rows]
-        quality = s["quality"][rows].astype(np.float64)
-        rate = rf.claim_rate.value * (1.0 + rf.quality_complaint_elasticity.value
-                                      * (1.0 - quality))
-        claims = np.minimum(orders, np.floor(orders * rate + u[U_CLAIMS, rows]))
-        ur = u[U_REFUND, rows].astype(np.float64)
-        lacking = np.minimum(claims, np.floor(claims * rf.lacking_evidence_share.value + ur))
-        counts = {True: claims - lacking, False: lacking}
+        m = rows.stop - rows.start
+        ur, with_evidence, lacking = np.empty(m), np.empty(m), np.empty(m)
+        kernels.claim_counts(fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows],
+                             u[U_REFUND, rows], float(rf.claim_rate.value),
+                             float(rf.quality_complaint_elasticity.value),
+                             float(rf.lacking_evidence_share.value), ur, with_evidence, lacking)
+        counts = {True: with_evidence, False: lacking}
+
+        def floor_share(count: np.ndarray, share: float, k: int) -> np.ndarray:
+            """floor(count x share + offset(ur, k)) in one pass."""
+            return kernels.floor_share(count, float(share), ur, k * GOLDEN, np.empty(m))
+
         book = _Claims(self, rows, T)
         for c, valid in enumerate((True, False)):
             dec = book.decide("refund_requested", valid, "requested")
@@ -745,7 +820,7 @@ class Model:
             awaiting = book.route(dec, counts[valid], valid)
             if awaiting is None:
                 continue
-            inter = np.floor(awaiting * rf.intervention_share.value + offset(ur, 1 + c))
+            inter = floor_share(awaiting, rf.intervention_share.value, 1 + c)
             book.left[valid] = awaiting - inter
             book.intervene(inter, valid, "awaiting_merchant")
         # The merchant answers claims without evidence first (to reject them), then the rest.
@@ -756,11 +831,10 @@ class Model:
             if left is None:
                 unanswered[valid] = None
                 continue
-            answered = np.minimum(left, capacity)
-            capacity = capacity - answered
+            answered, unanswered[valid] = np.empty(m), np.empty(m)
+            kernels.answer(left, capacity, answered, unanswered[valid])
             dec = book.decide("merchant_responded", valid, "awaiting_merchant", decision)
             book.route(dec, answered, valid)
-            unanswered[valid] = left - answered
         for valid in (True, False):
             count = unanswered[valid]
             if count is not None:
@@ -768,8 +842,7 @@ class Model:
         for c, valid in enumerate((True, False)):
             rejected = book.rejected[valid]
             if rejected is not None:
-                esc = np.floor(rejected * rf.escalation_after_rejection.value
-                               + offset(ur, 3 + c))
+                esc = floor_share(rejected, rf.escalation_after_rejection.value, 3 + c)
                 book.intervene(esc, valid, "rejected")
         review = {"payer": "merchant", "with_return": rf.review_grants_with_return.value,
                   "recall_fee": 0.0}
@@ -778,18 +851,15 @@ class Model:
             granted = human if valid else None
             if auto is not None:
                 # floor(0 x share + offset) is 0: rows without automated reviews grant none.
-                extra = np.floor(auto * rf.automated_review_grant_share.value
-                                 + offset(ur, 5 + c))
+                extra = floor_share(auto, rf.automated_review_grant_share.value, 5 + c)
                 granted = extra if granted is None else granted + extra
             if granted is not None:
-                book.grant(book.cost(review) * granted, granted, valid)
-        fl.refund[rows] = book.burden
-        wrongful[rows] = book.wrongful
-        wrongful_burden[rows] = book.wrongful_burden
-        # Appeals against the refunds granted without evidence.
-        has = s["alive"][rows] & (book.wrongful > 0)
-        want[rows] = np.where(has, np.floor(book.wrongful * self.sc.appeals.propensity.value
-                                            + offset(ur, 7)), 0.0)
+                book.book_grants(book.cost(review), granted, valid)
+        # The day's burden, and appeals against the refunds granted without evidence.
+        kernels.close_refunds(book.burden, book.wrongful, book.wrongful_burden,
+                              s["alive"][rows], ur, 7 * GOLDEN,
+                              float(self.sc.appeals.propensity.value), fl.refund[rows],
+                              wrongful[rows], wrongful_burden[rows], want[rows])
 
     # -- appeals ----------------------------------------------------------------------------
     def _appeals(self, want: np.ndarray, wrongful: np.ndarray, wrongful_burden: np.ndarray,
@@ -820,19 +890,21 @@ class Model:
         per_day = sc.max_per_day.value
         book = self.books["appeal"]
         m = active.size
-        local = {k: s[k][active] for k in _APPEAL_COUNTERS}
+        local = {k: kernels.take(s[k], active, np.empty(m, dtype=s[k].dtype))
+                 for k in _APPEAL_COUNTERS}
         merchant: dict[str, Any] = {
             "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
             "auto_follow_enrolled": _Lazy(lambda: s["enrolled"][active]),
             **local,
         }
-        refund = fl.refund[active]
+        refund, recovered_each = np.empty(m), np.empty(m)
+        wants = np.empty(m, dtype=want.dtype)
+        kernels.appeal_gather(active, fl.refund, wrongful, wrongful_burden, want, refund,
+                              recovered_each, wants)
         attempted = np.zeros(m)
         won = np.zeros(m)
-        recovered_each = np.zeros(m)
-        ok = wrongful[active] > 0
-        recovered_each[ok] = wrongful_burden[active][ok] / wrongful[active][ok]
-        wants = want[active]
+        decided = np.empty(m, dtype=np.int64)
+        starts = np.empty(5, dtype=np.int64)
 
         def scope(rows: np.ndarray, event: dict[str, Any]) -> Scope:
             return {"event": _View(event, rows, m), "merchant": _View(merchant, rows, m),
@@ -850,8 +922,9 @@ class Model:
             if not rows.size:
                 break
             every = rows.size == m  # the first round: every appellant of the block
-            r = (au[a] if every else au[a, rows]).astype(np.float64)
-            human = offset(r, 1) < sc.human_review_request_share.value
+            r, human = np.empty(rows.size), np.empty(rows.size, dtype=bool)
+            kernels.appeal_draw(au[a], rows, every, GOLDEN,
+                                float(sc.human_review_request_share.value), r, human)
             dec = book.decide("appeal_filed", scope(rows, {
                 "time": T, "appeal_id": "A", "order_id": "O", "human_review_requested": human,
             }), rows.size)
@@ -872,38 +945,22 @@ class Model:
                             review_human |= mask
                     elif name == "refuse_appeal":
                         bump(local["appeals_refused_month"], rows, mask)
-            if every:
-                attempted += 1
-            else:
-                attempted[rows] += 1
-            success = np.where(review_human, sc.human_success.value, sc.automated_success.value)
-            upheld = accepted & (r < success)
-            failed = accepted & ~upheld
-            bump(local["appeals_failed_month"], rows, failed)
-            bump(local["appeals_failed_year"], rows, failed)
-            bump(won, rows, upheld)
-            if every:  # x - 0.0 is x: rows not upheld keep their refund exactly
-                refund -= np.where(upheld, recovered_each, 0.0)
-            else:
-                refund[rows[upheld]] -= recovered_each[rows][upheld]
-            dj = np.flatnonzero(accepted)
-            if not dj.size:
-                continue
+            kernels.appeal_outcomes(rows, r, accepted, review_human,
+                                    float(sc.human_success.value),
+                                    float(sc.automated_success.value), attempted,
+                                    local["appeals_failed_month"], local["appeals_failed_year"],
+                                    won, refund, recovered_each, decided, starts)
             # One decision per (outcome, reviewer): the event's text fields are then single
             # values, not a text column compared row by row.
-            for is_upheld in (True, False):
-                for is_human in (True, False):
-                    sel = dj[(upheld[dj] == is_upheld) & (review_human[dj] == is_human)]
-                    if sel.size:
-                        self._appeal_decided(
-                            book, rows[sel], scope, T, UPHELD if is_upheld else REJECTED,
-                            "human" if is_human else "automated", next_month, next_year,
-                            local["appeal_blocked_until"])
+            for g, (outcome, reviewer) in enumerate(_APPEAL_GROUPS):
+                if starts[g + 1] > starts[g]:
+                    self._appeal_decided(book, decided[starts[g]:starts[g + 1]], scope, T,
+                                         outcome, reviewer, next_month, next_year,
+                                         local["appeal_blocked_until"])
         for k, values in local.items():
-            s[k][active] = values
-        fl.refund[active] = refund
-        fl.appeals_attempted[active] += attempted
-        fl.appeals_won[active] += won
+            kernels.put(s[k], active, values)
+        kernels.appeal_scatter(active, refund, attempted, won, fl.refund, fl.appeals_attempted,
+                               fl.appeals_won)
 
     def _appeal_decided(self, book: Any, decided: np.ndarray,
                         scope: Callable[[np.ndarray, dict[str, Any]], Scope], T: float,
@@ -918,10 +975,16 @@ class Model:
             for name, args in effects:
                 if name != "block_appeals":
                     continue
+                j = decided[mask]
+                one = _constant(args.get("scope", ""))
+                if one is not None:  # a literal scope: no per-row text comparison
+                    until = (next_month if one == "month" else next_year if one == "year"
+                             else -np.inf)
+                    blocked[j] = np.maximum(blocked[j], until)
+                    continue
                 span = np.broadcast_to(args.get("scope", ""), mask.shape)
                 until = np.where(span == "month", next_month,
                                  np.where(span == "year", next_year, -np.inf))
-                j = decided[mask]
                 blocked[j] = np.maximum(blocked[j], until[mask])
 
     def _enter(self, idx: np.ndarray) -> None:
@@ -944,6 +1007,14 @@ class Model:
 #: The merchant fields appeals read and change.
 _APPEAL_COUNTERS = ("appeals_filed_month", "appeals_filed_year", "appeals_failed_month",
                     "appeals_failed_year", "appeals_refused_month", "appeal_blocked_until")
+
+#: Flows a stage writes whole over every block (`kernels.group_exposure`, `kernels.demand`,
+#: `kernels.close_refunds`) instead of adding to them: see `Model._new_flows`.
+_WRITTEN_FLOWS = frozenset({"exposure", "orders", "revenue", "below_cost_units", "refund"})
+
+#: The groups of decided appeals, in the order their `appeal_decided` events are decided.
+_APPEAL_GROUPS = ((UPHELD, "human"), (UPHELD, "automated"), (REJECTED, "human"),
+                  (REJECTED, "automated"))
 
 #: Merchants per block where a stage runs block by block (see the module docstring): a stage's
 #: few dozen float64 arrays of a block then fit in a CPU's last-level cache.
@@ -1160,6 +1231,11 @@ class _Claims:
             self.wrongful[at] += wrongful
             self.wrongful_burden[at] += per
 
+    def book_grants(self, cost: np.ndarray, count: np.ndarray, valid: bool) -> None:
+        """`grant(cost * count, count, valid)` over all m rows, in one compiled pass."""
+        kernels.book_grants(cost, np.ascontiguousarray(count, dtype=np.float64), self.burden,
+                            self.wrongful, self.wrongful_burden, valid)
+
     def _add(self, table: dict[bool, np.ndarray | None], valid: bool, count: np.ndarray,
              at: np.ndarray | None) -> None:
         acc = table[valid]
@@ -1210,9 +1286,13 @@ class _Claims:
         selects the arguments' rows (None: aligned with `at`)."""
         burden: np.ndarray | None = None
         grants = 0
+        n_grants = sum(1 for effect in effects if effect.name == "grant_refund")
         for effect in effects:
             name, args = effect.name, effect.args
             if name == "grant_refund":
+                if n_grants == 1 and at is None:  # the usual case: one compiled pass
+                    self.book_grants(self.cost(args), c, valid)
+                    continue
                 per = self.cost(args, hit, at) * c
                 burden = per if burden is None else burden + per
                 grants += 1

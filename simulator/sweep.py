@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simulator import outputs
+from simulator.memory import keep_freed_memory
 from simulator.projection import Projection
 
 INPROCESS = "inprocess"
@@ -133,6 +134,7 @@ def run_task(task: SweepTask) -> Projection:
     """Load the set and the scenario, apply the overrides, project. Runs on a worker."""
     from simulator.run import project
 
+    keep_freed_memory()  # a worker process runs projections only
     rulebook_set, scenario = load_inputs(task)
     return project(rulebook_set, scenario, task.days, task.replications, task.seed)
 
@@ -277,6 +279,7 @@ def _replications_part(task: SweepTask, indices: tuple[int, ...]) -> dict[str, n
     """The series of some replications of one run (a worker's share of a projection)."""
     from simulator.run import run_replications
 
+    keep_freed_memory()
     rulebook_set, scenario = load_inputs(task)
     return run_replications(rulebook_set, scenario, task.days, task.seed, indices)
 

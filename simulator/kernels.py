@@ -1,0 +1,608 @@
+"""Compiled kernels for the model's plain arithmetic (numba): no rule is decided here.
+
+`simulator.model` keeps every rule decision in the compiled rulebook
+(`rules.targets.vectorised`); these kernels fuse the arithmetic around the decisions into one
+pass per merchant instead of a few dozen numpy passes:
+  - ranking positions (`rank_float32`) and exposure (`group_exposure`);
+  - orders and revenue (`demand`) and fee bookings (`charge`);
+  - claim counts and rounding offsets (`claim_counts`, `floor_share`), the merchant's
+    answers (`answer`), granted claims (`book_grants`) and the day's refund totals and wanted
+    appeals (`close_refunds`);
+  - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
+    `appeal_scatter`, `take`, `put`);
+  - end-of-day accounts (`accounts`);
+  - cohort sums for the daily aggregates (`live_in_order`, `segment_take_sums`,
+    `segment_take_ratio_sums`), and `mark_changed` to tell which merchants' rule inputs moved.
+
+They must give the numbers numpy gave, bit for bit (`tests/simulator/test_kernels.py`, and
+the model's own tests), so they follow numpy's rules:
+  - state arrays are float32 or float64 (the model's dtype), each kernel is compiled for both;
+    a Python float that numpy would have combined with a float32 array (NEP 50: the array's
+    dtype wins) is passed already cast to the state dtype, so the arithmetic rounds alike;
+  - float32 values are widened to float64 exactly where numpy widened them;
+  - sums whose bits matter follow numpy's pairwise summation (`pairwise_sum`), and
+    ``reduceat``'s (a segment's first number plus the pairwise sum of the rest);
+  - no fastmath, and division by zero gives inf / NaN as in numpy (``error_model="numpy"``).
+
+Every kernel is cached on disk (``cache=True``): the first run on a machine compiles them
+(several seconds), later processes load them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+_OPTIONS = {"error_model": "numpy", "nogil": True}
+
+
+def _kernel(fn: Callable[..., Any]) -> Any:
+    """`fn` compiled by numba, cached on disk where numba finds a writable place (next to
+    this file, or the user's cache directory); compiled afresh in each process otherwise."""
+    try:
+        return njit(cache=True, **_OPTIONS)(fn)
+    except RuntimeError:  # no cache locator: nowhere to write
+        return njit(cache=False, **_OPTIONS)(fn)
+
+
+@_kernel
+def _block_sum(a, lo, n):  # pragma: no cover - compiled
+    """numpy's pairwise summation of up to 128 numbers: a plain loop under 8, else 8
+    accumulators combined pairwise, then the remainder."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_kernel
+def pairwise_sum(a, lo, n):  # pragma: no cover - compiled
+    """numpy's float64 `add.reduce` of the contiguous a[lo:lo + n], so the sum has the same
+    bits as ``a[lo:lo + n].sum()``: blocks of up to 128 numbers (`_block_sum`), longer runs
+    split in two halves (the first a multiple of 8) summed separately and added. The halving
+    runs on an explicit stack (a compiled function that calls itself does not cache)."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    # Frames (lo, n, combine?) evaluated in the recursion's order: left, right, left + right.
+    f_lo = np.empty(256, dtype=np.int64)
+    f_n = np.empty(256, dtype=np.int64)
+    f_add = np.empty(256, dtype=np.bool_)
+    vals = np.empty(256)
+    top = 0
+    v = 0
+    f_lo[0], f_n[0], f_add[0] = lo, n, False
+    top = 1
+    while top > 0:
+        top -= 1
+        fl, fn, add = f_lo[top], f_n[top], f_add[top]
+        if add:
+            v -= 1
+            vals[v - 1] = vals[v - 1] + vals[v]
+        elif fn <= 128:
+            vals[v] = _block_sum(a, fl, fn)
+            v += 1
+        else:
+            n2 = fn // 2
+            n2 -= n2 % 8
+            f_lo[top], f_n[top], f_add[top] = fl, fn, True
+            f_lo[top + 1], f_n[top + 1], f_add[top + 1] = fl + n2, fn - n2, False
+            f_lo[top + 2], f_n[top + 2], f_add[top + 2] = fl, n2, False
+            top += 3
+    return vals[0]
+
+
+@_kernel
+def _sort_by_high_bits(a, tmp, count):  # pragma: no cover - compiled
+    """Sort uint64 numbers whose low 32 bits increase along `a` (so that sorting by the high
+    32 bits, stably, sorts them): an LSD radix sort of 11-bit digits, skipping a digit every
+    number shares. `tmp` is as long as `a`, `count` has 2048 entries."""
+    n = a.shape[0]
+    mask = np.uint64(2047)
+    in_a = True  # where the numbers are now: `a`, or `tmp`
+    shift = 32
+    while shift < 64:
+        src = a if in_a else tmp
+        dst = tmp if in_a else a
+        bits = np.uint64(shift)
+        for d in range(2048):
+            count[d] = 0
+        for i in range(n):
+            count[(src[i] >> bits) & mask] += 1
+        every = False
+        for d in range(2048):
+            if count[d] == n:
+                every = True
+        if not every:  # else one digit for all: nothing to move
+            total = 0
+            for d in range(2048):
+                c = count[d]
+                count[d] = total
+                total += c
+            for i in range(n):
+                d = (src[i] >> bits) & mask
+                dst[count[d]] = src[i]
+                count[d] += 1
+            in_a = not in_a
+        shift += 11
+    if not in_a:
+        for i in range(n):
+            a[i] = tmp[i]
+
+
+@_kernel
+def rank_float32(score, alive, slots, weights, key, prev_key, order, weight,
+                 first):  # pragma: no cover - compiled
+    """Position weights of every listing after ranking each group (rows of `slots`) by
+    `score` best first (the dead's score is -inf), scores compared at float32 precision,
+    ties to the lower slot.
+
+    Each listing's key is the order-preserving bits of -float32(score) (-0.0 made 0.0),
+    stored in `key` (float32, read as uint32), then its slot: keys are unique, so the order
+    is the one a stable sort gives. On the `first` day every group is sorted. Afterwards a
+    group whose keys all equal `prev_key` keeps yesterday's `order` and `weight`; in the
+    others (updated in place) yesterday's order is still sorted by the keys that did not
+    change, so only the changed listings are sorted (`_sort_by_high_bits`) and merged in.
+    Returns how many groups were re-ranked."""
+    n = score.shape[0]
+    for i in range(n):
+        key[i] = -np.float32(score[i] if alive[i] else -np.inf) + np.float32(0.0)
+    bits = key.view(np.uint32)
+    for i in range(n):
+        b = bits[i]
+        if b >> np.uint32(31):
+            bits[i] = b ^ np.uint32(0xFFFFFFFF)
+        else:
+            bits[i] = b ^ np.uint32(0x80000000)
+    pbits = prev_key.view(np.uint32)
+    shift = np.uint64(32)
+    low = np.uint64(0xFFFFFFFF)
+    changed = np.empty(slots, dtype=np.uint64)
+    scratch = np.empty(slots, dtype=np.uint64)
+    count = np.empty(2048, dtype=np.int64)
+    merged = np.empty(slots, dtype=np.int64)
+    redone = 0
+    for g in range(n // slots):
+        lo = g * slots
+        k = 0
+        for s in range(slots):
+            if first or bits[lo + s] != pbits[lo + s]:
+                changed[k] = (np.uint64(bits[lo + s]) << shift) | np.uint64(s)
+                k += 1
+        if k == 0:
+            continue
+        moved = changed[:k]  # in slot order
+        _sort_by_high_bits(moved, scratch[:k], count)
+        if first:
+            for r in range(slots):
+                s = np.int64(moved[r] & low)
+                order[lo + r] = s
+                weight[lo + s] = weights[r]
+            redone += 1
+            continue
+        # Merge the listings whose key stayed (in yesterday's order, still sorted) with the
+        # sorted moved ones.
+        m = 0
+        j = 0
+        for r in range(slots):
+            s = order[lo + r]
+            if bits[lo + s] != pbits[lo + s]:
+                continue
+            c = (np.uint64(bits[lo + s]) << shift) | np.uint64(s)
+            while j < k and moved[j] < c:
+                merged[m] = np.int64(moved[j] & low)
+                m += 1
+                j += 1
+            merged[m] = s
+            m += 1
+        while j < k:
+            merged[m] = np.int64(moved[j] & low)
+            m += 1
+            j += 1
+        for r in range(slots):
+            order[lo + r] = merged[r]
+            weight[lo + merged[r]] = weights[r]
+        redone += 1
+    return redone
+
+
+@_kernel
+def group_exposure(weight, alive, scale, channel, impressions, channel_share, slots, w,
+                   out):  # pragma: no cover - compiled
+    """Impressions of every listing: position weight x store scale over its group's total
+    (summed as numpy sums a row), times the group's impressions, plus an equal share of the
+    group's channel impressions for admitted listings (`channel` > 0); zero for the dead,
+    whatever their channel. `w` is scratch space for one group (`slots` numbers).
+
+    Each pass reads few arrays (a loop that stores into one array while reading several
+    others can stall on addresses that alias in the CPU's store buffer)."""
+    groups = weight.shape[0] // slots
+    for g in range(groups):
+        lo = g * slots
+        admitted = 0
+        for i in range(lo, lo + slots):
+            if alive[i] and channel[i] > 0:
+                admitted += 1
+        for s in range(slots):
+            w[s] = weight[lo + s] * scale[lo + s] if alive[lo + s] else 0.0
+        total = pairwise_sum(w, 0, slots)
+        imp = impressions[g]
+        for s in range(slots):
+            out[lo + s] = imp * w[s] / total if alive[lo + s] else 0.0
+        if admitted == 0:
+            continue
+        share = channel_share[g]
+        for i in range(lo, lo + slots):
+            ch = channel[i]
+            if alive[i] and ch > 0:
+                out[i] = out[i] + ch * share / admitted
+    return out
+
+
+@_kernel
+def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposure, u_orders,
+           budget_share, cost_per_click, conversion, ctr, power, elasticity, conv_in,
+           ad_clicks, orders, revenue, below_cost):  # pragma: no cover - compiled
+    """Orders, revenue and units sold below cost of the merchants in the blocks
+    [starts[b], stops[b]), and their ad clicks (for the commission rulebook). `power` False:
+    conversion is `conversion x quality` (an elasticity of 1), else `conv_in` holds it."""
+    for b in range(starts.shape[0]):
+        for i in range(starts[b], stops[b]):
+            p = np.float64(price[i])
+            clicks = budget_share * np.float64(last_revenue[i]) / cost_per_click
+            ad_clicks[i] = clicks
+            conv = conv_in[i] if power else conversion * np.float64(quality[i])
+            if alive[i]:
+                lam = (exposure[i] * ctr + clicks) * conv
+                o = np.floor(lam + np.float64(u_orders[i]))
+            else:
+                o = 0.0
+            orders[i] = o
+            revenue[i] = o * p
+            below_cost[i] = o if p < unit_cost[i] else 0.0
+
+
+@_kernel
+def accounts(starts, stops, dead_before, commission, ads, fees, refund, revenue, orders,
+             unit_cost, shipping, fixed_cost, cash, loss_days, burden_ema, last_revenue,
+             alive, dl_rule, dl_due, dl_event_time, dl_event_price, price, margin, quality,
+             full_cost, u_adapt, keep, memory, loss_days_limit, margin_threshold,
+             quality_floor_s, adapt_probability, quality_floor, quality_step,
+             cost_share):  # pragma: no cover - compiled
+    """End of day for the merchants in the blocks [starts[b], stops[b]): profit into cash,
+    the run of loss days, the burden average, exit, the margin, and a quality cut under a
+    squeezed margin (as `Model._accounts` does in numpy).
+
+    `keep` (1 - memory), `margin_threshold`, `quality_floor_s` are in the state dtype;
+    `adapt_probability` is float32 (the draws' dtype); the rest float64."""
+    nan = np.nan
+    for b in range(starts.shape[0]):
+        for i in range(starts[b], stops[b]):
+            if dead_before[i]:
+                cash[i] = np.float64(cash[i]) + 0.0
+                continue
+            burden = commission[i] + ads[i] + fees[i] + refund[i]
+            uc = unit_cost[i]
+            sh = shipping[i]
+            unit = np.float64(uc) + np.float64(sh)
+            rev = revenue[i]
+            profit = rev - orders[i] * unit - burden - np.float64(fixed_cost[i])
+            cash[i] = np.float64(cash[i]) + profit
+            c = cash[i]  # as stored, in the state dtype
+            days = loss_days[i] + 1 if profit < 0 else 0
+            loss_days[i] = days
+            if rev > 0:
+                burden_ema[i] = np.float64(keep * burden_ema[i]) + memory * burden / rev
+            ema = burden_ema[i]
+            last_revenue[i] = rev
+            if days >= loss_days_limit or c < 0:
+                alive[i] = False
+                dl_rule[i] = -1
+                dl_due[i] = np.inf
+                dl_event_time[i] = nan
+                dl_event_price[i] = nan
+                continue
+            p = price[i]
+            m = (p - uc - sh) / p - ema
+            margin[i] = m
+            q0 = quality[i]
+            if m < margin_threshold and q0 > quality_floor_s and u_adapt[i] < adapt_probability:
+                q = max(quality_floor, np.float64(q0) - quality_step)
+                quality[i] = q
+                unit_cost[i] = np.float64(full_cost[i]) * (1.0 - cost_share * (1.0 - q))
+                margin[i] = (p - unit_cost[i] - sh) / p - ema
+
+
+@_kernel
+def claim_counts(orders, quality, u_claims, u_refund, claim_rate, elasticity, lacking_share,
+                 ur, valid, lacking):  # pragma: no cover - compiled
+    """A block's refund claims split by evidence: claims = min(orders, floor(orders x rate +
+    draw)) at a rate rising as quality falls, those lacking evidence = min(claims,
+    floor(claims x share + refund draw)); `ur` receives the refund draw widened to float64."""
+    for i in range(orders.shape[0]):
+        o = orders[i]
+        rate = claim_rate * (1.0 + elasticity * (1.0 - np.float64(quality[i])))
+        claims = min(o, np.floor(o * rate + np.float64(u_claims[i])))
+        r = np.float64(u_refund[i])
+        ur[i] = r
+        lack = min(claims, np.floor(claims * lacking_share + r))
+        lacking[i] = lack
+        valid[i] = claims - lack
+
+
+@_kernel
+def floor_share(count, share, u, shift, out):  # pragma: no cover - compiled
+    """floor(count x share + offset) per row, the offset being `population.offset` of the
+    draw `u` with shift = k x GOLDEN (u + shift, less its floor)."""
+    for i in range(count.shape[0]):
+        v = u[i] + shift
+        v -= np.floor(v)
+        out[i] = np.floor(count[i] * share + v)
+    return out
+
+
+@_kernel
+def _taken(x, y, ratio, i):  # pragma: no cover - compiled
+    """float64(x[i]), or float64(x[i] / y[i]) divided in the arrays' dtype."""
+    return np.float64(x[i] / y[i]) if ratio else np.float64(x[i])
+
+
+@_kernel
+def _pairwise_take(x, y, ratio, idx, lo, n, buf):  # pragma: no cover - compiled
+    """`pairwise_sum` of the values `_taken` at idx[lo:lo + n], as numpy sums the gathered
+    copy: the same halving, each block of up to 128 numbers gathered into `buf` first."""
+    f_lo = np.empty(256, dtype=np.int64)
+    f_n = np.empty(256, dtype=np.int64)
+    f_add = np.empty(256, dtype=np.bool_)
+    vals = np.empty(256)
+    f_lo[0], f_n[0], f_add[0] = lo, n, False
+    top = 1
+    v = 0
+    while top > 0:
+        top -= 1
+        fl, fn, add = f_lo[top], f_n[top], f_add[top]
+        if add:
+            v -= 1
+            vals[v - 1] = vals[v - 1] + vals[v]
+        elif fn <= 128:
+            for j in range(fn):
+                buf[j] = _taken(x, y, ratio, idx[fl + j])
+            vals[v] = _block_sum(buf, 0, fn)
+            v += 1
+        else:
+            n2 = fn // 2
+            n2 -= n2 % 8
+            f_lo[top], f_n[top], f_add[top] = fl, fn, True
+            f_lo[top + 1], f_n[top + 1], f_add[top + 1] = fl + n2, fn - n2, False
+            f_lo[top + 2], f_n[top + 2], f_add[top + 2] = fl, n2, False
+            top += 3
+    return vals[0]
+
+
+@_kernel
+def _segment_sums(x, y, ratio, idx, sizes, out):  # pragma: no cover - compiled
+    buf = np.empty(128)
+    lo = 0
+    for c in range(sizes.shape[0]):
+        n = sizes[c]
+        if n == 0:
+            out[c] = 0.0
+        elif n == 1:
+            out[c] = _taken(x, y, ratio, idx[lo])
+        else:
+            out[c] = _taken(x, y, ratio, idx[lo]) + _pairwise_take(x, y, ratio, idx, lo + 1,
+                                                                    n - 1, buf)
+        lo += n
+    return out
+
+
+@_kernel
+def segment_take_sums(x, idx, sizes, out):  # pragma: no cover - compiled
+    """Sums of float64(x[idx]) over consecutive segments of the given sizes, with the bits of
+    ``np.add.reduceat(x[idx].astype(float64), starts)`` (a segment's first number plus the
+    pairwise sum of the rest; an empty segment sums to 0)."""
+    return _segment_sums(x, x, False, idx, sizes, out)
+
+
+@_kernel
+def segment_take_ratio_sums(x, y, idx, sizes, out):  # pragma: no cover - compiled
+    """`segment_take_sums` of x / y (divided in the arrays' dtype, as numpy's ``x / y``)."""
+    return _segment_sums(x, y, True, idx, sizes, out)
+
+
+@_kernel
+def live_in_order(alive, order, sizes, out, counts):  # pragma: no cover - compiled
+    """The merchants of `order` (consecutive segments of the given sizes) that are alive,
+    in that order, into `out`; how many each segment has into `counts`. Returns the total."""
+    lo = 0
+    k = 0
+    for c in range(sizes.shape[0]):
+        count = 0
+        for j in range(lo, lo + sizes[c]):
+            i = order[j]
+            if alive[i]:
+                out[k] = i
+                k += 1
+                count += 1
+        counts[c] = count
+        lo += sizes[c]
+    return k
+
+
+@_kernel
+def appeal_gather(active, refund_all, wrongful, wrongful_burden, want, refund, recovered,
+                  wants):  # pragma: no cover - compiled
+    """The day's refund, the burden recovered per upheld appeal (the wrongful refunds'
+    burden over their number) and the appeals wanted of the merchants `active`."""
+    for j in range(active.shape[0]):
+        i = active[j]
+        refund[j] = refund_all[i]
+        w = wrongful[i]
+        recovered[j] = wrongful_burden[i] / w if w > 0 else 0.0
+        wants[j] = want[i]
+
+
+@_kernel
+def appeal_draw(u, rows, every, shift, share, r, human):  # pragma: no cover - compiled
+    """A round's draws of the appellants `rows` (all of them when `every`) as float64, and
+    whether each asks for a human review (the draw's offset, shifted by `shift`, under
+    `share`)."""
+    for j in range(rows.shape[0]):
+        x = np.float64(u[j]) if every else np.float64(u[rows[j]])
+        r[j] = x
+        v = x + shift
+        v -= np.floor(v)
+        human[j] = v < share
+
+
+@_kernel
+def appeal_outcomes(rows, r, accepted, review_human, human_success, automated_success,
+                    attempted, failed_month, failed_year, won, refund, recovered,
+                    decided, starts):  # pragma: no cover - compiled
+    """A round's outcomes: every appellant of `rows` attempted one appeal; an accepted one is
+    upheld when its draw is under the reviewer's success rate (the refund's burden share is
+    recovered), else it failed. `decided` receives the accepted appellants (their rows)
+    grouped by (upheld, human), (upheld, automated), (failed, human), (failed, automated),
+    each in row order, the groups starting at `starts[0..4]`."""
+    k = rows.shape[0]
+    counts = np.zeros(4, dtype=np.int64)
+    code = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        i = rows[j]
+        attempted[i] += 1.0
+        if not accepted[j]:
+            code[j] = -1
+            continue
+        success = human_success if review_human[j] else automated_success
+        if r[j] < success:
+            won[i] += 1.0
+            refund[i] -= recovered[i]
+            c = 0
+        else:
+            failed_month[i] += 1
+            failed_year[i] += 1
+            c = 2
+        if not review_human[j]:
+            c += 1
+        code[j] = c
+        counts[c] += 1
+    starts[0] = 0
+    for c in range(4):
+        starts[c + 1] = starts[c] + counts[c]
+    fill = starts[:4].copy()
+    for j in range(k):
+        c = code[j]
+        if c >= 0:
+            decided[fill[c]] = rows[j]
+            fill[c] += 1
+
+
+@_kernel
+def charge(out, mask, amount, alive, times):  # pragma: no cover - compiled
+    """out += amount x times where the rule fired (`mask`), the amount is known and the
+    merchant alive; other rows add 0.0 (as ``out += np.where(ok, amount * times, 0.0)``)."""
+    for i in range(out.shape[0]):
+        a = amount[i]
+        add = a * times[i] if mask[i] and alive[i] and not np.isnan(a) else 0.0
+        out[i] = out[i] + add
+
+
+@_kernel
+def answer(left, capacity, answered, unanswered):  # pragma: no cover - compiled
+    """The merchant answers as many of the `left` claims as its remaining `capacity` allows
+    (updated in place); the rest stay unanswered."""
+    for i in range(left.shape[0]):
+        a = min(left[i], capacity[i])
+        answered[i] = a
+        capacity[i] = capacity[i] - a
+        unanswered[i] = left[i] - a
+
+
+@_kernel
+def close_refunds(burden, wrongful, wrongful_burden, alive, u, shift, propensity, out_refund,
+                  out_wrongful, out_wrongful_burden, out_want):  # pragma: no cover - compiled
+    """A block's refund burden and wrongful refunds into the day's arrays, and the appeals
+    each live merchant with wrongful refunds wants: floor(wrongful x propensity + offset)."""
+    for i in range(burden.shape[0]):
+        out_refund[i] = burden[i]
+        w = wrongful[i]
+        out_wrongful[i] = w
+        out_wrongful_burden[i] = wrongful_burden[i]
+        if alive[i] and w > 0:
+            v = u[i] + shift
+            v -= np.floor(v)
+            out_want[i] = np.floor(w * propensity + v)
+        else:
+            out_want[i] = 0
+
+
+@_kernel
+def book_grants(cost, count, burden, wrongful, wrongful_burden, valid):  # pragma: no cover
+    """`count` granted claims per row at `cost` each: their burden (cost x count) is added to
+    `burden`, and, for claims without valid evidence, the claims to `wrongful` and their
+    burden to `wrongful_burden` (as `_Claims.grant` adds them)."""
+    for i in range(count.shape[0]):
+        per = cost[i] * count[i]
+        burden[i] += per
+        if not valid:
+            wrongful[i] += count[i]
+            wrongful_burden[i] += per
+
+
+@_kernel
+def mark_changed(current, previous, changed):  # pragma: no cover - compiled
+    """changed |= current != previous, bit for bit (arrays viewed as unsigned integers);
+    then previous = current."""
+    for i in range(current.shape[0]):
+        if current[i] != previous[i]:
+            changed[i] = True
+            previous[i] = current[i]
+
+
+@_kernel
+def take(source, idx, out):  # pragma: no cover - compiled
+    """out = source[idx]."""
+    for j in range(idx.shape[0]):
+        out[j] = source[idx[j]]
+    return out
+
+
+@_kernel
+def put(target, idx, values):  # pragma: no cover - compiled
+    """target[idx] = values."""
+    for j in range(idx.shape[0]):
+        target[idx[j]] = values[j]
+
+
+@_kernel
+def appeal_scatter(active, refund, attempted, won, day_refund, day_attempted,
+                   day_won):  # pragma: no cover - compiled
+    """The appellants' refunds (after recoveries) and appeals into the day's flows."""
+    for j in range(active.shape[0]):
+        i = active[j]
+        day_refund[i] = refund[j]
+        day_attempted[i] = day_attempted[i] + attempted[j]
+        day_won[i] = day_won[i] + won[j]
