@@ -28,6 +28,11 @@ does not change a bit):
   - a decision that no per-merchant field decides (`Decisions.uniform`: say, every claim of a
     class goes to the merchant first) is booked over all rows at once, and a refund event
     whose rules never read the evidence is decided once for both evidence classes;
+  - a claim decision or due deadline whose rules read only the claim's literal fields (its
+    kind, status, the merchant's answer: `_CLAIM_LITERALS`) is decided once per block size
+    and reused by every block and every day (`Model._claim_constants`), instead of being
+    decided again over each block; the literal arguments of effects are broadcast once per
+    row count (`rules.targets.vectorised`);
   - claim bookings are a count times a cost per claim, so merchants with no claims of a kind
     are booked zero in whole-column arithmetic rather than gathered out and scattered back;
   - the stages that decide nothing (ranking positions and exposure, orders, end-of-day
@@ -308,6 +313,9 @@ class Model:
                          "score": np.full(n, -np.inf), "channel": np.zeros(n),
                          "group_weight": np.zeros(lay.slots)}
         self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
+        # Claim decisions and due deadlines that read only a claim scope's literal fields
+        # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
+        self._claim_constants: dict[tuple[Any, ...], Any] = {}
         # The slots outside every block (padding only): 0 to the first block, between blocks,
         # after the last.
         bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
@@ -1065,6 +1073,17 @@ def _cancels(book: VectorisedRulebook, rule_id: str, event_type: str) -> bool:
     return rule.deadline is not None and event_type in rule.deadline.unless
 
 
+#: The fields of a claim's scope (`_Claims.scope`) that are one literal for every row: the
+#: event's and the order's text, flags and identifiers, which `_Claims.decide` keys by. Every
+#: other field (amounts, costs, the event's time, merchant and listing fields) may vary.
+_CLAIM_LITERALS = frozenset({
+    "event.order_id", "event.kind", "event.evidence_valid", "event.decision",
+    "event.requested_by", "order.listing_id", "order.quantity", "order.shipped",
+    "order.refund_kind", "order.evidence_valid", "order.refund_status", "order.intervened",
+    "order.merchant_decision",
+})
+_EVIDENCE = frozenset({"order.evidence_valid", "event.evidence_valid"})
+
 _GRANT_ARGS = (("payer", "merchant"), ("with_return", False), ("recall_fee", 0.0))
 
 
@@ -1151,18 +1170,31 @@ class _Claims:
                rows: np.ndarray | None = None, intervened: bool = False) -> Any:
         """The rulebook's decisions on the claim event. Over all m rows, a decision is made
         once for both evidence classes when the rules for the event never read the evidence
-        (`VectorisedRulebook.reads`): the scopes then differ in nothing the rules can see."""
-        key: tuple[Any, ...] | None = None
+        (`VectorisedRulebook.reads`): the scopes then differ in nothing the rules can see.
+        When they read nothing but the claim's literal fields (`_CLAIM_LITERALS`), it is made
+        once per block size for the whole run (`Model._claim_constants`)."""
+        reads = self.book.reads(event_type)
+        sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
+        key = (event_type, valid if sees_evidence else None, status, decision, intervened)
+        if reads <= _CLAIM_LITERALS:
+            # Every row of every block is decided alike (`uniform`), and the effects'
+            # arguments are single values: one decision over m rows serves any block of m
+            # rows, any day, and any subset of rows (`route` reads it at `rows`).
+            constants = self.model._claim_constants
+            found = constants.get((*key, self.m))
+            if found is None:
+                found = constants[(*key, self.m)] = self.book.decide(
+                    event_type, self.scope(event_type, valid, status, decision, None,
+                                           intervened), self.m)
+            if found.uniform is not None or rows is None:
+                return found
         if rows is None:
-            reads = self.book.reads(event_type)
-            sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
-            key = (event_type, valid if sees_evidence else None, status, decision, intervened)
             found = self._decisions.get(key)
             if found is not None:
                 return found
         scope = self.scope(event_type, valid, status, decision, rows, intervened)
         dec = self.book.decide(event_type, scope, self.m if rows is None else rows.size)
-        if key is not None:
+        if rows is None:
             self._decisions[key] = dec
         return dec
 
@@ -1257,7 +1289,10 @@ class _Claims:
             if dec.uniform is not None:
                 if dec.uniform != position:
                     continue
-                hit, at = None, rows
+                # A decision over all m rows routed at `rows` (see `decide`): its arguments'
+                # rows are the block's.
+                hit = rows if rows is not None and dec.n == self.m else None
+                at = rows
                 c = count if rows is None else count[rows]
             elif rows is None:
                 # Rows another rule decided book zero claims here: whole-column arithmetic is
@@ -1346,11 +1381,26 @@ class _Claims:
             if pos < 0:
                 continue
             rid = book.rule_ids[pos]
-            if book.rulebook.rule(rid).deadline is None:
+            deadline = book.rulebook.rule(rid).deadline
+            if deadline is None:
                 continue
-            scope = self.scope("refund_requested", valid, "awaiting_merchant")
-            when = book.deadline_when(rid, scope, self.m)
-            effects = book.deadline_effects(rid, scope, self.m)
+            reads = set(deadline.when.names) if deadline.when is not None else set()
+            for call in deadline.then:
+                for expr in call.expressions.values():
+                    reads |= expr.names
+            if reads <= _CLAIM_LITERALS:  # alike for every block of m rows and every day
+                key = ("deadline", rid, valid if reads & _EVIDENCE else None, self.m)
+                found = self.model._claim_constants.get(key)
+                if found is None:
+                    scope = self.scope("refund_requested", valid, "awaiting_merchant")
+                    found = self.model._claim_constants[key] = (
+                        book.deadline_when(rid, scope, self.m),
+                        book.deadline_effects(rid, scope, self.m))
+                when, effects = found
+            else:
+                scope = self.scope("refund_requested", valid, "awaiting_merchant")
+                when = book.deadline_when(rid, scope, self.m)
+                effects = book.deadline_effects(rid, scope, self.m)
             if dec.uniform is None:
                 when = when & (dec.rule == pos)
             self._book(effects, None, None, count if when.all() else count * when, valid,

@@ -88,14 +88,28 @@ class _CompiledEffect:
         self.expressions: dict[str, VectorEvaluator] = {
             name: compile_numpy(expr.node, shared) for name, expr in call.expressions.items()
         }
+        # The literals broadcast to n rows (read-only views), by n: a decision repeated over
+        # blocks of one size broadcasts them once, not once per call.
+        self._literal_rows: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+
+    def _literals_over(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        found = self._literal_rows.get(n)
+        if found is None:
+            found = ({name: broadcast_rows(literal, n)
+                      for name, (literal, _) in self._literals.items()},
+                     {name: broadcast_rows(is_known, n)
+                      for name, (_, is_known) in self._literals.items()})
+            if len(self._literal_rows) >= 16:
+                self._literal_rows.clear()
+            self._literal_rows[n] = found
+        return found
 
     def evaluate(self, columns: Columns) -> VectorEffect:
         n = columns.n
-        args: dict[str, np.ndarray] = {}
-        known: dict[str, np.ndarray] = {}
-        for name, (literal, is_known) in self._literals.items():
-            args[name] = broadcast_rows(literal, n)
-            known[name] = broadcast_rows(is_known, n)
+        literal_args, literal_known = self._literals_over(n)
+        # Fresh dicts (callers may add to them); the arrays are shared, read-only views.
+        args: dict[str, np.ndarray] = dict(literal_args)
+        known: dict[str, np.ndarray] = dict(literal_known)
         for name, evaluator in self.expressions.items():
             # Converted before broadcasting: an argument no per-row field decides stays one
             # value (a stride-0 view) instead of a converted copy per row.

@@ -184,3 +184,31 @@ def test_block_size_does_not_change_a_single_bit(lowprice, monkeypatch, dtype) -
         for name in x.__dataclass_fields__:
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
     assert sum(float(f.appeals_attempted.sum()) for f in fa) > 0
+
+
+@pytest.mark.parametrize("book", ["lowprice", "reformed"])
+def test_shared_claim_decisions_change_no_bit(book, request, monkeypatch) -> None:
+    """Claim decisions and due deadlines that read only a claim's literal fields are made
+    once per block size and reused by every block and day: a model that decides them again
+    over every block must give the same state and flows, bit for bit."""
+    import simulator.model as model_module
+
+    rulebook_set = request.getfixturevalue(book)
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+                                          "exit.entry_probability": 0.1})
+    seeds = [replication_seed(6, 0), replication_seed(6, 1)]
+    runs = []
+    for shared in (True, False):
+        if not shared:
+            monkeypatch.setattr(model_module, "_CLAIM_LITERALS", frozenset())
+        model = Model(rulebook_set, sc, seeds, dtype=np.float64)
+        flows = [model.step(day) for day in range(40)]
+        runs.append((model, flows))
+    (a, fa), (b, fb) = runs
+    assert len(b._claim_constants) < len(a._claim_constants)  # fewer shared: nothing read
+    for name in a.s:
+        np.testing.assert_array_equal(a.s[name], b.s[name], err_msg=name)
+    for x, y in zip(fa, fb, strict=True):
+        for name in x.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
+    assert sum(float(f.refund.sum()) for f in fa) > 0
