@@ -18,13 +18,21 @@ State = dict[str, Any]
 @lru_cache(maxsize=65536)
 def _period_starts(quarter: int, zone: str) -> tuple[str, str, float, float]:
     """Month key, year key, and epoch starts of the next month and year for a quarter hour."""
-    tz = ZoneInfo(zone)
-    t = dt.datetime.fromtimestamp(quarter * 900, tz)
-    next_month = (t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                  + dt.timedelta(days=32)).replace(day=1)
-    next_year = t.replace(year=t.year + 1, month=1, day=1, hour=0, minute=0, second=0,
-                          microsecond=0)
-    return f"{t.year:04d}-{t.month:02d}", f"{t.year:04d}", next_month.timestamp(), \
+    t = dt.datetime.fromtimestamp(quarter * 900, ZoneInfo(zone))
+    return _month_periods(t.year, t.month, t.fold, zone)
+
+
+@lru_cache(maxsize=4096)
+def _month_periods(year: int, month: int, fold: int, zone: str) \
+        -> tuple[str, str, float, float]:
+    """`_period_starts` of the quarter hours of a month (in `zone`'s local time): all that
+    depends on the quarter is its local year and month (and `fold`, which the start of the month
+    keeps, as `replace` would), so the rest is worked out once per month rather than once per
+    quarter hour (a stream spans a few months and thousands of quarter hours)."""
+    start = dt.datetime(year, month, 1, tzinfo=ZoneInfo(zone), fold=fold)
+    next_month = (start + dt.timedelta(days=32)).replace(day=1)
+    next_year = start.replace(year=year + 1, month=1)
+    return f"{year:04d}-{month:02d}", f"{year:04d}", next_month.timestamp(), \
         next_year.timestamp()
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
+from rules.effects import round6
 from service.api.rulebook.v1 import decisions_pb2, evaluation_service_pb2, events_pb2
 from service.decision import Decision
 from service.events import Event, EventError, FieldViolation, compile_acceptor, parse_event
@@ -229,28 +230,21 @@ class _DecisionWriter:
     """Encodes decisions in protobuf wire format, field by field in field-number order.
 
     Pieces that repeat across decisions are cached: the fields a rule's decisions share, and
-    Struct keys, effect names and burden shares (bounded sets: names from the rulebooks and the
-    effect vocabulary). Struct values follow `Struct.update` after `_plain`: None, bool, str,
-    numbers (as doubles), dicts, lists and tuples; anything else as its text.
+    Struct keys, effect names, burden shares and Struct entries of short words (bounded sets:
+    names from the rulebooks and the effect vocabulary). Struct values follow `Struct.update`
+    after `_plain`: None, bool, str, numbers (as doubles), dicts, lists and tuples; anything
+    else as its text.
     """
 
     _LIMIT = 4096
 
     def __init__(self) -> None:
-        self._shared: dict[tuple[Any, ...], bytes] = {}
-        self._texts: dict[tuple[bytes, str], bytes] = {}
+        self._shared: dict[tuple[Any, ...], tuple[bytes, bytes, bytes]] = {}
         self._shares: dict[tuple[str, str], bytes] = {}
         self._struct_keys: dict[str, bytes] = {}
         self._float_entries: dict[str, bytes] = {}
-
-    def _text(self, key: bytes, text: str) -> bytes:
-        """A string field whose values come from a small set (names), cached."""
-        found = self._texts.get((key, text))
-        if found is None:
-            if len(self._texts) > self._LIMIT:
-                self._texts.clear()
-            found = self._texts[(key, text)] = _string_field(key, text)
-        return found
+        self._effect_names: dict[str, bytes] = {}
+        self._text_entries: dict[tuple[str, str], bytes] = {}
 
     def decision(self, d: Decision) -> bytes:
         shared_key = (d.event_type, d.set_id, d.rulebook, d.revision, d.rule, d.trigger,
@@ -259,13 +253,20 @@ class _DecisionWriter:
         if shared is None:
             if len(self._shared) > self._LIMIT:
                 self._shared.clear()
+            rest = (_string_field(b"\x32", d.set_id or "")
+                    + _string_field(b"\x3a", d.rulebook or "")
+                    + _string_field(b"\x42", d.revision or "")
+                    + _string_field(b"\x4a", d.rule or "")
+                    + _string_field(b"\x52", d.trigger) + _string_field(b"\x5a", d.outcome))
+            # The last: fields 6 to 11 followed by the empty burden split of a decision without
+            # effects (field 12 is then absent, 13 comes next).
             shared = self._shared[shared_key] = (
-                _string_field(b"\x1a", d.event_type),
-                _string_field(b"\x32", d.set_id or "") + _string_field(b"\x3a", d.rulebook or "")
-                + _string_field(b"\x42", d.revision or "") + _string_field(b"\x4a", d.rule or "")
-                + _string_field(b"\x52", d.trigger) + _string_field(b"\x5a", d.outcome))
+                _string_field(b"\x1a", d.event_type), rest, rest + b"\x6a\x00")
         # Fields 1 to 5 (ids and time) as key, length, UTF-8; field 3 is cached with the rest.
-        event_type, rest = shared
+        event_type, rest, rest_no_effects = shared
+        effects = d.effects
+        if not effects:
+            rest = rest_no_effects
         did, eid = d.decision_id.encode(), d.event_id.encode()
         mid, etime = d.merchant_id.encode(), d.event_time.encode()
         if did and eid and mid and etime and len(eid) < 16384 and len(mid) < 16384 \
@@ -278,7 +279,6 @@ class _DecisionWriter:
                      _message_field(b"\x12", eid) if eid else b"", event_type,
                      _message_field(b"\x22", mid) if mid else b"",
                      _message_field(b"\x2a", etime) if etime else b"", rest]
-        effects = d.effects
         if effects:
             # The decision's burden split (`Decision.burden`): each party's shares summed in
             # order from 0.0, then rounded, the same floats.
@@ -297,14 +297,19 @@ class _DecisionWriter:
                         buyer += b["amount"]
                     else:
                         raise KeyError(party)
-            merchant, platform, buyer = round(merchant, 6), round(platform, 6), round(buyer, 6)
+            # A party with no share sums to 0.0, which rounds to itself: no call for it.
+            if merchant:
+                merchant = round6(merchant)
+            if platform:
+                platform = round6(platform)
+            if buyer:
+                buyer = round6(buyer)
             split = b"".join(
                 [b"\x09" + _pack_double(merchant) if merchant else b"",
                  b"\x11" + _pack_double(platform) if platform else b"",
                  b"\x19" + _pack_double(buyer) if buyer else b""])
             parts += (b"\x6a", _VARINTS[len(split)], split)
-        else:
-            parts.append(b"\x6a\x00")  # an empty split is still sent, as every decision has one
+        # else: `rest` ended with the empty split, still sent, as every decision has one
         if d.explanation:
             parts.append(_message_field(b"\x72", self._struct(d.explanation)))
         deadline = d.deadline
@@ -320,8 +325,12 @@ class _DecisionWriter:
     def _effect(self, e: Any) -> bytes:
         args = self._struct(e.args)
         amounts = self._struct(e.amounts)
-        parts = [self._text(b"\x0a", e.effect),
-                 b"\x12", _varint(len(args)), args, b"\x1a", _varint(len(amounts)), amounts]
+        name = self._effect_names.get(e.effect)
+        if name is None:
+            if len(self._effect_names) > self._LIMIT:
+                self._effect_names.clear()
+            name = self._effect_names[e.effect] = _string_field(b"\x0a", e.effect)
+        parts = [name, b"\x12", _varint(len(args)), args, b"\x1a", _varint(len(amounts)), amounts]
         for b in e.burden:
             parts.append(self._share(b["party"], b["category"], b["amount"]))
         if e.skipped:
@@ -367,11 +376,19 @@ class _DecisionWriter:
         parts: list[bytes] = []
         keys = self._struct_keys
         floats = self._float_entries
+        texts = self._text_entries
         for k, v in data.items():
             if v.__class__ is float:  # the common case: a Value of 9 bytes, a number
                 prefix = floats.get(k)
                 parts += (prefix if prefix is not None else self._float_entry(k),
                           _pack_double(v))
+                continue
+            if v.__class__ is str and k.__class__ is str:
+                # Words from a small set (kinds, reasons, deciders): the whole entry, cached.
+                entry = texts.get((k, v))
+                if entry is None:
+                    entry = self._text_entry(k, v)
+                parts.append(entry)
                 continue
             head = keys.get(k) if k.__class__ is str else None
             if head is None:
@@ -382,6 +399,18 @@ class _DecisionWriter:
             n = len(entry)
             parts += (b"\x0a", _VARINTS[n] if n < 16384 else _encode_varint(n), entry)
         return b"".join(parts)
+
+    def _text_entry(self, key: str, value: str) -> bytes:
+        """The whole map entry of a string value, as the general path below writes it; cached
+        when short (long texts are rarely repeated words)."""
+        encoded = self._value(value)
+        entry = self._struct_key(key) + _varint(len(encoded)) + encoded
+        entry = b"\x0a" + _varint(len(entry)) + entry
+        if len(value) <= 64:
+            if len(self._text_entries) > self._LIMIT:
+                self._text_entries.clear()
+            self._text_entries[(key, value)] = entry
+        return entry
 
     def _value(self, v: Any) -> bytes:
         cls = v.__class__
@@ -470,9 +499,13 @@ def _varint(n: int) -> bytes:
 _INDEX_KEY, _DUPLICATE_TRUE = b"\x08", b"\x30\x01"
 
 
+#: The index field (key and varint) of every index below 16,384, written once.
+_INDEX_HEADS = [_INDEX_KEY + v if n else b"" for n, v in enumerate(_VARINTS)]
+
+
 def result_wire(index: int, body: bytes, duplicate: bool) -> bytes:
     """A whole serialised `EventResult`: the index, then the stored body, then the flag."""
-    head = _INDEX_KEY + _varint(index) if index else b""
+    head = _INDEX_HEADS[index] if index < 16384 else _INDEX_KEY + _encode_varint(index)
     return head + body + _DUPLICATE_TRUE if duplicate else head + body
 
 
@@ -492,9 +525,8 @@ _EVALUATE_RESULTS, _STREAM_RESULTS = b"\x0a", b"\x12"
 def _results_wire(key: bytes, results: Iterable[bytes]) -> list[bytes]:
     parts: list[bytes] = []
     for r in results:
-        parts.append(key)
-        parts.append(_varint(len(r)))
-        parts.append(r)
+        n = len(r)
+        parts += (key, _VARINTS[n] if n < 16384 else _encode_varint(n), r)
     return parts
 
 

@@ -32,17 +32,27 @@ from zoneinfo import ZoneInfo
 
 import durable_rules_engine
 from durable import engine as durable_engine
+from pydantic import BaseModel
 
-from rules.effects import EFFECTS
+from rules.effects import EFFECTS, round6
 from rules.rulebook import CompiledExpr, EffectCallIR, Rulebook, RulebookSet, RuleIR
 from rules.targets.durable import NO_RULE, Hoisted, Ruleset, compile_ruleset, deadline_type
 from rules.vocabulary import CORRELATION_KEYS
 from service.apply import accrue, apply_effect, roll_periods
 from service.decision import Decision, EffectOutcome, decision_id
+from service.events import EVENT_CLASSES
 from service.facts import CREATES, FACTS
 from service.state import SQLiteStateStore, StateStore
 
 WATERMARK_KEY = "watermark"
+
+#: The typed events (pydantic models) and the getter of a model's `__dict__`, which holds its
+#: field values. An attribute of a pydantic model is read through the class's `__getattr__` hook,
+#: several times slower than a dict look-up, and the engine reads a few per event: it reads the
+#: typed events' fields from their `__dict__` instead (the same values), and any other object's
+#: by attribute.
+_TYPED_EVENTS = frozenset(EVENT_CLASSES.values())
+_model_dict = BaseModel.__dict__["__dict__"].__get__
 _CORRELATIONS = tuple(CORRELATION_KEYS.items())
 
 
@@ -249,7 +259,9 @@ class Engine:
                 value = space.get(name)
                 if value is None:
                     continue
-                if value.__class__ is float and not (1e-4 <= abs(value) < 1e16):
+                # 1e-4 <= abs(value) < 1e16, without calling abs (NaN fails both, as it did)
+                if value.__class__ is float and not (1e-4 <= value < 1e16
+                                                     or -1e16 < value <= -1e-4):
                     value = _wire_float(value)
                 if sub is None:
                     sub = msg[ns] = {}
@@ -259,7 +271,7 @@ class Engine:
             for h in hoisted:
                 v = h.evaluate(scope)
                 if v is not None:
-                    if v.__class__ is float and not (1e-4 <= abs(v) < 1e16):
+                    if v.__class__ is float and not (1e-4 <= v < 1e16 or -1e16 < v <= -1e-4):
                         v = _wire_float(v)
                     derived[h.name] = v
             if derived:
@@ -309,9 +321,9 @@ class Engine:
             self.store.drop_deadline(deadline_id)
         return d
 
-    def _cancel_for(self, ev: Any, payload: dict[str, Any]) -> list[str]:
+    def _cancel_for(self, merchant_id: str, event_type: str, time: float,
+                    payload: dict[str, Any]) -> list[str]:
         cancelled: list[str] = []
-        merchant_id = ev.merchant_id
         if merchant_id not in self._merchants_waiting:
             return cancelled
         by_key = self._by_key
@@ -326,7 +338,7 @@ class Engine:
         for ids in found:
             for did in sorted(ids):
                 d = self._pending[did]
-                if ev.type in d["unless"] and ev.time < d["due"]:
+                if event_type in d["unless"] and time < d["due"]:
                     self._disarm(did)
                     cancelled.append(did)
         return cancelled
@@ -373,12 +385,13 @@ class Engine:
             return None
         rule, _ = rs.rule_by_name[fired]
         assert rule.deadline is not None
+        due = self._iso(d["due"])  # the decision's time, and its explanation's deadline_due
         decision = Decision(
             decision_id=decision_id(rs.rulebook.revision, d["event_id"], rule.id, "deadline"),
             event_id=d["event_id"],
             event_type=d["event_type"],
             merchant_id=d["merchant_id"],
-            event_time=self._iso(d["due"]),
+            event_time=due,
             set_id=self.set.id,
             rulebook=rs.rulebook.id,
             revision=rs.rulebook.revision,
@@ -388,7 +401,7 @@ class Engine:
         )
         if rule.deadline.when is not None:
             decision.explanation = self._explain(rule.deadline.when, scope, rs.rulebook)
-        decision.explanation["deadline_due"] = self._iso(d["due"])
+        decision.explanation["deadline_due"] = due
         self._effects(decision, rule.deadline.then, scope, d["due"], merchant, listing, order)
         return decision
 
@@ -419,13 +432,24 @@ class Engine:
         return out
 
     def process_one(self, ev: Any) -> list[Decision]:
-        time, event_type, merchant_id = ev.time, ev.type, ev.merchant_id
+        if type(ev) in _TYPED_EVENTS:
+            fields = _model_dict(ev)
+            payload = dict(_model_dict(fields["payload"]))
+        else:
+            fields = {"time": ev.time, "type": ev.type, "merchant_id": ev.merchant_id,
+                      "event_id": ev.event_id, "event_time": ev.event_time}
+            payload = dict(ev.payload.__dict__)
+        time, event_type, merchant_id = fields["time"], fields["type"], fields["merchant_id"]
         heap = self._heap
-        decisions: list[Decision] = self.advance_to(time) \
-            if (heap and heap[0][0] <= time) or time > self.watermark else []
-        payload = dict(ev.payload.__dict__)
-        cancelled = self._cancel_for(ev, payload) if merchant_id in self._merchants_waiting \
-            else []
+        if heap and heap[0][0] <= time:
+            decisions: list[Decision] = self.advance_to(time)
+        else:
+            decisions = []
+            if time > self.watermark:  # what `advance_to` does when no deadline is due
+                self.watermark = time
+                self.store.set_meta(WATERMARK_KEY, repr(time))
+        cancelled = self._cancel_for(merchant_id, event_type, time, payload) \
+            if merchant_id in self._merchants_waiting else []
         store = self.store
         merchant = store.merchant(merchant_id)
         touched = roll_periods(merchant, time, self.zone)
@@ -453,23 +477,26 @@ class Engine:
             if fired is None:
                 continue
             rule, _ = rs.rule_by_name[fired]
-            decisions.append(self._decide(rs.rulebook, rule, ev, scope, merchant, listing,
+            decisions.append(self._decide(rs.rulebook, rule, fields, scope, merchant, listing,
                                           order, cancelled))
             cancelled = []
             applied = True
         if not applied:
+            event_id, rulebook_set = fields["event_id"], self.set
             decisions.append(Decision(
-                decision_id=decision_id(self.set.revision, ev.event_id, None, "event"),
-                event_id=ev.event_id,
-                event_type=ev.type,
-                merchant_id=ev.merchant_id,
-                event_time=ev.event_time,
-                set_id=self.set.id,
+                decision_id=decision_id(rulebook_set.revision, event_id, None, "event"),
+                event_id=event_id,
+                event_type=event_type,
+                merchant_id=merchant_id,
+                event_time=fields["event_time"],
+                set_id=rulebook_set.id,
                 rulebook=None,
-                revision=self.set.revision,
+                revision=rulebook_set.revision,
                 rule=None,
                 trigger="event",
                 outcome="no_rule_applied",
+                effects=[],  # given, not made by the default factories: a call less each
+                explanation={},
                 cancelled_deadlines=cancelled,
             ))
         return decisions
@@ -490,21 +517,26 @@ class Engine:
             explanation={"error": f"durable_rules refused the message: {message}"},
         )
 
-    def _decide(self, rulebook: Rulebook, rule: RuleIR, ev: Any, scope: dict[str, Any],
-                merchant: dict[str, Any], listing: dict[str, Any] | None,
+    def _decide(self, rulebook: Rulebook, rule: RuleIR, fields: dict[str, Any],
+                scope: dict[str, Any], merchant: dict[str, Any], listing: dict[str, Any] | None,
                 order: dict[str, Any] | None, cancelled: list[str]) -> Decision:
+        """The decision of `rule` on the event whose fields (`event_id`, `type`, `merchant_id`,
+        `event_time`, `time`) are `fields`; its deadline is armed and its effects carried out."""
+        event_id, time, merchant_id = fields["event_id"], fields["time"], fields["merchant_id"]
+        event_type = fields["type"]
         decision = Decision(
-            decision_id=decision_id(rulebook.revision, ev.event_id, rule.id, "event"),
-            event_id=ev.event_id,
-            event_type=ev.type,
-            merchant_id=ev.merchant_id,
-            event_time=ev.event_time,
+            decision_id=decision_id(rulebook.revision, event_id, rule.id, "event"),
+            event_id=event_id,
+            event_type=event_type,
+            merchant_id=merchant_id,
+            event_time=fields["event_time"],
             set_id=self.set.id,
             rulebook=rulebook.id,
             revision=rulebook.revision,
             rule=rule.id,
             trigger="event",
             outcome="applied",
+            effects=[],
             explanation=self._explain(rule.when, scope, rulebook),
             cancelled_deadlines=cancelled,
         )
@@ -512,21 +544,21 @@ class Engine:
             dl = rule.deadline
             after = dl.after.evaluate(scope)
             if after is not None:
-                due = ev.time + float(after)
+                due = time + float(after)
                 key_value = "" if dl.key == "merchant" else scope["event"].get(f"{dl.key}_id")
                 if key_value is not None:
                     # JSON keeps the parts apart whatever characters the ids contain.
-                    did = json.dumps([rulebook.family, rule.id, ev.merchant_id, key_value])
+                    did = json.dumps([rulebook.family, rule.id, merchant_id, key_value])
                     event_ns = {k: v for k, v in scope["event"].items() if v is not None}
                     self._arm({
                         "id": did, "family": rulebook.family, "rule": rule.id,
-                        "merchant_id": ev.merchant_id, "key": dl.key, "key_value": key_value,
-                        "due": due, "unless": list(dl.unless), "event_id": ev.event_id,
-                        "event_type": ev.type, "event": event_ns,
+                        "merchant_id": merchant_id, "key": dl.key, "key_value": key_value,
+                        "due": due, "unless": list(dl.unless), "event_id": event_id,
+                        "event_type": event_type, "event": event_ns,
                     })
                     decision.deadline = {"id": did, "due": self._iso(due),
                                          "unless": list(dl.unless), "key": dl.key}
-        self._effects(decision, rule.then, scope, ev.time, merchant, listing, order)
+        self._effects(decision, rule.then, scope, time, merchant, listing, order)
         return decision
 
     def _effects(self, decision: Decision, calls: Sequence[EffectCallIR], scope: dict[str, Any],
@@ -548,28 +580,30 @@ class Engine:
         store = self.store
         outcomes = decision.effects
         for name, args, burdens, amounts, required in evaluated:
-            missing = [n for n in required if args.get(n) is None]
-            if missing:
-                outcomes.append(EffectOutcome(
-                    name, _round_args(args), amounts, [],
-                    skipped=f"unknown value for {', '.join(missing)}"))
-                continue
-            skipped, touched = apply_effect(name, args, amounts, time, self.zone, merchant,
-                                            listing, order)
+            skipped = None
+            for n in required:
+                if args.get(n) is None:
+                    missing = [m for m in required if args.get(m) is None]
+                    skipped = f"unknown value for {', '.join(missing)}"
+                    break
+            else:
+                skipped, touched = apply_effect(name, args, amounts, time, self.zone, merchant,
+                                                listing, order)
             if skipped:
                 outcomes.append(EffectOutcome(name, _round_args(args), amounts, [],
                                               skipped=skipped))
                 continue
+            shares = []
             if burdens:
                 for b in burdens:
                     accrue(merchant, b.party, b.category, b.amount)
+                    shares.append(b.to_dict())
                 touched.add("merchant")
             for kind in touched:
                 obj = merchant if kind == "merchant" else listing if kind == "listing" else order
                 if obj is not None:
                     store.touch(kind, obj)
-            outcomes.append(EffectOutcome(name, _round_args(args), amounts,
-                                          [b.to_dict() for b in burdens] if burdens else []))
+            outcomes.append(EffectOutcome(name, _round_args(args), amounts, shares))
 
     def _call_plan(self, call: EffectCallIR) -> _CallPlan:
         """An effect call's literal arguments, argument evaluators, burden function and required
@@ -656,4 +690,11 @@ def _wire_float(value: float) -> float | int:
 
 
 def _round_args(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in args.items()}
+    """The arguments with every float rounded to 6 places (`round6`: the same as `round(v, 6)`,
+    cached, as the same few hundred amounts recur)."""
+    out = {}
+    for k, v in args.items():
+        if isinstance(v, float):
+            v = round6(v)
+        out[k] = v
+    return out

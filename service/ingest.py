@@ -184,15 +184,15 @@ class Ingestor:
         duplicates: list[Event] = []
         fresh: list[tuple[EventOutcome, Event, Any]] = []
         seen_in_batch: dict[str, EventOutcome] = {}
-        ids = [it.event_id for it in items if not isinstance(it, Rejected)]
+        # Every item's id, read once; an invalid item's is looked up too, and never consulted.
+        ids = [it.event_id for it in items]
         stored = self._journalled(ids)
         # The messages as a list: indexing a protobuf repeated field wraps a message each time.
         messages: Sequence[Any] = list(received) if received is not None else [None] * len(items)
-        for index, item in enumerate(items):
+        for index, (item, event_id) in enumerate(zip(items, ids, strict=True)):
             if isinstance(item, Rejected):
-                outcomes.append(EventOutcome(index, item.event_id, errors=list(item.errors)))
+                outcomes.append(EventOutcome(index, event_id, errors=list(item.errors)))
                 continue
-            event_id = item.event_id
             out = EventOutcome(index, event_id)
             outcomes.append(out)
             earlier = seen_in_batch.get(event_id)

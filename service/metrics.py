@@ -18,9 +18,11 @@ Two kinds of figures:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -85,6 +87,10 @@ FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 def _one_of(value: str | None, allowed: Sequence[str], fallback: str) -> str:
     return value if value in allowed else fallback
+
+
+#: What decisions are counted by first: rulebook, trigger and outcome.
+_RAW_KEY = operator.attrgetter("rulebook", "trigger", "outcome")
 
 
 def _family_of(rulebook: str | None) -> str:
@@ -265,11 +271,11 @@ class ServiceMetrics:
                 found = children[key] = metric.labels(*labels)
             return found
 
+        burden_series: dict[tuple[str, str, str], Any] = {}
         # Counted by rulebook, trigger and outcome; the family label is read once per key.
-        raw_counts: dict[tuple[str | None, str, str], int] = {}
+        decisions = decisions if isinstance(decisions, list) else list(decisions)
+        raw_counts = collections.Counter(map(_RAW_KEY, decisions))  # counted in C
         for d in decisions:
-            raw = (d.rulebook, d.trigger, d.outcome)
-            raw_counts[raw] = raw_counts.get(raw, 0) + 1
             if not d.effects:
                 continue
             cohort = cohorts.get(d.merchant_id)
@@ -280,11 +286,20 @@ class ServiceMetrics:
                 if eff.skipped:
                     continue
                 for b in eff.burden:
-                    counter = (self.merchant_burden if b["party"] == "merchant"
-                               else self.platform_burden if b["party"] == "platform" else None)
-                    if counter is not None and b["amount"] > 0:
-                        child(counter, *who, _one_of(b["category"], CATEGORIES, "other")) \
-                            .inc(b["amount"])
+                    party = b["party"]
+                    if party != "merchant" and party != "platform":
+                        continue
+                    amount = b["amount"]
+                    if amount > 0:
+                        # The child series by party, cohort and category, looked up once.
+                        key = (party, cohort, b["category"])
+                        series = burden_series.get(key)
+                        if series is None:
+                            counter = (self.merchant_burden if party == "merchant"
+                                       else self.platform_burden)
+                            series = burden_series[key] = child(
+                                counter, *who, _one_of(b["category"], CATEGORIES, "other"))
+                        series.inc(amount)
                 name = eff.effect
                 if name == "set_price":
                     child(self.forced_price_changes, *who).inc()
