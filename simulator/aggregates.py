@@ -4,8 +4,11 @@ Shared by the vectorised model and the plain reference, so the oracle test compa
 state and flows, not two ways of computing a Gini. Percentiles, the median margin and the exposure
 Gini are read on a fixed sample of merchants per cohort (every merchant when a cohort has no more
 than the scenario's ``percentile_sample``): exact on small populations, and O(sample) per day on
-a million merchants instead of a sort of the whole population. Cohort sums are compiled
-(`simulator.kernels`), with the bits of the numpy gather and ``np.add.reduceat`` they replace.
+a million merchants instead of a sort of the whole population. Cohort sums, the exposure
+concentration sums and the live counts are compiled (`simulator.kernels`) and fused, several
+quantities per pass, with the bits of the numpy gathers, ``np.add.reduceat``, row sums and
+counts they replace (`tests/simulator/test_kernels.py` checks each against its numpy
+expression, `tests/simulator/test_aggregates.py` the whole day against the numpy version).
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.kernels import live_in_order, segment_take_ratio_sums, segment_take_sums
+from simulator.kernels import (
+    cohort_live_sums,
+    cohort_pair_sums,
+    live_counts,
+    live_in_order,
+    row_sums_squares,
+)
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
 
@@ -46,8 +55,8 @@ class Samples:
     population: np.ndarray
     #: Merchants of each cohort that exist (the denominator of a cohort's share alive).
     sizes: np.ndarray
-    #: The existing merchants ordered by cohort (slot order within one): cohort sums are one
-    #: gather and one `np.add.reduceat`.
+    #: The existing merchants ordered by cohort (slot order within one): a cohort sum has the
+    #: bits of a gather in this order and `np.add.reduceat`.
     order: np.ndarray
 
     @classmethod
@@ -65,15 +74,28 @@ class Samples:
         return cls(by_cohort, spread(existing, size * len(TIERS)),
                    counts.astype(np.float64), order)
 
-    def cohort_sums(self, x: np.ndarray) -> np.ndarray:
-        """Sum of x over each cohort's merchants, as float64, in slot order."""
-        return take_sums(x, self.order, self.sizes)
+
+def _group_sums(exposure: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's exposure and sum of squared exposures (groups are equal contiguous rows):
+    ``x.sum(axis=1)`` and ``np.square(x).sum(axis=1)`` of the rows, bit for bit, in one
+    compiled pass without the squared copy (numpy's expressions for arrays it does not take)."""
+    if (exposure.dtype == np.float64 and exposure.ndim == 1 and exposure.flags.c_contiguous
+            and n_groups > 0 and exposure.size % n_groups == 0):
+        sums, squares = np.empty(n_groups), np.empty(n_groups)
+        row_sums_squares(exposure, n_groups, sums, squares)
+        return sums, squares
+    rows = exposure.astype(np.float64, copy=False).reshape(n_groups, -1)
+    return rows.sum(axis=1), np.square(rows).sum(axis=1)
 
 
-def take_sums(x: np.ndarray, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """`segment_sums(x[idx].astype(np.float64), sizes)` in one compiled pass, same bits."""
-    return segment_take_sums(x, idx, np.asarray(sizes, dtype=np.int64),
-                             np.empty(len(sizes)))
+def _live_counts(alive: np.ndarray, enrolled: np.ndarray, price: np.ndarray,
+                 unit_cost: np.ndarray) -> tuple[int, int]:
+    """Live merchants enrolled in auto-follow, and live ones priced under their unit cost."""
+    if price.dtype == unit_cost.dtype and alive.dtype == enrolled.dtype == np.bool_:
+        a, b = live_counts(alive, enrolled, price, unit_cost)
+        return int(a), int(b)
+    return (int(np.count_nonzero(enrolled & alive)),
+            int(np.count_nonzero(alive & (price < unit_cost))))
 
 
 def segment_sums(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -124,72 +146,66 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
 
     Cohort figures are sums over each cohort's (live) merchants in cohort order, slot order
-    within a cohort: one gather and one segmented sum per quantity. `group` is the
-    product group of each merchant; groups are contiguous blocks of equal size.
+    within a cohort, each with the bits of a gather and ``np.add.reduceat``; whole-population
+    figures are numpy sums. The cohort sums are compiled and fused (`simulator.kernels`): the
+    live merchants' seven sums in one walk of their index, summing each stretch of up to 128
+    merchants for every quantity while their rows are in cache, instead of one gather and sum
+    per quantity. `group` is the product group of each merchant; groups are contiguous blocks
+    of equal size.
     """
     alive = state["alive"]
     k = len(TIERS)
+    price, quality, margin = state["price"], state["quality"], state["margin"]
     # The live merchants in cohort order, and how many each cohort has.
     sizes = samples.sizes.astype(np.int64)
     live_order = np.empty(samples.order.size, dtype=samples.order.dtype)
     n_c = np.empty(k, dtype=np.int64)
     live_order = live_order[:live_in_order(alive, samples.order, sizes, live_order, n_c)]
-
-    def by(x: np.ndarray) -> np.ndarray:
-        """Sum over each cohort's live merchants."""
-        return take_sums(x, live_order, n_c)
-
-    def flow(x: np.ndarray) -> np.ndarray:
-        """Sum over each cohort's merchants, live or not."""
-        return samples.cohort_sums(x)
-
-    def total(x: np.ndarray) -> float:
-        return float(np.sum(x, dtype=np.float64))
-
-    price, quality, margin = state["price"], state["quality"], state["margin"]
+    # Sums over each cohort's live merchants of six quantities and of price / price0, in one
+    # walk of live_order; appeals over all its merchants, in one walk of the order.
+    live_sums = cohort_live_sums(flows.revenue, flows.refund, flows.exposure, quality, price,
+                                 margin, state["price0"], live_order, n_c, np.empty((7, k)))
+    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won, samples.order,
+                                 sizes, np.empty((2, k)))
+    revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel = live_sums
+    attempted, won = flow_sums
     n_alive = int(n_c.sum())
-    revenue_c = by(flows.revenue)
-    refund_c = by(flows.refund)
-    exposure_c = by(flows.exposure)
-    quality_c = by(quality)
-    commission, ads, fees = total(flows.commission), total(flows.ads), total(flows.fees)
-    gmv = total(flows.revenue)
+    commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = (
+        float(np.sum(x, dtype=np.float64)) for x in (
+            flows.commission, flows.ads, flows.fees, flows.revenue, flows.refund,
+            flows.below_cost_units, flows.orders, flows.prompts, flows.forced_follows))
     out["share_alive"][r, t] = n_alive / max(1, int(samples.sizes.sum()))
     out["gmv"][r, t] = gmv
     out["take_rate"][r, t] = _ratio(commission + ads + fees, gmv)
-    out["refund_burden_ratio"][r, t] = _ratio(total(flows.refund), gmv)
+    out["refund_burden_ratio"][r, t] = _ratio(refund, gmv)
     out["fee_burden_ratio"][r, t] = _ratio(commission + fees, gmv)
     out["ad_burden_ratio"][r, t] = _ratio(ads, gmv)
-    out["below_cost_sales_share"][r, t] = _ratio(total(flows.below_cost_units),
-                                                 total(flows.orders))
+    out["below_cost_sales_share"][r, t] = _ratio(below_cost, orders)
     # Groups are contiguous blocks of slots (simulator.population): sums by group are row sums.
-    exposure = flows.exposure.astype(np.float64, copy=False).reshape(n_groups, -1)
-    by_group = exposure.sum(axis=1)
+    by_group, squares = _group_sums(flows.exposure, n_groups)
     exposure_total = float(by_group.sum())
     if exposure_total > 0:
-        squares = np.square(exposure).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             hhi_g = np.where(by_group > 0, squares / by_group ** 2, 0.0)
         out["exposure_hhi"][r, t] = float((hhi_g * by_group).sum() / exposure_total)
     else:
         out["exposure_hhi"][r, t] = float("nan")
-    out["auto_follow_share"][r, t] = _ratio(int(np.count_nonzero(state["enrolled"] & alive)),
-                                            n_alive)
-    out["prompts_per_merchant"][r, t] = _ratio(total(flows.prompts), n_alive)
-    out["forced_follows_per_merchant"][r, t] = _ratio(total(flows.forced_follows), n_alive)
-    out["below_cost_listing_share"][r, t] = _ratio(
-        int(np.count_nonzero(alive & (price < state["unit_cost"]))), n_alive)
+    enrolled_alive, below_cost_listings = _live_counts(alive, state["enrolled"], price,
+                                                       state["unit_cost"])
+    out["auto_follow_share"][r, t] = _ratio(enrolled_alive, n_alive)
+    out["prompts_per_merchant"][r, t] = _ratio(prompts, n_alive)
+    out["forced_follows_per_merchant"][r, t] = _ratio(forced, n_alive)
+    out["below_cost_listing_share"][r, t] = _ratio(below_cost_listings, n_alive)
     sum_q = float(quality_c.sum())
     out["quality_mean_population"][r, t] = sum_q / n_alive if n_alive else np.nan
     # Live merchants' prices relative to their starting prices (1 = unchanged).
-    price_rel = segment_take_ratio_sums(price, state["price0"], live_order, n_c, np.empty(k))
     out["price_index"][r, t] = _ratio(float(price_rel.sum()), n_alive)
     with np.errstate(invalid="ignore", divide="ignore"):
         alive_c = np.where(n_c > 0, n_c, np.nan)
         out["share_alive_by_cohort"][r, t, :] = n_c / np.where(samples.sizes > 0, samples.sizes,
                                                                np.nan)
-        out["price_mean"][r, t, :] = by(price) / alive_c
-        out["margin_mean"][r, t, :] = by(margin) / alive_c
+        out["price_mean"][r, t, :] = price_c / alive_c
+        out["margin_mean"][r, t, :] = margin_c / alive_c
         out["quality_mean"][r, t, :] = quality_c / alive_c
         out["refund_burden_ratio_by_cohort"][r, t, :] = np.where(
             (n_c > 0) & (revenue_c > 0), refund_c / revenue_c, np.nan)
@@ -197,8 +213,6 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
         quality_share = quality_c / sum_q if sum_q > 0 else np.nan
         out["exposure_per_quality_by_cohort"][r, t, :] = np.where(
             n_c > 0, exposure_share / quality_share, np.nan)
-        attempted = flow(flows.appeals_attempted)
-        won = flow(flows.appeals_won)
         out["appeal_success_by_cohort"][r, t, :] = np.where(attempted > 0, won / attempted,
                                                             np.nan)
     for c in range(k):

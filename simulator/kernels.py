@@ -11,8 +11,9 @@ pass per merchant instead of a few dozen numpy passes:
   - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
-  - cohort sums for the daily aggregates (`live_in_order`, `segment_take_sums`,
-    `segment_take_ratio_sums`), and `mark_changed` to tell which merchants' rule inputs moved.
+  - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`,
+    `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`) and counts
+    (`live_counts`), and `mark_changed` to tell which merchants' rule inputs moved.
 
 They must give the numbers numpy gave, bit for bit (`tests/simulator/test_kernels.py`, and
 the model's own tests), so they follow numpy's rules:
@@ -20,8 +21,9 @@ the model's own tests), so they follow numpy's rules:
     a Python float that numpy would have combined with a float32 array (NEP 50: the array's
     dtype wins) is passed already cast to the state dtype, so the arithmetic rounds alike;
   - float32 values are widened to float64 exactly where numpy widened them;
-  - sums whose bits matter follow numpy's pairwise summation (`pairwise_sum`), and
-    ``reduceat``'s (a segment's first number plus the pairwise sum of the rest);
+  - sums whose bits matter follow numpy's pairwise summation (`pairwise_sum`, and its plan
+    of leaves and additions, `_pairwise_plan`), and ``reduceat``'s (a segment's first number
+    plus the pairwise sum of the rest);
   - no fastmath, and division by zero gives inf / NaN as in numpy (``error_model="numpy"``).
 
 Every kernel is cached on disk (``cache=True``): the first run on a machine compiles them
@@ -48,6 +50,12 @@ def _kernel(fn: Callable[..., Any]) -> Any:
         return njit(cache=False, **_OPTIONS)(fn)
 
 
+#: Unsigned offsets for the summation loops' positions: an unsigned position stays unsigned
+#: (a signed constant would turn it into a float under numpy's promotion rules).
+_U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+_U5, _U6, _U7 = np.uint64(5), np.uint64(6), np.uint64(7)
+
+
 @_kernel
 def _block_sum(a, lo, n):  # pragma: no cover - compiled
     """numpy's pairwise summation of up to 128 numbers: a plain loop under 8, else 8
@@ -62,15 +70,17 @@ def _block_sum(a, lo, n):  # pragma: no cover - compiled
     i = 8
     end = n - n % 8
     while i < end:
-        j = lo + i
+        # Unsigned positions: numba does not test them for negative indices counted from the
+        # end, which halves the loop's time (indices here are never negative).
+        j = np.uint64(lo + i)
         r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
+        r1 += a[j + _U1]
+        r2 += a[j + _U2]
+        r3 += a[j + _U3]
+        r4 += a[j + _U4]
+        r5 += a[j + _U5]
+        r6 += a[j + _U6]
+        r7 += a[j + _U7]
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
@@ -365,75 +375,6 @@ def floor_share(count, share, u, shift, out):  # pragma: no cover - compiled
 
 
 @_kernel
-def _taken(x, y, ratio, i):  # pragma: no cover - compiled
-    """float64(x[i]), or float64(x[i] / y[i]) divided in the arrays' dtype."""
-    return np.float64(x[i] / y[i]) if ratio else np.float64(x[i])
-
-
-@_kernel
-def _pairwise_take(x, y, ratio, idx, lo, n, buf):  # pragma: no cover - compiled
-    """`pairwise_sum` of the values `_taken` at idx[lo:lo + n], as numpy sums the gathered
-    copy: the same halving, each block of up to 128 numbers gathered into `buf` first."""
-    f_lo = np.empty(256, dtype=np.int64)
-    f_n = np.empty(256, dtype=np.int64)
-    f_add = np.empty(256, dtype=np.bool_)
-    vals = np.empty(256)
-    f_lo[0], f_n[0], f_add[0] = lo, n, False
-    top = 1
-    v = 0
-    while top > 0:
-        top -= 1
-        fl, fn, add = f_lo[top], f_n[top], f_add[top]
-        if add:
-            v -= 1
-            vals[v - 1] = vals[v - 1] + vals[v]
-        elif fn <= 128:
-            for j in range(fn):
-                buf[j] = _taken(x, y, ratio, idx[fl + j])
-            vals[v] = _block_sum(buf, 0, fn)
-            v += 1
-        else:
-            n2 = fn // 2
-            n2 -= n2 % 8
-            f_lo[top], f_n[top], f_add[top] = fl, fn, True
-            f_lo[top + 1], f_n[top + 1], f_add[top + 1] = fl + n2, fn - n2, False
-            f_lo[top + 2], f_n[top + 2], f_add[top + 2] = fl, n2, False
-            top += 3
-    return vals[0]
-
-
-@_kernel
-def _segment_sums(x, y, ratio, idx, sizes, out):  # pragma: no cover - compiled
-    buf = np.empty(128)
-    lo = 0
-    for c in range(sizes.shape[0]):
-        n = sizes[c]
-        if n == 0:
-            out[c] = 0.0
-        elif n == 1:
-            out[c] = _taken(x, y, ratio, idx[lo])
-        else:
-            out[c] = _taken(x, y, ratio, idx[lo]) + _pairwise_take(x, y, ratio, idx, lo + 1,
-                                                                    n - 1, buf)
-        lo += n
-    return out
-
-
-@_kernel
-def segment_take_sums(x, idx, sizes, out):  # pragma: no cover - compiled
-    """Sums of float64(x[idx]) over consecutive segments of the given sizes, with the bits of
-    ``np.add.reduceat(x[idx].astype(float64), starts)`` (a segment's first number plus the
-    pairwise sum of the rest; an empty segment sums to 0)."""
-    return _segment_sums(x, x, False, idx, sizes, out)
-
-
-@_kernel
-def segment_take_ratio_sums(x, y, idx, sizes, out):  # pragma: no cover - compiled
-    """`segment_take_sums` of x / y (divided in the arrays' dtype, as numpy's ``x / y``)."""
-    return _segment_sums(x, y, True, idx, sizes, out)
-
-
-@_kernel
 def live_in_order(alive, order, sizes, out, counts):  # pragma: no cover - compiled
     """The merchants of `order` (consecutive segments of the given sizes) that are alive,
     in that order, into `out`; how many each segment has into `counts`. Returns the total."""
@@ -443,13 +384,345 @@ def live_in_order(alive, order, sizes, out, counts):  # pragma: no cover - compi
         count = 0
         for j in range(lo, lo + sizes[c]):
             i = order[j]
-            if alive[i]:
+            if alive[np.uint64(i)]:  # unsigned: no test for a negative index
                 out[k] = i
                 k += 1
                 count += 1
         counts[c] = count
         lo += sizes[c]
     return k
+
+
+@_kernel
+def _pairwise_plan(n, leaf_lo, leaf_n, combines):  # pragma: no cover - compiled
+    """The leaves of numpy's pairwise summation of n numbers (`pairwise_sum`'s halving), left
+    to right: leaf j is [leaf_lo[j], leaf_lo[j] + leaf_n[j]) (one `_block_sum` each), after
+    which `combines[j]` pending additions pop the two top values of a stack and push
+    (lower + upper), as the recursion adds its halves. Returns the number of leaves (at most
+    n // 64 + 1: a run over 128 splits into halves of at least 64)."""
+    f_lo = np.empty(256, dtype=np.int64)
+    f_n = np.empty(256, dtype=np.int64)
+    f_add = np.empty(256, dtype=np.bool_)
+    f_lo[0], f_n[0], f_add[0] = 0, n, False
+    top = 1
+    leaves = 0
+    while top > 0:
+        top -= 1
+        fl, fn, add = f_lo[top], f_n[top], f_add[top]
+        if add:
+            combines[leaves - 1] += 1
+        elif fn <= 128:
+            leaf_lo[leaves] = fl
+            leaf_n[leaves] = fn
+            combines[leaves] = 0
+            leaves += 1
+        else:
+            n2 = fn // 2
+            n2 -= n2 % 8
+            f_lo[top], f_n[top], f_add[top] = fl, fn, True
+            f_lo[top + 1], f_n[top + 1], f_add[top + 1] = fl + n2, fn - n2, False
+            f_lo[top + 2], f_n[top + 2], f_add[top + 2] = fl, n2, False
+            top += 3
+    return leaves
+
+
+@_kernel
+def _block_take_sum(x, idx, lo, n):  # pragma: no cover - compiled
+    """`_block_sum` of float64(x[idx[lo:lo + n]]), read straight from the array (the same
+    additions in the same order, without copying the numbers into a buffer first). Indices
+    are read as unsigned (they are never negative): numba then does not test each one for a
+    negative index counted from the end, which cost a third of the time."""
+    if n < 8:
+        res = 0.0
+        for j in range(lo, lo + n):
+            res += np.float64(x[np.uint64(idx[j])])
+        return res
+    r0, r1 = np.float64(x[np.uint64(idx[lo])]), np.float64(x[np.uint64(idx[lo + 1])])
+    r2, r3 = np.float64(x[np.uint64(idx[lo + 2])]), np.float64(x[np.uint64(idx[lo + 3])])
+    r4, r5 = np.float64(x[np.uint64(idx[lo + 4])]), np.float64(x[np.uint64(idx[lo + 5])])
+    r6, r7 = np.float64(x[np.uint64(idx[lo + 6])]), np.float64(x[np.uint64(idx[lo + 7])])
+    i = 8
+    end = n - n % 8
+    while i < end:
+        j = np.uint64(lo + i)  # unsigned, as in `_block_sum`
+        r0 += np.float64(x[np.uint64(idx[j])])
+        r1 += np.float64(x[np.uint64(idx[j + _U1])])
+        r2 += np.float64(x[np.uint64(idx[j + _U2])])
+        r3 += np.float64(x[np.uint64(idx[j + _U3])])
+        r4 += np.float64(x[np.uint64(idx[j + _U4])])
+        r5 += np.float64(x[np.uint64(idx[j + _U5])])
+        r6 += np.float64(x[np.uint64(idx[j + _U6])])
+        r7 += np.float64(x[np.uint64(idx[j + _U7])])
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += np.float64(x[np.uint64(idx[lo + i])])
+        i += 1
+    return res
+
+
+@_kernel
+def _ratio_at(x, y, i):  # pragma: no cover - compiled
+    """float64(x[i] / y[i]), divided in the arrays' dtype (as numpy's ``x / y``)."""
+    return np.float64(x[i] / y[i])
+
+
+@_kernel
+def _block_take_ratio_sum(x, y, idx, lo, n):  # pragma: no cover - compiled
+    """`_block_take_sum` of float64(x / y) (divided in the arrays' dtype)."""
+    if n < 8:
+        res = 0.0
+        for j in range(lo, lo + n):
+            res += _ratio_at(x, y, np.uint64(idx[j]))
+        return res
+    r0, r1 = _ratio_at(x, y, np.uint64(idx[lo])), _ratio_at(x, y, np.uint64(idx[lo + 1]))
+    r2, r3 = _ratio_at(x, y, np.uint64(idx[lo + 2])), _ratio_at(x, y, np.uint64(idx[lo + 3]))
+    r4, r5 = _ratio_at(x, y, np.uint64(idx[lo + 4])), _ratio_at(x, y, np.uint64(idx[lo + 5]))
+    r6, r7 = _ratio_at(x, y, np.uint64(idx[lo + 6])), _ratio_at(x, y, np.uint64(idx[lo + 7]))
+    i = 8
+    end = n - n % 8
+    while i < end:
+        j = np.uint64(lo + i)  # unsigned, as in `_block_sum`
+        r0 += _ratio_at(x, y, np.uint64(idx[j]))
+        r1 += _ratio_at(x, y, np.uint64(idx[j + _U1]))
+        r2 += _ratio_at(x, y, np.uint64(idx[j + _U2]))
+        r3 += _ratio_at(x, y, np.uint64(idx[j + _U3]))
+        r4 += _ratio_at(x, y, np.uint64(idx[j + _U4]))
+        r5 += _ratio_at(x, y, np.uint64(idx[j + _U5]))
+        r6 += _ratio_at(x, y, np.uint64(idx[j + _U6]))
+        r7 += _ratio_at(x, y, np.uint64(idx[j + _U7]))
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += _ratio_at(x, y, np.uint64(idx[lo + i]))
+        i += 1
+    return res
+
+
+@_kernel
+def _segment_plans(sizes):  # pragma: no cover - compiled
+    """For each segment of the given sizes, the `_pairwise_plan` of all but its first
+    number (``reduceat`` adds the first to the pairwise sum of the rest): leaf starts
+    (relative to the segment's start), sizes and pending additions, the number of leaves,
+    and the segments' starts."""
+    k = sizes.shape[0]
+    most = 1
+    for c in range(k):
+        most = max(most, sizes[c])
+    cap = most // 64 + 2
+    leaf_lo = np.zeros((k, cap), dtype=np.int64)
+    leaf_n = np.zeros((k, cap), dtype=np.int64)
+    adds = np.zeros((k, cap), dtype=np.int64)
+    leaves = np.zeros(k, dtype=np.int64)
+    starts = np.zeros(k, dtype=np.int64)
+    lo = 0
+    for c in range(k):
+        starts[c] = lo
+        if sizes[c] > 1:
+            leaves[c] = _pairwise_plan(sizes[c] - 1, leaf_lo[c], leaf_n[c], adds[c])
+            for j in range(leaves[c]):
+                leaf_lo[c, j] += lo + 1
+        lo += sizes[c]
+    return leaf_lo, leaf_n, adds, leaves, starts
+
+
+@_kernel
+def _ready(idx, leaf_lo, leaf_n, leaves, next_leaf, c, until):  # pragma: no cover - compiled
+    """Whether segment c's next leaf exists and ends on a merchant before slot `until`."""
+    j = next_leaf[c]
+    return j < leaves[c] and idx[leaf_lo[c, j] + leaf_n[c, j] - 1] < until
+
+
+#: Slots per step of the cohort walks: the cohorts' walks advance together over this many
+#: slots, so the rows one cohort's leaves bring into cache (a cache line holds merchants of
+#: every cohort) are still there for the others' (about 0.5 MB of the arrays summed).
+_STEP = 8192
+#: The last step takes every leaf left (correct, if slower, for indices out of slot order).
+_NO_END = np.iinfo(np.int64).max
+
+
+@_kernel
+def cohort_live_sums(revenue, refund, exposure, quality, price, margin, price0, idx, sizes,
+                     out):  # pragma: no cover - compiled
+    """The seven live cohort sums of the daily aggregates in one walk of the live merchants
+    `idx` (consecutive segments of the given sizes, each in slot order): out[q, c] has the
+    bits of ``np.add.reduceat(v[idx].astype(float64), starts)[c]`` (an empty segment 0) for
+    v = revenue, refund, exposure, quality, price, margin (q = 0..5) and price / price0
+    (q = 6, divided in the arrays' dtype).
+
+    Each segment's pairwise tree is planned first (`_segment_plans`) and its leaves of up
+    to 128 merchants are summed for all seven quantities in turn, straight from the arrays
+    (`_block_take_sum`), with the plan's additions on a stack per segment. The segments'
+    walks advance together, `_STEP` slots at a time: one pass over the arrays in slot order
+    rather than one per cohort and quantity, each of which fetched most of every array's
+    cache lines from memory for a few of their numbers."""
+    k = sizes.shape[0]
+    leaf_lo, leaf_n, adds, leaves, starts = _segment_plans(sizes)
+    vals = np.empty((k, 256, 7))
+    top = np.zeros(k, dtype=np.int64)
+    next_leaf = np.zeros(k, dtype=np.int64)
+    end = 0
+    for c in range(k):
+        n = sizes[c]
+        if n == 0:
+            out[:, c] = 0.0
+            continue
+        i = idx[starts[c]]
+        end = max(end, i + 1)
+        out[0, c] = np.float64(revenue[i])
+        out[1, c] = np.float64(refund[i])
+        out[2, c] = np.float64(exposure[i])
+        out[3, c] = np.float64(quality[i])
+        out[4, c] = np.float64(price[i])
+        out[5, c] = np.float64(margin[i])
+        out[6, c] = _ratio_at(price, price0, i)
+        if n > 1:
+            end = max(end, idx[starts[c] + n - 1] + 1)
+    for step in range(end // _STEP + 2):
+        until = (step + 1) * _STEP if step <= end // _STEP else _NO_END
+        for c in range(k):
+            while _ready(idx, leaf_lo, leaf_n, leaves, next_leaf, c, until):
+                j = next_leaf[c]
+                fl, fn = leaf_lo[c, j], leaf_n[c, j]
+                v = top[c]
+                vals[c, v, 0] = _block_take_sum(revenue, idx, fl, fn)
+                vals[c, v, 1] = _block_take_sum(refund, idx, fl, fn)
+                vals[c, v, 2] = _block_take_sum(exposure, idx, fl, fn)
+                vals[c, v, 3] = _block_take_sum(quality, idx, fl, fn)
+                vals[c, v, 4] = _block_take_sum(price, idx, fl, fn)
+                vals[c, v, 5] = _block_take_sum(margin, idx, fl, fn)
+                vals[c, v, 6] = _block_take_ratio_sum(price, price0, idx, fl, fn)
+                v += 1
+                for _ in range(adds[c, j]):
+                    v -= 1
+                    for q in range(7):
+                        vals[c, v - 1, q] = vals[c, v - 1, q] + vals[c, v, q]
+                top[c] = v
+                next_leaf[c] = j + 1
+    for c in range(k):
+        if sizes[c] > 1:
+            for q in range(7):
+                out[q, c] = out[q, c] + vals[c, 0, q]
+    return out
+
+
+@_kernel
+def cohort_pair_sums(a, b, idx, sizes, out):  # pragma: no cover - compiled
+    """The segment sums of `cohort_live_sums` for two arrays a and b (out[0], out[1]), in one
+    walk of `idx`."""
+    k = sizes.shape[0]
+    leaf_lo, leaf_n, adds, leaves, starts = _segment_plans(sizes)
+    vals = np.empty((k, 256, 2))
+    top = np.zeros(k, dtype=np.int64)
+    next_leaf = np.zeros(k, dtype=np.int64)
+    end = 0
+    for c in range(k):
+        n = sizes[c]
+        if n == 0:
+            out[:, c] = 0.0
+            continue
+        i = idx[starts[c]]
+        end = max(end, idx[starts[c] + n - 1] + 1, i + 1)
+        out[0, c] = np.float64(a[i])
+        out[1, c] = np.float64(b[i])
+    for step in range(end // _STEP + 2):
+        until = (step + 1) * _STEP if step <= end // _STEP else _NO_END
+        for c in range(k):
+            while _ready(idx, leaf_lo, leaf_n, leaves, next_leaf, c, until):
+                j = next_leaf[c]
+                fl, fn = leaf_lo[c, j], leaf_n[c, j]
+                v = top[c]
+                vals[c, v, 0] = _block_take_sum(a, idx, fl, fn)
+                vals[c, v, 1] = _block_take_sum(b, idx, fl, fn)
+                v += 1
+                for _ in range(adds[c, j]):
+                    v -= 1
+                    vals[c, v - 1, 0] = vals[c, v - 1, 0] + vals[c, v, 0]
+                    vals[c, v - 1, 1] = vals[c, v - 1, 1] + vals[c, v, 1]
+                top[c] = v
+                next_leaf[c] = j + 1
+    for c in range(k):
+        if sizes[c] > 1:
+            out[0, c] = out[0, c] + vals[c, 0, 0]
+            out[1, c] = out[1, c] + vals[c, 0, 1]
+    return out
+
+
+@_kernel
+def _block_square_sum(a, lo, n):  # pragma: no cover - compiled
+    """`_block_sum` of the squares a[i] * a[i] (each rounded once, as ``np.square``)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i] * a[i]
+        return res
+    r0, r1 = a[lo] * a[lo], a[lo + 1] * a[lo + 1]
+    r2, r3 = a[lo + 2] * a[lo + 2], a[lo + 3] * a[lo + 3]
+    r4, r5 = a[lo + 4] * a[lo + 4], a[lo + 5] * a[lo + 5]
+    r6, r7 = a[lo + 6] * a[lo + 6], a[lo + 7] * a[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        j = np.uint64(lo + i)  # unsigned, as in `_block_sum`
+        r0 += a[j] * a[j]
+        r1 += a[j + _U1] * a[j + _U1]
+        r2 += a[j + _U2] * a[j + _U2]
+        r3 += a[j + _U3] * a[j + _U3]
+        r4 += a[j + _U4] * a[j + _U4]
+        r5 += a[j + _U5] * a[j + _U5]
+        r6 += a[j + _U6] * a[j + _U6]
+        r7 += a[j + _U7] * a[j + _U7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i] * a[lo + i]
+        i += 1
+    return res
+
+
+@_kernel
+def row_sums_squares(x, rows, sums, squares):  # pragma: no cover - compiled
+    """Sums of the rows of the float64 x viewed as `rows` equal rows, and of their squares:
+    the bits of ``x.reshape(rows, -1).sum(axis=1)`` and of ``np.square(...).sum(axis=1)``
+    (each row summed pairwise), in one pass over x and without the array of squares."""
+    width = x.shape[0] // rows if rows else 0
+    cap = width // 64 + 2
+    leaf_lo = np.empty(cap, dtype=np.int64)
+    leaf_n = np.empty(cap, dtype=np.int64)
+    adds = np.empty(cap, dtype=np.int64)
+    leaves = _pairwise_plan(width, leaf_lo, leaf_n, adds) if width else 0
+    vals = np.empty((256, 2))
+    for g in range(rows):
+        if width == 0:
+            sums[g] = 0.0
+            squares[g] = 0.0
+            continue
+        v = 0
+        for j in range(leaves):
+            lo, n = g * width + leaf_lo[j], leaf_n[j]
+            vals[v, 0] = _block_sum(x, lo, n)
+            vals[v, 1] = _block_square_sum(x, lo, n)
+            v += 1
+            for _ in range(adds[j]):
+                v -= 1
+                vals[v - 1, 0] = vals[v - 1, 0] + vals[v, 0]
+                vals[v - 1, 1] = vals[v - 1, 1] + vals[v, 1]
+        sums[g] = vals[0, 0]
+        squares[g] = vals[0, 1]
+
+@_kernel
+def live_counts(alive, enrolled, price, unit_cost):  # pragma: no cover - compiled
+    """How many merchants are alive and enrolled, and alive with price < unit_cost (the two
+    ``np.count_nonzero`` of the aggregates, without their temporary masks)."""
+    enrolled_alive = 0
+    below = 0
+    for i in range(alive.shape[0]):
+        if alive[i]:
+            if enrolled[i]:
+                enrolled_alive += 1
+            if price[i] < unit_cost[i]:
+                below += 1
+    return enrolled_alive, below
 
 
 @_kernel

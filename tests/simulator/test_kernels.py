@@ -28,23 +28,6 @@ def test_pairwise_sum_has_numpys_bits(n: int) -> None:
             assert kernels.pairwise_sum(a, lo, n) == a[lo:lo + n].reshape(1, -1).sum(axis=1)[0]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_segment_take_sums_have_reduceats_bits(dtype: type) -> None:
-    rng = np.random.default_rng(7)
-    for trial in range(60):
-        n = int(rng.integers(0, 3000)) if trial < 55 else 200_000
-        x = _spread(rng, n).astype(dtype)
-        if n:
-            x[rng.integers(0, n, 3)] = -0.0  # a lone -0.0 segment stays -0.0, as in reduceat
-        idx = rng.permutation(n)[: int(rng.integers(0, n + 1))]
-        cuts = np.sort(rng.integers(0, idx.size + 1, 3))
-        sizes = np.diff(np.concatenate([[0], cuts, [idx.size]]))
-        expected = segment_sums(x[idx].astype(np.float64), sizes.astype(np.float64))
-        got = kernels.segment_take_sums(x, idx, sizes.astype(np.int64), np.empty(sizes.size))
-        assert np.array_equal(got, expected)
-        assert np.array_equal(np.signbit(got), np.signbit(expected))
-
-
 def test_floor_share_is_floor_of_count_times_share_plus_offset() -> None:
     rng = np.random.default_rng(3)
     u = rng.random(10_000, dtype=np.float32).astype(np.float64)
@@ -87,24 +70,111 @@ def test_rank_float32_matches_a_stable_sort_day_after_day() -> None:
         alive &= rng.random(n) < 0.99
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_live_cohorts_and_ratio_sums_match_numpy(dtype: type) -> None:
+def test_live_in_order_keeps_the_live_in_order() -> None:
     rng = np.random.default_rng(5)
     n = 50_000
     alive = rng.random(n) < 0.8
     order = rng.permutation(n)[:40_000]
     sizes = np.array([25_000, 0, 10_000, 5_000])
     live = alive[order]
-    expected_order = order[live]
     expected_counts = segment_sums(live.astype(np.int64), sizes.astype(np.float64))
     got_order, counts = np.empty(order.size, dtype=order.dtype), np.empty(sizes.size, np.int64)
     k = kernels.live_in_order(alive, order, sizes, got_order, counts)
-    assert np.array_equal(got_order[:k], expected_order)
+    assert np.array_equal(got_order[:k], order[live])
     assert np.array_equal(counts, expected_counts)
-    price = rng.uniform(1, 30, n).astype(dtype)
-    price0 = rng.uniform(1, 30, n).astype(dtype)
-    expected = segment_sums((price / price0)[expected_order].astype(np.float64),
-                            expected_counts)
-    got = kernels.segment_take_ratio_sums(price, price0, expected_order, counts,
-                                          np.empty(sizes.size))
-    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_pairwise_plan_is_pairwise_sums_order(n: int) -> None:
+    """Summing the plan's leaves with `_block_sum` and applying its additions on a stack
+    gives ``a.sum()``, bit for bit."""
+    a = _spread(np.random.default_rng(n), n)
+    leaf_lo, leaf_n, adds = (np.empty(n // 64 + 2, np.int64) for _ in range(3))
+    leaves = kernels._pairwise_plan(n, leaf_lo, leaf_n, adds)
+    assert leaf_n[:leaves].sum() == n and leaves <= n // 64 + 1
+    stack: list[float] = []
+    for j in range(leaves):
+        assert leaf_lo[j] == leaf_n[:j].sum()
+        stack.append(kernels._block_sum(a, leaf_lo[j], leaf_n[j]))
+        for _ in range(adds[j]):
+            upper = stack.pop()
+            stack.append(stack.pop() + upper)
+    assert len(stack) == 1 and stack[0] == a.sum()
+
+
+def _segments(rng: np.random.Generator, n: int, sizes: list[int],
+              in_order: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into n slots in segments of the given sizes (each in slot order, as the
+    cohorts' merchants are, or shuffled), and the sizes as int64."""
+    idx = rng.permutation(n)[: sum(sizes)]
+    parts = np.split(idx, np.cumsum(sizes)[:-1])
+    if in_order:
+        parts = [np.sort(p) for p in parts]
+    return np.concatenate(parts).astype(np.int64), np.array(sizes, dtype=np.int64)
+
+
+_SEGMENT_SIZES = [[0], [1], [7], [8], [9], [127], [128], [129], [0, 1, 2],
+                  [8, 0, 9, 7, 129, 128, 127], [1000, 1, 4097], [65_537, 20_000, 300_001, 0]]
+
+
+def _expected(v: np.ndarray, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The numpy expression the cohort kernels replace: gather, widen, reduceat."""
+    with np.errstate(invalid="ignore"):  # inf + -inf
+        return segment_sums(v[idx].astype(np.float64), sizes.astype(np.float64))
+
+
+def _same_bits(got: np.ndarray, expected: np.ndarray) -> bool:
+    return (np.array_equal(got, expected, equal_nan=True)
+            and np.array_equal(np.signbit(got), np.signbit(expected)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", _SEGMENT_SIZES, ids=str)
+def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
+                                                          sizes: list[int]) -> None:
+    rng = np.random.default_rng(sum(sizes) + len(sizes))
+    n = sum(sizes) + 37 + sum(sizes) // 3
+    flows = [_spread(rng, n) for _ in range(5)]
+    flows[0][rng.integers(0, n, 5)] = -0.0  # a lone -0.0 segment stays -0.0, as in reduceat
+    state = [_spread(rng, n).astype(dtype) for _ in range(3)]
+    price0 = (rng.random(n) * 30).astype(dtype)
+    price0[rng.integers(0, n, 3)] = 0.0  # inf and NaN ratios, as numpy divides
+    state[1][rng.integers(0, n, 3)] = 0.0
+    for in_order in (True, False):
+        idx, sz = _segments(rng, n, sizes, in_order)
+        got = kernels.cohort_live_sums(*flows[:3], *state, price0, idx, sz,
+                                       np.empty((7, len(sizes))))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = state[1] / price0
+        for q, v in enumerate([*flows[:3], *state, ratio]):
+            assert _same_bits(got[q], _expected(v, idx, sz)), (q, in_order)
+        pair = kernels.cohort_pair_sums(flows[3], flows[4], idx, sz, np.empty((2, len(sizes))))
+        assert _same_bits(pair[0], _expected(flows[3], idx, sz))
+        assert _same_bits(pair[1], _expected(flows[4], idx, sz))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_live_counts_match_count_nonzero(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    for n in (0, 1, 7, 129, 10_000):
+        alive, enrolled = rng.random(n) < 0.7, rng.random(n) < 0.4
+        price = rng.uniform(1, 3, n).astype(dtype)
+        cost = rng.uniform(1, 3, n).astype(dtype)
+        if n:
+            cost[0] = np.nan
+        assert kernels.live_counts(alive, enrolled, price, cost) == (
+            np.count_nonzero(enrolled & alive), np.count_nonzero(alive & (price < cost)))
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_row_sums_squares_match_numpys_row_sums(n: int) -> None:
+    rng = np.random.default_rng(n + 1)
+    for rows in (1, 3, 7):
+        x = _spread(rng, n * rows)
+        if x.size:
+            x[rng.integers(0, x.size, 3)] = -0.0
+        sums, squares = np.empty(rows), np.empty(rows)
+        kernels.row_sums_squares(x, rows, sums, squares)
+        grid = x.reshape(rows, -1)
+        assert _same_bits(sums, grid.sum(axis=1))
+        assert _same_bits(squares, np.square(grid).sum(axis=1))

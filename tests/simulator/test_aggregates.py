@@ -1,0 +1,131 @@
+"""The daily aggregates give, bit for bit, what their plain numpy expressions gave.
+
+`simulator.aggregates.aggregate` sums through fused compiled kernels (`simulator.kernels`);
+`_numpy_aggregate` below is the same day written with numpy gathers, ``np.add.reduceat``,
+row sums and counts, the way the module computed it before the kernels. Every series must
+have the same bits, on populations with dead merchants, padding slots, empty cohorts and
+both state dtypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.aggregates import DayFlows, Samples, aggregate, empty_series, segment_sums
+from simulator.scenario import TIERS
+
+
+def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], flows: DayFlows,
+                     n_groups: int, samples: Samples) -> None:
+    """The sum-based series of day 0 of replication 0, in plain numpy."""
+    alive = state["alive"]
+    live = alive[samples.order]
+    live_order = samples.order[live]
+    n_c = segment_sums(live.astype(np.int64), samples.sizes).astype(np.int64)
+
+    def by(x: np.ndarray) -> np.ndarray:
+        return segment_sums(x[live_order].astype(np.float64), n_c)
+
+    def flow(x: np.ndarray) -> np.ndarray:
+        return segment_sums(x[samples.order].astype(np.float64), samples.sizes)
+
+    def total(x: np.ndarray) -> float:
+        return float(np.sum(x, dtype=np.float64))
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else float("nan")
+
+    price, quality, margin = state["price"], state["quality"], state["margin"]
+    n_alive = int(n_c.sum())
+    revenue_c, refund_c, exposure_c, quality_c = (by(flows.revenue), by(flows.refund),
+                                                  by(flows.exposure), by(quality))
+    commission, ads, fees = total(flows.commission), total(flows.ads), total(flows.fees)
+    gmv = total(flows.revenue)
+    out["take_rate"][0, 0] = ratio(commission + ads + fees, gmv)
+    out["refund_burden_ratio"][0, 0] = ratio(total(flows.refund), gmv)
+    out["below_cost_sales_share"][0, 0] = ratio(total(flows.below_cost_units),
+                                                total(flows.orders))
+    exposure = flows.exposure.reshape(n_groups, -1)
+    by_group = exposure.sum(axis=1)
+    exposure_total = float(by_group.sum())
+    if exposure_total > 0:
+        squares = np.square(exposure).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hhi_g = np.where(by_group > 0, squares / by_group ** 2, 0.0)
+        out["exposure_hhi"][0, 0] = float((hhi_g * by_group).sum() / exposure_total)
+    else:
+        out["exposure_hhi"][0, 0] = float("nan")
+    out["auto_follow_share"][0, 0] = ratio(int(np.count_nonzero(state["enrolled"] & alive)),
+                                           n_alive)
+    out["below_cost_listing_share"][0, 0] = ratio(
+        int(np.count_nonzero(alive & (price < state["unit_cost"]))), n_alive)
+    sum_q = float(quality_c.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        price_rel = by(price / state["price0"])
+        out["price_index"][0, 0] = ratio(float(price_rel.sum()), n_alive)
+        alive_c = np.where(n_c > 0, n_c, np.nan)
+        out["price_mean"][0, 0, :] = by(price) / alive_c
+        out["margin_mean"][0, 0, :] = by(margin) / alive_c
+        out["quality_mean"][0, 0, :] = quality_c / alive_c
+        out["refund_burden_ratio_by_cohort"][0, 0, :] = np.where(
+            (n_c > 0) & (revenue_c > 0), refund_c / revenue_c, np.nan)
+        exposure_share = exposure_c / exposure_total if exposure_total > 0 else np.nan
+        quality_share = quality_c / sum_q if sum_q > 0 else np.nan
+        out["exposure_per_quality_by_cohort"][0, 0, :] = np.where(
+            n_c > 0, exposure_share / quality_share, np.nan)
+        attempted, won = flow(flows.appeals_attempted), flow(flows.appeals_won)
+        out["appeal_success_by_cohort"][0, 0, :] = np.where(attempted > 0, won / attempted,
+                                                            np.nan)
+
+
+_CHECKED = ("take_rate", "refund_burden_ratio", "below_cost_sales_share", "exposure_hhi",
+            "auto_follow_share", "below_cost_listing_share", "price_index", "price_mean",
+            "margin_mean", "quality_mean", "refund_burden_ratio_by_cohort",
+            "exposure_per_quality_by_cohort", "appeal_success_by_cohort")
+
+
+def _day(rng: np.random.Generator, groups: int, slots: int, dtype: type, empty_cohort: bool,
+         all_dead: bool) -> tuple[dict[str, np.ndarray], DayFlows, Samples]:
+    n = groups * slots
+    tier = rng.integers(0, len(TIERS), n).astype(np.int8)
+    if empty_cohort:
+        tier[tier == 1] = 2
+    exists = rng.random(n) < 0.9  # padding slots
+    alive = exists & (rng.random(n) < (0.0 if all_dead else 0.8))
+
+    def spread() -> np.ndarray:
+        return np.abs(rng.standard_normal(n)) * rng.random(n) ** 4 * 1e4 * exists
+
+    state = {"alive": alive, "exists": exists, "tier": tier,
+             "price": rng.uniform(1, 40, n).astype(dtype),
+             "price0": rng.uniform(1, 40, n).astype(dtype),
+             "unit_cost": rng.uniform(1, 40, n).astype(dtype),
+             "quality": rng.uniform(0, 1, n).astype(dtype),
+             "margin": rng.uniform(-0.5, 0.5, n).astype(dtype),
+             "enrolled": rng.random(n) < 0.3}
+    counts = {k: np.floor(rng.random(n) ** 8 * 4) * exists
+              for k in ("orders", "below_cost_units", "appeals_attempted", "prompts",
+                        "forced_follows")}
+    counts["appeals_won"] = np.minimum(counts["appeals_attempted"],
+                                       np.floor(rng.random(n) * 2))
+    flows = DayFlows(exposure=spread() * alive, revenue=spread(), commission=spread(),
+                     ads=spread(), fees=spread(), refund=spread(), **counts)
+    return state, flows, Samples.of(tier, exists, 4096)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("groups", "slots", "empty_cohort", "all_dead"), [
+    (1, 1, False, False), (2, 7, False, False), (3, 129, True, False), (4, 50, False, True),
+    (5, 4_000, False, False), (2, 150_001, False, False)])
+def test_aggregate_has_the_bits_of_the_numpy_expressions(dtype: type, groups: int, slots: int,
+                                                         empty_cohort: bool,
+                                                         all_dead: bool) -> None:
+    rng = np.random.default_rng(groups * slots)
+    state, flows, samples = _day(rng, groups, slots, dtype, empty_cohort, all_dead)
+    got, expected = empty_series(1, 1), empty_series(1, 1)
+    group = np.repeat(np.arange(groups), slots)
+    aggregate(got, 0, 0, state, flows, group, groups, samples)
+    _numpy_aggregate(expected, state, flows, groups, samples)
+    for name in _CHECKED:
+        assert got[name].tobytes() == expected[name].tobytes(), name
