@@ -75,7 +75,7 @@ from .nodes import (
     Unary,
     is_constant,
 )
-from .numpy_target import ColumnarScope, Columns, as_columns, structural_key
+from .numpy_target import ColumnarScope, Columns, as_columns, list_items, structural_key
 from .python_target import compile_python
 
 # -- opcodes ----------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ class _Compiler:
             case Compare(op=("in" | "not in") as op, left=left, right=right):
                 operand = self.compile(left)
                 offset = len(self.consts)
-                items = [self._scalar(item, node) for item in _items(right)]
+                items = [self._scalar(item, node) for item in list_items(right)]
                 self.consts.extend(items)
                 return self._emit(IN if op == "in" else NOT_IN, operand, offset, len(items))
             case Compare(op=op, left=left, right=right):
@@ -455,20 +455,6 @@ def _value_kind(value: Any) -> str | None:
     if isinstance(value, int | float):
         return "number"
     return None
-
-
-def _items(node: Node) -> tuple[Any, ...]:
-    """The constant items after `in` / `not in`: a list literal or a list parameter."""
-    if isinstance(node, ListLit):
-        out = []
-        for item in node.items:
-            if not isinstance(item, Const):
-                raise ExpressionError("list items must be numbers or text", item.start)
-            out.append(item.value)
-        return tuple(out)
-    if isinstance(node, Param) and isinstance(node.value, tuple):
-        return node.value
-    raise ExpressionError("'in' needs a list like [1, 2] or a list parameter", node.start)
 
 
 def _operand_slots(code: int) -> tuple[int, ...]:

@@ -430,7 +430,7 @@ def _compile_node(node: Node, sub: Callable[[Node], _Fn]) -> _Fn:
         case Binary(op=op, left=left, right=right):
             return _arithmetic(op, sub(left), sub(right))
         case Compare(op=("in" | "not in") as op, left=left, right=right):
-            return _membership(op == "in", sub(left), _items(right))
+            return _membership(op == "in", sub(left), list_items(right))
         case Compare(op=op, left=left, right=right):
             return _compare(op, sub(left), sub(right))
         case BoolOp(op=op, operands=operands):
@@ -456,7 +456,7 @@ def _constant(value: Any, node: Node) -> _Fn:
     return lambda columns: vec
 
 
-def _items(node: Node) -> tuple[Any, ...]:
+def list_items(node: Node) -> tuple[Any, ...]:
     """The constant items after `in` / `not in`: a list literal or a list parameter."""
     if isinstance(node, ListLit):
         out = []
