@@ -278,10 +278,10 @@ def _print_summary(summary: dict[str, Any], table: list[Any], out: IO[str]) -> N
 def _env(name: str, default: Any) -> Any:
     import os
 
+    # The text as it is: argparse converts a text default with the option's `type` and reports
+    # a bad value as a usage error, as for the flag itself.
     value = os.environ.get(name)
-    if value is None:
-        return default
-    return type(default)(value) if default is not None else value
+    return default if value is None else value
 
 
 def _positive_int(text: str) -> int:
@@ -294,9 +294,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, not {text}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.server import ServerConfig, serve
 
+    if args.log_format not in ("text", "json"):  # argparse checks choices of flags only
+        _err(f"--log-format must be text or json, not {args.log_format!r} "
+             "(from RULEBOOK_LOG_FORMAT)")
+        return USAGE
     config = ServerConfig(
         rulebooks=args.rulebooks, shadow=args.shadow, host=args.host, port=args.port,
         metrics_port=args.metrics_port, state=args.state, admin_token=args.admin_token,
@@ -392,11 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-token", default=_env("RULEBOOK_ADMIN_TOKEN", None),
                    help="bearer token for LoadRulebookSet; unset disables it "
                         "[RULEBOOK_ADMIN_TOKEN]")
-    p.add_argument("--max-batch", type=int, default=_env("RULEBOOK_MAX_BATCH", 10_000),
+    p.add_argument("--max-batch", type=_positive_int, default=_env("RULEBOOK_MAX_BATCH", 10_000),
                    help="most events in one batch [RULEBOOK_MAX_BATCH] (default 10000)")
-    p.add_argument("--max-in-flight", type=int, default=_env("RULEBOOK_MAX_IN_FLIGHT", 64),
+    p.add_argument("--max-in-flight", type=_positive_int,
+                   default=_env("RULEBOOK_MAX_IN_FLIGHT", 64),
                    help="most RPCs at once before RESOURCE_EXHAUSTED [RULEBOOK_MAX_IN_FLIGHT]")
-    p.add_argument("--grace-seconds", type=float, default=_env("RULEBOOK_GRACE_SECONDS", 10.0),
+    p.add_argument("--grace-seconds", type=_non_negative_float,
+                   default=_env("RULEBOOK_GRACE_SECONDS", 10.0),
                    help="time in-flight RPCs get to finish on SIGTERM [RULEBOOK_GRACE_SECONDS]")
     p.add_argument("--max-cached-orders", type=_positive_int,
                    default=_env("RULEBOOK_MAX_CACHED_ORDERS", DEFAULT_MAX_CACHED_ORDERS),

@@ -109,3 +109,37 @@ def test_schema_command_prints_the_published_schema(capsys) -> None:
     printed = json.loads(capsys.readouterr().out)
     committed = json.loads((ROOT / "rules" / "schema" / "rulebook.schema.json").read_text())
     assert printed == committed
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("RULEBOOK_MAX_IN_FLIGHT", "abc", "--max-in-flight: not a whole number: 'abc'"),
+    ("RULEBOOK_MAX_BATCH", "0", "--max-batch: must be at least 1, not 0"),
+    ("RULEBOOK_MAX_CACHED_ORDERS", "0", "--max-cached-orders: must be at least 1, not 0"),
+    ("RULEBOOK_GRACE_SECONDS", "-1", "--grace-seconds: must be a finite number of at least 0"),
+    ("RULEBOOK_PORT", "eighty", "--port: invalid int value: 'eighty'"),
+    ("RULEBOOK_LOG_FORMAT", "xml", "--log-format must be text or json, not 'xml'"),
+])
+def test_a_bad_serve_setting_from_the_environment_is_a_usage_error(
+        monkeypatch, capsys, variable, value, message) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["serve", "--rulebooks", "rules/books/lowprice-2024"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_settings_from_the_environment_reach_the_configuration(monkeypatch) -> None:
+    import service.server as server
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda config, log_json=False: seen.update(
+        config=config, log_json=log_json) or 0)
+    for variable, value in {"RULEBOOK_PORT": "50123", "RULEBOOK_MAX_CACHED_ORDERS": "1000",
+                            "RULEBOOK_GRACE_SECONDS": "2.5", "RULEBOOK_LOG_FORMAT": "json",
+                            "RULEBOOK_MAX_IN_FLIGHT": "8"}.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["serve", "--rulebooks", "rules/books/lowprice-2024"]) == 0
+    config = seen["config"]
+    assert (config.port, config.max_cached_orders, config.grace_seconds,
+            config.max_in_flight, seen["log_json"]) == (50123, 1000, 2.5, 8, True)
+    # A flag still wins over its variable.
+    assert main(["serve", "--rulebooks", "rules/books/lowprice-2024", "--port", "7"]) == 0
+    assert seen["config"].port == 7
