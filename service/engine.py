@@ -356,10 +356,13 @@ class Engine:
             decision = self._fire_deadline(d)
             if decision is not None:
                 out.append(decision)
+        self._move_watermark(time)
+        return out
+
+    def _move_watermark(self, time: float) -> None:
         if time > self.watermark:
             self.watermark = time
             self.store.set_meta(WATERMARK_KEY, repr(time))
-        return out
 
     def pending_deadlines(self) -> list[dict[str, Any]]:
         return sorted(self._pending.values(), key=lambda d: (d["due"], d["id"]))
@@ -443,11 +446,9 @@ class Engine:
         heap = self._heap
         if heap and heap[0][0] <= time:
             decisions: list[Decision] = self.advance_to(time)
-        else:
+        else:  # no deadline is due: only the watermark moves
             decisions = []
-            if time > self.watermark:  # what `advance_to` does when no deadline is due
-                self.watermark = time
-                self.store.set_meta(WATERMARK_KEY, repr(time))
+            self._move_watermark(time)
         cancelled = self._cancel_for(merchant_id, event_type, time, payload) \
             if merchant_id in self._merchants_waiting else []
         store = self.store
