@@ -40,6 +40,9 @@ does not change a bit):
     bookings) run as compiled kernels (`simulator.kernels`, numba): one pass per merchant
     instead of a few dozen numpy passes, with numpy's rounding and summation order, so the
     numbers are the ones the numpy code gave, bit for bit;
+  - a day's appeals run in one compiled pass (`simulator.appeal_rounds`): the appeal rules'
+    conditions go through the numba compile target (`rules.expression.numba_target`) and
+    their effects, all literal, become tables; the numpy path stays for rules it cannot take;
   - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
     changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
     listings whose price, cost, quality or promotion price moved are decided again;
@@ -65,6 +68,7 @@ from rules.rulebook import RulebookSet
 from rules.targets.vectorised import VectorisedRulebook, compile_set
 from simulator import kernels
 from simulator.aggregates import DayFlows
+from simulator.appeal_rounds import AppealRounds
 from simulator.population import (
     DAY,
     GOLDEN,
@@ -313,6 +317,10 @@ class Model:
                          "score": np.full(n, -np.inf), "channel": np.zeros(n),
                          "group_weight": np.zeros(lay.slots)}
         self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
+        # The day's appeals in one compiled pass when the appeal rules allow it; the numpy
+        # path (`_fused_appeals` False) tells the same story round by round.
+        self._appeal_rounds = AppealRounds.of(self.books["appeal"])
+        self._fused_appeals = True
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
@@ -891,26 +899,46 @@ class Model:
                       next_month: float, next_year: float, fl: DayFlows) -> None:
         """The day's appeals of the merchants `active` (their draws `au`), round by round.
 
-        The counters the appeal rules read and the rounds change are copied out for these
-        merchants once, updated in place round after round (in the order the reference
-        updates them), and written back at the end."""
+        Where the appeal rules' effects allow it, every round runs in one compiled pass
+        (`simulator.appeal_rounds`). Otherwise the counters the appeal rules read and the
+        rounds change are copied out for these merchants once, updated in place round after
+        round (in the order the reference updates them), and written back at the end."""
         sc, s = self.sc.appeals, self.s
         per_day = sc.max_per_day.value
         book = self.books["appeal"]
         m = active.size
-        local = {k: kernels.take(s[k], active, np.empty(m, dtype=s[k].dtype))
-                 for k in _APPEAL_COUNTERS}
-        merchant: dict[str, Any] = {
-            "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
-            "auto_follow_enrolled": _Lazy(lambda: s["enrolled"][active]),
-            **local,
-        }
         refund, recovered_each = np.empty(m), np.empty(m)
         wants = np.empty(m, dtype=want.dtype)
         kernels.appeal_gather(active, fl.refund, wrongful, wrongful_burden, want, refund,
                               recovered_each, wants)
         attempted = np.zeros(m)
         won = np.zeros(m)
+        merchant: dict[str, Any] = {
+            "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
+            "auto_follow_enrolled": _Lazy(lambda: s["enrolled"][active]),
+        }
+        rounds = self._appeal_rounds
+        if rounds is not None and self._fused_appeals:
+            # Every round in one compiled pass (`simulator.appeal_rounds`): the fields no
+            # round changes are read once for the block, the counters from the state as the
+            # rounds change them there.
+            everyone = {"merchant": _View(merchant, None, m),
+                        "listing": self._listing_ns(active), "order": None}
+            filed = {**everyone, "event": _View({"time": T, "appeal_id": "A", "order_id": "O"},
+                                                None, m)}
+            decided_event = {**everyone, "event": _View({"time": T, "appeal_id": "A"}, None, m)}
+            rounds.run(rounds.filed.inputs(filed, m, rounds.vocabulary),
+                       rounds.decided.inputs(decided_event, m, rounds.vocabulary), active,
+                       wants, au, s, per_day, GOLDEN,
+                       float(sc.human_review_request_share.value),
+                       float(sc.human_success.value), float(sc.automated_success.value),
+                       next_month, next_year, attempted, won, refund, recovered_each)
+            kernels.appeal_scatter(active, refund, attempted, won, fl.refund,
+                                   fl.appeals_attempted, fl.appeals_won)
+            return
+        local = {k: kernels.take(s[k], active, np.empty(m, dtype=s[k].dtype))
+                 for k in _APPEAL_COUNTERS}
+        merchant.update(local)
         decided = np.empty(m, dtype=np.int64)
         starts = np.empty(5, dtype=np.int64)
 

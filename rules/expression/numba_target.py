@@ -53,7 +53,7 @@ Calling it from numba
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,14 +210,19 @@ class Program:
         return np.empty((max(self.n_registers, 1), block), dtype=np.float64)
 
     def inputs(
-        self, scope: ColumnarScope | Columns, n: int, vocabulary: Vocabulary
+        self, scope: ColumnarScope | Columns, n: int, vocabulary: Vocabulary,
+        skip: Collection[str] = (),
     ) -> tuple[np.ndarray, dict[str, str | None]]:
         """The input matrix (fields x n rows) for a columnar scope like `numpy_target`'s, and
-        each field's kind ("number", "bool", "text", or None when unknown on every row)."""
+        each field's kind ("number", "bool", "text", or None when unknown on every row).
+        Fields in `skip` (a caller fills them itself) are not read: their rows are unknown."""
         columns = as_columns(scope, n)
         matrix = np.empty((len(self.fields), n), dtype=np.float64)
         kinds: dict[str, str | None] = {}
         for row, dotted in enumerate(self.fields):
+            if dotted in skip:
+                matrix[row] = np.nan
+                continue
             namespace, field = dotted.split(".", 1)
             values, known = columns.read(namespace, field)
             matrix[row], kinds[dotted] = _encode_column(values, known, vocabulary, dotted)

@@ -1,0 +1,101 @@
+"""The fused appeal rounds (`simulator.appeal_rounds`) against the numpy path they replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rules.loader import load_set_from_texts
+from simulator.appeal_rounds import AppealRounds
+from simulator.model import Model
+from simulator.run import replication_seed
+from simulator.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKS = ROOT / "rules" / "books"
+TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
+MIXED = ROOT / "tests" / "fixtures" / "rulebooks" / "appeal_mixed.yaml"
+
+
+def _with_appeals(base: str, appeal_yaml: str):
+    files = {p.name: p.read_text() for p in (BOOKS / base).glob("*.yaml")}
+    files["appeal.yaml"] = appeal_yaml
+    return load_set_from_texts(f"{base}-appeals", files)
+
+
+def _run(rulebook_set, scenario, days: int, fused: bool, dtype) -> tuple[dict, list[dict]]:
+    model = Model(rulebook_set, scenario, [replication_seed(5, i) for i in range(2)],
+                  dtype=dtype)
+    assert model._appeal_rounds is not None
+    model._fused_appeals = fused
+    flows = []
+    for day in range(days):
+        fl = model.step(day)
+        flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
+    return model.s, flows
+
+
+def _assert_identical(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> None:
+    for key in a[0]:
+        assert np.array_equal(a[0][key], b[0][key], equal_nan=True), key
+    for day, (x, y) in enumerate(zip(a[1], b[1], strict=True)):
+        for key in x:
+            assert np.array_equal(x[key], y[key], equal_nan=True), (day, key)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("appeals", ["lowprice-2024", "reformed-2025"])
+def test_fused_rounds_give_the_numpy_paths_bits(appeals: str, dtype: type) -> None:
+    # reformed-2025 grants no refund without evidence, so nobody there appeals: its appeal
+    # rules (human review on request) run beside lowprice-2024's refund rules.
+    rulebook_set = _with_appeals("lowprice-2024", (BOOKS / appeals / "appeal.yaml").read_text())
+    # More wrongful refunds than the calibrated scenario, so that quotas and blocks bite
+    # within the run.
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8})
+    fused = _run(rulebook_set, sc, 75, True, dtype)
+    _assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
+    assert sum(f["appeals_attempted"].sum() for f in fused[1]) > 100
+    assert sum(f["appeals_won"].sum() for f in fused[1]) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
+    """Refusals counted twice, double acceptances, human reviews on request for one tier,
+    blocks for the month and the year, conditions on the event's draw, outcome and
+    reviewer, on counters and on the merchant's tier."""
+    rulebook_set = _with_appeals("lowprice-2024", MIXED.read_text())
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8,
+                                          "appeals.human_review_request_share": 0.5})
+    fused = _run(rulebook_set, sc, 75, True, dtype)
+    _assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
+    s, flows = fused
+    assert sum(f["appeals_won"].sum() for f in flows) > 0
+    assert s["appeals_refused_month"].sum() > 0
+    assert (s["appeal_blocked_until"] > 0).any()
+    # Two acceptances per automated appeal: filed counts run ahead of attempts.
+    assert s["appeals_filed_year"].sum() > 0
+
+
+def test_tables_follow_the_rules_effects() -> None:
+    rounds = AppealRounds.of(Model(_with_appeals("lowprice-2024", MIXED.read_text()),
+                                   load_scenario(TINY), [replication_seed(1, 0)])
+                             .books["appeal"])
+    assert rounds is not None
+    assert rounds.refuses.tolist() == [1, 2, 0, 0]
+    assert rounds.accepts.tolist() == [0, 0, 1, 2]
+    assert rounds.human_review.tolist() == [False, False, True, False]
+    assert rounds.block_year.tolist() == [True, False]
+    assert rounds.block_month.tolist() == [False, True]
+
+
+def test_a_set_without_appeal_rules_keeps_the_numpy_path() -> None:
+    files = {"ranking.yaml": (BOOKS / "lowprice-2024" / "ranking.yaml").read_text()}
+    model = Model(load_set_from_texts("ranking-only", files), load_scenario(TINY),
+                  [replication_seed(1, 0)])
+    assert model._appeal_rounds is None
+    for day in range(5):
+        model.step(day)
