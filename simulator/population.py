@@ -16,6 +16,8 @@ Draws of a day, in this order:
      order) that want to appeal today; nothing is drawn when m == 0.
 A stage that needs several rounding offsets for one merchant-day takes them from one uniform,
 shifted by multiples of the golden ratio (`offset`): each offset is uniform on [0, 1).
+The float32 draws come from `simulator.draws.uniform_float32`: numpy's own numbers and Generator
+state, bit for bit, drawn by a compiled kernel when the Generator is a PCG64 (as here).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from simulator.draws import uniform_float32
 from simulator.scenario import TIERS, Scenario
 
 U_ORDERS, U_CLAIMS, U_REFUND, U_PROMPT, U_TOGGLE, U_ADAPT = range(6)
@@ -158,15 +161,20 @@ class DayDraws:
 
 
 def day_draws(rng: np.random.Generator, layout: Layout) -> DayDraws:
+    """The day's group and merchant draws: ``rng.random((2, G))`` then
+    ``rng.random((6, n), dtype=np.float32)``, the latter by the compiled kernel when large (same
+    bits and Generator state; it is the bulk of a large population's day's draws)."""
     g = rng.random((2, len(layout.groups)))
-    u = rng.random((N_MERCHANT_DRAWS, layout.n), dtype=np.float32)
+    u = uniform_float32(rng, (N_MERCHANT_DRAWS, layout.n))
     return DayDraws(g, u)
 
 
 def appeal_draws(rng: np.random.Generator, m: int, per_day: int) -> np.ndarray:
+    """``rng.random((per_day, m), dtype=np.float32)`` for the m appealing merchants (compiled
+    when large, as in `day_draws`); nothing is drawn when m or per_day is 0."""
     if m == 0 or per_day == 0:
         return np.empty((per_day, 0), dtype=np.float32)
-    return rng.random((per_day, m), dtype=np.float32)
+    return uniform_float32(rng, (per_day, m))
 
 
 @dataclass(frozen=True)

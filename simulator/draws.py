@@ -1,0 +1,197 @@
+"""numpy's float32 uniforms from a PCG64 Generator, drawn by a compiled kernel: same bits, faster.
+
+Why: a day of a large population draws six float32 uniforms per merchant (`population.day_draws`),
+and numpy's ``Generator.random(dtype=np.float32)`` spends about twice the time the PCG64 steps
+themselves take (it calls the bit generator through a function pointer once per number). Here the
+PCG64 steps and the conversion to float32 run in one compiled loop, as two interleaved streams
+(the second started from the state `advance` jumps to) so that one stream's multiplications
+overlap the other's: about twice as fast for a quarter of a million merchants.
+
+What it guarantees: `uniform_float32(rng, shape)` returns exactly the numbers
+``rng.random(shape, dtype=np.float32)`` would, bit for bit, and leaves ``rng.bit_generator.state``
+exactly as that call would have left it, including numpy's buffered half of a 64-bit output
+(``has_uint32`` / ``uinteger``), so it can be freely interleaved with any other use of the
+Generator (`tests/simulator/test_draws.py` checks both against numpy). It does so by following
+numpy's definitions:
+  - PCG64 (XSL-RR 128/64): the 128-bit LCG state steps as ``state * MULTIPLIER + inc`` (mod
+    2**128) and the output is the xor of the new state's halves, rotated right by its top 6 bits;
+  - a float32 uniform is ``(next_uint32 >> 8) * 2**-24``, where ``next_uint32`` first returns a
+    buffered value if there is one (and clears the flag), else draws a 64-bit output, returns its
+    low half and buffers its high half;
+  - float64 uniforms and ``random_raw`` never touch that buffer (the tests check this too).
+Any other bit generator, and draws too small for the state round trip to pay off, go through
+numpy itself. The state is read and written back through ``bit_generator.state`` (one dictionary
+round trip per call), so the Generator must not be used by another thread meanwhile: each
+replication owns its Generator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from simulator.kernels import _kernel
+
+#: PCG64's default 128-bit LCG multiplier (numpy's ``PCG_DEFAULT_MULTIPLIER_128``).
+MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
+_MASK128 = (1 << 128) - 1
+_MASK64 = (1 << 64) - 1
+
+#: Below this many numbers numpy draws them itself: the state round trip and the jump ahead
+#: (about ten microseconds) would cost more than the compiled loop saves (about 1 ns a number).
+FAST_MIN_DRAWS = 16_384
+
+_U1, _U2 = np.uint64(1), np.uint64(2)
+_S8, _S40, _S58, _S64 = np.uint64(8), np.uint64(40), np.uint64(58), np.uint64(64)
+_M63, _M32 = np.uint64(63), np.uint64(0xFFFFFFFF)
+#: numpy's ``1.0f / 16777216.0f``: scales a 24-bit integer into [0, 1) exactly.
+_SCALE = np.float32(1.0 / 16777216.0)
+
+
+@intrinsic
+def _lcg_step(typingctx: Any, hi: Any, lo: Any, inc_hi: Any, inc_lo: Any) -> Any:
+    """The next PCG64 LCG state, (hi, lo) * MULTIPLIER + (inc_hi, inc_lo) mod 2**128, as its
+    (hi, lo) halves: written as one 128-bit multiply-add in LLVM IR, which compiles to the three
+    64-bit multiplications numpy's C does (numba has no 128-bit integer type)."""
+    u64 = types.uint64
+    sig = types.UniTuple(u64, 2)(u64, u64, u64, u64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i128, i64 = ir.IntType(128), ir.IntType(64)
+        shift = ir.Constant(i128, 64)
+
+        def join(high: Any, low: Any) -> Any:
+            return builder.or_(builder.shl(builder.zext(high, i128), shift),
+                               builder.zext(low, i128))
+
+        state = join(args[0], args[1])
+        new = builder.add(builder.mul(state, ir.Constant(i128, MULTIPLIER)),
+                          join(args[2], args[3]))
+        halves = [builder.trunc(builder.lshr(new, shift), i64), builder.trunc(new, i64)]
+        return context.make_tuple(builder, signature.return_type, halves)
+
+    return sig, codegen
+
+
+@_kernel
+def _output(hi, lo):  # pragma: no cover - compiled
+    """PCG64's 64-bit output of a state (XSL-RR): hi ^ lo rotated right by hi's top 6 bits."""
+    x = hi ^ lo
+    r = hi >> _S58
+    return (x >> r) | (x << ((_S64 - r) & _M63))
+
+
+@_kernel
+def _to_float32(bits):  # pragma: no cover - compiled
+    """numpy's float32 uniform of a 32-bit draw (passed in a uint64 below 2**32). The 24-bit
+    integer goes through int32 because converting an unsigned 64-bit integer to a float takes
+    several instructions on x86; the value, and so the result, is the same."""
+    return np.float32(np.int32(bits >> _S8)) * _SCALE
+
+
+@_kernel
+def _put_pair(out, i, o):  # pragma: no cover - compiled
+    """Both float32 uniforms of one 64-bit output, low half first, at out[i] and out[i + 1]
+    (an unsigned position: numba does not test it for counting from the end)."""
+    out[i] = _to_float32(o & _M32)
+    out[i + _U1] = _to_float32(o >> np.uint64(32))
+
+
+@_kernel
+def pcg64_fill_float32(out, pos, pairs, odd, a_hi, a_lo, b_hi, b_lo,
+                       inc_hi, inc_lo):  # pragma: no cover - compiled
+    """Fill the flat float32 `out` from position `pos` with numpy's uniforms of `pairs` PCG64
+    outputs (two numbers each) and, if `odd`, the low half of one more; return the LCG state
+    after the last step as (hi, lo) and the last output's high half (numpy's ``uinteger``
+    afterwards: buffered if `odd`, used and left behind otherwise; 0 if nothing was drawn).
+
+    (a_hi, a_lo) is the state before the first output and (b_hi, b_lo) the state after
+    ``pairs // 2`` steps (`advance`): the first half of the outputs is stepped from a and the
+    rest from b, in one loop, so the two streams' multiplications overlap."""
+    half = pairs // 2
+    pa = np.uint64(pos)
+    pb = np.uint64(pos + 2 * half)
+    last = np.uint64(0)  # the last 64-bit output (stream b's)
+    for _ in range(half):
+        a_hi, a_lo = _lcg_step(a_hi, a_lo, inc_hi, inc_lo)
+        b_hi, b_lo = _lcg_step(b_hi, b_lo, inc_hi, inc_lo)
+        last = _output(b_hi, b_lo)
+        _put_pair(out, pa, _output(a_hi, a_lo))
+        _put_pair(out, pb, last)
+        pa += _U2
+        pb += _U2
+    if pairs - half > half:  # an odd number of pairs: stream b has one more
+        b_hi, b_lo = _lcg_step(b_hi, b_lo, inc_hi, inc_lo)
+        last = _output(b_hi, b_lo)
+        _put_pair(out, pb, last)
+        pb += _U2
+    if odd:
+        b_hi, b_lo = _lcg_step(b_hi, b_lo, inc_hi, inc_lo)
+        last = _output(b_hi, b_lo)
+        out[pb] = _to_float32(last & _M32)
+    high = last >> np.uint64(32)
+    return b_hi, b_lo, high
+
+
+def advance(state: int, delta: int, inc: int) -> int:
+    """PCG64's LCG state `delta` steps after `state` (numpy's ``pcg_advance_lcg_128``: the
+    composed multiplier and increment by squaring, O(log delta) steps, in exact integers)."""
+    acc_mult, acc_plus = 1, 0
+    cur_mult, cur_plus = MULTIPLIER, inc
+    while delta > 0:
+        if delta & 1:
+            acc_mult = acc_mult * cur_mult & _MASK128
+            acc_plus = (acc_plus * cur_mult + cur_plus) & _MASK128
+        cur_plus = (cur_mult + 1) * cur_plus & _MASK128
+        cur_mult = cur_mult * cur_mult & _MASK128
+        delta >>= 1
+    return (acc_mult * state + acc_plus) & _MASK128
+
+
+def _halves(x: int) -> tuple[np.uint64, np.uint64]:
+    return np.uint64(x >> 64), np.uint64(x & _MASK64)
+
+
+def pcg64_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """``rng.random(shape, dtype=np.float32)`` by the compiled kernel; `rng` must be driven by
+    a `numpy.random.PCG64` (not checked here: see `uniform_float32`)."""
+    out = np.empty(shape, dtype=np.float32)
+    k = out.size
+    if k == 0:
+        return out
+    bg = rng.bit_generator
+    st = bg.state
+    flat = out.reshape(-1)
+    pos = 0
+    if st["has_uint32"]:  # numpy's buffered high half comes first
+        flat[0] = np.float32(st["uinteger"] >> 8) * _SCALE
+        pos = 1
+    pairs, odd = divmod(k - pos, 2)
+    lcg = st["state"]
+    state, inc = int(lcg["state"]), int(lcg["inc"])
+    hi, lo, high = pcg64_fill_float32(
+        flat, pos, pairs, bool(odd), *_halves(state), *_halves(advance(state, pairs // 2, inc)),
+        *_halves(inc))
+    lcg["state"] = (int(hi) << 64) | int(lo)
+    # numpy's next_uint32 clears the flag when it uses the buffer but leaves the value: after
+    # the fill `uinteger` holds the last output's high half (buffered only if the count was odd),
+    # or still the old buffered value if that was the only number drawn.
+    st["has_uint32"] = int(odd)
+    if pairs or odd:
+        st["uinteger"] = int(high)
+    bg.state = st
+    return out
+
+
+def uniform_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Exactly ``rng.random(shape, dtype=np.float32)``, and the Generator left in exactly the
+    same state: by the compiled kernel for a PCG64 Generator and a large draw, by numpy
+    otherwise."""
+    if type(rng.bit_generator) is np.random.PCG64 and math.prod(shape) >= FAST_MIN_DRAWS:
+        return pcg64_float32(rng, shape)
+    return rng.random(shape, dtype=np.float32)
