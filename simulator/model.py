@@ -40,6 +40,9 @@ does not change a bit):
     bookings) run as compiled kernels (`simulator.kernels`, numba): one pass per merchant
     instead of a few dozen numpy passes, with numpy's rounding and summation order, so the
     numbers are the ones the numpy code gave, bit for bit;
+  - a claim or order decision that reads state fields (say, the refund amount against a
+    protection line) is kept per block from day to day (`_KeptDecisions`): only the merchants
+    whose fields changed are decided again and patched in;
   - a day's appeals run in one compiled pass (`simulator.appeal_rounds`): the appeal rules'
     conditions go through the numba compile target (`rules.expression.numba_target`) and
     their effects, all literal, become tables; the numpy path stays for rules it cannot take;
@@ -63,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from rules.expression.numpy_target import Column
+from rules.expression.numpy_target import Column, as_columns
 from rules.rulebook import RulebookSet
 from rules.targets.vectorised import VectorisedRulebook, compile_set
 from simulator import kernels
@@ -239,6 +242,89 @@ class _Inputs:
         return changed
 
 
+class _KeptDecisions:
+    """A rulebook's decisions on one event shape over one block of merchants, kept from day to
+    day: a merchant none of whose state fields the rules read changed (bit for bit) since
+    yesterday gets the same rule and the same effect arguments (decisions are row by row), so
+    only the merchants whose fields changed are decided again and patched in.
+
+    `of` gives one when the rules for the event read nothing but `literals` (fields one
+    value for every row and day of this event shape) and state fields (`fields` maps scope
+    names to state keys); None otherwise (the event's time, say)."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.decisions: Any = None
+        self.previous: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, reads: frozenset[str], literals: frozenset[str],
+           fields: Mapping[str, str]) -> _KeptDecisions | None:
+        keys: set[str] = set()
+        for name in reads - literals - _FIXED_FIELDS:
+            key = fields.get(name)
+            if key is None:
+                return None
+            keys.add(key)
+        return cls(sorted(keys))
+
+    def decide(self, book: Any, event_type: str, s: Mapping[str, np.ndarray], block: slice,
+               scope_of: Callable[[np.ndarray | None], Scope]) -> Any:
+        """The decisions over the block's m rows; `scope_of(rows)` is the event's scope over
+        those rows of the block (None: all of them)."""
+        m = block.stop - block.start
+        kept = self.decisions
+        if kept is not None:
+            changed = np.zeros(m, dtype=bool)
+            for k in self.keys:
+                current, previous = s[k][block], self.previous[k]
+                as_bits = _UNSIGNED[current.dtype.itemsize]
+                kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
+            rows = np.flatnonzero(changed)
+            kept.columns = as_columns(scope_of(None), m)
+            if not rows.size or self._patch(book, event_type, kept, rows, scope_of(rows)):
+                return kept
+        dec = book.decide(event_type, scope_of(None), m)
+        # Own every per-row argument (a decision may hand out views of its scope's columns,
+        # which are state), so that later days can patch them in place.
+        for effects in dec._effects.values():
+            for effect in effects:
+                for table in (effect.args, effect.known):
+                    for name, values in table.items():
+                        if not _is_constant(values):
+                            table[name] = np.array(values)
+        self.decisions = dec
+        self.previous = {k: s[k][block].copy() for k in self.keys}
+        return dec
+
+    @staticmethod
+    def _patch(book: Any, event_type: str, kept: Any, rows: np.ndarray, scope: Scope) -> bool:
+        """Decide the block's `rows` again and write them into `kept`; False (kept left as it
+        was) when a rule fires there that fired nowhere before (its arguments were never
+        evaluated) or an argument that was one value for every row takes another."""
+        fresh = book.decide(event_type, scope, rows.size)
+        if any(rid not in kept._effects for rid in fresh._effects):
+            return False
+        patches = []
+        for rid, effects in fresh._effects.items():
+            for old, new in zip(kept._effects[rid], effects, strict=True):
+                for table, update in ((old.args, new.args), (old.known, new.known)):
+                    for name, values in update.items():
+                        current = table[name]
+                        if _is_constant(current):
+                            if not (_is_constant(values) and values[:1].tobytes()
+                                    == current[:1].tobytes()):
+                                return False
+                            continue
+                        patches.append((current, values))
+        for current, values in patches:
+            current[rows] = values
+        kept.rule[rows] = fresh.rule
+        if kept.uniform is not None and fresh.uniform != kept.uniform:
+            kept.uniform = None
+        return True
+
+
 class Model:
     """R replications of the daily model, advanced together one day at a time."""
 
@@ -324,6 +410,10 @@ class Model:
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
+        # Per-row decisions on claims and orders, by (block start, event shape), kept from
+        # day to day (`_KeptDecisions`); None where the rules read more than state.
+        self._kept: dict[tuple[Any, ...], _KeptDecisions | None] = {}
+        self._keep_decisions = True  # False: decide every block afresh (tests compare)
         # The slots outside every block (padding only): 0 to the first block, between blocks,
         # after the last.
         bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
@@ -655,6 +745,17 @@ class Model:
             arrays[k] = a
         return DayFlows(**arrays)
 
+    def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...], block: slice,
+                        literals: frozenset[str]) -> _KeptDecisions | None:
+        """The block's kept decisions on an event shape (`key`), if its rules allow it."""
+        if not self._keep_decisions:
+            return None
+        found_key = (block.start, event_type, *key)
+        if found_key not in self._kept:
+            self._kept[found_key] = None if isinstance(book, _NoRules) else _KeptDecisions.of(
+                book.reads(event_type), literals, _SCOPE_STATE_FIELDS)
+        return self._kept[found_key]
+
     def _demand(self, rows: slice, T: float, fl: DayFlows, ad_clicks: np.ndarray) -> None:
         """Commission and ad spend of the merchants in `rows` (a block), whose orders are
         counted (`_orders`): the commission rulebook decides every merchant of the block;
@@ -670,8 +771,17 @@ class Model:
                               "amount": s["price"], "shipping_cost": s["shipping"]}, orders),
             ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": ad_clicks}, 1.0),
         ):
-            scope = self._scope(rows, event, self._order_ns(rows, listing_id="L"))
-            dec = cm.decide(etype, scope, size)
+            kept = (self._kept_decisions(cm, etype, (etype,), rows, _ORDER_LITERALS)
+                    if etype == "order_placed" else None)
+            if kept is not None:
+                def scope_of(sub: np.ndarray | None, event: dict[str, Any] = event) -> Scope:
+                    where = rows if sub is None else sub + rows.start
+                    return self._scope(where, event, self._order_ns(where, listing_id="L"))
+
+                dec = kept.decide(cm, etype, s, rows, scope_of)
+            else:
+                scope = self._scope(rows, event, self._order_ns(rows, listing_id="L"))
+                dec = cm.decide(etype, scope, size)
             for _rid, mask, effects in self._fired_effects(cm, dec):
                 for name, args in effects:
                     if name != "charge_fee":
@@ -1111,6 +1221,13 @@ _CLAIM_LITERALS = frozenset({
     "order.merchant_decision",
 })
 _EVIDENCE = frozenset({"order.evidence_valid", "event.evidence_valid"})
+#: The literal fields of an order's scope in `Model._demand`.
+_ORDER_LITERALS = frozenset({"event.order_id", "event.listing_id", "event.quantity",
+                             "order.listing_id", "order.quantity", "order.shipped"})
+#: The state behind the claim and order scopes' fields (`_Claims.scope`, `Model._order_ns`).
+_SCOPE_STATE_FIELDS = {**_STATE_FIELDS, "event.amount": "price", "order.amount": "price",
+                       "order.refund_amount": "price", "order.product_cost": "unit_cost",
+                       "order.shipping_cost": "shipping", "event.shipping_cost": "shipping"}
 
 _GRANT_ARGS = (("payer", "merchant"), ("with_return", False), ("recall_fee", 0.0))
 
@@ -1220,6 +1337,14 @@ class _Claims:
             found = self._decisions.get(key)
             if found is not None:
                 return found
+            kept = self.model._kept_decisions(self.book, event_type, key, self.block,
+                                              _CLAIM_LITERALS)
+            if kept is not None:
+                dec = self._decisions[key] = kept.decide(
+                    self.book, event_type, self.model.s, self.block,
+                    lambda sub: self.scope(event_type, valid, status, decision, sub,
+                                           intervened))
+                return dec
         scope = self.scope(event_type, valid, status, decision, rows, intervened)
         dec = self.book.decide(event_type, scope, self.m if rows is None else rows.size)
         if rows is None:
