@@ -7,27 +7,36 @@ than the scenario's ``percentile_sample``): exact on small populations, and O(sa
 a million merchants instead of a sort of the whole population. Cohort sums, the exposure
 concentration sums and the live counts are compiled (`simulator.kernels`) and fused, several
 quantities per pass, with the bits of the numpy gathers, ``np.add.reduceat``, row sums and
-counts they replace (`tests/simulator/test_kernels.py` checks each against its numpy
-expression, `tests/simulator/test_aggregates.py` the whole day against the numpy version).
+counts they replace. So are the sample statistics: one pass reads every sampled merchant's
+numbers in slot order, quickselect finds the order statistics of ``np.quantile`` and
+``np.median`` and a radix sort the Gini's, with numpy's bits; where a zero or NaN could make
+those bits depend on how numpy partitions or sorts, that figure is left to numpy. The
+whole-population totals stay numpy's sums (contiguous arrays, which numpy sums faster than a
+compiled pairwise sum). `tests/simulator/test_kernels.py` checks each kernel against its numpy
+expression, `tests/simulator/test_aggregates.py` the whole day against the numpy version.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from simulator.kernels import (
     cohort_live_sums,
     cohort_pair_sums,
+    gini,
     live_counts,
     live_in_order,
     row_sums_squares,
+    sample_statistics,
 )
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
 
 QUANTILES = (0.1, 0.5, 0.9)
+_QUANTILES = np.array(QUANTILES)  # ascending, as `sample_statistics` takes them
 
 #: Series this model adds to the documented Projection series, all of shape (R, T).
 EXTRA_SERIES = ("auto_follow_share", "prompts_per_merchant", "forced_follows_per_merchant",
@@ -74,6 +83,32 @@ class Samples:
         return cls(by_cohort, spread(existing, size * len(TIERS)),
                    counts.astype(np.float64), order)
 
+    @cached_property
+    def compact_order(self) -> np.ndarray:
+        """`order` as int32 where every slot fits (half the bytes for the daily walks to read
+        and write), else as it is."""
+        if self.order.size and self.order.max() >= np.iinfo(np.int32).max:
+            return self.order
+        return self.order.astype(np.int32)
+
+    @cached_property
+    def cohort_sizes(self) -> np.ndarray:
+        """`sizes` as the int64 counts the compiled cohort walks take."""
+        return self.sizes.astype(np.int64)
+
+    @cached_property
+    def sampled_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every sampled merchant once, in slot order (int64), and where the samples are in
+        it: the cohorts' samples end to end as positions in the union, where each cohort's
+        starts and ends (``bounds[c]:bounds[c + 1]``), and the pooled sample's positions.
+        `sample_statistics` reads the arrays once, in slot order, through the union."""
+        bounds = np.zeros(len(self.by_cohort) + 1, dtype=np.int64)
+        bounds[1:] = np.cumsum([idx.size for idx in self.by_cohort])
+        flat = np.concatenate([*self.by_cohort, np.empty(0, dtype=np.int64)]).astype(np.int64)
+        union = np.union1d(flat, self.population).astype(np.int64)
+        return (union, np.searchsorted(union, flat), bounds,
+                np.searchsorted(union, self.population))
+
 
 def _group_sums(exposure: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Each group's exposure and sum of squared exposures (groups are equal contiguous rows):
@@ -86,6 +121,37 @@ def _group_sums(exposure: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.nda
         return sums, squares
     rows = exposure.astype(np.float64, copy=False).reshape(n_groups, -1)
     return rows.sum(axis=1), np.square(rows).sum(axis=1)
+
+
+def _sample_statistics(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
+                       exposure: np.ndarray, samples: Samples) -> None:
+    """The percentiles of price, margin and quality by cohort, the median margin and the
+    exposure Gini of day t on the fixed samples' live merchants, as numpy's ``quantile``,
+    ``median`` and `_gini` of their float64 values give them. The order statistics come from
+    one compiled pass (`sample_statistics`); where a zero or NaN could make its bits differ
+    from numpy's partition, numpy computes that figure."""
+    alive = state["alive"]
+    arrays = (state["price"], state["margin"], state["quality"])
+    union, cohort_pos, bounds, pooled_pos = samples.sampled_slots
+    cohorts = len(samples.by_cohort)
+    quantiles = np.empty((len(arrays), cohorts, len(QUANTILES)))
+    exact = np.empty((len(arrays), cohorts), dtype=np.bool_)
+    pooled_exposure = np.empty(pooled_pos.size)
+    median, median_exact, pooled_live = sample_statistics(
+        *arrays, exposure, alive, union, cohort_pos, bounds, pooled_pos, _QUANTILES, quantiles,
+        exact, pooled_exposure)
+    for v, c in zip(*np.nonzero(~exact), strict=True):
+        idx = samples.by_cohort[c]
+        idx = idx[alive[idx]]
+        quantiles[v, c] = (np.quantile(arrays[v][idx].astype(np.float64), QUANTILES)
+                           if idx.size else np.nan)
+    if not median_exact:
+        pooled = samples.population[alive[samples.population]]
+        median = (float(np.median(state["margin"][pooled].astype(np.float64)))
+                  if pooled.size else np.nan)
+    out["price_pct"][r, t], out["margin_pct"][r, t], out["quality_pct"][r, t] = quantiles
+    out["median_margin"][r, t] = median
+    out["exposure_gini"][r, t] = _gini(pooled_exposure[:pooled_live])
 
 
 def _live_counts(alive: np.ndarray, enrolled: np.ndarray, price: np.ndarray,
@@ -127,6 +193,15 @@ class DayFlows:
 
 
 def _gini(x: np.ndarray) -> float:
+    """The Gini coefficient of the float64 x: compiled (`simulator.kernels.gini`, a radix sort
+    of the bits), numpy's sort for what that sort does not take (negatives, -0.0, NaN)."""
+    value, certain = gini(x)
+    return float(value) if certain else _numpy_gini(x)
+
+
+def _numpy_gini(x: np.ndarray) -> float:
+    """The Gini coefficient of the float64 x by numpy's sort (and the definition `gini`
+    reproduces)."""
     if x.size == 0:
         return float("nan")
     total = x.sum()
@@ -150,23 +225,25 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     figures are numpy sums. The cohort sums are compiled and fused (`simulator.kernels`): the
     live merchants' seven sums in one walk of their index, summing each stretch of up to 128
     merchants for every quantity while their rows are in cache, instead of one gather and sum
-    per quantity. `group` is the product group of each merchant; groups are contiguous blocks
-    of equal size.
+    per quantity. The percentiles, median margin and exposure Gini on the fixed samples are
+    compiled too (`_sample_statistics`). `group` is the product group of each merchant; groups
+    are contiguous blocks of equal size.
     """
     alive = state["alive"]
     k = len(TIERS)
     price, quality, margin = state["price"], state["quality"], state["margin"]
     # The live merchants in cohort order, and how many each cohort has.
-    sizes = samples.sizes.astype(np.int64)
-    live_order = np.empty(samples.order.size, dtype=samples.order.dtype)
+    sizes = samples.cohort_sizes
+    order = samples.compact_order
+    live_order = np.empty(order.size, dtype=order.dtype)
     n_c = np.empty(k, dtype=np.int64)
-    live_order = live_order[:live_in_order(alive, samples.order, sizes, live_order, n_c)]
+    live_order = live_order[:live_in_order(alive, order, sizes, live_order, n_c)]
     # Sums over each cohort's live merchants of six quantities and of price / price0, in one
     # walk of live_order; appeals over all its merchants, in one walk of the order.
     live_sums = cohort_live_sums(flows.revenue, flows.refund, flows.exposure, quality, price,
                                  margin, state["price0"], live_order, n_c, np.empty((7, k)))
-    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won, samples.order,
-                                 sizes, np.empty((2, k)))
+    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won, order, sizes,
+                                 np.empty((2, k)))
     revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel = live_sums
     attempted, won = flow_sums
     n_alive = int(n_c.sum())
@@ -215,14 +292,4 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
             n_c > 0, exposure_share / quality_share, np.nan)
         out["appeal_success_by_cohort"][r, t, :] = np.where(attempted > 0, won / attempted,
                                                             np.nan)
-    for c in range(k):
-        idx = samples.by_cohort[c]
-        idx = idx[alive[idx]]
-        for name, arr in (("price_pct", price), ("margin_pct", margin),
-                          ("quality_pct", quality)):
-            out[name][r, t, c, :] = (np.quantile(arr[idx].astype(np.float64), QUANTILES)
-                                     if n_c[c] and idx.size else np.nan)
-    pooled = samples.population[alive[samples.population]]
-    out["median_margin"][r, t] = (float(np.median(margin[pooled].astype(np.float64)))
-                                  if pooled.size else np.nan)
-    out["exposure_gini"][r, t] = _gini(flows.exposure[pooled].astype(np.float64))
+    _sample_statistics(out, r, t, state, flows.exposure, samples)

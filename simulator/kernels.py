@@ -12,8 +12,10 @@ pass per merchant instead of a few dozen numpy passes:
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
   - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`,
-    `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`) and counts
-    (`live_counts`), and `mark_changed` to tell which merchants' rule inputs moved.
+    `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`), counts
+    (`live_counts`) and the fixed samples' percentiles and median (`sample_statistics`,
+    one pass over the sampled merchants then a quickselect, `_select`) and Gini (`gini`, a
+    radix sort), and `mark_changed` to tell which merchants' rule inputs moved.
 
 They must give the numbers numpy gave, bit for bit (`tests/simulator/test_kernels.py`, and
 the model's own tests), so they follow numpy's rules:
@@ -24,6 +26,9 @@ the model's own tests), so they follow numpy's rules:
   - sums whose bits matter follow numpy's pairwise summation (`pairwise_sum`, and its plan
     of leaves and additions, `_pairwise_plan`), and ``reduceat``'s (a segment's first number
     plus the pairwise sum of the rest);
+  - an order statistic is a value, so any selection or sort finds numpy's, except which of
+    0.0 and -0.0 (equal as numbers) lands on a rank: kernels that select or sort say when a
+    zero, NaN or negative number makes their bits uncertain, and the caller asks numpy;
   - no fastmath, and division by zero gives inf / NaN as in numpy (``error_model="numpy"``).
 
 Every kernel is cached on disk (``cache=True``): the first run on a machine compiles them
@@ -723,6 +728,281 @@ def live_counts(alive, enrolled, price, unit_cost):  # pragma: no cover - compil
             if price[i] < unit_cost[i]:
                 below += 1
     return enrolled_alive, below
+
+
+#: Rounds of `_select`'s partitioning before it sorts what is left (a bad run of pivots then
+#: costs a sort of the rest, not a quadratic walk).
+_SELECT_ROUNDS = 64
+
+
+@_kernel
+def _select(a, lo, hi, k):  # pragma: no cover - compiled
+    """Reorder a[lo:hi] (no NaN) so that a[k] holds the number a sort would put there, none
+    greater before it and none smaller after it. The order statistic is a value, so any such
+    reordering gives numpy's ``partition`` its bits, except for which of 0.0 and -0.0 lands
+    on k when both occur (callers check for zeros).
+
+    Quickselect with median-of-three pivots and a branch-free partition (each number is
+    swapped to the front or not by arithmetic, not by a branch: on unsorted numbers a branch
+    per comparison is mispredicted half the time, which cost most of the time); a pivot that
+    is its range's smallest number gathers its equals, so many equal numbers do not make it
+    quadratic."""
+    if k == lo:  # the minimum: one scan
+        best = lo
+        for i in range(lo + 1, hi):
+            if a[i] < a[best]:
+                best = i
+        a[lo], a[best] = a[best], a[lo]
+        return
+    hi -= 1  # inclusive from here
+    rounds = 0
+    while lo < hi:
+        if rounds == _SELECT_ROUNDS:
+            a[lo:hi + 1].sort()
+            return
+        rounds += 1
+        mid = lo + (hi - lo) // 2
+        if a[mid] < a[lo]:
+            a[lo], a[mid] = a[mid], a[lo]
+        if a[hi] < a[lo]:
+            a[lo], a[hi] = a[hi], a[lo]
+        if a[hi] < a[mid]:
+            a[mid], a[hi] = a[hi], a[mid]
+        a[mid], a[hi] = a[hi], a[mid]  # the median of the three at the end
+        pivot = a[hi]
+        first = lo  # a[lo:first] < pivot <= a[first:i]
+        for i in range(lo, hi):
+            x = a[i]
+            a[i] = a[first]
+            a[first] = x
+            first += np.int64(x < pivot)
+        a[hi] = a[first]
+        a[first] = pivot
+        if k == first:
+            return
+        if k < first:
+            hi = first - 1
+            continue
+        if first == lo:  # the smallest: gather its equals after it
+            equal = first + 1
+            for i in range(first + 1, hi + 1):
+                x = a[i]
+                a[i] = a[equal]
+                a[equal] = x
+                equal += np.int64(x == pivot)
+            if k < equal:
+                return
+            lo = equal
+        else:
+            lo = first + 1
+
+
+@_kernel
+def _select_pair(a, lo, hi, k):  # pragma: no cover - compiled
+    """`_select` of rank k in a[lo:hi] (every number there at least those before lo, at most
+    those from hi), then the number of rank k + 1 (k + 1 < hi): the smallest after k, found
+    without moving anything."""
+    _select(a, lo, hi, k)
+    upper = a[k + 1]
+    for i in range(k + 2, hi):
+        upper = min(upper, a[i])
+    return a[k], upper
+
+
+@_kernel
+def _quantiles_of(buf, m, q, out):  # pragma: no cover - compiled
+    """The quantiles q (ascending, in [0, 1]) of buf[:m] (m > 0, no NaN; reordered) into out,
+    with the bits of ``np.quantile(buf[:m], q)``; returns whether those bits are certain.
+
+    numpy's linear method: virtual index (m - 1) x q, its floor and the next rank (both the
+    largest past the end), gamma = virtual - floor, interpolated as ``_lerp`` does (a + d x g,
+    or b - d x (1 - g) from g = 0.5). The ranks come from a quickselect (`_select`) instead of
+    numpy's partition, which can only differ on a zero (0.0 and -0.0 compare equal, so which
+    one a partition puts on a rank depends on the algorithm): False when a rank holds one.
+    The middle quantile is selected first, then each side's in what is left of it."""
+    nq = q.shape[0]
+    order = np.empty(nq, dtype=np.int64)  # the quantiles, middle first, then each half's
+    span_lo = np.empty(nq + 1, dtype=np.int64)
+    span_hi = np.empty(nq + 1, dtype=np.int64)
+    span_lo[0], span_hi[0] = 0, nq
+    spans, n = 1, 0
+    while spans > 0:
+        spans -= 1
+        s_lo, s_hi = span_lo[spans], span_hi[spans]
+        if s_lo < s_hi:
+            mid = (s_lo + s_hi) // 2
+            order[n] = mid
+            n += 1
+            span_lo[spans], span_hi[spans] = s_lo, mid
+            span_lo[spans + 1], span_hi[spans + 1] = mid + 1, s_hi
+            spans += 2
+    chosen = np.empty(nq, dtype=np.int64)  # ranks already in place
+    exact = True
+    for t in range(nq):
+        j = order[t]
+        virtual = np.float64(m - 1) * q[j]
+        above = virtual >= m - 1
+        floor = -1.0 if above else np.floor(virtual)
+        rank = m - 1 if above else np.int64(floor)
+        lo, hi = 0, m
+        for u in range(t):
+            if chosen[u] < rank:
+                lo = max(lo, chosen[u] + 1)
+            elif chosen[u] > rank:
+                hi = min(hi, chosen[u] + 1)
+        if above:
+            _select(buf, lo, hi, rank)
+            a = b = buf[rank]
+        else:
+            a, b = _select_pair(buf, lo, hi, rank)
+        chosen[t] = rank
+        if a == 0.0 or b == 0.0:
+            exact = False
+        gamma = virtual - floor
+        diff = b - a
+        if gamma >= 0.5:
+            out[j] = b - diff * (1.0 - gamma)
+        else:
+            out[j] = a + diff * gamma
+    return exact
+
+
+@_kernel
+def _median_of(buf, m):  # pragma: no cover - compiled
+    """``np.median(buf[:m])`` (m > 0, no NaN; reordered), and whether its bits are certain:
+    not when the middle number (both, for an even count) is zero (see `_quantiles_of`;
+    otherwise numpy's mean of the two middle numbers is their sum over 2, whatever zero its
+    sum starts from)."""
+    if m % 2 == 1:
+        r = (m - 1) // 2
+        _select(buf, 0, m, r)
+        return buf[r] / 1.0, buf[r] != 0.0
+    a, b = _select_pair(buf, 0, m, m // 2 - 1)
+    return (a + b) / 2.0, a != 0.0 or b != 0.0
+
+
+@_kernel
+def _live_values(values, live, pos, lo, hi, buf):  # pragma: no cover - compiled
+    """values[pos[j]] for the j in [lo, hi) whose merchant is live, into buf in order;
+    returns how many and whether any is NaN."""
+    m = 0
+    nan = False
+    for j in range(lo, hi):
+        p = pos[j]
+        v = values[p]
+        buf[m] = v
+        m += np.int64(live[p])
+        nan |= live[p] and v != v
+    return m, nan
+
+
+@_kernel
+def sample_statistics(price, margin, quality, exposure, alive, union, cohort_pos, bounds,
+                      pooled_pos, q, quantiles, exact,
+                      pooled_exposure):  # pragma: no cover - compiled
+    """The day's statistics of the fixed samples, as numpy computes them from the live
+    sampled merchants' float64 values:
+      - quantiles[v, c, :] = ``np.quantile`` at q of v = price, margin, quality (0, 1, 2) over
+        cohort c's sample (NaN with no live merchant), exact[v, c] whether the bits are
+        certain (`_quantiles_of`; not with NaN in the sample);
+      - the returned median of the pooled sample's margins (``np.median``, NaN with none) and
+        whether its bits are certain (`_median_of`);
+      - the pooled sample's live exposures, in sample order, into pooled_exposure, and how
+        many (the returned count), for the Gini.
+    The samples are read through their union (`union`, ascending slots; cohort c's sample is
+    union[cohort_pos[bounds[c]:bounds[c + 1]]], the pooled one union[pooled_pos]): one pass
+    in slot order brings in all five arrays' numbers, where a gather per sample and array
+    waited on a cache miss per number."""
+    n = union.shape[0]
+    values = np.empty((4, n))
+    live = np.empty(n, dtype=np.bool_)
+    for j in range(n):
+        i = np.uint64(union[j])  # unsigned: no test for a negative index
+        values[0, j] = np.float64(price[i])
+        values[1, j] = np.float64(margin[i])
+        values[2, j] = np.float64(quality[i])
+        values[3, j] = np.float64(exposure[i])
+        live[j] = alive[i]
+    buf = np.empty(max(cohort_pos.shape[0], pooled_pos.shape[0]))
+    for v in range(3):
+        for c in range(bounds.shape[0] - 1):
+            m, nan = _live_values(values[v], live, cohort_pos, bounds[c], bounds[c + 1], buf)
+            exact[v, c] = not nan
+            if m == 0 or nan:
+                quantiles[v, c, :] = np.nan
+            else:
+                exact[v, c] = _quantiles_of(buf, m, q, quantiles[v, c])
+    k, _ = _live_values(values[3], live, pooled_pos, 0, pooled_pos.shape[0], pooled_exposure)
+    m, nan = _live_values(values[1], live, pooled_pos, 0, pooled_pos.shape[0], buf)
+    if m == 0 or nan:
+        return np.nan, not nan, k
+    median, certain = _median_of(buf, m)
+    return median, certain, k
+
+
+@_kernel
+def _sort_nonnegative(x, out):  # pragma: no cover - compiled
+    """out = x sorted ascending, for float64 x of no negative number, -0.0 or NaN: an LSD
+    radix sort of their bits (whose order as unsigned integers is the numbers' order) in
+    11-bit digits, skipping a digit every number shares. Equal numbers have equal bits, so
+    this is numpy's sort, value for value."""
+    n = x.shape[0]
+    a = x.view(np.uint64)
+    src = np.empty(n, dtype=np.uint64)
+    dst = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        src[i] = a[i]
+    count = np.zeros((6, 2048), dtype=np.int64)
+    mask = np.uint64(2047)
+    for i in range(n):
+        b = src[i]
+        for d in range(6):
+            count[d, (b >> np.uint64(11 * d)) & mask] += 1
+    for d in range(6):
+        every = False
+        for v in range(2048):
+            if count[d, v] == n:
+                every = True
+        if every:  # one digit for all: nothing to move
+            continue
+        total = 0
+        for v in range(2048):
+            c = count[d, v]
+            count[d, v] = total
+            total += c
+        shift = np.uint64(11 * d)
+        for i in range(n):
+            b = src[i]
+            v = (b >> shift) & mask
+            dst[count[d, v]] = b
+            count[d, v] += 1
+        src, dst = dst, src
+    bits = out.view(np.uint64)
+    for i in range(n):
+        bits[i] = src[i]
+
+
+@_kernel
+def gini(x):  # pragma: no cover - compiled
+    """The Gini coefficient of the float64 x as the aggregates' numpy expression gives it:
+    NaN when empty, 0 when ``x.sum() <= 0``, else 2 sum(k s_k) / (n sum(x)) - (n + 1) / n
+    over s = ``np.sort(x)``, k = 1..n, both sums numpy's pairwise sums; and whether those
+    bits are certain (with a negative number, -0.0 or NaN the caller asks numpy, as the radix
+    sort `_sort_nonnegative` takes none of them)."""
+    n = x.shape[0]
+    if n == 0:
+        return np.nan, True
+    total = pairwise_sum(x, 0, n)
+    if total <= 0:
+        return 0.0, True
+    for i in range(n):
+        if not x[i] >= 0.0 or (x[i] == 0.0 and np.signbit(x[i])):
+            return np.nan, False
+    s = np.empty(n)
+    _sort_nonnegative(x, s)
+    for i in range(n):
+        s[i] = np.float64(i + 1) * s[i]
+    return (2.0 * pairwise_sum(s, 0, n)) / (np.float64(n) * total) - (n + 1.0) / n, True
 
 
 @_kernel

@@ -1,10 +1,12 @@
 """The daily aggregates give, bit for bit, what their plain numpy expressions gave.
 
-`simulator.aggregates.aggregate` sums through fused compiled kernels (`simulator.kernels`);
+`simulator.aggregates.aggregate` sums through fused compiled kernels (`simulator.kernels`) and
+reads the fixed samples' percentiles, median and Gini with compiled selection and sorting;
 `_numpy_aggregate` below is the same day written with numpy gathers, ``np.add.reduceat``,
-row sums and counts, the way the module computed it before the kernels. Every series must
-have the same bits, on populations with dead merchants, padding slots, empty cohorts and
-both state dtypes.
+row sums, counts, ``np.quantile``, ``np.median`` and ``np.sort``, the way the module computed
+it before the kernels. Every series must have the same bits, on populations with dead
+merchants, padding slots, empty cohorts and both state dtypes, and on samples with ties,
+zeros of both signs and NaN.
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.aggregates import DayFlows, Samples, aggregate, empty_series, segment_sums
+from simulator.aggregates import (
+    QUANTILES,
+    DayFlows,
+    Samples,
+    _numpy_gini,
+    aggregate,
+    empty_series,
+    segment_sums,
+)
 from simulator.scenario import TIERS
 
 
 def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], flows: DayFlows,
                      n_groups: int, samples: Samples) -> None:
-    """The sum-based series of day 0 of replication 0, in plain numpy."""
+    """The sum-based series, percentiles, median margin and exposure Gini of day 0 of
+    replication 0, in plain numpy."""
     alive = state["alive"]
     live = alive[samples.order]
     live_order = samples.order[live]
@@ -77,16 +88,28 @@ def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], f
         attempted, won = flow(flows.appeals_attempted), flow(flows.appeals_won)
         out["appeal_success_by_cohort"][0, 0, :] = np.where(attempted > 0, won / attempted,
                                                             np.nan)
+    for c in range(len(TIERS)):
+        idx = samples.by_cohort[c]
+        idx = idx[alive[idx]]
+        for name, arr in (("price_pct", price), ("margin_pct", margin),
+                          ("quality_pct", quality)):
+            out[name][0, 0, c, :] = (np.quantile(arr[idx].astype(np.float64), QUANTILES)
+                                     if n_c[c] and idx.size else np.nan)
+    pooled = samples.population[alive[samples.population]]
+    out["median_margin"][0, 0] = (float(np.median(margin[pooled].astype(np.float64)))
+                                  if pooled.size else np.nan)
+    out["exposure_gini"][0, 0] = _numpy_gini(flows.exposure[pooled].astype(np.float64))
 
 
 _CHECKED = ("take_rate", "refund_burden_ratio", "below_cost_sales_share", "exposure_hhi",
             "auto_follow_share", "below_cost_listing_share", "price_index", "price_mean",
             "margin_mean", "quality_mean", "refund_burden_ratio_by_cohort",
-            "exposure_per_quality_by_cohort", "appeal_success_by_cohort")
+            "exposure_per_quality_by_cohort", "appeal_success_by_cohort", "price_pct",
+            "margin_pct", "quality_pct", "median_margin", "exposure_gini")
 
 
 def _day(rng: np.random.Generator, groups: int, slots: int, dtype: type, empty_cohort: bool,
-         all_dead: bool) -> tuple[dict[str, np.ndarray], DayFlows, Samples]:
+         all_dead: bool, sample: int = 4096) -> tuple[dict[str, np.ndarray], DayFlows, Samples]:
     n = groups * slots
     tier = rng.integers(0, len(TIERS), n).astype(np.int8)
     if empty_cohort:
@@ -111,7 +134,7 @@ def _day(rng: np.random.Generator, groups: int, slots: int, dtype: type, empty_c
                                        np.floor(rng.random(n) * 2))
     flows = DayFlows(exposure=spread() * alive, revenue=spread(), commission=spread(),
                      ads=spread(), fees=spread(), refund=spread(), **counts)
-    return state, flows, Samples.of(tier, exists, 4096)
+    return state, flows, Samples.of(tier, exists, sample)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -129,3 +152,33 @@ def test_aggregate_has_the_bits_of_the_numpy_expressions(dtype: type, groups: in
     _numpy_aggregate(expected, state, flows, groups, samples)
     for name in _CHECKED:
         assert got[name].tobytes() == expected[name].tobytes(), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sample", [1, 2, 7, 129, 4096])
+def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
+                                                                   sample: int) -> None:
+    """Rounded prices (many ties), margins with zeros of both signs and a NaN, exposures
+    with zeros, a negative one and -0.0: the compiled order statistics and Gini give numpy's
+    bits, or hand the figure to numpy."""
+    rng = np.random.default_rng(sample)
+    for trial in range(6):
+        state, flows, samples = _day(rng, 3, 700, dtype, trial == 1, trial == 2, sample)
+        n = state["alive"].size
+        state["price"] = np.round(state["price"]).astype(dtype)
+        margin = state["margin"]
+        margin[rng.random(n) < 0.4] = 0.0
+        margin[rng.random(n) < 0.2] = -0.0
+        if trial == 3:
+            margin[rng.integers(0, n, 2)] = np.nan
+        if trial == 4:
+            flows.exposure[rng.integers(0, n, 3)] = -0.0
+        if trial == 5:
+            flows.exposure[rng.integers(0, n, 3)] = -1.0
+        got, expected = empty_series(1, 1), empty_series(1, 1)
+        group = np.repeat(np.arange(3), 700)
+        with np.errstate(invalid="ignore"):
+            aggregate(got, 0, 0, state, flows, group, 3, samples)
+            _numpy_aggregate(expected, state, flows, 3, samples)
+        for name in _CHECKED:
+            assert got[name].tobytes() == expected[name].tobytes(), (trial, name)

@@ -78,10 +78,13 @@ def test_live_in_order_keeps_the_live_in_order() -> None:
     sizes = np.array([25_000, 0, 10_000, 5_000])
     live = alive[order]
     expected_counts = segment_sums(live.astype(np.int64), sizes.astype(np.float64))
-    got_order, counts = np.empty(order.size, dtype=order.dtype), np.empty(sizes.size, np.int64)
-    k = kernels.live_in_order(alive, order, sizes, got_order, counts)
-    assert np.array_equal(got_order[:k], order[live])
-    assert np.array_equal(counts, expected_counts)
+    for index_dtype in (np.int64, np.int32):
+        walked = order.astype(index_dtype)
+        got_order = np.empty(order.size, dtype=index_dtype)
+        counts = np.empty(sizes.size, np.int64)
+        k = kernels.live_in_order(alive, walked, sizes, got_order, counts)
+        assert np.array_equal(got_order[:k], order[live])
+        assert np.array_equal(counts, expected_counts)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -140,8 +143,9 @@ def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
     price0 = (rng.random(n) * 30).astype(dtype)
     price0[rng.integers(0, n, 3)] = 0.0  # inf and NaN ratios, as numpy divides
     state[1][rng.integers(0, n, 3)] = 0.0
-    for in_order in (True, False):
+    for in_order, index_dtype in ((True, np.int64), (False, np.int64), (True, np.int32)):
         idx, sz = _segments(rng, n, sizes, in_order)
+        idx = idx.astype(index_dtype)  # the aggregates walk int32 indices (`compact_order`)
         got = kernels.cohort_live_sums(*flows[:3], *state, price0, idx, sz,
                                        np.empty((7, len(sizes))))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,3 +182,131 @@ def test_row_sums_squares_match_numpys_row_sums(n: int) -> None:
         grid = x.reshape(rows, -1)
         assert _same_bits(sums, grid.sum(axis=1))
         assert _same_bits(squares, np.square(grid).sum(axis=1))
+
+
+_ORDER_SIZES = [1, 2, 3, 7, 8, 9, 127, 128, 129, 1000, 4097]
+
+
+def _order_sample(rng: np.random.Generator, n: int, kind: int) -> np.ndarray:
+    """Numbers whose order statistics are hard to get right: distinct, tied, all equal,
+    sorted either way, float32 widened, and zeros of both signs."""
+    if kind == 0:
+        return rng.standard_normal(n) * 10
+    if kind == 1:
+        return np.round(rng.uniform(1, 40, n), 1).astype(np.float32).astype(np.float64)
+    if kind == 2:
+        return np.full(n, 3.5)
+    if kind == 3:
+        return np.sort(rng.random(n))
+    if kind == 4:
+        return np.sort(rng.random(n))[::-1].copy()
+    if kind == 5:
+        return np.where(rng.random(n) < 0.8, 10.0, rng.random(n))
+    x = np.round(rng.random(n) * 4) - 2.0
+    x[rng.random(n) < 0.3] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("n", _ORDER_SIZES)
+def test_select_puts_the_order_statistic_in_place(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for kind in range(7):
+        x = _order_sample(rng, n, kind)
+        lo = int(rng.integers(0, n))
+        k = int(rng.integers(lo, n))
+        a = x.copy()
+        if lo:
+            kernels._select(a, 0, n, lo - 1)  # as `_quantiles_of` narrows the range
+        kernels._select(a, lo, n, k)
+        assert a[k] == np.sort(x)[k]
+        assert np.all(a[:k] <= a[k]) and np.all(a[k + 1:] >= a[k])
+        assert np.array_equal(np.sort(a), np.sort(x))  # a reordering, nothing lost
+
+
+@pytest.mark.parametrize("n", _ORDER_SIZES)
+def test_quantiles_and_median_have_numpys_bits_or_say_not(n: int) -> None:
+    """Where the compiled order statistics claim numpy's bits they have them; they claim them
+    whenever no zero is involved."""
+    rng = np.random.default_rng(n + 7)
+    for q in (np.array([0.1, 0.5, 0.9]), np.array([0.0, 0.3, 0.3, 0.75, 1.0]),
+              np.array([0.5])):
+        for kind in range(7):
+            x = _order_sample(rng, n, kind)
+            out = np.empty(q.size)
+            exact = kernels._quantiles_of(x.copy(), n, q, out)
+            expected = np.quantile(x, q)
+            assert exact or np.any(x == 0.0)
+            if exact:
+                assert out.tobytes() == expected.tobytes(), (kind, q)
+            median, exact = kernels._median_of(x.copy(), n)
+            assert exact or np.any(x == 0.0)
+            if exact:
+                assert np.float64(median).tobytes() == np.float64(np.median(x)).tobytes()
+
+
+def _sample_numpy(x: np.ndarray, alive: np.ndarray, idx: np.ndarray, q: np.ndarray) -> np.ndarray:
+    live = idx[alive[idx]]
+    return np.quantile(x[live].astype(np.float64), q) if live.size else np.full(q.size, np.nan)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", [[0, 0, 0], [1, 0, 2], [7, 129, 4096], [300, 50, 0]], ids=str)
+def test_sample_statistics_match_numpy_on_the_live_samples(dtype: type, sizes: list[int]) -> None:
+    rng = np.random.default_rng(sum(sizes))
+    n = 3 * sum(sizes) + 10
+    q = np.array([0.1, 0.5, 0.9])
+    for all_dead in (False, True):
+        alive = rng.random(n) < (0.0 if all_dead else 0.7)
+        arrays = [rng.uniform(1, 40, n).astype(dtype) for _ in range(3)]
+        arrays[0] = np.round(arrays[0]).astype(dtype)  # ties
+        exposure = np.abs(rng.standard_normal(n)) * 1e4 * alive
+        cohorts = [np.sort(rng.choice(n, s, replace=False)) for s in sizes]
+        pooled = np.sort(rng.choice(n, sum(sizes), replace=False))
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        flat = np.concatenate([*cohorts, np.empty(0, np.int64)]).astype(np.int64)
+        union = np.union1d(flat, pooled).astype(np.int64)
+        quantiles = np.empty((3, len(sizes), q.size))
+        exact = np.empty((3, len(sizes)), dtype=np.bool_)
+        pooled_exposure = np.empty(pooled.size)
+        median, median_exact, live = kernels.sample_statistics(
+            *arrays, exposure, alive, union, np.searchsorted(union, flat), bounds,
+            np.searchsorted(union, pooled), q, quantiles, exact, pooled_exposure)
+        assert exact.all() and median_exact
+        for v, x in enumerate(arrays):
+            for c, idx in enumerate(cohorts):
+                assert quantiles[v, c].tobytes() == _sample_numpy(x, alive, idx, q).tobytes()
+        live_pooled = pooled[alive[pooled]]
+        expected = (np.median(arrays[1][live_pooled].astype(np.float64)) if live_pooled.size
+                    else np.nan)
+        assert np.float64(median).tobytes() == np.float64(expected).tobytes()
+        assert np.array_equal(pooled_exposure[:live], exposure[live_pooled])
+
+
+def _gini_numpy(x: np.ndarray) -> float:
+    """The aggregates' Gini in numpy (`simulator.aggregates._numpy_gini`)."""
+    if x.size == 0:
+        return float("nan")
+    total = x.sum()
+    if total <= 0:
+        return 0.0
+    s = np.sort(x)
+    k = np.arange(1, s.size + 1, dtype=np.float64)
+    return float((2.0 * (k * s).sum()) / (s.size * total) - (s.size + 1.0) / s.size)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 129, 2047, 2048, 12_288, 65_537])
+def test_gini_has_the_bits_of_numpys_sort(n: int) -> None:
+    rng = np.random.default_rng(n)
+    samples = [rng.random(n) * 1e5, np.round(rng.random(n) * 10),
+               np.abs(rng.standard_normal(n)) * rng.random(n) ** 6 * 1e6,
+               rng.random(n).astype(np.float32).astype(np.float64),
+               np.exp(rng.standard_normal(n) * 20), np.zeros(n)]
+    for x in samples:
+        value, certain = kernels.gini(x)
+        assert certain
+        assert np.float64(value).tobytes() == np.float64(_gini_numpy(x)).tobytes()
+    if n > 1:  # what the radix sort does not take: the caller asks numpy
+        for bad in (-1e-9, -0.0, np.nan):
+            x = rng.random(n)
+            x[n // 2] = bad
+            assert not kernels.gini(x)[1]
