@@ -283,21 +283,139 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
            ad_clicks, orders, revenue, below_cost):  # pragma: no cover - compiled
     """Orders, revenue and units sold below cost of the merchants in the blocks
     [starts[b], stops[b]), and their ad clicks (for the commission rulebook). `power` False:
-    conversion is `conversion x quality` (an elasticity of 1), else `conv_in` holds it."""
+    conversion is `conversion x quality` (an elasticity of 1), else `conv_in` holds it.
+
+    No branch on a merchant: the dead's orders are computed too and 0.0 is selected (a
+    select, never a product, which would turn inf or NaN into NaN and a negative into -0.0),
+    so the loop vectorises and costs the same whichever merchants have exited; unsigned
+    positions spare the test for indices counted from the end. (Where two NaNs meet, which
+    one comes out is the compiler's operand order, as in numpy's own loops: a NaN's sign and
+    payload are no part of the bits.)"""
     for b in range(starts.shape[0]):
-        for i in range(starts[b], stops[b]):
+        for i in range(np.uint64(starts[b]), np.uint64(stops[b])):
             p = np.float64(price[i])
             clicks = budget_share * np.float64(last_revenue[i]) / cost_per_click
             ad_clicks[i] = clicks
             conv = conv_in[i] if power else conversion * np.float64(quality[i])
-            if alive[i]:
-                lam = (exposure[i] * ctr + clicks) * conv
-                o = np.floor(lam + np.float64(u_orders[i]))
-            else:
-                o = 0.0
+            lam = (exposure[i] * ctr + clicks) * conv
+            o = np.floor(lam + np.float64(u_orders[i])) if alive[i] else 0.0
             orders[i] = o
             revenue[i] = o * p
             below_cost[i] = o if p < unit_cost[i] else 0.0
+
+
+#: Rows per stretch of `accounts`: each stretch takes the path for its share of the dead.
+_ACCOUNTS_STRETCH = 512
+
+
+@_kernel
+def _accounts_mixed(lo, hi, dead_before, commission, ads, fees, refund, revenue, orders,
+                    unit_cost, shipping, fixed_cost, cash, loss_days, burden_ema, last_revenue,
+                    alive, dl_rule, dl_due, dl_event_time, dl_event_price, price, margin,
+                    quality, full_cost, u_adapt, keep, memory, loss_days_limit,
+                    margin_threshold, quality_floor_s, adapt_probability, quality_floor,
+                    quality_step, cost_share):  # pragma: no cover - compiled
+    """`accounts` for rows [lo, hi) where the dead and the live mix, or all live: no branch
+    on the dead, nor on a loss day (both about as often as not on some days, which a branch
+    predictor cannot learn). Every row's numbers are computed, and each store selects, in the
+    state dtype, between the new value and the one already there (whose bits it writes back
+    unchanged), so every array ends as the branching `_accounts_sparse` leaves it. Only rare
+    events branch: an exit, and the quality cut, first on the draw (a few percent) and only
+    then on the margin and the rest."""
+    f = cash.dtype.type
+    nan = np.nan
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        dead = dead_before[i]
+        burden = commission[i] + ads[i] + fees[i] + refund[i]
+        uc = unit_cost[i]
+        sh = shipping[i]
+        unit = np.float64(uc) + np.float64(sh)
+        rev = revenue[i]
+        profit = rev - orders[i] * unit - burden - np.float64(fixed_cost[i])
+        cash[i] = np.float64(cash[i]) + (0.0 if dead else profit)
+        c = cash[i]  # as stored, in the state dtype
+        d0 = loss_days[i]
+        days = (d0 + 1) * (profit < 0)  # loss_days + 1 on a loss day, else 0
+        loss_days[i] = d0 if dead else days
+        e0 = burden_ema[i]
+        # Divided even where it is discarded (rev <= 0, the dead): no stored value changes.
+        e1 = f(np.float64(keep * e0) + memory * burden / rev)
+        ema = e1 if (rev > 0) & ~dead else e0
+        burden_ema[i] = ema
+        r0 = last_revenue[i]
+        last_revenue[i] = r0 if dead else f(rev)
+        # > 0 exactly for a live merchant that exits; an integer, so that the compiler does
+        # not split it back into a branch on `dead`.
+        out = np.int64(days >= loss_days_limit) + np.int64(c < 0) - 2 * np.int64(dead)
+        if out > 0:
+            alive[i] = False
+            dl_rule[i] = -1
+            dl_due[i] = np.inf
+            dl_event_time[i] = nan
+            dl_event_price[i] = nan
+        stay = out <= 0
+        p = price[i]
+        m = (p - uc - sh) / p - ema
+        m0 = margin[i]
+        margin[i] = m if stay & ~dead else m0
+        if u_adapt[i] < adapt_probability:
+            q0 = quality[i]
+            if stay and not dead and m < margin_threshold and q0 > quality_floor_s:
+                q = max(quality_floor, np.float64(q0) - quality_step)
+                quality[i] = q
+                unit_cost[i] = np.float64(full_cost[i]) * (1.0 - cost_share * (1.0 - q))
+                margin[i] = (p - unit_cost[i] - sh) / p - ema
+
+
+@_kernel
+def _accounts_sparse(lo, hi, dead_before, commission, ads, fees, refund, revenue, orders,
+                     unit_cost, shipping, fixed_cost, cash, loss_days, burden_ema,
+                     last_revenue, alive, dl_rule, dl_due, dl_event_time, dl_event_price,
+                     price, margin, quality, full_cost, u_adapt, keep, memory,
+                     loss_days_limit, margin_threshold, quality_floor_s, adapt_probability,
+                     quality_floor, quality_step, cost_share):  # pragma: no cover - compiled
+    """`accounts` for rows [lo, hi) that are mostly dead: a dead row only rounds its cash, so
+    it is skipped by a branch (taken most of the time) rather than computed in full as
+    `_accounts_mixed` does; the live rows' numbers are `_accounts_mixed`'s, with the loss
+    day still no branch."""
+    f = cash.dtype.type
+    nan = np.nan
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        if dead_before[i]:
+            cash[i] = np.float64(cash[i]) + 0.0
+            continue
+        burden = commission[i] + ads[i] + fees[i] + refund[i]
+        uc = unit_cost[i]
+        sh = shipping[i]
+        unit = np.float64(uc) + np.float64(sh)
+        rev = revenue[i]
+        profit = rev - orders[i] * unit - burden - np.float64(fixed_cost[i])
+        cash[i] = np.float64(cash[i]) + profit
+        c = cash[i]  # as stored, in the state dtype
+        days = (loss_days[i] + 1) * (profit < 0)
+        loss_days[i] = days
+        e0 = burden_ema[i]
+        e1 = f(np.float64(keep * e0) + memory * burden / rev)
+        ema = e1 if rev > 0 else e0
+        burden_ema[i] = ema
+        last_revenue[i] = rev
+        if days >= loss_days_limit or c < 0:
+            alive[i] = False
+            dl_rule[i] = -1
+            dl_due[i] = np.inf
+            dl_event_time[i] = nan
+            dl_event_price[i] = nan
+            continue
+        p = price[i]
+        m = (p - uc - sh) / p - ema
+        margin[i] = m
+        if u_adapt[i] < adapt_probability:
+            q0 = quality[i]
+            if m < margin_threshold and q0 > quality_floor_s:
+                q = max(quality_floor, np.float64(q0) - quality_step)
+                quality[i] = q
+                unit_cost[i] = np.float64(full_cost[i]) * (1.0 - cost_share * (1.0 - q))
+                margin[i] = (p - unit_cost[i] - sh) / p - ema
 
 
 @_kernel
@@ -312,43 +430,45 @@ def accounts(starts, stops, dead_before, commission, ads, fees, refund, revenue,
     squeezed margin (as `Model._accounts` does in numpy).
 
     `keep` (1 - memory), `margin_threshold`, `quality_floor_s` are in the state dtype;
-    `adapt_probability` is float32 (the draws' dtype); the rest float64."""
-    nan = np.nan
+    `adapt_probability` is float32 (the draws' dtype); the rest float64.
+
+    For each merchant (`dead` = dead_before[i], the state dtype's rounding on every store):
+      - cash = cash + 0.0 for the dead, nothing else changes; for the live:
+      - burden = commission + ads + fees + refund, profit = revenue - orders x (unit_cost +
+        shipping, widened) - burden - fixed_cost; cash = cash + profit;
+      - loss_days = loss_days + 1 if profit < 0 else 0; last_revenue = revenue; where
+        revenue > 0, burden_ema = keep x burden_ema (state dtype) + memory x burden / revenue;
+      - exit where loss_days >= loss_days_limit or the stored cash < 0: alive False, the
+        delayed action cleared (rule -1, due inf, event time and price NaN), nothing more;
+      - else margin = (price - unit_cost - shipping) / price - burden_ema, and where margin <
+        margin_threshold, quality > quality_floor_s and u_adapt < adapt_probability: quality
+        = max(quality_floor, quality - quality_step), unit_cost = full_cost x (1 - cost_share
+        x (1 - that quality, unrounded)), and the margin again with the stored unit cost.
+
+    Each stretch of `_ACCOUNTS_STRETCH` rows takes `_accounts_sparse` when more than half of
+    it is dead, else `_accounts_mixed`: the same numbers either way."""
     for b in range(starts.shape[0]):
-        for i in range(starts[b], stops[b]):
-            if dead_before[i]:
-                cash[i] = np.float64(cash[i]) + 0.0
-                continue
-            burden = commission[i] + ads[i] + fees[i] + refund[i]
-            uc = unit_cost[i]
-            sh = shipping[i]
-            unit = np.float64(uc) + np.float64(sh)
-            rev = revenue[i]
-            profit = rev - orders[i] * unit - burden - np.float64(fixed_cost[i])
-            cash[i] = np.float64(cash[i]) + profit
-            c = cash[i]  # as stored, in the state dtype
-            days = loss_days[i] + 1 if profit < 0 else 0
-            loss_days[i] = days
-            if rev > 0:
-                burden_ema[i] = np.float64(keep * burden_ema[i]) + memory * burden / rev
-            ema = burden_ema[i]
-            last_revenue[i] = rev
-            if days >= loss_days_limit or c < 0:
-                alive[i] = False
-                dl_rule[i] = -1
-                dl_due[i] = np.inf
-                dl_event_time[i] = nan
-                dl_event_price[i] = nan
-                continue
-            p = price[i]
-            m = (p - uc - sh) / p - ema
-            margin[i] = m
-            q0 = quality[i]
-            if m < margin_threshold and q0 > quality_floor_s and u_adapt[i] < adapt_probability:
-                q = max(quality_floor, np.float64(q0) - quality_step)
-                quality[i] = q
-                unit_cost[i] = np.float64(full_cost[i]) * (1.0 - cost_share * (1.0 - q))
-                margin[i] = (p - unit_cost[i] - sh) / p - ema
+        for lo in range(starts[b], stops[b], _ACCOUNTS_STRETCH):
+            hi = min(lo + _ACCOUNTS_STRETCH, stops[b])
+            n_dead = 0
+            for i in range(np.uint64(lo), np.uint64(hi)):
+                n_dead += dead_before[i]
+            if 2 * n_dead > hi - lo:
+                _accounts_sparse(lo, hi, dead_before, commission, ads, fees, refund, revenue,
+                                 orders, unit_cost, shipping, fixed_cost, cash, loss_days,
+                                 burden_ema, last_revenue, alive, dl_rule, dl_due,
+                                 dl_event_time, dl_event_price, price, margin, quality,
+                                 full_cost, u_adapt, keep, memory, loss_days_limit,
+                                 margin_threshold, quality_floor_s, adapt_probability,
+                                 quality_floor, quality_step, cost_share)
+            else:
+                _accounts_mixed(lo, hi, dead_before, commission, ads, fees, refund, revenue,
+                                orders, unit_cost, shipping, fixed_cost, cash, loss_days,
+                                burden_ema, last_revenue, alive, dl_rule, dl_due,
+                                dl_event_time, dl_event_price, price, margin, quality,
+                                full_cost, u_adapt, keep, memory, loss_days_limit,
+                                margin_threshold, quality_floor_s, adapt_probability,
+                                quality_floor, quality_step, cost_share)
 
 
 @_kernel

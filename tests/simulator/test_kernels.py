@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -310,3 +312,175 @@ def test_gini_has_the_bits_of_numpys_sort(n: int) -> None:
             x = rng.random(n)
             x[n // 2] = bad
             assert not kernels.gini(x)[1]
+
+
+def _sprinkle(rng: np.random.Generator, x: np.ndarray, values: list[float],
+              share: float = 0.03) -> np.ndarray:
+    """`x` with a share of its entries replaced by the given special values."""
+    hit = rng.random(x.size) < share
+    x[hit] = rng.choice(np.array(values), hit.sum()).astype(x.dtype)
+    return x
+
+
+#: Blocks of the kernels' row tests, with gaps between them (rows no block holds stay as they
+#: were): longer than a stretch of `kernels.accounts`, a single row and an empty block.
+_STARTS = np.array([0, 700, 2613, 3000], dtype=np.int64)
+_STOPS = np.array([640, 2613, 2614, 3000], dtype=np.int64)
+_ROWS = 3100
+_SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf]
+
+
+def _same_bits_or_nan(got: np.ndarray, expected: np.ndarray) -> bool:
+    """The same bits, except which NaN where both are NaN: when two NaNs meet, which one an
+    operation passes on is the compiler's choice of operand order (numpy's own loops choose
+    theirs), so a NaN's sign and payload are no part of the kernels' bits."""
+    if got.dtype != expected.dtype:
+        return False
+    if got.dtype.kind != "f":
+        return got.tobytes() == expected.tobytes()
+    nan = np.isnan(got)
+    return (np.array_equal(nan, np.isnan(expected))
+            and got[~nan].tobytes() == expected[~nan].tobytes())
+
+
+def _accounts_case(rng: np.random.Generator, dtype: type) -> tuple[list[Any], list[Any]]:
+    """A day's arguments of `kernels.accounts` (arrays, then the numbers): live, dead, mostly
+    dead and wholly dead stretches, losses, exits on both counts, quality cuts, and zero,
+    negative, infinite and NaN flows and state."""
+    n = _ROWS
+    f = np.dtype(dtype).type
+    dead = np.zeros(n, dtype=np.bool_)
+    dead[700:1300] = True  # a wholly dead stretch
+    dead[1300:1900] = rng.random(600) < 0.3
+    dead[1900:2613] = rng.random(713) < 0.85  # mostly dead: the branching path
+    dead[2613] = True
+    flows = [_sprinkle(rng, _spread(rng, n) * 1e-3, _SPECIAL) for _ in range(4)]
+    revenue = _sprinkle(rng, rng.uniform(-5, 400, n), _SPECIAL, 0.1)
+    revenue[dead & (rng.random(n) < 0.8)] = 0.0
+    orders = _sprinkle(rng, np.floor(rng.uniform(0, 20, n)), [0.0, np.nan])
+
+    def state(lo: float, hi: float, share: float = 0.03) -> np.ndarray:
+        return _sprinkle(rng, rng.uniform(lo, hi, n).astype(dtype), _SPECIAL, share)
+
+    unit_cost, shipping, fixed_cost = state(0, 12), state(0, 3), state(0, 5)
+    cash = state(-20, 200, 0.05)
+    loss_days = rng.integers(0, 50, n).astype(np.int32)
+    burden_ema, last_revenue = state(0, 0.5), state(0, 300)
+    alive = ~dead
+    alive[rng.random(n) < 0.02] ^= True  # alive need not mirror dead_before
+    dl_rule = rng.integers(-1, 5, n).astype(np.int16)
+    dl_due, dl_event_time, dl_event_price = (rng.uniform(0, 50, n) for _ in range(3))
+    price = state(0, 30, 0.05)
+    margin, quality, full_cost = state(-1, 1), state(0.3, 1.0), state(1, 12)
+    u_adapt = rng.random(n, dtype=np.float32)
+    arrays = [dead, *flows, revenue, orders, unit_cost, shipping, fixed_cost, cash, loss_days,
+              burden_ema, last_revenue, alive, dl_rule, dl_due, dl_event_time, dl_event_price,
+              price, margin, quality, full_cost, u_adapt]
+    numbers = [f(1.0 - 0.1), 0.1, 45, f(0.3), f(0.5), np.float32(0.5), 0.5, 0.05, 0.4]
+    return arrays, numbers
+
+
+def _accounts_reference(starts: np.ndarray, stops: np.ndarray, dead_before: np.ndarray,
+                        commission: np.ndarray, ads: np.ndarray, fees: np.ndarray,
+                        refund: np.ndarray, revenue: np.ndarray, orders: np.ndarray,
+                        unit_cost: np.ndarray, shipping: np.ndarray, fixed_cost: np.ndarray,
+                        cash: np.ndarray, loss_days: np.ndarray, burden_ema: np.ndarray,
+                        last_revenue: np.ndarray, alive: np.ndarray, dl_rule: np.ndarray,
+                        dl_due: np.ndarray, dl_event_time: np.ndarray,
+                        dl_event_price: np.ndarray, price: np.ndarray, margin: np.ndarray,
+                        quality: np.ndarray, full_cost: np.ndarray, u_adapt: np.ndarray,
+                        keep: Any, memory: float, loss_days_limit: int, margin_threshold: Any,
+                        quality_floor_s: Any, adapt_probability: np.float32,
+                        quality_floor: float, quality_step: float, cost_share: float) -> None:
+    """`kernels.accounts` row by row in numpy scalars, branch for branch as it was written
+    first (each store rounds to the array's dtype, as numpy's do)."""
+    for b in range(starts.size):
+        for i in range(starts[b], stops[b]):
+            if dead_before[i]:
+                cash[i] = np.float64(cash[i]) + 0.0
+                continue
+            burden = commission[i] + ads[i] + fees[i] + refund[i]
+            uc, sh, rev = unit_cost[i], shipping[i], revenue[i]
+            profit = rev - orders[i] * (np.float64(uc) + np.float64(sh)) - burden - np.float64(
+                fixed_cost[i])
+            cash[i] = np.float64(cash[i]) + profit
+            c = cash[i]
+            days = int(loss_days[i]) + 1 if profit < 0 else 0
+            loss_days[i] = days
+            if rev > 0:
+                burden_ema[i] = np.float64(keep * burden_ema[i]) + memory * burden / rev
+            ema = burden_ema[i]
+            last_revenue[i] = rev
+            if days >= loss_days_limit or c < 0:
+                alive[i] = False
+                dl_rule[i], dl_due[i] = -1, np.inf
+                dl_event_time[i] = dl_event_price[i] = np.nan
+                continue
+            p = price[i]
+            m = (p - uc - sh) / p - ema
+            margin[i] = m
+            q0 = quality[i]
+            if m < margin_threshold and q0 > quality_floor_s and u_adapt[i] < adapt_probability:
+                q = max(quality_floor, np.float64(q0) - quality_step)
+                quality[i] = q
+                unit_cost[i] = np.float64(full_cost[i]) * (1.0 - cost_share * (1.0 - q))
+                margin[i] = (p - unit_cost[i] - sh) / p - ema
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_accounts_match_a_row_by_row_reference(dtype: type, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    arrays, numbers = _accounts_case(rng, dtype)
+    got = [a.copy() for a in arrays]
+    expected = [a.copy() for a in arrays]
+    kernels.accounts(_STARTS, _STOPS, *got, *numbers)
+    with np.errstate(all="ignore"):
+        _accounts_reference(_STARTS, _STOPS, *expected, *numbers)
+    for k, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert _same_bits_or_nan(g, e), k
+    alive, quality = 14, 21  # the case reaches exits and quality cuts
+    assert (arrays[alive] & ~got[alive]).any() and (got[quality] != arrays[quality]).any()
+
+
+def _demand_numpy(starts: np.ndarray, stops: np.ndarray, alive: np.ndarray, price: np.ndarray,
+                  last_revenue: np.ndarray, quality: np.ndarray, unit_cost: np.ndarray,
+                  exposure: np.ndarray, u_orders: np.ndarray, budget_share: float,
+                  cost_per_click: float, conversion: float, ctr: float, power: bool,
+                  conv_in: np.ndarray, outs: list[np.ndarray]) -> None:
+    """`kernels.demand` in numpy over each block."""
+    for lo, hi in zip(starts, stops, strict=True):
+        r = slice(lo, hi)
+        p = price[r].astype(np.float64)
+        clicks = budget_share * last_revenue[r].astype(np.float64) / cost_per_click
+        conv = conv_in[r] if power else conversion * quality[r].astype(np.float64)
+        lam = (exposure[r] * ctr + clicks) * conv
+        o = np.where(alive[r], np.floor(lam + u_orders[r].astype(np.float64)), 0.0)
+        outs[0][r], outs[1][r], outs[2][r] = clicks, o, o * p
+        outs[3][r] = np.where(p < unit_cost[r], o, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("power", [False, True])
+def test_demand_matches_numpy(dtype: type, power: bool) -> None:
+    rng = np.random.default_rng(int(power))
+    n = _ROWS
+    alive = rng.random(n) < 0.6
+    price = _sprinkle(rng, rng.uniform(0, 30, n).astype(dtype), _SPECIAL)
+    last_revenue = _sprinkle(rng, rng.uniform(0, 400, n).astype(dtype), _SPECIAL)
+    quality = _sprinkle(rng, rng.uniform(0.3, 1, n).astype(dtype), _SPECIAL)
+    unit_cost = _sprinkle(rng, rng.uniform(0, 30, n).astype(dtype), _SPECIAL)
+    exposure = _sprinkle(rng, rng.uniform(0, 1e4, n), _SPECIAL)
+    exposure[rng.random(n) < 0.05] = -1e4  # negative rates: floor below zero
+    u_orders = rng.random(n, dtype=np.float32)
+    with np.errstate(all="ignore"):
+        conv_in = (0.023 * quality.astype(np.float64) ** 0.7) if power else np.empty(0)
+        numbers = (0.04, 2.17, 0.023, 0.05)
+        got = [np.full(n, 7.0) for _ in range(4)]  # rows outside the blocks stay as they are
+        expected = [a.copy() for a in got]
+        kernels.demand(_STARTS, _STOPS, alive, price, last_revenue, quality, unit_cost,
+                       exposure, u_orders, *numbers, power, 0.7, conv_in, *got)
+        _demand_numpy(_STARTS, _STOPS, alive, price, last_revenue, quality, unit_cost,
+                      exposure, u_orders, *numbers, power, conv_in, expected)
+    for g, e in zip(got, expected, strict=True):
+        assert _same_bits_or_nan(g, e)
