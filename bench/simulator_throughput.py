@@ -3,7 +3,7 @@
     python bench/simulator_throughput.py [--merchants 200000] [--days 60]
         [--reference-merchants 400] [--reference-days 30] [--sweep-tasks 4]
         [--memory-merchants 1000000] [--memory-days 365]
-        [--skip model|reference|sweep|memory] [--json FILE]
+        [--skip model|stages|reference|sweep|memory] [--json FILE]
 
 What it measures, all on the default scenario under ``lowprice-2024``:
 
@@ -11,6 +11,7 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    replication, aggregation included), with the process pinned to one CPU and BLAS and OpenMP
    pools to one thread; best of ``--repeat``, by wall time and by CPU time (on a shared machine
    wall time also counts other processes' turns, so the ratio to the reference uses CPU time).
+   Then where a simulated day's CPU goes, stage by stage (`stage_split`, up to 30 days).
 2. **The reference next to it**: merchant-days per second of ``simulator.reference`` stepping
    the same scenario, in the same run (a smaller population: it is plain Python; its
    aggregation is not timed, which flatters it), and the ratio.
@@ -93,6 +94,67 @@ def model_rate(merchants: int, days: int, seed: int, repeat: int) -> dict[str, A
     return {"merchants": merchants, "days": days, "seconds": best, "cpu_seconds": best_cpu,
             "merchant_days_per_s": merchants * days / best,
             "merchant_days_per_cpu_s": merchants * days / best_cpu}
+
+
+#: The day's stages timed by `stage_split`: `Model` methods, and functions its module and
+#: `simulator.run` call (by name in that module).
+_STAGES = {
+    "ranking and exposure": ("Model", "exposure"),
+    "orders": ("Model", "_orders"),
+    "commission and ads": ("Model", "_demand"),
+    "refunds": ("Model", "_refunds"),
+    "appeals": ("Model", "_appeals"),
+    "accounts": ("Model", "_accounts"),
+    "day's flows": ("Model", "_new_flows"),
+    "random draws": ("model", "day_draws"),
+    "aggregation": ("run", "aggregate"),
+}
+
+
+def stage_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
+    """CPU milliseconds per simulated day by stage, from process-time timers around each
+    stage of one projection (after a warm-up); "the rest of the day" is the model's step less
+    the timed stages (auto-follow, repricing, entry). The timers cost a little each; the
+    total is the timed run's, so the stages add up to it only roughly."""
+    from simulator import model, run
+    from simulator.memory import keep_freed_memory
+
+    keep_freed_memory()
+    rs = load_set(SET_DIR)
+    scenario = scaled_scenario(merchants)
+    run.project(rs, scenario, min(days, 3), 1, seed)
+    spent: dict[str, float] = dict.fromkeys((*_STAGES, "step"), 0.0)
+    originals: list[tuple[Any, str, Any]] = []
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - t0
+
+        setattr(owner, name, wrapper)
+
+    owners = {"Model": model.Model, "model": model, "run": run}
+    for label, (owner, name) in _STAGES.items():
+        timed(owners[owner], name, label)
+    timed(model.Model, "step", "step")
+    try:
+        c0 = time.process_time()
+        run.project(rs, scenario, days, 1, seed)
+        total = time.process_time() - c0
+    finally:
+        for owner, name, original in reversed(originals):
+            setattr(owner, name, original)
+    in_step = sum(v for k, v in spent.items() if k not in ("step", "aggregation"))
+    ms = {k: 1000 * v / days for k, v in spent.items() if k != "step"}
+    ms["the rest of the day"] = 1000 * (spent["step"] - in_step) / days
+    return {"merchants": merchants, "days": days, "ms_per_day": 1000 * total / days,
+            "stages_ms_per_day": dict(sorted(ms.items(), key=lambda kv: -kv[1]))}
 
 
 def reference_rate(merchants: int, days: int, seed: int) -> dict[str, Any]:
@@ -262,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-merchants", type=int, default=1_000_000)
     ap.add_argument("--memory-days", type=int, default=365)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=("model", "reference", "sweep", "memory"))
+                    choices=("model", "stages", "reference", "sweep", "memory"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -286,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     if "model" not in args.skip:
         figures["model"] = model_rate(args.merchants, args.days, args.seed, args.repeat)
         _report("model", figures["model"])
+    if "stages" not in args.skip:
+        figures["stages"] = stage_split(args.merchants, min(args.days, 30), args.seed)
+        split = figures["stages"]["stages_ms_per_day"]
+        print(f"stages: {figures['stages']['ms_per_day']:.1f} ms of CPU per day; "
+              + ", ".join(f"{k} {v:.1f}" for k, v in split.items()), flush=True)
     if "reference" not in args.skip:
         figures["reference"] = reference_rate(args.reference_merchants, args.reference_days,
                                               args.seed)

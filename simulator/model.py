@@ -394,6 +394,7 @@ class Model:
         }
         self.blocks = _blocks(self.R, lay)
         self._starts = np.array([b.start for b in self.blocks], dtype=np.int64)
+        self._block_rows = sum(b.stop - b.start for b in self.blocks)
         self._stops = np.array([b.stop for b in self.blocks], dtype=np.int64)
         # Per-merchant working arrays of a day, kept from day to day: the blocks overwrite
         # every row a stage reads (padding slots, outside every block, keep their start
@@ -866,8 +867,7 @@ class Model:
         """Impressions of every listing today: ranking rulebook score, rank within the group,
         position weight x store scale over the group's impressions, plus an equal share of the
         group's channel impressions for listings the rulebook admits to a channel."""
-        s, lay, n = self.s, self.layout, self.n
-        alive = s["alive"]
+        s = self.s
         rk = self.books["ranking"]
         score, channel = self._scratch["score"], self._scratch["channel"]
         event = {"time": T, "listing_id": "L", "product_group": self.group_names,
@@ -876,8 +876,19 @@ class Model:
         # Scores are per listing: decided block by block (see _BLOCK), the dead included
         # (the kernels rank them last and give them no exposure, whatever their score and
         # channel); only the ranking itself needs the whole group. A listing none of whose
-        # fields the rules read changed since yesterday keeps yesterday's score and channel.
+        # fields the rules read changed since yesterday keeps yesterday's score and channel;
+        # when few changed, they are decided together.
         changed = self._rank_inputs.changed(s)
+        if changed is not None:
+            for gap in self._gaps:  # padding: never decided (nothing there changes anyway)
+                changed[gap] = False
+            few = np.flatnonzero(changed)
+            if few.size * 4 < self._block_rows:
+                # Few listings changed: decided in one call, whatever their block (the
+                # decisions are row by row), instead of a call per block.
+                if few.size:
+                    self._rank(rk, few, event, score, channel)
+                return self._exposure(score, channel, out)
         for rows in self.blocks:
             sub: np.ndarray | slice = rows
             if changed is not None:
@@ -886,33 +897,44 @@ class Model:
                     continue
                 if idx.size * 4 < rows.stop - rows.start:  # few: decide only those
                     sub = rows.start + idx
-            if isinstance(sub, slice):  # decided in place
-                block_score, block_channel = score[sub], channel[sub]
-                block_score.fill(0.0)
-                block_channel.fill(0.0)
-            else:
-                block_score, block_channel = np.zeros(sub.size), np.zeros(sub.size)
-            size = block_score.size
-            dec = rk.decide("listing_updated", self._scope(sub, event), size)
-            for _rid, mask, effects in self._fired_effects(rk, dec):
-                for name, args in effects:
-                    if name == "assign_ranking_score":
-                        target, v = block_score, args["score"]
-                    elif name == "admit_to_channel":
-                        target, v = block_channel, args["impressions"]
-                    else:
-                        continue
-                    np.copyto(target, v, where=mask & _known(v))
-            if not isinstance(sub, slice):
-                score[sub] = block_score
-                channel[sub] = block_channel
-        weight = self._position_weight(score, alive)
+            self._rank(rk, sub, event, score, channel)
+        return self._exposure(score, channel, out)
+
+    def _rank(self, rk: Any, sub: np.ndarray | slice, event: dict[str, Any],
+              score: np.ndarray, channel: np.ndarray) -> None:
+        """The ranking rulebook's score and channel of the listings `sub` (a block, decided in
+        place, or indices)."""
+        if isinstance(sub, slice):
+            block_score, block_channel = score[sub], channel[sub]
+            block_score.fill(0.0)
+            block_channel.fill(0.0)
+        else:
+            block_score, block_channel = np.zeros(sub.size), np.zeros(sub.size)
+        dec = rk.decide("listing_updated", self._scope(sub, event), block_score.size)
+        for _rid, mask, effects in self._fired_effects(rk, dec):
+            for name, args in effects:
+                if name == "assign_ranking_score":
+                    target, v = block_score, args["score"]
+                elif name == "admit_to_channel":
+                    target, v = block_channel, args["impressions"]
+                else:
+                    continue
+                np.copyto(target, v, where=mask & _known(v))
+        if not isinstance(sub, slice):
+            score[sub] = block_score
+            channel[sub] = block_channel
+
+    def _exposure(self, score: np.ndarray, channel: np.ndarray,
+                  out: np.ndarray | None) -> np.ndarray:
+        """Impressions from today's scores and channels (see `exposure`)."""
+        s = self.s
+        weight = self._position_weight(score, s["alive"])
         # Exposure needs each group's totals (summed as numpy sums a row): one compiled pass
         # per group.
-        return kernels.group_exposure(weight, alive, s["scale"], channel, self.impressions,
-                                      self.channel_share, lay.slots,
+        return kernels.group_exposure(weight, s["alive"], s["scale"], channel,
+                                      self.impressions, self.channel_share, self.layout.slots,
                                       self._scratch["group_weight"],
-                                      np.empty(n) if out is None else out)
+                                      np.empty(self.n) if out is None else out)
 
 
     # -- refunds ----------------------------------------------------------------------------
