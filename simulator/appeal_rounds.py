@@ -162,29 +162,39 @@ def _gather(sources, inputs, active, rows, k, scratch, filed_m, filed_y, failed_
     for f in range(sources.shape[0]):
         src = sources[f]
         out = scratch[f]
-        for t in range(k):
-            j = rows[t]
-            i = active[j]
-            if src == STATIC:
-                out[t] = inputs[f, j]
-            elif src == FILED_MONTH:
-                out[t] = filed_m[i]
-            elif src == FILED_YEAR:
-                out[t] = filed_y[i]
-            elif src == FAILED_MONTH:
-                out[t] = failed_m[i]
-            elif src == FAILED_YEAR:
-                out[t] = failed_y[i]
-            elif src == REFUSED_MONTH:
-                out[t] = refused_m[i]
-            elif src == BLOCKED:
-                out[t] = blocked[i]
-            elif src == HUMAN_REQUESTED:
+        # One loop per source (the branch is taken once per field, not once per row).
+        if src == STATIC:
+            static = inputs[f]
+            for t in range(k):
+                out[t] = static[rows[t]]
+        elif src == FILED_MONTH:
+            _gather_counter(filed_m, active, rows, k, out)
+        elif src == FILED_YEAR:
+            _gather_counter(filed_y, active, rows, k, out)
+        elif src == FAILED_MONTH:
+            _gather_counter(failed_m, active, rows, k, out)
+        elif src == FAILED_YEAR:
+            _gather_counter(failed_y, active, rows, k, out)
+        elif src == REFUSED_MONTH:
+            _gather_counter(refused_m, active, rows, k, out)
+        elif src == BLOCKED:
+            _gather_counter(blocked, active, rows, k, out)
+        elif src == HUMAN_REQUESTED:
+            for t in range(k):
                 out[t] = 1.0 if human[t] else 0.0
-            elif src == OUTCOME:
+        elif src == OUTCOME:
+            for t in range(k):
                 out[t] = outcome[t]
-            else:
+        else:
+            for t in range(k):
                 out[t] = reviewer[t]
+
+
+@_kernel
+def _gather_counter(counter, active, rows, k, out):  # pragma: no cover - compiled
+    """out[t] = counter[active[rows[t]]] as float64, for t < k."""
+    for t in range(k):
+        out[t] = counter[active[rows[t]]]
 
 
 @_kernel
