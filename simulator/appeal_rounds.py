@@ -2,11 +2,11 @@
 
 `Model._appeal_block` files each appellant's appeals round by round (a round's outcomes
 change the counters the next round's rules read). Deciding every round through the numpy
-target costs a handful of whole-column passes and a few dozen Python calls per round. When the
-appeal rulebook's effects take only literal arguments, the whole day runs here instead: the
-rules' conditions are compiled by the numba target (`rules.expression.numba_target`, a
-bytecode interpreter compiled once; no rule text becomes code), and the effects the model
-knows for appeals become small tables indexed by the rule that fired:
+target costs a handful of whole-column passes and a few dozen Python calls per round. Here the
+whole day runs in one kernel instead: the rules' conditions are compiled by the numba target
+(`rules.expression.numba_target`, a bytecode interpreter compiled once; no rule text becomes
+code), and the effects the model knows for appeals, whose arguments are literal words, become
+small tables indexed by the rule that fired:
 
   - `accept_appeal` (review: "human" or not) counts the appeal as filed this month and year;
   - `refuse_appeal` counts it as refused this month;
@@ -82,8 +82,9 @@ class _EventProgram:
 
 
 class AppealRounds:
-    """The appeal rulebook prepared for `appeal_day`; `of` says None when its effects need
-    the numpy path (an argument computed per row, say)."""
+    """The appeal rulebook prepared for `appeal_day` (`of` says None for a set without one).
+    The effects' arguments (review, scope) are choices, which rulebooks give as literal words
+    (`rules.effects`), so every rule's effects are the same on every row: a table entry."""
 
     def __init__(self, filed: _EventProgram, decided: _EventProgram, vocabulary: Vocabulary,
                  tables: Mapping[str, np.ndarray]):
@@ -114,8 +115,6 @@ class AppealRounds:
         for p, rule in enumerate(filed):
             for call in rule.then:
                 if call.name == "accept_appeal":
-                    if "review" in call.expressions:
-                        return None
                     accepts[p] += 1
                     human[p] |= call.literals.get("review", "automated") == "human"
                 elif call.name == "refuse_appeal":
@@ -125,8 +124,6 @@ class AppealRounds:
         for q, rule in enumerate(decided):
             for call in rule.then:
                 if call.name == "block_appeals":
-                    if "scope" in call.expressions:
-                        return None
                     span = call.literals.get("scope", "")
                     month[q] |= span == "month"
                     year[q] |= span == "year"

@@ -45,7 +45,8 @@ does not change a bit):
     whose fields changed are decided again and patched in;
   - a day's appeals run in one compiled pass (`simulator.appeal_rounds`): the appeal rules'
     conditions go through the numba compile target (`rules.expression.numba_target`) and
-    their effects, all literal, become tables; the numpy path stays for rules it cannot take;
+    their effects, whose arguments are literal words, become tables (the numpy path, which
+    tells the same story, serves sets without appeal rules and the tests that compare);
   - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
     changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
     listings whose price, cost, quality or promotion price moved are decided again;
@@ -404,8 +405,8 @@ class Model:
                          "score": np.full(n, -np.inf), "channel": np.zeros(n),
                          "group_weight": np.zeros(lay.slots)}
         self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
-        # The day's appeals in one compiled pass when the appeal rules allow it; the numpy
-        # path (`_fused_appeals` False) tells the same story round by round.
+        # The day's appeals in one compiled pass (a set without appeal rules, or tests with
+        # `_fused_appeals` False, take the numpy path, which tells the same story).
         self._appeal_rounds = AppealRounds.of(self.books["appeal"])
         self._fused_appeals = True
         # Claim decisions and due deadlines that read only a claim scope's literal fields
@@ -1031,10 +1032,10 @@ class Model:
                       next_month: float, next_year: float, fl: DayFlows) -> None:
         """The day's appeals of the merchants `active` (their draws `au`), round by round.
 
-        Where the appeal rules' effects allow it, every round runs in one compiled pass
-        (`simulator.appeal_rounds`). Otherwise the counters the appeal rules read and the
-        rounds change are copied out for these merchants once, updated in place round after
-        round (in the order the reference updates them), and written back at the end."""
+        Every round runs in one compiled pass (`simulator.appeal_rounds`). In the numpy
+        path the counters the appeal rules read and the rounds change are copied out for
+        these merchants once, updated in place round after round (in the order the reference
+        updates them), and written back at the end."""
         sc, s = self.sc.appeals, self.s
         per_day = sc.max_per_day.value
         book = self.books["appeal"]
