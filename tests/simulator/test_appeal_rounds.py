@@ -12,6 +12,7 @@ from simulator.appeal_rounds import AppealRounds
 from simulator.model import Model
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
+from tests.simulator.model_runs import Run, assert_identical, run_days
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT / "rules" / "books"
@@ -25,24 +26,12 @@ def _with_appeals(base: str, appeal_yaml: str):
     return load_set_from_texts(f"{base}-appeals", files)
 
 
-def _run(rulebook_set, scenario, days: int, fused: bool, dtype) -> tuple[dict, list[dict]]:
-    model = Model(rulebook_set, scenario, [replication_seed(5, i) for i in range(2)],
-                  dtype=dtype)
-    assert model._appeal_rounds is not None
-    model._fused_appeals = fused
-    flows = []
-    for day in range(days):
-        fl = model.step(day)
-        flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
-    return model.s, flows
+def _run(rulebook_set, scenario, days: int, fused: bool, dtype) -> Run:
+    def prepare(model: Model) -> None:
+        assert model._appeal_rounds is not None
+        model._fused_appeals = fused
 
-
-def _assert_identical(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> None:
-    for key in a[0]:
-        assert np.array_equal(a[0][key], b[0][key], equal_nan=True), key
-    for day, (x, y) in enumerate(zip(a[1], b[1], strict=True)):
-        for key in x:
-            assert np.array_equal(x[key], y[key], equal_nan=True), (day, key)
+    return run_days(rulebook_set, scenario, days, dtype, seed=5, prepare=prepare)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -56,7 +45,7 @@ def test_fused_rounds_give_the_numpy_paths_bits(appeals: str, dtype: type) -> No
     sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
                                           "appeals.propensity": 0.8})
     fused = _run(rulebook_set, sc, 75, True, dtype)
-    _assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
+    assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
     assert sum(f["appeals_attempted"].sum() for f in fused[1]) > 100
     assert sum(f["appeals_won"].sum() for f in fused[1]) > 0
 
@@ -71,7 +60,7 @@ def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
                                           "appeals.propensity": 0.8,
                                           "appeals.human_review_request_share": 0.5})
     fused = _run(rulebook_set, sc, 75, True, dtype)
-    _assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
+    assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
     s, flows = fused
     assert sum(f["appeals_won"].sum() for f in flows) > 0
     assert s["appeals_refused_month"].sum() > 0

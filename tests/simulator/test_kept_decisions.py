@@ -9,8 +9,8 @@ import pytest
 
 from rules.loader import load_set_from_texts
 from simulator.model import Model, _KeptDecisions
-from simulator.run import replication_seed
 from simulator.scenario import load_scenario
+from tests.simulator.model_runs import Run, assert_identical, run_days
 
 ROOT = Path(__file__).resolve().parents[2]
 LOWPRICE = ROOT / "rules" / "books" / "lowprice-2024"
@@ -73,15 +73,13 @@ def _set(protection_line: float):
     return load_set_from_texts("kept", files)
 
 
-def _run(rulebook_set, days: int, keep: bool, dtype) -> tuple[dict, list[dict]]:
+def _run(rulebook_set, days: int, keep: bool, dtype) -> Run:
     sc = load_scenario(TINY).with_values({"auto_follow.enrolled_share": 0.8})
-    model = Model(rulebook_set, sc, [replication_seed(9, i) for i in range(2)], dtype=dtype)
-    model._keep_decisions = keep
-    flows = []
-    for day in range(days):
-        fl = model.step(day)
-        flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
-    return model.s, flows
+
+    def prepare(model: Model) -> None:
+        model._keep_decisions = keep
+
+    return run_days(rulebook_set, sc, days, dtype, seed=9, prepare=prepare)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -104,12 +102,7 @@ def test_kept_decisions_give_the_bits_of_deciding_afresh(dtype: type, monkeypatc
     rulebook_set = _set(17.5)
     kept = _run(rulebook_set, 90, True, dtype)
     assert min(seen.values()) > 0, seen
-    fresh = _run(rulebook_set, 90, False, dtype)
-    for key in kept[0]:
-        assert np.array_equal(kept[0][key], fresh[0][key], equal_nan=True), key
-    for day, (a, b) in enumerate(zip(kept[1], fresh[1], strict=True)):
-        for key in a:
-            assert np.array_equal(a[key], b[key], equal_nan=True), (day, key)
+    assert_identical(kept, _run(rulebook_set, 90, False, dtype))
 
 
 def test_what_can_be_kept() -> None:

@@ -1,0 +1,37 @@
+"""Running the model day by day and comparing two runs bit for bit, for tests that check an
+alternative path of the model (a compiled pass, kept decisions) against the one it replaces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from simulator.model import Model
+from simulator.run import replication_seed
+
+Run = tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]
+
+
+def run_days(rulebook_set: Any, scenario: Any, days: int, dtype: Any, seed: int,
+             prepare: Callable[[Model], None] = lambda model: None) -> Run:
+    """Two replications of `days` days: the final state and a copy of every day's flows.
+    `prepare` sets the model up (which path to take) before the first day."""
+    model = Model(rulebook_set, scenario, [replication_seed(seed, i) for i in range(2)],
+                  dtype=dtype)
+    prepare(model)
+    flows = []
+    for day in range(days):
+        fl = model.step(day)
+        flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
+    return model.s, flows
+
+
+def assert_identical(a: Run, b: Run) -> None:
+    """Every state array and every day's flows equal, element by element (NaN equal)."""
+    for key in a[0]:
+        assert np.array_equal(a[0][key], b[0][key], equal_nan=True), key
+    for day, (x, y) in enumerate(zip(a[1], b[1], strict=True)):
+        for key in x:
+            assert np.array_equal(x[key], y[key], equal_nan=True), (day, key)
