@@ -752,7 +752,7 @@ class Model:
         """The block's kept decisions on an event shape (`key`), if its rules allow it."""
         if not self._keep_decisions:
             return None
-        found_key = (block.start, event_type, *key)
+        found_key = (block.start, *key)  # `key` names the event type first
         if found_key not in self._kept:
             self._kept[found_key] = None if isinstance(book, _NoRules) else _KeptDecisions.of(
                 book.reads(event_type), literals, _SCOPE_STATE_FIELDS)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulator import kernels
-from simulator.aggregates import segment_sums
+from simulator.aggregates import _numpy_gini, segment_sums
 from simulator.population import GOLDEN, offset, position_weights
 
 SIZES = [0, 1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 255, 256, 257, 1000, 1023, 4097,
@@ -284,18 +284,6 @@ def test_sample_statistics_match_numpy_on_the_live_samples(dtype: type, sizes: l
         assert np.array_equal(pooled_exposure[:live], exposure[live_pooled])
 
 
-def _gini_numpy(x: np.ndarray) -> float:
-    """The aggregates' Gini in numpy (`simulator.aggregates._numpy_gini`)."""
-    if x.size == 0:
-        return float("nan")
-    total = x.sum()
-    if total <= 0:
-        return 0.0
-    s = np.sort(x)
-    k = np.arange(1, s.size + 1, dtype=np.float64)
-    return float((2.0 * (k * s).sum()) / (s.size * total) - (s.size + 1.0) / s.size)
-
-
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 129, 2047, 2048, 12_288, 65_537])
 def test_gini_has_the_bits_of_numpys_sort(n: int) -> None:
     rng = np.random.default_rng(n)
@@ -306,7 +294,7 @@ def test_gini_has_the_bits_of_numpys_sort(n: int) -> None:
     for x in samples:
         value, certain = kernels.gini(x)
         assert certain
-        assert np.float64(value).tobytes() == np.float64(_gini_numpy(x)).tobytes()
+        assert np.float64(value).tobytes() == np.float64(_numpy_gini(x)).tobytes()
     if n > 1:  # what the radix sort does not take: the caller asks numpy
         for bad in (-1e-9, -0.0, np.nan):
             x = rng.random(n)
