@@ -11,6 +11,8 @@ pass per merchant instead of a few dozen numpy passes:
   - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
+  - which merchants the day's accidental enrolments, attempts to leave auto-follow and
+    repricing take (`toggle_codes`);
   - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`,
     `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`), counts
     (`live_counts`) and the fixed samples' percentiles and median (`sample_statistics`,
@@ -166,6 +168,32 @@ def _sort_by_high_bits(a, tmp, count):  # pragma: no cover - compiled
     if not in_a:
         for i in range(n):
             a[i] = tmp[i]
+
+
+# -- the auto-follow day's selections -------------------------------------------------------
+@_kernel
+def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_margin,
+                 reprice_below, code):  # pragma: no cover - compiled
+    """Per merchant, which of the day's enrolment and repricing selections (`Model.step`)
+    take it: bit 0, live, not enrolled and r < enrol_below (an accidental enrolment); bit 1,
+    live, enrolled, margin < leave_margin and r < leave_below (an attempt to leave); bit 2,
+    live, not enrolled and margin < reprice_below (repricing, were the toggles to change no
+    enrolment before it).
+
+    One walk without branches (over every slot from 0, so that no index counts from the end
+    and the loop vectorises) in place of numpy's dozen passes and temporaries; the caller
+    finds the few merchants with a code in one `flatnonzero`. `alive` and `enrolled` are bool
+    arrays viewed as uint8 (0 or 1); the thresholds arrive in the dtype numpy compared in
+    (NEP 50: the array's, for a Python float)."""
+    for i in range(alive.shape[0]):
+        a = alive[i]
+        e = enrolled[i]
+        x = r[i]
+        m = margin[i]
+        out = a & (e ^ np.uint8(1))
+        code[i] = ((out & (x < enrol_below))
+                   | ((a & e & (m < leave_margin) & (x < leave_below)) << np.uint8(1))
+                   | ((out & (m < reprice_below)) << np.uint8(2)))
 
 
 @_kernel

@@ -50,6 +50,13 @@ does not change a bit):
   - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
     changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
     listings whose price, cost, quality or promotion price moved are decided again;
+  - in the auto-follow part of the day, a toggle of auto-follow whose rules read only the
+    event's literal fields (whether it joins, whether the code was entered) is decided once
+    per run and its effects reused (`Model._decide_alike`); the day's accidental enrolments,
+    attempts to leave and repricing are picked in one compiled walk (`kernels.toggle_codes`);
+    the merchants that see a lower web price are looked for only in the groups where it fell
+    (a group is a range of slots), and the follow probability is computed once per count of
+    prompts seen;
   - the day's working arrays that are not returned (scores, claims wanted, ad clicks) are
     kept from day to day instead of being allocated (and faulted in) again; the command-line
     runs, sweep workers and benchmarks also ask the C allocator to keep freed memory for the
@@ -157,8 +164,39 @@ class _View(Mapping[str, Any]):
         return len(self.fields)
 
 
+class _Selections:
+    """What the auto-follow day keeps beyond the state: each product group's seller range
+    (the padding slots after it never live), the toggles' codes, and the effects of the
+    decisions made once for the run (`Model._decide_alike`)."""
+
+    def __init__(self, n: int, layout: Layout, replications: int):
+        groups = replications * len(layout.groups)
+        self.starts = np.arange(groups, dtype=np.int64) * layout.slots
+        self.stops = self.starts + np.tile(np.array(layout.sizes, dtype=np.int64),
+                                           replications)
+        self.code = np.zeros(n, dtype=np.uint8)  # (`kernels.toggle_codes`)
+        #: The effects of decisions that read only literal event fields, by event type and
+        #: the values of the fields read (`Model._decide_alike`).
+        self.alike: dict[tuple[Any, ...], list[list[tuple[str, dict[str, Any]]]]] = {}
+
+
 def _known(a: np.ndarray) -> np.ndarray:
     return ~np.isnan(a) if a.dtype.kind == "f" else np.ones(a.shape, dtype=bool)
+
+
+def _where_known(at: np.ndarray, values: np.ndarray,
+                 rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The merchants `at` (idx[rows]) where an effect's argument is known, and its values
+    there: the argument is read at `rows` (None: every row; a 0-d argument is one value for
+    all); the rows where it is known are picked out only when it is unknown on some (it
+    seldom is), which spares two copies of the usual case."""
+    v = values if rows is None else values[rows]
+    ok = _known(v)
+    if ok.all():
+        return at, v
+    if v.ndim == 0:
+        return at[:0], v
+    return at[ok], v[ok]
 
 
 class _NoRules:
@@ -473,38 +511,36 @@ class Model:
 
     # -- effects on state -------------------------------------------------------------------
     def _apply_listing(self, idx: np.ndarray, effects: Sequence[tuple[str, dict[str, Any]]],
-                       rows: np.ndarray, time: float, flows: DayFlows) -> None:
-        """State changes of auto-follow effects on merchants idx[rows] (rules.effects)."""
+                       rows: np.ndarray | None, time: float, flows: DayFlows) -> None:
+        """State changes of auto-follow effects on merchants idx[rows] (rules.effects; rows
+        None: all of idx)."""
         s = self.s
+        at = idx if rows is None else idx[rows]  # once for all the effects
+        if not at.size:
+            return
         for name, args in effects:
             if name == "prompt_price_change":
-                target = args["target"][rows]
-                ok = _known(target)
-                j = idx[rows][ok]
+                j, target = _where_known(at, args["target"], rows)
                 s["prompt_open"][j] = True
-                s["prompt_target"][j] = target[ok]
+                s["prompt_target"][j] = target
                 s["prompts_seen"][j] += 1
                 flows.prompts[j] += 1
             elif name == "set_price":
-                price = args["price"][rows]
-                ok = _known(price)
-                j = idx[rows][ok]
-                s["price"][j] = price[ok]
+                j, price = _where_known(at, args["price"], rows)
+                s["price"][j] = price
                 s["prompt_open"][j] = False
                 s["prompts_seen"][j] = 0
                 flows.forced_follows[j] += 1
             elif name == "silence_prompt":
-                duration = args["duration"][rows]
-                ok = _known(duration)
-                j = idx[rows][ok]
+                j, duration = _where_known(at, args["duration"], rows)
                 s["prompt_open"][j] = False
-                s["silenced_until"][j] = time + duration[ok]
+                s["silenced_until"][j] = time + duration
             elif name == "close_prompt":
-                s["prompt_open"][idx[rows]] = False
+                s["prompt_open"][at] = False
             elif name == "enrol_auto_follow":
-                s["enrolled"][idx[rows]] = True
+                s["enrolled"][at] = True
             elif name == "unenrol_auto_follow":
-                s["enrolled"][idx[rows]] = False
+                s["enrolled"][at] = False
 
     @staticmethod
     def _fired_effects(book: Any, decisions: Any) -> Iterator[tuple[str, np.ndarray,
@@ -522,6 +558,32 @@ class Model:
             self._apply_listing(idx, effects, mask, time, flows)
         return dec
 
+    #: False: decide the events that read only literal fields afresh each time (tests compare).
+    _decide_once = True
+
+    def _decide_alike(self, book: Any, etype: str, idx: np.ndarray, event: dict[str, Any],
+                      time: float, flows: DayFlows) -> bool:
+        """Decide `etype` for the merchants idx and apply the effects, once for all of them
+        and once per run, when its rules (conditions and effect arguments) read nothing but
+        the event's literal fields `event` (say, an accidental enrolment: every one is decided
+        alike, every day); False, having done nothing, when they read more."""
+        reads = book.reads(etype)
+        if not (self._decide_once and reads <= {f"event.{k}" for k in event}):
+            return False
+        key = (etype, *sorted((k, v) for k, v in event.items() if f"event.{k}" in reads))
+        alike = self._selections().alike
+        found = alike.get(key)
+        if found is None:
+            scope = self._scope(idx[:1], {"time": time, **event})
+            dec = book.decide(etype, scope, 1)
+            # Each argument as one value for every merchant (0-d).
+            found = alike[key] = [[(name, {k: np.asarray(v).reshape(()) for k, v in args.items()})
+                                   for name, args in effects]
+                                  for _rid, _mask, effects in self._fired_effects(book, dec)]
+        for effects in found:
+            self._apply_listing(idx, effects, None, time, flows)
+        return True
+
     def _cancel(self, idx: np.ndarray, etype: str) -> None:
         """An event cancels the pending deadlines that wait for it."""
         s = self.s
@@ -532,6 +594,28 @@ class Model:
         j = idx[hit]
         s["dl_rule"][j], s["dl_due"][j], s["dl_event_time"][j] = -1, np.inf, np.nan
         s["dl_event_price"][j] = np.nan
+
+    def _observers(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The live merchants of the groups whose web price fell (`observed`, by group), in
+        slot order, and that price for each: a group is a range of slots, so its live sellers
+        are found in that range alone, and on most days, when no group's price fell, nowhere."""
+        sel = self._selections()
+        groups = np.flatnonzero(observed)
+        if not groups.size:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        alive = self.s["alive"]
+        rows = [a + np.flatnonzero(alive[a:b])
+                for a, b in zip(sel.starts[groups].tolist(), sel.stops[groups].tolist(),
+                                strict=True)]
+        return np.concatenate(rows), np.repeat(self.web[groups], [r.size for r in rows])
+
+    def _selections(self) -> _Selections:
+        """What the auto-follow day keeps (`_Selections`), made on the first day (a model
+        that is never stepped allocates none)."""
+        found = self.__dict__.get("_follow_selections")
+        if found is None:
+            found = self._follow_selections = _Selections(self.n, self.layout, self.R)
+        return found
 
     # -- the day ----------------------------------------------------------------------------
     def step(self, day: int) -> DayFlows:
@@ -553,14 +637,14 @@ class Model:
             u = np.concatenate([d.merchant for d in draws], axis=1)
         fl = self._new_flows()
         alive = s["alive"]
-        group = s["group"]
 
         # 1. whole-web price
         wp = sc.web_price
-        # The minimum is exact in the state dtype: widen the group minima, not every price.
-        price_or_inf = np.where(alive, s["price"], np.inf)
-        lowest = np.minimum(self.web, price_or_inf.reshape(-1, lay.slots).min(axis=1)
-                            .astype(np.float64))
+        # The minimum is exact in the state dtype: widen the group minima, not every price;
+        # the dead are left out of the reduction (`where`) rather than priced at inf.
+        minima = np.min(s["price"].reshape(-1, lay.slots), axis=1, initial=np.inf,
+                        where=alive.reshape(-1, lay.slots))
+        lowest = np.minimum(self.web, minima.astype(np.float64))
         old = self.web.copy()
         cut = gu[0] < wp.cut_probability.value
         depth = wp.cut_depth_low.value + (wp.cut_depth_high.value - wp.cut_depth_low.value) * gu[1]
@@ -570,25 +654,30 @@ class Model:
 
         # 2. auto-follow
         af, afp = self.books["auto_follow"], sc.auto_follow
-        s["prompt_rule"][:] = -1
-        due = np.flatnonzero(alive & (s["dl_due"] <= T))
+        # prompt_rule is -1 everywhere between days: the rows armed below are reset at the end.
+        armed: list[np.ndarray] = []
+        due = np.flatnonzero(s["dl_due"] <= T)
+        due = due[alive[due]]  # (alive read at those rows only, not over all)
         if due.size:
             rules = s["dl_rule"][due]
             ev_time, ev_price = s["dl_event_time"][due], s["dl_event_price"][due]
             s["dl_rule"][due], s["dl_due"][due] = -1, np.inf
             s["dl_event_time"][due], s["dl_event_price"][due] = np.nan, np.nan
-            for pos in np.unique(rules):
-                rows = rules == pos
-                sub = due[rows]
+            one = bool((rules == rules[0]).all())  # usually: one rule's deadlines
+            for pos in (rules[:1] if one else np.unique(rules)):
+                if one:
+                    sub, at, price_at = due, ev_time, ev_price
+                else:
+                    rows = rules == pos
+                    sub, at, price_at = due[rows], ev_time[rows], ev_price[rows]
                 rid = af.rule_ids[pos]
-                scope = self._scope(sub, {"time": ev_time[rows], "competitor_price":
-                                          ev_price[rows], "listing_id": "L"})
+                scope = self._scope(sub, {"time": at, "competitor_price": price_at,
+                                          "listing_id": "L"})
                 when = af.deadline_when(rid, scope, sub.size)
                 effects = [(e.name, e.args) for e in af.deadline_effects(rid, scope, sub.size)]
                 self._apply_listing(sub, effects, when, T, fl)
-        obs = np.flatnonzero(alive & observed[group])
+        obs, comp = self._observers(observed)
         if obs.size:
-            comp = self.web[group[obs]]
             s["competitor_price"][obs] = comp
             scope = self._scope(obs, {"time": T, "listing_id": "L", "competitor_price": comp})
             dec = af.decide("competitor_price_observed", scope, obs.size)
@@ -599,18 +688,29 @@ class Model:
                 after = af.deadline_after(rid, scope, obs.size)
                 pos = af.rule_ids.index(rid)
                 today = mask & (after < DAY)
-                s["prompt_rule"][obs[today]] = pos
-                s["prompt_event_price"][obs[today]] = comp[today]
+                j = obs[today]
+                armed.append(j)
+                s["prompt_rule"][j] = pos
+                s["prompt_event_price"][j] = comp[today]
                 later = mask & (after >= DAY)
-                j = obs[later]
-                s["dl_rule"][j], s["dl_due"][j] = pos, T + after[later]
-                s["dl_event_time"][j], s["dl_event_price"][j] = T, comp[later]
-        open_ = np.flatnonzero(alive & s["prompt_open"])
+                if later.any():  # (a deadline within the day, as usual, arms none)
+                    j = obs[later]
+                    s["dl_rule"][j], s["dl_due"][j] = pos, T + after[later]
+                    s["dl_event_time"][j], s["dl_event_price"][j] = T, comp[later]
+        open_ = np.flatnonzero(s["prompt_open"])
+        open_ = open_[alive[open_]]
         if open_.size:
-            k = s["prompts_seen"][open_].astype(np.float64)
+            seen, r = s["prompts_seen"][open_], u[U_PROMPT][open_]
+            # The follow probability of each count of prompts seen, computed once per count
+            # (numpy's power gives each element the bits it gives it in any longer array).
+            k_lo, k_hi = int(seen.min()), int(seen.max())
+            by_count = k_hi - k_lo < seen.size
+            k = np.arange(k_lo, k_hi + 1, dtype=np.float64) if by_count else seen.astype(
+                np.float64)
             p = 1.0 - (1.0 - afp.follow_probability.value) * (
                 1.0 - afp.follow_probability_step.value) ** (k - 1.0)
-            r = u[U_PROMPT, open_]
+            if by_count:
+                p = p[seen - k_lo]
             follow = r < p
             dismiss = ~follow & (r < p + (1.0 - p) * afp.dismiss_probability.value)
             ignore = ~follow & ~dismiss
@@ -657,28 +757,55 @@ class Model:
                                for e in af.deadline_effects(rid, scope, sub.size)]
                     self._apply_listing(sub, effects, when, T, fl)
                 s["prompt_open"][ig] = False
-        s["prompt_rule"][:] = -1
+        for rows in armed:
+            s["prompt_rule"][rows] = -1
         r = u[U_TOGGLE]
-        enrol = np.flatnonzero(alive & ~s["enrolled"]
-                               & (r < afp.accidental_enrol_probability.value))
-        leave = np.flatnonzero(alive & s["enrolled"]
-                               & (s["margin"] < afp.leave_margin_threshold.value)
-                               & (r < afp.leave_attempt_probability.value))
+        ad = sc.adaptation
+        # One walk codes the toggles and repricing (`kernels.toggle_codes`); numpy compared
+        # the float32 draws and the state-dtype margins with the thresholds rounded to those
+        # dtypes (NEP 50).
+        m_type = s["margin"].dtype.type
+        codes = self._selections().code
+        kernels.toggle_codes(alive.view(np.uint8), s["enrolled"].view(np.uint8), s["margin"], r,
+                             np.float32(afp.accidental_enrol_probability.value),
+                             np.float32(afp.leave_attempt_probability.value),
+                             m_type(afp.leave_margin_threshold.value),
+                             m_type(ad.reprice_below.value), codes)
+        coded = np.flatnonzero(codes != 0)  # (numpy's nonzero is slow on uint8 itself)
+        code = codes[coded]
+        enrol, leave = coded[(code & 1) != 0], coded[(code & 2) != 0]
         if enrol.size:
-            scope = self._scope(enrol, {"time": T, "listing_id": "L", "enrolled": True,
-                                        "steps": 1, "verified": False, "via": "popup"})
-            self._decide_apply(af, "auto_follow_toggled", enrol, scope, T, fl)
+            event = {"listing_id": "L", "enrolled": True, "steps": 1, "verified": False,
+                     "via": "popup"}
+            if not self._decide_alike(af, "auto_follow_toggled", enrol, event, T, fl):
+                scope = self._scope(enrol, {"time": T, **event})
+                self._decide_apply(af, "auto_follow_toggled", enrol, scope, T, fl)
         if leave.size:
             verified = r[leave] < (afp.leave_attempt_probability.value
                                    * afp.leave_code_success.value)
-            scope = self._scope(leave, {"time": T, "listing_id": "L", "enrolled": False,
-                                        "steps": 1, "verified": verified,
-                                        "via": "settings"})
-            self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
+            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
+            # The attempts with and without the code, each decided alike (each merchant's
+            # effects are its own, so the order of the two parts changes nothing).
+            if self._decide_once and af.reads("auto_follow_toggled") <= {
+                    f"event.{k}" for k in (*event, "verified")}:
+                for code_ok in (False, True):
+                    part = leave[verified == code_ok]
+                    if part.size:
+                        self._decide_alike(af, "auto_follow_toggled", part,
+                                           {**event, "verified": code_ok}, T, fl)
+            else:
+                scope = self._scope(leave, {"time": T, **event, "verified": verified})
+                self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
 
         # 3. repricing outside auto-follow
-        ad = sc.adaptation
-        rp = np.flatnonzero(alive & ~s["enrolled"] & (s["margin"] < ad.reprice_below.value))
+        # The walk above found the merchants to reprice among those whose enrolment the toggles
+        # could not change; the toggled are looked at again now (nothing else changed one).
+        rp = coded[(code & 5) == 4]
+        toggled = np.concatenate((enrol, leave))
+        back = toggled[~s["enrolled"][toggled]
+                       & (s["margin"][toggled] < ad.reprice_below.value)]
+        if back.size:
+            rp = np.sort(np.concatenate((rp, back)))
         if rp.size:
             target = (s["unit_cost"][rp] + s["shipping"][rp]) / (
                 1.0 - ad.reprice_to.value - s["burden_ema"][rp])

@@ -172,6 +172,40 @@ def test_live_counts_match_count_nonzero(dtype: type) -> None:
             np.count_nonzero(enrolled & alive), np.count_nonzero(alive & (price < cost)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_toggle_codes_are_numpys_selections(dtype: type) -> None:
+    """Bits 0-2 of `toggle_codes` are the model's numpy selections of accidental enrolments,
+    attempts to leave and repricing, with the thresholds as Python floats (NEP 50: compared
+    in the arrays' dtypes): margins and draws set on and around each threshold, NaN margins,
+    every combination of live and enrolled, odd sizes."""
+    rng = np.random.default_rng(11)
+    enrol_p, leave_p, leave_m, reprice_m = 0.02, 0.05, 0.05, 0.1
+    near = np.array([enrol_p, leave_p, leave_m, reprice_m, 0.0])
+    for n in (0, 1, 7, 33, 1000, 4099):
+        alive, enrolled = rng.random(n) < 0.8, rng.random(n) < 0.5
+        r = rng.random(n, dtype=np.float32)
+        margin = rng.uniform(-0.2, 0.3, n).astype(dtype)
+        if n > 8:  # on the thresholds, and one float32 step either side of them
+            at = rng.choice(n, n // 2, replace=False)
+            on = near.astype(np.float32)
+            steps = np.concatenate([on, np.nextafter(on, np.float32(-1)),
+                                    np.nextafter(on, np.float32(1))])
+            r[at[: n // 4]] = rng.choice(steps, n // 4)
+            margin[at[n // 4:]] = rng.choice(steps, at.size - n // 4).astype(dtype)
+            margin[rng.choice(n, 3)] = np.nan
+        code = np.full(n, 255, dtype=np.uint8)
+        kernels.toggle_codes(alive.view(np.uint8), enrolled.view(np.uint8), margin, r,
+                             np.float32(enrol_p), np.float32(leave_p), dtype(leave_m),
+                             dtype(reprice_m), code)
+        assert (code < 8).all()
+        np.testing.assert_array_equal((code & 1) != 0, alive & ~enrolled & (r < enrol_p))
+        np.testing.assert_array_equal((code & 2) != 0, alive & enrolled & (margin < leave_m)
+                                      & (r < leave_p))
+        np.testing.assert_array_equal((code & 4) != 0, alive & ~enrolled & (margin < reprice_m))
+        if n > 8:  # the thresholds decided some rows: the test can tell float32 from float64
+            assert ((r == np.float32(enrol_p)) | (r == np.float32(leave_p))).any()
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_row_sums_squares_match_numpys_row_sums(n: int) -> None:
     rng = np.random.default_rng(n + 1)
