@@ -6,18 +6,25 @@ Gini are read on a fixed sample of merchants per cohort (every merchant when a c
 than the scenario's ``percentile_sample``): exact on small populations, and O(sample) per day on
 a million merchants instead of a sort of the whole population. Cohort sums, the exposure
 concentration sums and the live counts are compiled (`simulator.kernels`) and fused, several
-quantities per pass, with the bits of the numpy gathers, ``np.add.reduceat``, row sums and
-counts they replace. So are the sample statistics: one pass reads every sampled merchant's
-numbers in slot order, quickselect finds the order statistics of ``np.quantile`` and
-``np.median`` and a radix sort the Gini's, with numpy's bits; where a zero or NaN could make
-those bits depend on how numpy partitions or sorts, that figure is left to numpy. The
-whole-population totals stay numpy's sums (contiguous arrays, which numpy sums faster than a
-compiled pairwise sum). `tests/simulator/test_kernels.py` checks each kernel against its numpy
-expression, `tests/simulator/test_aggregates.py` the whole day against the numpy version.
+quantities per pass (three arrays per walk of the live merchants' index), with the bits of
+the numpy gathers, ``np.add.reduceat``, row sums and counts they replace; the prices relative
+to the starting prices are divided in one contiguous pass (vectorised) before the walk
+gathers them, and the walk's index of live merchants is kept from day to day while no
+merchant dies or enters (`Samples.live`). So are the sample statistics: one pass reads every
+sampled merchant's numbers in slot order, quickselect finds the order statistics of
+``np.quantile`` and ``np.median`` and a radix sort the Gini's, with numpy's bits; where a zero
+or NaN could make those bits depend on how numpy partitions or sorts, that figure is left to
+numpy. The whole-population totals stay numpy's sums (contiguous arrays, which numpy sums
+faster than a compiled pairwise sum); a caller that hands the flows back to the model
+(`simulator.run`) has the flows the model adds to zeroed as soon as they are read (most right
+after their sums), instead of the model zeroing new arrays the next day.
+`tests/simulator/test_kernels.py` checks each kernel against its numpy expression,
+`tests/simulator/test_aggregates.py` the whole day against the numpy version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,8 +34,8 @@ from simulator.kernels import (
     cohort_live_sums,
     cohort_pair_sums,
     gini,
-    live_counts,
     live_in_order,
+    ratios_and_counts,
     row_sums_squares,
     sample_statistics,
 )
@@ -54,6 +61,15 @@ def empty_series(replications: int, days: int) -> dict[str, np.ndarray]:
     for name in PERCENTILE_SERIES:
         out[name] = np.full((replications, days, c, q), np.nan)
     return out
+
+
+class _LiveOrder:
+    """The last `Samples.live` walk, and the `alive` flags it was made for."""
+
+    def __init__(self) -> None:
+        self.alive: np.ndarray | None = None
+        self.order = np.empty(0, dtype=np.int64)
+        self.counts = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,23 @@ class Samples:
     def cohort_sizes(self) -> np.ndarray:
         """`sizes` as the int64 counts the compiled cohort walks take."""
         return self.sizes.astype(np.int64)
+
+    @cached_property
+    def _live(self) -> _LiveOrder:
+        return _LiveOrder()
+
+    def live(self, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The live merchants of `order` (in that order, `compact_order`'s dtype) and how many
+        each cohort has (int64). Merchants die or enter on few days, so the walk of the order
+        is kept and done again only when `alive` differs from the last one asked about."""
+        kept = self._live
+        if kept.alive is None or not np.array_equal(kept.alive, alive):
+            order = self.compact_order
+            live_order = np.empty(order.size, dtype=order.dtype)
+            counts = np.empty(self.cohort_sizes.size, dtype=np.int64)
+            k = live_in_order(alive, order, self.cohort_sizes, live_order, counts)
+            kept.alive, kept.order, kept.counts = alive.copy(), live_order[:k], counts
+        return kept.order, kept.counts
 
     @cached_property
     def sampled_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -154,16 +187,6 @@ def _sample_statistics(out: dict[str, np.ndarray], r: int, t: int, state: dict[s
     out["exposure_gini"][r, t] = _gini(pooled_exposure[:pooled_live])
 
 
-def _live_counts(alive: np.ndarray, enrolled: np.ndarray, price: np.ndarray,
-                 unit_cost: np.ndarray) -> tuple[int, int]:
-    """Live merchants enrolled in auto-follow, and live ones priced under their unit cost."""
-    if price.dtype == unit_cost.dtype and alive.dtype == enrolled.dtype == np.bool_:
-        a, b = live_counts(alive, enrolled, price, unit_cost)
-        return int(a), int(b)
-    return (int(np.count_nonzero(enrolled & alive)),
-            int(np.count_nonzero(alive & (price < unit_cost))))
-
-
 def segment_sums(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Sums of consecutive segments of `v` of the given sizes (an empty segment sums to 0)."""
     out = np.zeros(len(sizes), dtype=v.dtype)
@@ -212,45 +235,76 @@ def _numpy_gini(x: np.ndarray) -> float:
     return float((2.0 * (k * s).sum()) / (s.size * total) - (s.size + 1.0) / s.size)
 
 
+#: The flows whose whole-population sums the day's figures read, in `_totals`' order.
+_TOTALS = ("commission", "ads", "fees", "revenue", "refund", "below_cost_units", "orders",
+           "prompts", "forced_follows")
+
+
+#: The flows the day's figures read after their totals (by the cohort walks and the samples).
+_READ_LATER = frozenset({"revenue", "refund", "exposure", "appeals_attempted", "appeals_won"})
+
+
+def _totals(flows: DayFlows, clear: Collection[str]) -> list[float]:
+    """The whole population's sum of each flow of `_TOTALS` (numpy's, over contiguous arrays
+    it sums faster than a compiled pairwise sum). The flows named in `clear` that nothing
+    reads later are zeroed right after their sums, while their numbers are still in cache."""
+    totals = []
+    for name in _TOTALS:
+        x = getattr(flows, name)
+        totals.append(float(np.add.reduce(x, dtype=np.float64)))  # np.sum's own call
+        if name in clear and name not in _READ_LATER:
+            x.fill(0.0)
+    return totals
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
 
 def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
-              flows: DayFlows, group: np.ndarray, n_groups: int, samples: Samples) -> None:
+              flows: DayFlows, group: np.ndarray, n_groups: int, samples: Samples,
+              clear: Collection[str] = ()) -> None:
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
 
     Cohort figures are sums over each cohort's (live) merchants in cohort order, slot order
     within a cohort, each with the bits of a gather and ``np.add.reduceat``; whole-population
     figures are numpy sums. The cohort sums are compiled and fused (`simulator.kernels`): the
     live merchants' seven sums in one walk of their index, summing each stretch of up to 128
-    merchants for every quantity while their rows are in cache, instead of one gather and sum
-    per quantity. The percentiles, median margin and exposure Gini on the fixed samples are
-    compiled too (`_sample_statistics`). `group` is the product group of each merchant; groups
-    are contiguous blocks of equal size.
+    merchants for every quantity while their rows are in cache (three quantities per read of
+    the index), instead of one gather and sum per quantity. The percentiles, median margin
+    and exposure Gini on the fixed samples are compiled too (`_sample_statistics`). `group`
+    is the product group of each merchant; groups are contiguous blocks of equal size. The
+    flows named in `clear` are zeroed once read (for `simulator.model.Model.recycle_flows`).
     """
     alive = state["alive"]
     k = len(TIERS)
     price, quality, margin = state["price"], state["quality"], state["margin"]
+    # First the flows the model's last stages (accounts) read, while some are in cache.
+    commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = _totals(flows,
+                                                                                     clear)
     # The live merchants in cohort order, and how many each cohort has.
-    sizes = samples.cohort_sizes
-    order = samples.compact_order
-    live_order = np.empty(order.size, dtype=order.dtype)
-    n_c = np.empty(k, dtype=np.int64)
-    live_order = live_order[:live_in_order(alive, order, sizes, live_order, n_c)]
-    # Sums over each cohort's live merchants of six quantities and of price / price0, in one
-    # walk of live_order; appeals over all its merchants, in one walk of the order.
+    live_order, n_c = samples.live(alive)
+    # Prices relative to the starting prices and the live counts in one contiguous pass; then
+    # sums over each cohort's live merchants of six quantities and those ratios, in one walk
+    # of live_order; appeals over all its merchants, in one walk of the order.
+    price0 = state["price0"]
+    ratio = np.empty(price.size, (price[:0] / price0[:0]).dtype)
+    enrolled_alive, below_cost_listings = (int(x) for x in ratios_and_counts(
+        price, price0, alive, state["enrolled"], state["unit_cost"], ratio))
     live_sums = cohort_live_sums(flows.revenue, flows.refund, flows.exposure, quality, price,
-                                 margin, state["price0"], live_order, n_c, np.empty((7, k)))
-    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won, order, sizes,
-                                 np.empty((2, k)))
+                                 margin, ratio, live_order, n_c, np.empty((7, k)))
+    # The fixed samples read the state arrays the walk read.
+    _sample_statistics(out, r, t, state, flows.exposure, samples)
+    # Groups are contiguous blocks of slots (simulator.population): sums by group are row sums.
+    by_group, squares = _group_sums(flows.exposure, n_groups)
+    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won,
+                                 samples.compact_order, samples.cohort_sizes, np.empty((2, k)))
     revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel = live_sums
     attempted, won = flow_sums
     n_alive = int(n_c.sum())
-    commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = (
-        float(np.sum(x, dtype=np.float64)) for x in (
-            flows.commission, flows.ads, flows.fees, flows.revenue, flows.refund,
-            flows.below_cost_units, flows.orders, flows.prompts, flows.forced_follows))
+    for name in clear:  # the last reading of the flows is done
+        if name in _READ_LATER or name not in _TOTALS:
+            getattr(flows, name).fill(0.0)
     out["share_alive"][r, t] = n_alive / max(1, int(samples.sizes.sum()))
     out["gmv"][r, t] = gmv
     out["take_rate"][r, t] = _ratio(commission + ads + fees, gmv)
@@ -258,8 +312,6 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     out["fee_burden_ratio"][r, t] = _ratio(commission + fees, gmv)
     out["ad_burden_ratio"][r, t] = _ratio(ads, gmv)
     out["below_cost_sales_share"][r, t] = _ratio(below_cost, orders)
-    # Groups are contiguous blocks of slots (simulator.population): sums by group are row sums.
-    by_group, squares = _group_sums(flows.exposure, n_groups)
     exposure_total = float(by_group.sum())
     if exposure_total > 0:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -267,8 +319,6 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
         out["exposure_hhi"][r, t] = float((hhi_g * by_group).sum() / exposure_total)
     else:
         out["exposure_hhi"][r, t] = float("nan")
-    enrolled_alive, below_cost_listings = _live_counts(alive, state["enrolled"], price,
-                                                       state["unit_cost"])
     out["auto_follow_share"][r, t] = _ratio(enrolled_alive, n_alive)
     out["prompts_per_merchant"][r, t] = _ratio(prompts, n_alive)
     out["forced_follows_per_merchant"][r, t] = _ratio(forced, n_alive)
@@ -292,4 +342,3 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
             n_c > 0, exposure_share / quality_share, np.nan)
         out["appeal_success_by_cohort"][r, t, :] = np.where(attempted > 0, won / attempted,
                                                             np.nan)
-    _sample_statistics(out, r, t, state, flows.exposure, samples)

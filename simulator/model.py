@@ -861,7 +861,15 @@ class Model:
 
     def _new_flows(self) -> DayFlows:
         """Today's flows, zero. The flows a stage writes in full over the blocks (rather than
-        adding to) start unset there: only the slots outside every block are zeroed."""
+        adding to) start unset there: only the slots outside every block are zeroed. Flows
+        handed back by `recycle_flows` are today's arrays again (their added-to flows zeroed
+        by whoever handed them back), instead of a dozen new arrays to allocate and zero."""
+        spare = self.__dict__.pop("_spare_flows", None)
+        if spare is not None:
+            for k in _WRITTEN_FLOWS:
+                for gap in self._gaps:
+                    getattr(spare, k)[gap] = 0.0
+            return spare
         n = self.n
         arrays = {}
         for k in DayFlows.__dataclass_fields__:
@@ -873,6 +881,14 @@ class Model:
                 a = np.zeros(n)
             arrays[k] = a
         return DayFlows(**arrays)
+
+    def recycle_flows(self, flows: DayFlows) -> None:
+        """Take back the flows `step` returned, for the next step to fill again: for a caller
+        that reads a day's flows before the next step and keeps none, and that has zeroed
+        every flow of `ADDED_FLOWS` (`simulator.aggregates.aggregate` with that `clear` does,
+        each right after reading it). Not recycled, each day's flows are new arrays, which a
+        caller can keep."""
+        self._spare_flows = flows
 
     def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...], block: slice,
                         literals: frozenset[str]) -> _KeptDecisions | None:
@@ -1307,6 +1323,8 @@ _APPEAL_COUNTERS = ("appeals_filed_month", "appeals_filed_year", "appeals_failed
 #: Flows a stage writes whole over every block (`kernels.group_exposure`, `kernels.demand`,
 #: `kernels.close_refunds`) instead of adding to them: see `Model._new_flows`.
 _WRITTEN_FLOWS = frozenset({"exposure", "orders", "revenue", "below_cost_units", "refund"})
+#: Flows the day's stages add to: they start the day at zero (see `Model.recycle_flows`).
+ADDED_FLOWS = frozenset(DayFlows.__dataclass_fields__) - _WRITTEN_FLOWS
 
 #: The groups of decided appeals, in the order their `appeal_decided` events are decided.
 _APPEAL_GROUPS = ((UPHELD, "human"), (UPHELD, "automated"), (REJECTED, "human"),

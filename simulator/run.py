@@ -11,8 +11,10 @@ Memory layout (why 1,000,000 merchants x 365 days fits in 4 GB):
     chunk): prices, costs, quality, cash, burden average and margin in the model dtype (float32
     by default), event times and deadlines in float64, counters int32, flags bool: about 200
     bytes a merchant;
-  - one day's draws (6 float32 per merchant) and flows (12 float64 per merchant), replaced every
-    day, and the temporaries of one step (a few dozen arrays of the chunk's length);
+  - one day's draws (6 float32 per merchant), replaced every day, and flows (12 float64 per
+    merchant), the same arrays every day (the aggregation zeroes what the model adds to as it
+    reads them, and hands them back: `Model.recycle_flows`), and the temporaries of one step
+    (a few dozen arrays of the chunk's length);
   - history: only the Projection's daily aggregates, (R, T), (R, T, C) and (R, T, C, Q) float64:
     about 0.3 MB per replication-year, whatever the population.
 No (day x merchant) array is ever kept, so the peak does not grow with the number of days:
@@ -30,7 +32,7 @@ import numpy as np
 
 from rules.rulebook import RulebookSet
 from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
-from simulator.model import Model
+from simulator.model import ADDED_FLOWS, Model
 from simulator.population import Layout
 from simulator.projection import Projection
 from simulator.scenario import TIERS, Scenario, load_scenario
@@ -89,7 +91,8 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
                 sl = slice(k * n1, (k + 1) * n1)
                 state = {key: model.s[key][sl] for key in keys}
                 aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
-                          model.G, samples[k])
+                          model.G, samples[k], ADDED_FLOWS)
+            model.recycle_flows(flows)  # read and zeroed: tomorrow's flows
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -11,9 +11,12 @@ zeros of both signs and NaN.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from rules.loader import load_set
 from simulator.aggregates import (
     QUANTILES,
     DayFlows,
@@ -23,7 +26,11 @@ from simulator.aggregates import (
     empty_series,
     segment_sums,
 )
-from simulator.scenario import TIERS
+from simulator.model import ADDED_FLOWS, Model
+from simulator.run import replication_seed
+from simulator.scenario import TIERS, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], flows: DayFlows,
@@ -182,3 +189,77 @@ def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
             _numpy_aggregate(expected, state, flows, 3, samples)
         for name in _CHECKED:
             assert got[name].tobytes() == expected[name].tobytes(), (trial, name)
+
+
+def test_kept_live_order_follows_deaths_and_entries_in_place() -> None:
+    """`Samples.live` keeps its walk while `alive` is unchanged: a day after merchants die
+    or enter in the same array (as the model's state changes) is aggregated from the new
+    flags, a day without change from the kept walk, both with the numpy bits."""
+    rng = np.random.default_rng(21)
+    state, flows, samples = _day(rng, 3, 900, np.float32, False, False)
+    alive = state["alive"]
+    group = np.repeat(np.arange(3), 900)
+    for day in range(6):
+        if day in (2, 4):
+            alive[rng.integers(0, alive.size, 200)] = False  # deaths
+            entrants = np.flatnonzero(state["exists"] & ~alive)[:: 7 + day]
+            alive[entrants] = True
+        got, expected = empty_series(1, 1), empty_series(1, 1)
+        aggregate(got, 0, 0, state, flows, group, 3, samples)
+        _numpy_aggregate(expected, state, flows, 3, samples)
+        for name in _CHECKED:
+            assert got[name].tobytes() == expected[name].tobytes(), (day, name)
+
+
+def test_cleared_flows_are_zero_after_the_same_figures() -> None:
+    """Flows named in `clear` are zeroed once read, every figure as without clearing; the
+    other flows are left as they were."""
+    rng = np.random.default_rng(22)
+    state, flows, samples = _day(rng, 2, 3_001, np.float64, False, False)
+    kept = {k: getattr(flows, k).copy() for k in DayFlows.__dataclass_fields__}
+    plain, cleared = empty_series(1, 1), empty_series(1, 1)
+    group = np.repeat(np.arange(2), 3_001)
+    aggregate(plain, 0, 0, state, flows, group, 2, samples)
+    aggregate(cleared, 0, 0, state, flows, group, 2, samples, ADDED_FLOWS)
+    for name in plain:
+        assert plain[name].tobytes() == cleared[name].tobytes(), name
+    for k, before in kept.items():
+        after = getattr(flows, k)
+        if k in ADDED_FLOWS:
+            assert after.tobytes() == np.zeros_like(before).tobytes(), k
+        else:
+            assert after.tobytes() == before.tobytes(), k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
+    """Handing the day's flows back (`Model.recycle_flows`, zeroed by the aggregation) gives
+    every later day the flows and state that new arrays give."""
+    book = load_set(ROOT / "rules" / "books" / "lowprice-2024")
+    sc = load_scenario(ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml")
+    seeds = [replication_seed(5, i) for i in range(2)]
+    fresh = Model(book, sc, seeds, dtype=dtype)
+    recycled = Model(book, sc, seeds, dtype=dtype)
+    n1 = recycled.n1
+    samples = [Samples.of(recycled.s["tier"][k * n1:(k + 1) * n1],
+                          recycled.s["exists"][k * n1:(k + 1) * n1], 4096) for k in range(2)]
+    group = recycled.s["group"][:n1] % recycled.G
+    out = empty_series(2, 40)
+    arrays: list[np.ndarray] = []
+    for day in range(40):
+        want = fresh.step(day)
+        got = recycled.step(day)
+        for k in DayFlows.__dataclass_fields__:
+            assert getattr(got, k).tobytes() == getattr(want, k).tobytes(), (day, k)
+        for key, value in fresh.s.items():
+            if isinstance(value, np.ndarray):
+                assert value.tobytes() == recycled.s[key].tobytes(), (day, key)
+        arrays.append(got.commission)
+        for k in range(2):
+            sl = slice(k * n1, (k + 1) * n1)
+            state = {key: recycled.s[key][sl] for key in ("alive", "price", "quality", "margin",
+                                                          "unit_cost", "enrolled", "price0")}
+            flows = DayFlows(**{f: getattr(got, f)[sl] for f in DayFlows.__dataclass_fields__})
+            aggregate(out, k, day, state, flows, group, recycled.G, samples[k], ADDED_FLOWS)
+        recycled.recycle_flows(got)
+    assert all(a is arrays[0] for a in arrays)  # the same arrays every day

@@ -148,10 +148,14 @@ def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
     for in_order, index_dtype in ((True, np.int64), (False, np.int64), (True, np.int32)):
         idx, sz = _segments(rng, n, sizes, in_order)
         idx = idx.astype(index_dtype)  # the aggregates walk int32 indices (`compact_order`)
-        got = kernels.cohort_live_sums(*flows[:3], *state, price0, idx, sz,
-                                       np.empty((7, len(sizes))))
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = state[1] / price0
+        ratios = np.empty(n, ratio.dtype)
+        kernels.ratios_and_counts(state[1], price0, *np.ones((2, n), np.bool_), state[0],
+                                  ratios)
+        assert ratios.tobytes() == ratio.tobytes()
+        got = kernels.cohort_live_sums(*flows[:3], *state, ratios, idx, sz,
+                                       np.empty((7, len(sizes))))
         for q, v in enumerate([*flows[:3], *state, ratio]):
             assert _same_bits(got[q], _expected(v, idx, sz)), (q, in_order)
         pair = kernels.cohort_pair_sums(flows[3], flows[4], idx, sz, np.empty((2, len(sizes))))
@@ -160,16 +164,23 @@ def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_live_counts_match_count_nonzero(dtype: type) -> None:
+def test_ratios_and_counts_match_division_and_count_nonzero(dtype: type) -> None:
     rng = np.random.default_rng(9)
     for n in (0, 1, 7, 129, 10_000):
         alive, enrolled = rng.random(n) < 0.7, rng.random(n) < 0.4
         price = rng.uniform(1, 3, n).astype(dtype)
+        price0 = rng.uniform(1, 3, n).astype(dtype)
         cost = rng.uniform(1, 3, n).astype(dtype)
         if n:
-            cost[0] = np.nan
-        assert kernels.live_counts(alive, enrolled, price, cost) == (
-            np.count_nonzero(enrolled & alive), np.count_nonzero(alive & (price < cost)))
+            cost[0], price[-1], price0[n // 2] = np.nan, 0.0, 0.0
+        for start in (price0, price0.astype(np.float64)):  # numpy's dtype for the ratio
+            with np.errstate(divide="ignore", invalid="ignore"):
+                expected = price / start
+            ratio = np.empty(n, expected.dtype)
+            counts = kernels.ratios_and_counts(price, start, alive, enrolled, cost, ratio)
+            assert ratio.tobytes() == expected.tobytes()
+            assert counts == (np.count_nonzero(enrolled & alive),
+                              np.count_nonzero(alive & (price < cost)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
