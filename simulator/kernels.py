@@ -17,8 +17,8 @@ pass per merchant instead of a few dozen numpy passes:
     `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`), price ratios and
     counts (`ratios_and_counts`) and the fixed samples' percentiles and median
     (`sample_statistics`, one pass over the sampled merchants then a quickselect, `_select`)
-    and Gini (`gini`, a radix sort), and `mark_changed` to tell which merchants' rule inputs
-    moved.
+    and Gini (`gini`, a radix sort), and `mark_changed` (`mark_changed_in` within the blocks,
+    for ranking) to tell which merchants' rule inputs moved.
 
 They must give the numbers numpy gave, bit for bit (`tests/simulator/test_kernels.py`, and
 the model's own tests), so they follow numpy's rules:
@@ -198,7 +198,7 @@ def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_mar
 
 
 @_kernel
-def rank_float32(score, alive, slots, weights, key, prev_key, order, weight,
+def rank_float32(score, alive, slots, weights, key, prev_key, ranked, weight,
                  first):  # pragma: no cover - compiled
     """Position weights of every listing after ranking each group (rows of `slots`) by
     `score` best first (the dead's score is -inf), scores compared at float32 precision,
@@ -206,11 +206,16 @@ def rank_float32(score, alive, slots, weights, key, prev_key, order, weight,
 
     Each listing's key is the order-preserving bits of -float32(score) (-0.0 made 0.0),
     stored in `key` (float32, read as uint32), then its slot: keys are unique, so the order
-    is the one a stable sort gives. On the `first` day every group is sorted. Afterwards a
-    group whose keys all equal `prev_key` keeps yesterday's `order` and `weight`; in the
-    others (updated in place) yesterday's order is still sorted by the keys that did not
-    change, so only the changed listings are sorted (`_sort_by_high_bits`) and merged in.
-    Returns how many groups were re-ranked."""
+    is the one a stable sort gives. `ranked` holds each group's keys in rank order, key bits
+    high and slot low (uint64): on the `first` day every group is sorted. Afterwards a group
+    whose keys all equal `prev_key` keeps yesterday's `ranked` and `weight`; in the others
+    (updated in place) yesterday's `ranked` is still sorted by the keys that did not change,
+    so only the changed listings are sorted (`_sort_by_high_bits`) and merged in. Yesterday's
+    ranking is read in order with a small table of the changed slots (not each listing's
+    keys at random), and the changed and the kept are compacted without branches (a branch
+    taken at random for one listing in ten is mispredicted each time): at 200,000 merchants
+    about a fifth faster than merging through yesterday's order of slots. Returns how many
+    groups were re-ranked."""
     n = score.shape[0]
     for i in range(n):
         key[i] = -np.float32(score[i] if alive[i] else -np.inf) + np.float32(0.0)
@@ -224,53 +229,93 @@ def rank_float32(score, alive, slots, weights, key, prev_key, order, weight,
     pbits = prev_key.view(np.uint32)
     shift = np.uint64(32)
     low = np.uint64(0xFFFFFFFF)
+    last = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every key (a slot is below 2**32 - 1)
     changed = np.empty(slots, dtype=np.uint64)
     scratch = np.empty(slots, dtype=np.uint64)
     count = np.empty(2048, dtype=np.int64)
-    merged = np.empty(slots, dtype=np.int64)
+    stay = np.empty(slots + 1, dtype=np.uint64)
+    moved_slot = np.zeros(slots, dtype=np.bool_)
     redone = 0
     for g in range(n // slots):
         lo = g * slots
+        # The group's rows as views indexed from 0 or by unsigned slots: LLVM then drops
+        # numba's test for indices counted from the end.
+        gbits = bits[lo:lo + slots]
+        gprev = pbits[lo:lo + slots]
+        granked = ranked[lo:lo + slots]
+        gweight = weight[lo:lo + slots]
+        # The changed listings in slot order, compacted without a branch on each (a branch
+        # taken for a few listings in ten is mispredicted each time).
         k = 0
         for s in range(slots):
-            if first or bits[lo + s] != pbits[lo + s]:
-                changed[k] = (np.uint64(bits[lo + s]) << shift) | np.uint64(s)
-                k += 1
+            changed[k] = (np.uint64(gbits[s]) << shift) | np.uint64(s)
+            k += first or gbits[s] != gprev[s]
         if k == 0:
             continue
-        moved = changed[:k]  # in slot order
+        moved = changed[:k]
+        if not first:
+            for t in range(k):
+                moved_slot[moved[t] & low] = True
         _sort_by_high_bits(moved, scratch[:k], count)
         if first:
             for r in range(slots):
-                s = np.int64(moved[r] & low)
-                order[lo + r] = s
-                weight[lo + s] = weights[r]
+                granked[r] = moved[r]
+                gweight[moved[r] & low] = weights[r]
             redone += 1
             continue
-        # Merge the listings whose key stayed (in yesterday's order, still sorted) with the
-        # sorted moved ones.
+        # The listings whose key stayed, in yesterday's order (still sorted), compacted
+        # without branches, then merged with the sorted moved ones into today's ranking.
+        n_stay = 0
+        for r in range(slots):
+            c = granked[r]
+            stay[n_stay] = c
+            n_stay += not moved_slot[c & low]
+        stay[n_stay] = last
         m = 0
-        j = 0
-        for r in range(slots):
-            s = order[lo + r]
-            if bits[lo + s] != pbits[lo + s]:
-                continue
-            c = (np.uint64(bits[lo + s]) << shift) | np.uint64(s)
-            while j < k and moved[j] < c:
-                merged[m] = np.int64(moved[j] & low)
+        i = 0
+        for t in range(k):
+            b = moved[t]
+            while stay[i] < b:
+                c = stay[i]
+                granked[m] = c
+                gweight[c & low] = weights[m]
                 m += 1
-                j += 1
-            merged[m] = s
+                i += 1
+            granked[m] = b
+            gweight[b & low] = weights[m]
             m += 1
-        while j < k:
-            merged[m] = np.int64(moved[j] & low)
+        while i < n_stay:
+            c = stay[i]
+            granked[m] = c
+            gweight[c & low] = weights[m]
             m += 1
-            j += 1
-        for r in range(slots):
-            order[lo + r] = merged[r]
-            weight[lo + merged[r]] = weights[r]
+            i += 1
+        for t in range(k):
+            moved_slot[moved[t] & low] = False
         redone += 1
     return redone
+
+
+@_kernel
+def mark_changed_in(current, previous, starts, stops, changed,
+                    first):  # pragma: no cover - compiled
+    """Within the blocks [starts[b], stops[b]): changed = current != previous bit for bit
+    (arrays viewed as unsigned integers), or changed |= that after the `first` field; then
+    previous = current. Over views indexed from 0 (no wraparound test), so LLVM runs it in
+    SIMD registers, storing into `previous` only where it changed (masked stores: most
+    rows do not change, and storing every row cost twice as much)."""
+    for b in range(starts.shape[0]):
+        lo, hi = starts[b], stops[b]
+        cur = current[lo:hi]
+        prev = previous[lo:hi]
+        ch = changed[lo:hi]
+        if first:
+            for i in range(hi - lo):
+                ch[i] = cur[i] != prev[i]
+        for i in range(hi - lo):
+            if cur[i] != prev[i]:
+                ch[i] = True
+                prev[i] = cur[i]
 
 
 @_kernel
@@ -286,23 +331,29 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
     groups = weight.shape[0] // slots
     for g in range(groups):
         lo = g * slots
+        # The group's rows as views indexed from 0 (LLVM then knows no index is negative and
+        # drops numba's wraparound test), selects rather than branches: every pass vectorises.
+        live = alive[lo:lo + slots]
+        ch = channel[lo:lo + slots]
+        o = out[lo:lo + slots]
         admitted = 0
-        for i in range(lo, lo + slots):
-            if alive[i] and channel[i] > 0:
-                admitted += 1
         for s in range(slots):
-            w[s] = weight[lo + s] * scale[lo + s] if alive[lo + s] else 0.0
+            admitted += live[s] & (ch[s] > 0)
+        pw = weight[lo:lo + slots]
+        sc = scale[lo:lo + slots]
+        for s in range(slots):
+            w[s] = pw[s] * sc[s] if live[s] else 0.0
         total = pairwise_sum(w, 0, slots)
         imp = impressions[g]
         for s in range(slots):
-            out[lo + s] = imp * w[s] / total if alive[lo + s] else 0.0
+            o[s] = imp * w[s] / total if live[s] else 0.0
         if admitted == 0:
             continue
         share = channel_share[g]
-        for i in range(lo, lo + slots):
-            ch = channel[i]
-            if alive[i] and ch > 0:
-                out[i] = out[i] + ch * share / admitted
+        for s in range(slots):
+            c = ch[s]
+            x = o[s]
+            o[s] = x + c * share / admitted if live[s] and c > 0 else x
     return out
 
 

@@ -263,21 +263,28 @@ class _Inputs:
             keys.add(key)
         self.keys = None if keys is None else sorted(keys)
         self.previous: dict[str, np.ndarray] | None = None
+        self._changed = np.zeros(0, dtype=bool)
 
-    def changed(self, s: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    def changed(self, s: Mapping[str, np.ndarray], starts: np.ndarray,
+                stops: np.ndarray) -> np.ndarray | None:
         """Merchants whose fields changed (bit for bit) since the last call, which takes
-        today's values as the new reference; None: decide every merchant (the first call, or
-        rules that read more than state)."""
+        today's values as the new reference, within the blocks [starts, stops) (False
+        elsewhere); None: decide every merchant (the first call, or rules that read more
+        than state)."""
         if self.keys is None:
             return None
         if self.previous is None:
             self.previous = {k: s[k].copy() for k in self.keys}
+            self._changed = np.zeros(len(s["alive"]), dtype=bool)
             return None
-        changed = np.zeros(len(s["alive"]), dtype=bool)
-        for k in self.keys:
+        changed = self._changed
+        if not self.keys:
+            return changed
+        for f, k in enumerate(self.keys):
             current, previous = s[k], self.previous[k]
             as_bits = _UNSIGNED[current.dtype.itemsize]
-            kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
+            kernels.mark_changed_in(current.view(as_bits), previous.view(as_bits), starts, stops,
+                                    changed, f == 0)
         return changed
 
 
@@ -421,7 +428,7 @@ class Model:
         self.books: dict[str, Any] = {fam: compiled.get(fam, _NoRules()) for fam in FAMILIES}
         self.calendar = Calendar(scenario.start, rulebook_set.timezone)
         self.weights = position_weights(lay.slots, self.sc.demand.position_bias_exponent.value)
-        self._order: np.ndarray | None = None
+        self._ranked: np.ndarray | None = None
         self._prev_key: np.ndarray | None = None
         self._prev_weight: np.ndarray | None = None
         self._key: np.ndarray | None = None
@@ -999,10 +1006,10 @@ class Model:
         if first:
             self._key = np.empty(self.n, dtype=np.float32)
             self._prev_key = np.empty(self.n, dtype=np.float32)
-            self._order = np.empty(self.n, dtype=np.int64)
+            self._ranked = np.empty(self.n, dtype=np.uint64)
             self._prev_weight = np.empty(self.n)
         key, prev = self._key, self._prev_key
-        kernels.rank_float32(score, alive, slots, self.weights, key, prev, self._order,
+        kernels.rank_float32(score, alive, slots, self.weights, key, prev, self._ranked,
                              self._prev_weight, first)
         self._key, self._prev_key = prev, key
         return self._prev_weight
@@ -1022,10 +1029,10 @@ class Model:
         # channel); only the ranking itself needs the whole group. A listing none of whose
         # fields the rules read changed since yesterday keeps yesterday's score and channel;
         # when few changed, they are decided together.
-        changed = self._rank_inputs.changed(s)
+        changed = self._rank_inputs.changed(s, self._starts, self._stops)
         if changed is not None:
-            for gap in self._gaps:  # padding: never decided (nothing there changes anyway)
-                changed[gap] = False
+            # Padding is never decided (nothing there changes anyway): `changed` is False
+            # outside the blocks.
             few = np.flatnonzero(changed)
             if few.size * 4 < self._block_rows:
                 # Few listings changed: decided in one call, whatever their block (the
@@ -1158,10 +1165,29 @@ class Model:
                  T: float, next_month: float, next_year: float, fl: DayFlows) -> None:
         per_day = self.sc.appeals.max_per_day.value
         active = np.flatnonzero(want > 0)
-        bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
-        au = np.concatenate([appeal_draws(rng, int(bounds[r + 1] - bounds[r]), per_day)
-                             for r, rng in enumerate(self.rngs)], axis=1)
+        if self.R == 1:  # one replication: its draws as they are, no copy
+            au = appeal_draws(self.rngs[0], active.size, per_day)
+        else:
+            bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
+            au = np.concatenate([appeal_draws(rng, int(bounds[r + 1] - bounds[r]), per_day)
+                                 for r, rng in enumerate(self.rngs)], axis=1)
         if not active.size:
+            return
+        rounds = self._appeal_rounds
+        if rounds is not None and self._fused_appeals:
+            # Every round of every appellant in one compiled pass (`simulator.appeal_rounds`),
+            # reading and booking the state and the day's flows in place.
+            sc = self.sc.appeals
+            constants = rounds.constants({
+                "appeal_filed": {"time": T, "appeal_id": "A", "order_id": "O"},
+                "appeal_decided": {"time": T, "appeal_id": "A"}})
+            static = rounds.static(self._appellants(active) if rounds.per_row else None,
+                                   active.size)
+            rounds.run(active, want, au, constants, static, self.s, per_day, GOLDEN,
+                       float(sc.human_review_request_share.value),
+                       float(sc.human_success.value), float(sc.automated_success.value),
+                       next_month, next_year, wrongful, wrongful_burden, fl.refund,
+                       fl.appeals_attempted, fl.appeals_won)
             return
         # Merchants appeal independently: go block by block (_BLOCK appellants) so that each
         # round's gathers and scatters stay within a cache-sized range of merchants.
@@ -1170,15 +1196,25 @@ class Model:
             self._appeal_block(active[lo:hi], au[:, lo:hi], want, wrongful, wrongful_burden,
                                T, next_month, next_year, fl)
 
+    def _appellants(self, active: np.ndarray) -> Scope:
+        """The merchant and listing namespaces of the appellants `active` (the fields no
+        appeal round changes; the counters come from the state as the rounds go)."""
+        merchant: dict[str, Any] = {
+            "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
+            "auto_follow_enrolled": _Lazy(lambda: self.s["enrolled"][active]),
+        }
+        return {"merchant": _View(merchant, None, active.size),
+                "listing": self._listing_ns(active), "order": None}
+
     def _appeal_block(self, active: np.ndarray, au: np.ndarray, want: np.ndarray,
                       wrongful: np.ndarray, wrongful_burden: np.ndarray, T: float,
                       next_month: float, next_year: float, fl: DayFlows) -> None:
-        """The day's appeals of the merchants `active` (their draws `au`), round by round.
-
-        Every round runs in one compiled pass (`simulator.appeal_rounds`). In the numpy
-        path the counters the appeal rules read and the rounds change are copied out for
-        these merchants once, updated in place round after round (in the order the reference
-        updates them), and written back at the end."""
+        """The day's appeals of the merchants `active` (their draws `au`), round by round,
+        through the numpy target: the path of a set without appeal rules and of the tests
+        that compare (`_appeals` otherwise runs every round in one compiled pass,
+        `simulator.appeal_rounds`). The counters the appeal rules read and the rounds change
+        are copied out for these merchants once, updated in place round after round (in the
+        order the reference updates them), and written back at the end."""
         sc, s = self.sc.appeals, self.s
         per_day = sc.max_per_day.value
         book = self.books["appeal"]
@@ -1193,25 +1229,6 @@ class Model:
             "size_tier": _Lazy(lambda: self.tier_names.get()[active]),
             "auto_follow_enrolled": _Lazy(lambda: s["enrolled"][active]),
         }
-        rounds = self._appeal_rounds
-        if rounds is not None and self._fused_appeals:
-            # Every round in one compiled pass (`simulator.appeal_rounds`): the fields no
-            # round changes are read once for the block, the counters from the state as the
-            # rounds change them there.
-            everyone = {"merchant": _View(merchant, None, m),
-                        "listing": self._listing_ns(active), "order": None}
-            filed = {**everyone, "event": _View({"time": T, "appeal_id": "A", "order_id": "O"},
-                                                None, m)}
-            decided_event = {**everyone, "event": _View({"time": T, "appeal_id": "A"}, None, m)}
-            rounds.run(rounds.filed.inputs(filed, m, rounds.vocabulary),
-                       rounds.decided.inputs(decided_event, m, rounds.vocabulary), active,
-                       wants, au, s, per_day, GOLDEN,
-                       float(sc.human_review_request_share.value),
-                       float(sc.human_success.value), float(sc.automated_success.value),
-                       next_month, next_year, attempted, won, refund, recovered_each)
-            kernels.appeal_scatter(active, refund, attempted, won, fl.refund,
-                                   fl.appeals_attempted, fl.appeals_won)
-            return
         local = {k: kernels.take(s[k], active, np.empty(m, dtype=s[k].dtype))
                  for k in _APPEAL_COUNTERS}
         merchant.update(local)

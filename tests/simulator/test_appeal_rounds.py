@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rules.loader import load_set_from_texts
+from simulator import appeal_rounds
 from simulator.appeal_rounds import AppealRounds
 from simulator.model import Model
 from simulator.run import replication_seed
@@ -67,6 +68,24 @@ def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
     assert (s["appeal_blocked_until"] > 0).any()
     # Two acceptances per automated appeal: filed counts run ahead of attempts.
     assert s["appeals_filed_year"].sum() > 0
+
+
+@pytest.mark.parametrize(("block", "chunk"), [(1, 1), (5, 3), (64, 16)])
+def test_blocks_and_chunks_of_any_size_give_the_same_bits(block: int, chunk: int,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Appellants go block by block and each round chunk by chunk: with blocks and chunks
+    far smaller than the day's appellants (rounds that end mid-chunk, appellants whose next
+    round falls into another chunk), still the numpy path's bits."""
+    monkeypatch.setattr(appeal_rounds, "BLOCK", block)
+    monkeypatch.setattr(appeal_rounds, "CHUNK", chunk)
+    rulebook_set = _with_appeals("lowprice-2024", MIXED.read_text())
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8,
+                                          "appeals.human_review_request_share": 0.5})
+    fused = _run(rulebook_set, sc, 40, True, np.float32)
+    assert_identical(fused, _run(rulebook_set, sc, 40, False, np.float32))
+    assert sum(f["appeals_attempted"].sum() for f in fused[1]) > 10 * block
 
 
 def test_tables_follow_the_rules_effects() -> None:

@@ -15,7 +15,8 @@ import pytest
 from simulator import draws
 from simulator.population import N_MERCHANT_DRAWS, Layout, appeal_draws, day_draws
 
-SIZES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 1000, 1001, 4097, 65_537]
+SIZES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 126, 127, 128, 129, 130, 131, 255, 256, 257,
+         1000, 1001, 4097, 65_537]
 SEEDS = range(12)
 
 

@@ -60,9 +60,9 @@ def test_rank_float32_matches_a_stable_sort_day_after_day() -> None:
     score[1::13] = -0.0
     alive = rng.random(n) < 0.9
     key, prev = np.empty(n, np.float32), np.empty(n, np.float32)
-    order, weight = np.empty(n, np.int64), np.empty(n)
+    ranked, weight = np.empty(n, np.uint64), np.empty(n)
     for day in range(12):
-        kernels.rank_float32(score, alive, slots, weights, key, prev, order, weight, day == 0)
+        kernels.rank_float32(score, alive, slots, weights, key, prev, ranked, weight, day == 0)
         key, prev = prev, key
         assert np.array_equal(weight, _rank_numpy(score, alive, slots, weights))
         # Tomorrow: some prices move (one group not at all), some merchants die.
@@ -70,6 +70,60 @@ def test_rank_float32_matches_a_stable_sort_day_after_day() -> None:
         moved[:slots] = False
         score = np.where(moved, -np.round(rng.uniform(5, 20, n), 1), score)
         alive &= rng.random(n) < 0.99
+
+
+def test_group_exposure_is_the_numpy_expression() -> None:
+    """Weight x scale over the group's (pairwise) total, times the group's impressions, plus
+    an equal share of its channel impressions for the admitted; zero for the dead. Groups
+    with and without admitted listings, scales of very different sizes."""
+    rng = np.random.default_rng(5)
+    groups, slots = 4, 1_001
+    n = groups * slots
+    weight = position_weights(slots, 1.0)[rng.permutation(n) % slots]
+    alive = rng.random(n) < 0.8
+    scale = _spread(rng, n) ** 2
+    channel = np.where(rng.random(n) < 0.3, rng.choice([250.0, 1e3 / 3], n), 0.0)
+    channel[:slots] = 0.0  # one group admits no one
+    impressions = rng.uniform(1e4, 1e6, groups)
+    share = rng.random(groups)
+    got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                 np.empty(slots), np.empty(n))
+    w = np.where(alive, weight * scale, 0.0).reshape(groups, slots)
+    total = w.sum(axis=1)
+    want = np.where(alive.reshape(groups, slots), impressions[:, None] * w / total[:, None], 0.0)
+    admitted_rows = (alive & (channel > 0)).reshape(groups, slots)
+    admitted = admitted_rows.sum(axis=1)
+    extra = channel.reshape(groups, slots) * share[:, None] / np.maximum(admitted, 1)[:, None]
+    want = np.where(admitted_rows, want + extra, want).ravel()
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def test_changed_rows_within_blocks() -> None:
+    """`mark_changed_in` over several fields: changed bit for bit (-0.0 against 0.0 counts)
+    only within the blocks, and the previous values become the current ones there."""
+    rng = np.random.default_rng(9)
+    n = 10_000
+    starts, stops = np.array([0, 3_000, 7_001]), np.array([2_500, 7_000, 10_000])
+    inside = np.zeros(n, dtype=bool)
+    for a, b in zip(starts, stops, strict=True):
+        inside[a:b] = True
+    fields = [rng.random(n).astype(np.float32) for _ in range(3)]
+    fields[0][::17] = 0.0
+    previous = [f.copy() for f in fields]
+    changed = np.zeros(n, dtype=bool)
+    for _ in range(3):
+        current = [np.where(rng.random(n) < 0.02, rng.random(n).astype(np.float32), f)
+                   for f in previous]
+        current[0][::17] = np.where(rng.random(current[0][::17].size) < 0.5, -0.0, 0.0)
+        want = np.zeros(n, dtype=bool)
+        for c, p in zip(current, previous, strict=True):
+            want |= c.view(np.uint32) != p.view(np.uint32)
+        want &= inside
+        for f, (c, p) in enumerate(zip(current, previous, strict=True)):
+            kernels.mark_changed_in(c.view(np.uint32), p.view(np.uint32), starts, stops,
+                                    changed, f == 0)
+            assert np.array_equal(p.view(np.uint32)[inside], c.view(np.uint32)[inside])
+        assert np.array_equal(changed, want)
 
 
 def test_live_in_order_keeps_the_live_in_order() -> None:
