@@ -5,9 +5,12 @@
 pass per merchant instead of a few dozen numpy passes:
   - ranking positions (`rank_float32`) and exposure (`group_exposure`);
   - orders and revenue (`demand`) and fee bookings (`charge`);
-  - claim counts and rounding offsets (`claim_counts`, `floor_share`), the merchant's
-    answers (`answer`), granted claims (`book_grants`) and the day's refund totals and wanted
-    appeals (`close_refunds`);
+  - claim counts and rounding offsets (`claim_counts`, `floor_share`, `split_share`), the
+    merchant's answers (`answer`, `answer_both`), granted claims (`book_grants`, and
+    `claim_grants`, which computes the cost per claim in the same pass), claims added to a
+    stage's count (`add_claims`), which rows a rule decided (`fires`) or have claims
+    (`count_positive`), and the platform's review grants with the day's refund totals and
+    wanted appeals (`review_close`);
   - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
@@ -18,7 +21,7 @@ pass per merchant instead of a few dozen numpy passes:
     counts (`ratios_and_counts`) and the fixed samples' percentiles and median
     (`sample_statistics`, one pass over the sampled merchants then a quickselect, `_select`)
     and Gini (`gini`, a radix sort), and `mark_changed` (`mark_changed_in` within the blocks,
-    for ranking) to tell which merchants' rule inputs moved.
+    for ranking) and `changed_rows` to tell which merchants' rule inputs moved.
 
 They must give the numbers numpy gave, bit for bit (`tests/simulator/test_kernels.py`, and
 the model's own tests), so they follow numpy's rules:
@@ -1362,41 +1365,31 @@ def appeal_outcomes(rows, r, accepted, review_human, human_success, automated_su
 
 @_kernel
 def charge(out, mask, amount, alive, times):  # pragma: no cover - compiled
-    """out += amount x times where the rule fired (`mask`), the amount is known and the
-    merchant alive; other rows add 0.0 (as ``out += np.where(ok, amount * times, 0.0)``)."""
+    """out += amount x times where the rule fired (`mask`; empty: on every row), the amount
+    is known and the merchant alive; other rows add 0.0 (as ``out += np.where(ok, amount *
+    times, 0.0)``). `times` empty: 1.0 on every row. (Contiguous arrays and a select rather
+    than a branch: the loop vectorises.)"""
+    every = mask.shape[0] == 0
+    once = times.shape[0] == 0
     for i in range(out.shape[0]):
         a = amount[i]
-        add = a * times[i] if mask[i] and alive[i] and not np.isnan(a) else 0.0
-        out[i] = out[i] + add
+        t = 1.0 if once else times[i]
+        hit = (every or mask[i]) and alive[i] and not np.isnan(a)
+        add = a * t
+        out[i] = out[i] + (add if hit else 0.0)
 
 
 @_kernel
-def answer(left, capacity, answered, unanswered):  # pragma: no cover - compiled
-    """The merchant answers as many of the `left` claims as its remaining `capacity` allows
-    (updated in place); the rest stay unanswered."""
+def answer(left, capacity, remaining, answered, unanswered):  # pragma: no cover - compiled
+    """The merchant answers as many of the `left` claims as its `capacity` (widened to
+    float64) allows, which leaves it `remaining` (may be `capacity` itself); the rest stay
+    unanswered."""
     for i in range(left.shape[0]):
-        a = min(left[i], capacity[i])
+        c = np.float64(capacity[i])
+        a = min(left[i], c)
         answered[i] = a
-        capacity[i] = capacity[i] - a
+        remaining[i] = c - a
         unanswered[i] = left[i] - a
-
-
-@_kernel
-def close_refunds(burden, wrongful, wrongful_burden, alive, u, shift, propensity, out_refund,
-                  out_wrongful, out_wrongful_burden, out_want):  # pragma: no cover - compiled
-    """A block's refund burden and wrongful refunds into the day's arrays, and the appeals
-    each live merchant with wrongful refunds wants: floor(wrongful x propensity + offset)."""
-    for i in range(burden.shape[0]):
-        out_refund[i] = burden[i]
-        w = wrongful[i]
-        out_wrongful[i] = w
-        out_wrongful_burden[i] = wrongful_burden[i]
-        if alive[i] and w > 0:
-            v = u[i] + shift
-            v -= np.floor(v)
-            out_want[i] = np.floor(w * propensity + v)
-        else:
-            out_want[i] = 0
 
 
 @_kernel
@@ -1413,6 +1406,177 @@ def book_grants(cost, count, burden, wrongful, wrongful_burden, valid):  # pragm
 
 
 @_kernel
+def _grant_cost(product, shipping, merchant_pays, with_return, recall):  # pragma: no cover
+    """The merchant's loss per granted claim of an order (its costs widened to float64), as
+    `_Claims._cost` computes it. (Numbers, not arrays: a compiled function that takes arrays
+    counts references on every call.)"""
+    if not merchant_pays:
+        return 0.0
+    total = shipping + recall if with_return else product + shipping + recall
+    return total if total > 0 else 0.0
+
+
+@_kernel
+def claim_grants(unit_cost, shipping, merchant_pays, with_return, recall, count, rule, position,
+                 burden, wrongful, wrongful_burden, valid):  # pragma: no cover - compiled
+    """`book_grants` of the claims a grant books at literal arguments, its cost per claim
+    computed in the same pass (as `_Claims._cost` computes it: product, shipping and recall
+    fee added in that order, widened to float64, a total that is not positive costing 0.0,
+    nothing when the merchant does not pay) rather than kept in an array. With a non-empty
+    `rule`, only the rows that rule `position` decided count (count x mask, as numpy
+    multiplies by a boolean mask: the other rows book 0.0)."""
+    # One loop per case, without a branch inside: the loops vectorise.
+    n = count.shape[0]
+    if rule.shape[0] > 0:
+        if valid:
+            for i in range(n):
+                c = count[i] * (1.0 if rule[i] == position else 0.0)
+                burden[i] += _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]),
+                                         merchant_pays, with_return, recall) * c
+        else:
+            for i in range(n):
+                c = count[i] * (1.0 if rule[i] == position else 0.0)
+                per = _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]),
+                                  merchant_pays, with_return, recall) * c
+                burden[i] += per
+                wrongful[i] += c
+                wrongful_burden[i] += per
+    elif valid:
+        for i in range(n):
+            burden[i] += _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]),
+                                     merchant_pays, with_return, recall) * count[i]
+    else:
+        for i in range(n):
+            c = count[i]
+            per = _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]), merchant_pays,
+                              with_return, recall) * c
+            burden[i] += per
+            wrongful[i] += c
+            wrongful_burden[i] += per
+
+
+@_kernel
+def add_claims(acc, fresh, count, rule, position):  # pragma: no cover - compiled
+    """acc = count (`fresh`) or acc + count, in place; with a non-empty `rule`, count x mask of
+    the rows rule `position` decided (as `claim_grants` selects them)."""
+    select = rule.shape[0] > 0
+    for i in range(count.shape[0]):
+        c = count[i]
+        if select:
+            c = c * (1.0 if rule[i] == position else 0.0)
+        acc[i] = c if fresh else acc[i] + c
+
+
+@_kernel
+def fires(rule, position):  # pragma: no cover - compiled
+    """Whether rule `position` decided any row (stops at the first)."""
+    found = False
+    for i in range(rule.shape[0]):
+        if rule[i] == position:
+            found = True
+            break
+    return found
+
+
+@_kernel
+def count_positive(count):  # pragma: no cover - compiled
+    """How many rows have a positive count (``np.count_nonzero(count > 0)``)."""
+    n = 0
+    for i in range(count.shape[0]):
+        if count[i] > 0:
+            n += 1
+    return n
+
+
+@_kernel
+def split_share(count, share, u, shift, part, rest):  # pragma: no cover - compiled
+    """part = `floor_share(count, share, u, shift)` and rest = count - part, in one pass;
+    returns how many rows have a positive part (as `count_positive(part)`)."""
+    positive = 0
+    for i in range(count.shape[0]):
+        v = u[i] + shift
+        v -= np.floor(v)
+        p = np.floor(count[i] * share + v)
+        part[i] = p
+        rest[i] = count[i] - p
+        if p > 0:
+            positive += 1
+    return positive
+
+
+@_kernel
+def _reviewed(auto, has_auto, human, has_human, share, u, shift):  # pragma: no cover
+    """Claims the platform's review grants on a merchant: the human reviews' claims (`human`)
+    plus `floor_share` of the automated ones (`auto`), added in that order; a kind it does not
+    have (`has_...` False) adds nothing."""
+    if has_auto:
+        v = u + shift
+        v -= np.floor(v)
+        extra = np.floor(auto * share + v)
+        return human + extra if has_human else extra
+    return human
+
+
+@_kernel
+def review_close(auto_valid, human_valid, auto_lacking, share, u, shift_valid, shift_lacking,
+                 unit_cost, shipping, merchant_pays, with_return, recall, burden, wrongful,
+                 wrongful_burden, alive, close_shift, propensity, out_refund, out_wrongful,
+                 out_wrongful_burden, out_want):  # pragma: no cover - compiled
+    """The claims the platform's review grants, booked as `claim_grants` books them (claims
+    with valid evidence first, then those lacking it, which are wrongful), then the day's
+    totals (written to the day's arrays) and the appeals each live merchant with wrongful
+    refunds wants, floor(wrongful x propensity + offset), in one pass. A class with no
+    reviews (both of its arrays empty) books nothing."""
+    auto = auto_valid.shape[0] > 0
+    human = human_valid.shape[0] > 0
+    valid = auto or human
+    lacking = auto_lacking.shape[0] > 0
+    for i in range(burden.shape[0]):
+        b = burden[i]
+        w = wrongful[i]
+        wb = wrongful_burden[i]
+        if valid or lacking:
+            cost = _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]), merchant_pays,
+                               with_return, recall)
+            if valid:
+                b += cost * _reviewed(auto_valid[i] if auto else 0.0, auto,
+                                      human_valid[i] if human else 0.0, human, share, u[i],
+                                      shift_valid)
+            if lacking:
+                # Human reviews grant nothing lacking evidence.
+                c = _reviewed(auto_lacking[i], True, 0.0, False, share, u[i], shift_lacking)
+                per = cost * c
+                b += per
+                w += c
+                wb += per
+        out_refund[i] = b
+        out_wrongful[i] = w
+        out_wrongful_burden[i] = wb
+        if alive[i] and w > 0:
+            v = u[i] + close_shift
+            v -= np.floor(v)
+            out_want[i] = np.floor(w * propensity + v)
+        else:
+            out_want[i] = 0
+
+
+@_kernel
+def answer_both(left_lacking, left_valid, capacity, answered_lacking, unanswered_lacking,
+                answered_valid, unanswered_valid):  # pragma: no cover - compiled
+    """`answer` of the claims lacking evidence, then of those with valid evidence from the
+    capacity that leaves, in one pass."""
+    for i in range(left_lacking.shape[0]):
+        c = np.float64(capacity[i])
+        a = min(left_lacking[i], c)
+        answered_lacking[i] = a
+        unanswered_lacking[i] = left_lacking[i] - a
+        c = c - a
+        a = min(left_valid[i], c)
+        answered_valid[i] = a
+        unanswered_valid[i] = left_valid[i] - a
+
+
+@_kernel
 def mark_changed(current, previous, changed):  # pragma: no cover - compiled
     """changed |= current != previous, bit for bit (arrays viewed as unsigned integers);
     then previous = current."""
@@ -1420,6 +1584,20 @@ def mark_changed(current, previous, changed):  # pragma: no cover - compiled
         if current[i] != previous[i]:
             changed[i] = True
             previous[i] = current[i]
+
+
+@_kernel
+def changed_rows(current, previous, out):  # pragma: no cover - compiled
+    """The rows where current != previous, bit for bit (arrays viewed as unsigned integers),
+    into `out` in order (as ``np.flatnonzero(current != previous)``); returns how many. Then
+    previous = current."""
+    k = 0
+    for i in range(current.shape[0]):
+        if current[i] != previous[i]:
+            out[k] = i
+            k += 1
+            previous[i] = current[i]
+    return k
 
 
 @_kernel

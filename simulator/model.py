@@ -21,10 +21,11 @@ float64). In float32 mode ranking scores are compared at float32 precision (see
 Speed (none of this changes a result; `tests/simulator/test_model.py` pins that the block size
 does not change a bit):
   - every stage where a merchant's day does not depend on other merchants (ranking scores,
-    demand and fees, refunds, appeals, accounts) runs over contiguous blocks of `_BLOCK`
-    merchants, so its few dozen whole-array passes work on arrays that stay in the CPU cache
-    instead of streaming the population from memory each time; blocks skip the padding slots
-    of smaller product groups;
+    orders, refunds, appeals, accounts) runs over contiguous blocks of `_BLOCK` merchants, so
+    its few dozen whole-array passes work on arrays that stay in the CPU cache instead of
+    streaming the population from memory each time; blocks skip the padding slots of smaller
+    product groups. Commission and ad fees, a few passes whose decisions cost more per call
+    than per merchant, are decided and charged for all merchants at once;
   - a decision that no per-merchant field decides (`Decisions.uniform`: say, every claim of a
     class goes to the merchant first) is booked over all rows at once, and a refund event
     whose rules never read the evidence is decided once for both evidence classes;
@@ -39,10 +40,16 @@ does not change a bit):
     accounts, claim counts and rounding offsets, the arithmetic of an appeal round, fee
     bookings) run as compiled kernels (`simulator.kernels`, numba): one pass per merchant
     instead of a few dozen numpy passes, with numpy's rounding and summation order, so the
-    numbers are the ones the numpy code gave, bit for bit;
+    numbers are the ones the numpy code gave, bit for bit. In the refund routing a grant's
+    cost per claim is computed inside its booking pass (no cost arrays), a rule's share of a
+    stage's claims is selected there too (no masked copies), and the merchant's answers to
+    both evidence classes, and the platform's review grants with the day's close, take one
+    pass each;
   - a claim or order decision that reads state fields (say, the refund amount against a
-    protection line) is kept per block from day to day (`_KeptDecisions`): only the merchants
-    whose fields changed are decided again and patched in;
+    protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
+    day only the merchants whose fields changed, in every block, are decided again, in one
+    decision, and patched in; each block reads its rows through a view. The fields are
+    compared once a day for all the kept decisions that read them (`_Changes`);
   - a day's appeals run in one compiled pass (`simulator.appeal_rounds`): the appeal rules'
     conditions go through the numba compile target (`rules.expression.numba_target`) and
     their effects, whose arguments are literal words, become tables (the numpy path, which
@@ -66,9 +73,11 @@ does not change a bit):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -76,7 +85,7 @@ import numpy as np
 
 from rules.expression.numpy_target import Column, as_columns
 from rules.rulebook import RulebookSet
-from rules.targets.vectorised import VectorisedRulebook, compile_set
+from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook, compile_set
 from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds
@@ -178,6 +187,33 @@ class _Selections:
         #: The effects of decisions that read only literal event fields, by event type and
         #: the values of the fields read (`Model._decide_alike`).
         self.alike: dict[tuple[Any, ...], list[list[tuple[str, dict[str, Any]]]]] = {}
+
+
+class _Deferred(Mapping[str, Any]):
+    """A model's scope built the first time it is read, by `make(model)`. It refers to the
+    model weakly: what keeps it from day to day (a kept decision, which the model keeps) must
+    not keep the model alive after its run."""
+
+    def __init__(self, model: Model, make: Callable[[Model], Scope]):
+        self._model = weakref.ref(model)
+        self._make = make
+        self._scope: Scope | None = None
+
+    def _get(self) -> Scope:
+        if self._scope is None:
+            model = self._model()
+            assert model is not None, "the model is gone"
+            self._scope = self._make(model)
+        return self._scope
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def _known(a: np.ndarray) -> np.ndarray:
@@ -288,11 +324,77 @@ class _Inputs:
         return changed
 
 
+class _Changes:
+    """Which merchants' state fields `keys` changed (bit for bit), day by day, for every kept
+    decision that reads those fields (`_KeptDecisions`): found once a day (one pass over the
+    fields) however many decisions ask, and kept until every one of them has caught up."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.previous: dict[str, np.ndarray] | None = None
+        #: The last day the fields were compared.
+        self.day: int | None = None
+        #: (day, merchants whose fields changed since the comparison before), oldest first.
+        self.history: list[tuple[int, np.ndarray]] = []
+        #: The first day from which the history is complete (a decision that has not
+        #: caught up for `_CHANGES_KEPT` comparisons is decided afresh).
+        self.complete_from: int | None = None
+        self.users: list[_KeptDecisions] = []
+
+    def refresh(self, s: Mapping[str, np.ndarray], day: int) -> None:
+        """Compare the fields with the last comparison's (once a day)."""
+        if self.day == day:
+            return
+        self.day = day
+        if self.previous is None:
+            self.previous = {k: s[k].copy() for k in self.keys}
+            self.complete_from = day
+            return
+        n = len(s["alive"])
+        if len(self.keys) == 1:  # the usual case: the changed rows found in one pass
+            (k,) = self.keys
+            current, previous = s[k], self.previous[k]
+            as_bits = _UNSIGNED[current.dtype.itemsize]
+            found = np.empty(n, dtype=np.int64)
+            rows = found[:kernels.changed_rows(current.view(as_bits), previous.view(as_bits),
+                                               found)].copy()
+        else:
+            changed = np.zeros(n, dtype=bool)
+            for k in self.keys:
+                current, previous = s[k], self.previous[k]
+                as_bits = _UNSIGNED[current.dtype.itemsize]
+                kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
+            rows = np.flatnonzero(changed)
+        caught_up = min((u.day for u in self.users if u.day is not None), default=day)
+        self.history = [(d, r) for d, r in self.history if d > caught_up]
+        self.history.append((day, rows))
+        if len(self.history) > _CHANGES_KEPT:
+            self.complete_from = self.history.pop(0)[0]
+
+    def since(self, day: int) -> np.ndarray | None:
+        """The merchants whose fields changed after the comparison of `day` (a day they were
+        compared), in order; None when that is too long ago to tell."""
+        assert self.complete_from is not None
+        if day < self.complete_from:
+            return None
+        parts = [rows for d, rows in self.history if d > day]
+        if len(parts) == 1:
+            return parts[0]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
 class _KeptDecisions:
-    """A rulebook's decisions on one event shape over one block of merchants, kept from day to
-    day: a merchant none of whose state fields the rules read changed (bit for bit) since
-    yesterday gets the same rule and the same effect arguments (decisions are row by row), so
-    only the merchants whose fields changed are decided again and patched in.
+    """A rulebook's decisions on one event shape over all the model's n merchants, kept from
+    day to day: a merchant none of whose state fields the rules read changed (bit for bit)
+    since the last decision gets the same rule and the same effect arguments (decisions are
+    row by row), so only the merchants whose fields changed are decided again and patched in.
+
+    They are brought up to date once a day, when the first block asks (no stage that asks
+    changes the fields they read), in one decision over the changed merchants of every block,
+    instead of one per block; each block then reads its rows through a view
+    (`Decisions` whose rule and arguments are slices of these, kept while the decisions are
+    patched in place). Which merchants changed comes from `changes`, shared by the kept
+    decisions that read the same fields.
 
     `of` gives one when the rules for the event read nothing but `literals` (fields one
     value for every row and day of this event shape) and state fields (`fields` maps scope
@@ -301,7 +403,14 @@ class _KeptDecisions:
     def __init__(self, keys: list[str]):
         self.keys = keys
         self.decisions: Any = None
-        self.previous: dict[str, np.ndarray] = {}
+        #: The merchants whose fields changed, shared with the kept decisions that read the
+        #: same fields (`Model._kept_decisions`).
+        self.changes = _Changes(keys)
+        self.changes.users.append(self)
+        #: The day (the model's count of days stepped) they were last brought up to date.
+        self.day: int | None = None
+        #: Each block's view, by its (start, stop), with the decisions it was cut from.
+        self._views: dict[tuple[int, int], tuple[Any, Decisions]] = {}
 
     @classmethod
     def of(cls, reads: frozenset[str], literals: frozenset[str],
@@ -314,23 +423,44 @@ class _KeptDecisions:
             keys.add(key)
         return cls(sorted(keys))
 
-    def decide(self, book: Any, event_type: str, s: Mapping[str, np.ndarray], block: slice,
-               scope_of: Callable[[np.ndarray | None], Scope]) -> Any:
-        """The decisions over the block's m rows; `scope_of(rows)` is the event's scope over
-        those rows of the block (None: all of them)."""
-        m = block.stop - block.start
+    def decide(self, book: Any, event_type: str, s: Mapping[str, np.ndarray], day: int,
+               block: slice, scope_of: Callable[[np.ndarray | None], Scope],
+               block_scope: _Deferred) -> Any:
+        """The decisions over the block's rows on `day` (the model's count of days stepped);
+        `scope_of(rows)` is the event's scope over those rows of all n (None: all of them),
+        `block_scope` over the block (built if read)."""
+        if self.day != day:
+            self._update(book, event_type, s, day, scope_of)
+            self.day = day
+        dec = self.decisions
+        found = self._views.get((block.start, block.stop))
+        if found is None or found[0] is not dec:
+            effects = {rid: [VectorEffect(e.name, e.spec,
+                                          {k: v[block] for k, v in e.args.items()},
+                                          {k: v[block] for k, v in e.known.items()})
+                             for e in calls]
+                       for rid, calls in dec._effects.items()}
+            view = Decisions(book, event_type, dec.columns, dec.rule[block], effects)
+            found = self._views[(block.start, block.stop)] = (dec, view)
+        view = found[1]
+        view.uniform = dec.uniform
+        # Any rule's effects evaluated later are the block's, today (the scope is built only
+        # if they are: every rule that fired is evaluated already).
+        view.columns = as_columns(block_scope, block.stop - block.start)
+        return view
+
+    def _update(self, book: Any, event_type: str, s: Mapping[str, np.ndarray], day: int,
+                scope_of: Callable[[np.ndarray | None], Scope]) -> None:
         kept = self.decisions
+        self.changes.refresh(s, day)
         if kept is not None:
-            changed = np.zeros(m, dtype=bool)
-            for k in self.keys:
-                current, previous = s[k][block], self.previous[k]
-                as_bits = _UNSIGNED[current.dtype.itemsize]
-                kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
-            rows = np.flatnonzero(changed)
-            kept.columns = as_columns(scope_of(None), m)
-            if not rows.size or self._patch(book, event_type, kept, rows, scope_of(rows)):
-                return kept
-        dec = book.decide(event_type, scope_of(None), m)
+            assert self.day is not None
+            rows = self.changes.since(self.day)
+            if rows is not None and (
+                    not rows.size or self._patch(book, event_type, kept, rows, scope_of(rows))):
+                return
+        n = len(s["alive"])
+        dec = book.decide(event_type, scope_of(None), n)
         # Own every per-row argument (a decision may hand out views of its scope's columns,
         # which are state), so that later days can patch them in place.
         for effects in dec._effects.values():
@@ -340,8 +470,6 @@ class _KeptDecisions:
                         if not _is_constant(values):
                             table[name] = np.array(values)
         self.decisions = dec
-        self.previous = {k: s[k][block].copy() for k in self.keys}
-        return dec
 
     @staticmethod
     def _patch(book: Any, event_type: str, kept: Any, rows: np.ndarray, scope: Scope) -> bool:
@@ -457,10 +585,14 @@ class Model:
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
-        # Per-row decisions on claims and orders, by (block start, event shape), kept from
-        # day to day (`_KeptDecisions`); None where the rules read more than state.
+        # Per-row decisions on claims and orders over all merchants, by event shape, kept
+        # from day to day (`_KeptDecisions`); None where the rules read more than state.
         self._kept: dict[tuple[Any, ...], _KeptDecisions | None] = {}
         self._keep_decisions = True  # False: decide every block afresh (tests compare)
+        # Days stepped: kept decisions are brought up to date once in each.
+        self._stepped = 0
+        # What changed in the state fields kept decisions read, by fields (`_Changes`).
+        self._changes: dict[tuple[str, ...], _Changes] = {}
         # The slots outside every block (padding only): 0 to the first block, between blocks,
         # after the last.
         bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
@@ -823,14 +955,17 @@ class Model:
         # 4. ranking and exposure
         self.exposure(T, out=fl.exposure)
 
-        # 5. demand, commission, ads, 6. refunds: each merchant on its own, block by block
-        # (see _BLOCK); a block's claims are routed while its orders are still in the cache.
+        # 5. demand, commission, ads, 6. refunds: each merchant on its own. Orders, then
+        # commission and ads, for everyone at once (a few passes each, whose decisions cost
+        # less made once than once per block); refunds, whose few dozen passes need the
+        # cache, block by block (see _BLOCK).
         scratch = self._scratch
         wrongful, wrongful_burden = scratch["wrongful"], scratch["wrongful_burden"]
         want = scratch["want"]
+        self._stepped += 1
         ad_clicks = self._orders(u, fl)
+        self._demand(slice(0, self.n), T, fl, ad_clicks)
         for rows in self.blocks:
-            self._demand(rows, T, fl, ad_clicks)
             self._refunds(rows, T, u, fl, wrongful, wrongful_burden, want)
 
         # 7. appeals
@@ -897,21 +1032,39 @@ class Model:
         caller can keep."""
         self._spare_flows = flows
 
-    def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...], block: slice,
+    def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...],
                         literals: frozenset[str]) -> _KeptDecisions | None:
-        """The block's kept decisions on an event shape (`key`), if its rules allow it."""
+        """The kept decisions on an event shape (`key`, which names the event type first), if
+        its rules allow it."""
         if not self._keep_decisions:
             return None
-        found_key = (block.start, *key)  # `key` names the event type first
-        if found_key not in self._kept:
-            self._kept[found_key] = None if isinstance(book, _NoRules) else _KeptDecisions.of(
+        found = self._kept.get(key, False)
+        if found is False:
+            found = self._kept[key] = None if isinstance(book, _NoRules) else _KeptDecisions.of(
                 book.reads(event_type), literals, _SCOPE_STATE_FIELDS)
-        return self._kept[found_key]
+            if found is not None:
+                # Kept decisions that read the same fields learn what changed from one pass.
+                shared = self._changes.setdefault(tuple(found.keys), found.changes)
+                if shared is not found.changes:
+                    found.changes = shared
+                    shared.users.append(found)
+        return found
+
+    def _claim_rules(self, event_type: str) -> tuple[tuple[str, int], ...]:
+        """(id, position) of the refund rules that listen to a claim event, in rule order."""
+        key = ("rules", event_type)
+        found = self._claim_constants.get(key)
+        if found is None:
+            book = self.books["refund"]
+            found = self._claim_constants[key] = tuple(
+                (rid, book.rule_ids.index(rid)) for rid in book.rules_for(event_type))
+        return found
 
     def _demand(self, rows: slice, T: float, fl: DayFlows, ad_clicks: np.ndarray) -> None:
-        """Commission and ad spend of the merchants in `rows` (a block), whose orders are
-        counted (`_orders`): the commission rulebook decides every merchant of the block;
-        charges are kept only where it is alive."""
+        """Commission and ad spend of the merchants in `rows` (all n in a day: the padding
+        slots outside the blocks are never alive, have no orders, and are charged nothing),
+        whose orders are counted (`_orders`): the commission rulebook decides every merchant
+        of `rows`; charges are kept only where it is alive."""
         s = self.s
         alive = s["alive"][rows]
         orders = fl.orders[rows]
@@ -923,30 +1076,38 @@ class Model:
                               "amount": s["price"], "shipping_cost": s["shipping"]}, orders),
             ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": ad_clicks}, 1.0),
         ):
-            kept = (self._kept_decisions(cm, etype, (etype,), rows, _ORDER_LITERALS)
+            kept = (self._kept_decisions(cm, etype, (etype,), _ORDER_LITERALS)
                     if etype == "order_placed" else None)
             if kept is not None:
-                def scope_of(sub: np.ndarray | None, event: dict[str, Any] = event) -> Scope:
-                    where = rows if sub is None else sub + rows.start
+                def scope_of(where: Any, event: dict[str, Any] = event) -> Scope:
                     return self._scope(where, event, self._order_ns(where, listing_id="L"))
 
-                dec = kept.decide(cm, etype, s, rows, scope_of)
+                dec = kept.decide(cm, etype, s, self._stepped, rows, scope_of, _Deferred(
+                    self, lambda model, event=event: model._scope(
+                        rows, event, model._order_ns(rows, listing_id="L"))))
             else:
                 scope = self._scope(rows, event, self._order_ns(rows, listing_id="L"))
                 dec = cm.decide(etype, scope, size)
-            for _rid, mask, effects in self._fired_effects(cm, dec):
-                for name, args in effects:
-                    if name != "charge_fee":
+            for rid in cm.rules_for(etype):
+                position = cm.rule_ids.index(rid)
+                # A rule that decided every row selects them all without a mask.
+                every = dec.uniform == position
+                mask: Any = True if every else dec.rule == position
+                if not (every or mask.any()):
+                    continue
+                for effect in dec.effects(rid):
+                    if effect.name != "charge_fee":
                         continue
+                    args = effect.args
                     amount = args["amount"]
                     kind_arg = args.get("kind", "fees")
                     one = _constant(kind_arg)
                     if one is not None and amount.dtype == np.float64:
                         # A literal kind: no per-row text comparison; one compiled pass.
                         cat = _FEE_CATEGORY.get(str(one), "fees")
-                        per = np.broadcast_to(np.asarray(times, dtype=np.float64), size)
-                        kernels.charge(getattr(fl, cat)[rows], np.broadcast_to(mask, size),
-                                       amount, alive, per)
+                        kernels.charge(getattr(fl, cat)[rows], _EVERY_ROW if every else mask,
+                                       np.ascontiguousarray(amount), alive,
+                                       times if isinstance(times, np.ndarray) else _ONCE)
                         continue
                     ok = mask & _known(amount) & alive
                     if one is not None:
@@ -1119,21 +1280,35 @@ class Model:
             awaiting = book.route(dec, counts[valid], valid)
             if awaiting is None:
                 continue
-            inter = floor_share(awaiting, rf.intervention_share.value, 1 + c)
-            book.left[valid] = awaiting - inter
-            book.intervene(inter, valid, "awaiting_merchant")
-        # The merchant answers claims without evidence first (to reject them), then the rest.
-        capacity = s["capacity"][rows].astype(np.float64)
-        unanswered: dict[bool, np.ndarray | None] = {}
+            # The claims the buyer asks the platform to step in on, and the rest left to the
+            # merchant, in one pass.
+            inter, book.left[valid] = np.empty(m), np.empty(m)
+            positive = kernels.split_share(awaiting, float(rf.intervention_share.value), ur,
+                                           (1 + c) * GOLDEN, inter, book.left[valid])
+            book.intervene(inter, valid, "awaiting_merchant", positive)
+        # The merchant answers claims without evidence first (to reject them), then the rest,
+        # from its capacity (read from the state). A merchant's answers depend on nothing the
+        # routing of its answers changes: with claims of both classes left, both are answered
+        # in one pass before either is routed.
+        capacity: np.ndarray = s["capacity"][rows]
+        answered: dict[bool, np.ndarray] = {}
+        unanswered: dict[bool, np.ndarray | None] = {True: None, False: None}
+        if book.left[False] is not None and book.left[True] is not None:
+            for valid in (False, True):
+                answered[valid], unanswered[valid] = np.empty(m), np.empty(m)
+            kernels.answer_both(book.left[False], book.left[True], capacity, answered[False],
+                                unanswered[False], answered[True], unanswered[True])
+        else:
+            for valid in (False, True):
+                left = book.left[valid]
+                if left is not None:
+                    answered[valid], unanswered[valid] = np.empty(m), np.empty(m)
+                    kernels.answer(left, capacity, np.empty(m), answered[valid],
+                                   unanswered[valid])
         for valid, decision in ((False, "reject"), (True, "accept")):
-            left = book.left[valid]
-            if left is None:
-                unanswered[valid] = None
-                continue
-            answered, unanswered[valid] = np.empty(m), np.empty(m)
-            kernels.answer(left, capacity, answered, unanswered[valid])
-            dec = book.decide("merchant_responded", valid, "awaiting_merchant", decision)
-            book.route(dec, answered, valid)
+            if valid in answered:
+                dec = book.decide("merchant_responded", valid, "awaiting_merchant", decision)
+                book.route(dec, answered[valid], valid)
         for valid in (True, False):
             count = unanswered[valid]
             if count is not None:
@@ -1145,20 +1320,22 @@ class Model:
                 book.intervene(esc, valid, "rejected")
         review = {"payer": "merchant", "with_return": rf.review_grants_with_return.value,
                   "recall_fee": 0.0}
-        for c, valid in enumerate((True, False)):
-            human, auto = book.review_human[valid], book.review_auto[valid]
-            granted = human if valid else None
-            if auto is not None:
-                # floor(0 x share + offset) is 0: rows without automated reviews grant none.
-                extra = floor_share(auto, rf.automated_review_grant_share.value, 5 + c)
-                granted = extra if granted is None else granted + extra
-            if granted is not None:
-                book.book_grants(book.cost(review), granted, valid)
-        # The day's burden, and appeals against the refunds granted without evidence.
-        kernels.close_refunds(book.burden, book.wrongful, book.wrongful_burden,
-                              s["alive"][rows], ur, 7 * GOLDEN,
-                              float(self.sc.appeals.propensity.value), fl.refund[rows],
-                              wrongful[rows], wrongful_burden[rows], want[rows])
+        key = _cost_key(review)
+        assert key is not None  # the review's arguments are single numbers
+
+        def claims(table: np.ndarray | None) -> np.ndarray:
+            return _NO_CLAIMS if table is None else table
+
+        # Human reviews grant claims with valid evidence; automated ones a share (floor(0 x
+        # share + offset) is 0: rows without automated reviews grant none). Then the day's
+        # burden, and appeals against the refunds granted without evidence: in one pass.
+        kernels.review_close(
+            claims(book.review_auto[True]), claims(book.review_human[True]),
+            claims(book.review_auto[False]), float(rf.automated_review_grant_share.value), ur,
+            5 * GOLDEN, 6 * GOLDEN, s["unit_cost"][rows], s["shipping"][rows], key[0], key[1],
+            key[2], book.burden, book.wrongful, book.wrongful_burden, s["alive"][rows],
+            7 * GOLDEN, float(self.sc.appeals.propensity.value), fl.refund[rows],
+            wrongful[rows], wrongful_burden[rows], want[rows])
 
     # -- appeals ----------------------------------------------------------------------------
     def _appeals(self, want: np.ndarray, wrongful: np.ndarray, wrongful_burden: np.ndarray,
@@ -1338,7 +1515,7 @@ _APPEAL_COUNTERS = ("appeals_filed_month", "appeals_filed_year", "appeals_failed
                     "appeals_failed_year", "appeals_refused_month", "appeal_blocked_until")
 
 #: Flows a stage writes whole over every block (`kernels.group_exposure`, `kernels.demand`,
-#: `kernels.close_refunds`) instead of adding to them: see `Model._new_flows`.
+#: `kernels.review_close`) instead of adding to them: see `Model._new_flows`.
 _WRITTEN_FLOWS = frozenset({"exposure", "orders", "revenue", "below_cost_units", "refund"})
 #: Flows the day's stages add to: they start the day at zero (see `Model.recycle_flows`).
 ADDED_FLOWS = frozenset(DayFlows.__dataclass_fields__) - _WRITTEN_FLOWS
@@ -1379,6 +1556,9 @@ def _blocks(replications: int, layout: Layout) -> list[slice]:
 
 
 _FEE_CATEGORY = {"commission": "commission", "ad_click": "ads"}
+#: `kernels.charge`'s arguments for a rule that decided every row, and for one fee per row.
+_EVERY_ROW = np.empty(0, dtype=bool)
+_ONCE = np.empty(0)
 
 
 def _constant(values: Any) -> Any:
@@ -1415,6 +1595,10 @@ _SCOPE_STATE_FIELDS = {**_STATE_FIELDS, "event.amount": "price", "order.amount":
                        "order.shipping_cost": "shipping", "event.shipping_cost": "shipping"}
 
 _GRANT_ARGS = (("payer", "merchant"), ("with_return", False), ("recall_fee", 0.0))
+#: No rule selection: a booking kernel counts every row's claims.
+_ALL_ROWS = np.empty(0, dtype=np.int32)
+#: No claims of a kind (`kernels.review_close`).
+_NO_CLAIMS = np.empty(0)
 
 
 def _column(values: np.ndarray) -> Column:
@@ -1432,9 +1616,88 @@ def _finite(x: float) -> float:
     return x
 
 
+def _cost_key(args: Mapping[str, Any]) -> tuple[bool, bool, float] | None:
+    """See `_Claims.cost_key`."""
+    present = {k: args[k] for k, _ in _GRANT_ARGS if args.get(k) is not None}
+    if not all(_is_constant(v) for v in present.values()):
+        return None
+    one = {k: np.asarray(present[k]).flat[0] if k in present else d
+           for k, d in _GRANT_ARGS}
+    with_return = one["with_return"]
+    if isinstance(with_return, float | np.floating):
+        with_return = _finite(float(with_return)) != 0
+    recall = one["recall_fee"]
+    return (bool(one["payer"] == "merchant"), bool(with_return),
+            _finite(float("nan") if recall is None else float(recall)))
+
+
 def _is_constant(values: Any) -> bool:
     a = np.asarray(values)
     return a.ndim == 0 or (a.ndim == 1 and a.size > 0 and a.strides[0] == 0)
+
+
+#: Days of changes `_Changes` keeps for a kept decision that has not caught up.
+_CHANGES_KEPT = 32
+
+#: The claim columns (`_ClaimColumns`): scope name and state key.
+_CLAIM_COLUMNS = (("amount", "price"), ("product_cost", "unit_cost"), ("shipping_cost", "shipping"))
+
+
+class _ClaimColumns:
+    """The claim columns of one block (the orders' amount and costs, widened to float64),
+    normalised the first time a decision reads them, then kept for the day's scopes. It
+    refers to nothing of the claim book, so a scope built on it (a kept decision keeps one
+    from day to day) keeps no book and none of its arrays alive."""
+
+    def __init__(self, s: Mapping[str, np.ndarray], block: slice):
+        self.s, self.block = s, block
+        self._widened: dict[str, np.ndarray] = {}
+        self._columns: dict[str, Column] = {}
+
+    def widen(self, key: str) -> np.ndarray:
+        found = self._widened.get(key)
+        if found is None:
+            found = self._widened[key] = self.s[key][self.block].astype(np.float64)
+        return found
+
+    def column(self, name: str) -> Column:
+        found = self._columns.get(name)
+        if found is None:
+            found = self._columns[name] = _column(self.widen(dict(_CLAIM_COLUMNS)[name]))
+        return found
+
+    def lazy(self) -> dict[str, _Lazy]:
+        """The columns as scope fields read on first use."""
+        return {name: _Lazy(functools.partial(self.column, name)) for name, _ in _CLAIM_COLUMNS}
+
+
+def _claim_scope(model: Model, T: float, columns: Mapping[str, Any], rows: np.ndarray | None,
+                 size: int, where: Any, event_type: str, valid: bool, status: str,
+                 decision: str | None, intervened: bool) -> dict[str, Any]:
+    """A claim event's scope: the claim fields (`columns` over `size` rows, read at `rows`),
+    the merchants `where` of the model's n."""
+    if event_type == "refund_requested":
+        event: dict[str, Any] = {"time": T, "order_id": "O", "kind": "refund_only",
+                                 "evidence_valid": valid, "amount": columns["amount"]}
+    elif event_type == "merchant_responded":
+        event = {"time": T, "order_id": "O", "decision": decision}
+    else:
+        event = {"time": T, "order_id": "O", "requested_by": "buyer"}
+    order = {"listing_id": "L", "amount": columns["amount"], "quantity": 1,
+             "shipping_cost": columns["shipping_cost"], "product_cost": columns["product_cost"],
+             "shipped": True, "refund_kind": "refund_only", "refund_amount": columns["amount"],
+             "evidence_valid": valid, "refund_status": status, "intervened": intervened,
+             "merchant_decision": decision}
+    return {"event": _View(event, rows, size), "merchant": model._merchant_ns(where),
+            "listing": model._listing_ns(where), "order": _View(order, rows, size)}
+
+
+def _block_claim_scope(model: Model, T: float, block: slice, event_type: str, valid: bool,
+                       status: str, decision: str | None, intervened: bool) -> dict[str, Any]:
+    """A claim event's scope over a block, its columns read from the state on first use."""
+    return _claim_scope(model, T, _ClaimColumns(model.s, block).lazy(), None,
+                        block.stop - block.start, block, event_type, valid, status, decision,
+                        intervened)
 
 
 class _Claims:
@@ -1447,20 +1710,19 @@ class _Claims:
     decision every row got alike (`Decisions.uniform`) is booked over all rows at once: a row
     without claims adds zero. The merchant's loss per granted claim depends only on the
     grant's arguments and the order's costs, so when the arguments are literals it is computed
-    once a day per distinct (payer, with return, recall fee). Every claim's order is shipped.
+    in the booking's own compiled pass (`kernels.claim_grants`), from the state, instead of in
+    arrays. Every claim's order is shipped.
+
+    The claim columns (the order's amount and costs, widened to float64) are normalised only
+    when a decision reads them: over all m rows once for the day's scopes, or over the few rows
+    a kept decision decides again (`_KeptDecisions`), which then costs no pass over the block.
     """
 
     def __init__(self, model: Model, block: slice, T: float):
-        s = model.s
         self.model, self.block, self.T = model, block, T
         self.m = m = len(range(*block.indices(model.n)))
         self.book = model.books["refund"]
-        price = s["price"][block].astype(np.float64)
-        self.product = s["unit_cost"][block].astype(np.float64)
-        self.shipping = s["shipping"][block].astype(np.float64)
-        # Columns every claim event reads, normalised once for all of the day's scopes.
-        self.columns = {"amount": _column(price), "product_cost": _column(self.product),
-                        "shipping_cost": _column(self.shipping)}
+        self.claim_columns = _ClaimColumns(model.s, block)
         self._costs: dict[tuple[bool, bool, float], np.ndarray] = {}
         self.burden = np.zeros(m)
         self.wrongful = np.zeros(m)
@@ -1472,29 +1734,45 @@ class _Claims:
         self.review_auto: dict[bool, np.ndarray | None] = {True: None, False: None}
         self._awaiting: np.ndarray | None = None
         self._decisions: dict[tuple[Any, ...], Any] = {}
-        self._masks: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+        # Whether a rule decided any row of a decision, by (decision, rule position); the
+        # decision is kept alongside, so its id cannot be reused meanwhile.
+        self._fires: dict[tuple[int, int], tuple[Any, bool]] = {}
 
     # -- scopes -----------------------------------------------------------------------------
+    @property
+    def product(self) -> np.ndarray:
+        """The orders' product cost over the m rows, float64."""
+        return self.claim_columns.widen("unit_cost")
+
+    @property
+    def shipping(self) -> np.ndarray:
+        """The orders' shipping cost over the m rows, float64."""
+        return self.claim_columns.widen("shipping")
+
+    def _columns_at(self, where: np.ndarray) -> dict[str, Column]:
+        """The claim columns at the merchants `where` only (as the columns over all rows read
+        there give them, but for a known mask that says "all known" once)."""
+        s = self.model.s
+        return {name: _column(s[key][where].astype(np.float64)) for name, key in _CLAIM_COLUMNS}
+
     def scope(self, event_type: str, valid: bool, status: str, decision: str | None = None,
-              rows: np.ndarray | None = None, intervened: bool = False) -> dict[str, Any]:
-        """The claim event's scope over all m rows, or over `rows` of them."""
+              rows: np.ndarray | None = None, intervened: bool = False,
+              where: Any = False) -> dict[str, Any]:
+        """The claim event's scope over all m rows, or over `rows` of them; or, given `where`,
+        over the merchants `where` of all the model's n (None: all of them)."""
         model = self.model
-        where = self.block if rows is None else rows + self.block.start
-        cols = self.columns
-        if event_type == "refund_requested":
-            event: dict[str, Any] = {"time": self.T, "order_id": "O", "kind": "refund_only",
-                                     "evidence_valid": valid, "amount": cols["amount"]}
-        elif event_type == "merchant_responded":
-            event = {"time": self.T, "order_id": "O", "decision": decision}
+        size = self.m
+        cols: Mapping[str, Any]
+        if where is not False:
+            # Rows of the whole population (kept decisions): `where` indices or all n.
+            rows, size = None, (model.n if where is None else where.size)
+            cols = self._columns_at(where) if where is not None else (
+                _ClaimColumns(model.s, slice(0, model.n)).lazy())
         else:
-            event = {"time": self.T, "order_id": "O", "requested_by": "buyer"}
-        order = {"listing_id": "L", "amount": cols["amount"], "quantity": 1,
-                 "shipping_cost": cols["shipping_cost"], "product_cost": cols["product_cost"],
-                 "shipped": True, "refund_kind": "refund_only", "refund_amount": cols["amount"],
-                 "evidence_valid": valid, "refund_status": status, "intervened": intervened,
-                 "merchant_decision": decision}
-        return {"event": _View(event, rows, self.m), "merchant": model._merchant_ns(where),
-                "listing": model._listing_ns(where), "order": _View(order, rows, self.m)}
+            where = self.block if rows is None else rows + self.block.start
+            cols = self.claim_columns.lazy() if rows is None else self._columns_at(where)
+        return _claim_scope(model, self.T, cols, rows, size, where, event_type, valid, status,
+                            decision, intervened)
 
     def decide(self, event_type: str, valid: bool, status: str, decision: str | None = None,
                rows: np.ndarray | None = None, intervened: bool = False) -> Any:
@@ -1522,13 +1800,18 @@ class _Claims:
             found = self._decisions.get(key)
             if found is not None:
                 return found
-            kept = self.model._kept_decisions(self.book, event_type, key, self.block,
-                                              _CLAIM_LITERALS)
+            kept = self.model._kept_decisions(self.book, event_type, key, _CLAIM_LITERALS)
             if kept is not None:
+                # The block's scope, should a rule's effects be evaluated later, is built
+                # afresh from the state: the view keeps it, and must not keep this book.
                 dec = self._decisions[key] = kept.decide(
-                    self.book, event_type, self.model.s, self.block,
-                    lambda sub: self.scope(event_type, valid, status, decision, sub,
-                                           intervened))
+                    self.book, event_type, self.model.s, self.model._stepped, self.block,
+                    lambda where: self.scope(event_type, valid, status, decision,
+                                             intervened=intervened, where=where),
+                    _Deferred(self.model, functools.partial(
+                        _block_claim_scope, T=self.T, block=self.block, event_type=event_type,
+                        valid=valid, status=status, decision=decision,
+                        intervened=intervened)))
                 return dec
         scope = self.scope(event_type, valid, status, decision, rows, intervened)
         dec = self.book.decide(event_type, scope, self.m if rows is None else rows.size)
@@ -1541,16 +1824,8 @@ class _Claims:
              at: np.ndarray | None = None) -> np.ndarray:
         """Merchant's loss per granted claim (rules.effects `_refund_burden`) at rows `at` of
         the m rows (None: all); the arguments' rows are `hit` (None: aligned with `at`)."""
-        present = {k: args[k] for k, _ in _GRANT_ARGS if args.get(k) is not None}
-        if all(_is_constant(v) for v in present.values()):
-            one = {k: np.asarray(present[k]).flat[0] if k in present else d
-                   for k, d in _GRANT_ARGS}
-            with_return = one["with_return"]
-            if isinstance(with_return, float | np.floating):
-                with_return = _finite(float(with_return)) != 0
-            recall = one["recall_fee"]
-            key = (bool(one["payer"] == "merchant"), bool(with_return),
-                   _finite(float("nan") if recall is None else float(recall)))
+        key = self.cost_key(args)
+        if key is not None:
             found = self._costs.get(key)
             if found is None:
                 found = self._costs[key] = self._cost(*key)
@@ -1574,6 +1849,20 @@ class _Claims:
         shipping = self.shipping if at is None else self.shipping[at]
         total = np.where(~with_return, product, 0.0) + shipping + recall
         return np.where((payer == "merchant") & (total > 0), total, 0.0)
+
+    def cost_key(self, args: Mapping[str, Any]) -> tuple[bool, bool, float] | None:
+        """(merchant pays, with return, recall fee) of a grant whose arguments are one value
+        on every row, which is all its cost per claim depends on besides the order's costs;
+        None when an argument varies by row. Kept by the arguments' identity (with them, so
+        it cannot be reused): a decision shared by blocks and days books with the same ones.
+        (A kept decision's arguments that are one value stay so while it is patched.)"""
+        keys = self.model._claim_constants.setdefault(("cost keys",), {})
+        found = keys.get(id(args))
+        if found is None:
+            if len(keys) >= 256:
+                keys.clear()
+            found = keys[id(args)] = (args, _cost_key(args))
+        return found[1]
 
     def _cost(self, merchant_pays: bool, with_return: bool, recall: float) -> np.ndarray:
         if not merchant_pays:
@@ -1606,11 +1895,27 @@ class _Claims:
         kernels.book_grants(cost, np.ascontiguousarray(count, dtype=np.float64), self.burden,
                             self.wrongful, self.wrongful_burden, valid)
 
+    def claim_grants(self, key: tuple[bool, bool, float], count: np.ndarray, valid: bool,
+                     rule: np.ndarray = _ALL_ROWS, position: int = 0) -> None:
+        """`book_grants(_cost(*key), count)` over all m rows (with `rule`: only the rows rule
+        `position` decided), the cost per claim computed in the same compiled pass."""
+        s, block = self.model.s, self.block
+        kernels.claim_grants(s["unit_cost"][block], s["shipping"][block], key[0], key[1],
+                             key[2], np.ascontiguousarray(count, dtype=np.float64), rule,
+                             position, self.burden, self.wrongful, self.wrongful_burden, valid)
+
     def _add(self, table: dict[bool, np.ndarray | None], valid: bool, count: np.ndarray,
-             at: np.ndarray | None) -> None:
+             at: np.ndarray | None, rule: np.ndarray = _ALL_ROWS, position: int = 0) -> None:
+        """Add `count` claims at rows `at` (None: all m rows, where `rule` selects the rows
+        rule `position` decided, as `claim_grants` does). The tables own their arrays, so
+        they are added to in place."""
         acc = table[valid]
         if at is None:
-            table[valid] = count.copy() if acc is None else acc + count
+            fresh = acc is None
+            if acc is None:
+                acc = table[valid] = np.empty(self.m)
+            kernels.add_claims(acc, fresh, np.ascontiguousarray(count, dtype=np.float64), rule,
+                               position)
             return
         if acc is None:
             acc = table[valid] = np.zeros(self.m)
@@ -1622,8 +1927,7 @@ class _Claims:
         that decided them; `dec` decided all m rows, or `rows` of them. Returns the claims now
         awaiting the merchant's answer (None: none)."""
         self._awaiting = None
-        for rid in self.book.rules_for(dec.event_type):
-            position = self.book.rule_ids.index(rid)
+        for rid, position in self.model._claim_rules(dec.event_type):
             if dec.uniform is not None:
                 if dec.uniform != position:
                     continue
@@ -1634,16 +1938,19 @@ class _Claims:
                 c = count if rows is None else count[rows]
             elif rows is None:
                 # Rows another rule decided book zero claims here: whole-column arithmetic is
-                # cheaper than gathering and scattering this rule's rows.
-                # Both evidence classes may route the same decision: compare once. (The
-                # decision is kept with its mask, so its id cannot be reused meanwhile.)
-                found = self._masks.get((id(dec), position))
+                # cheaper than gathering and scattering this rule's rows. The claims (count x
+                # mask) are selected inside the booking kernels, made an array only for
+                # effects that need one. Both evidence classes may route the same decision:
+                # look for the rule once.
+                found = self._fires.get((id(dec), position))
                 if found is None:
-                    found = self._masks[(id(dec), position)] = (dec, dec.rule == position)
-                mask = found[1]
-                if not mask.any():
+                    found = self._fires[(id(dec), position)] = (
+                        dec, kernels.fires(dec.rule, position))
+                if not found[1]:
                     continue
-                hit, at, c = None, None, count * mask
+                self._book(dec.effects(rid), None, None, None, valid, final, count, dec.rule,
+                           position)
+                continue
             else:
                 hit = np.flatnonzero((dec.rule == position) & (count[rows] > 0))
                 if not hit.size:
@@ -1654,53 +1961,82 @@ class _Claims:
         return self._awaiting
 
     def _book(self, effects: Sequence[Any], hit: np.ndarray | None, at: np.ndarray | None,
-              c: np.ndarray, valid: bool, final: bool) -> None:
+              c: np.ndarray | None, valid: bool, final: bool, count: np.ndarray | None = None,
+              rule: np.ndarray = _ALL_ROWS, position: int = 0) -> None:
         """Apply one rule's effects to the claims `c` at rows `at` (None: all m rows); `hit`
-        selects the arguments' rows (None: aligned with `at`)."""
+        selects the arguments' rows (None: aligned with `at`). `c` None: the claims are
+        `count` on the rows rule `position` decided (`rule`), 0 elsewhere (all m rows)."""
         burden: np.ndarray | None = None
         grants = 0
         n_grants = sum(1 for effect in effects if effect.name == "grant_refund")
+        if c is None:
+            assert count is not None
+            selected = count
+        else:
+            selected, rule, position = c, _ALL_ROWS, 0
+
+        def claims() -> np.ndarray:
+            nonlocal c
+            if c is None:
+                c = selected * (rule == position)
+            return c
+
         for effect in effects:
             name, args = effect.name, effect.args
             if name == "grant_refund":
                 if n_grants == 1 and at is None:  # the usual case: one compiled pass
-                    self.book_grants(self.cost(args), c, valid)
+                    key = self.cost_key(args)
+                    if key is not None:
+                        self.claim_grants(key, selected, valid, rule, position)
+                    else:
+                        self.book_grants(self.cost(args), claims(), valid)
                     continue
-                per = self.cost(args, hit, at) * c
+                per = self.cost(args, hit, at) * claims()
                 burden = per if burden is None else burden + per
                 grants += 1
             elif name == "reject_refund" and not final:
-                self._add(self.rejected, valid, c, at)
+                if at is None:
+                    self._add(self.rejected, valid, selected, None, rule, position)
+                else:
+                    self._add(self.rejected, valid, claims(), at)
             elif name == "request_merchant_response":
                 if at is None:
-                    self._awaiting = c.copy() if self._awaiting is None else self._awaiting + c
+                    # No copy: what a route returns is only read (the next route starts anew).
+                    self._awaiting = (claims() if self._awaiting is None
+                                      else self._awaiting + claims())
                 else:
                     if self._awaiting is None:
                         self._awaiting = np.zeros(self.m)
-                    self._awaiting[at] += c
+                    self._awaiting[at] += claims()
             elif name == "platform_review":
                 review = args.get("review")
                 if review is None or _is_constant(review):
                     one = "human" if review is None else np.asarray(review).flat[0]
                     table = self.review_auto if one == "automated" else self.review_human
-                    self._add(table, valid, c, at)
+                    if at is None:
+                        self._add(table, valid, selected, None, rule, position)
+                    else:
+                        self._add(table, valid, claims(), at)
                     continue
                 kind = np.asarray(review) if hit is None else np.asarray(review)[hit]
                 human = kind != "automated"
                 where = np.arange(self.m) if at is None else at
-                self._add(self.review_human, valid, c[human], where[human])
-                self._add(self.review_auto, valid, c[~human], where[~human])
+                self._add(self.review_human, valid, claims()[human], where[human])
+                self._add(self.review_auto, valid, claims()[~human], where[~human])
         if burden is not None:
-            self.grant(burden, c, valid, at, grants)
+            self.grant(burden, claims(), valid, at, grants)
 
-    def intervene(self, count: np.ndarray, valid: bool, status: str) -> None:
-        """The buyer asks the platform to step in on `count` claims per row."""
-        positive = count > 0
-        if not positive.any():
+    def intervene(self, count: np.ndarray, valid: bool, status: str,
+                  positive: int | None = None) -> None:
+        """The buyer asks the platform to step in on `count` claims per row (`positive` of
+        the rows have some, when the caller counted them)."""
+        if positive is None:
+            positive = kernels.count_positive(count)
+        if not positive:
             return
         # Deciding every row and booking zero claims on most costs less than gathering the
         # rows with claims, unless they are few.
-        sub = np.flatnonzero(positive) if np.count_nonzero(positive) * 4 < self.m else None
+        sub = np.flatnonzero(count > 0) if positive * 4 < self.m else None
         dec = self.decide("platform_intervened", valid, status, rows=sub, intervened=True)
         self.route(dec, count, valid, final=True, rows=sub)
 
@@ -1731,15 +2067,19 @@ class _Claims:
                 found = self.model._claim_constants.get(key)
                 if found is None:
                     scope = self.scope("refund_requested", valid, "awaiting_merchant")
+                    when = book.deadline_when(rid, scope, self.m)
                     found = self.model._claim_constants[key] = (
-                        book.deadline_when(rid, scope, self.m),
-                        book.deadline_effects(rid, scope, self.m))
-                when, effects = found
+                        when, book.deadline_effects(rid, scope, self.m), bool(when.all()))
+                when, effects, everywhere = found
             else:
                 scope = self.scope("refund_requested", valid, "awaiting_merchant")
                 when = book.deadline_when(rid, scope, self.m)
                 effects = book.deadline_effects(rid, scope, self.m)
+                everywhere = None
             if dec.uniform is None:
                 when = when & (dec.rule == pos)
-            self._book(effects, None, None, count if when.all() else count * when, valid,
+                everywhere = None
+            if everywhere is None:
+                everywhere = bool(when.all())
+            self._book(effects, None, None, count if everywhere else count * when, valid,
                        False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rules.loader import load_set_from_texts
-from simulator.model import Model, _KeptDecisions
+from simulator.model import Model, _Changes, _KeptDecisions
 from simulator.scenario import load_scenario
 from tests.simulator.model_runs import Run, assert_identical, run_days
 
@@ -114,3 +114,70 @@ def test_what_can_be_kept() -> None:
     # The event's time changes every day: nothing can be kept.
     assert _KeptDecisions.of(frozenset({"event.time", "order.refund_amount"}), literals,
                              fields) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_kept_decision_serves_every_block(dtype: type, monkeypatch) -> None:
+    # Blocks of a few merchants: each event shape's kept decisions are brought up to date
+    # once a day for every block (one decision over the merchants whose fields changed), and
+    # each block reads its own rows of them, with the bits of deciding every block afresh.
+    import simulator.model as model_module
+
+    monkeypatch.setattr(model_module, "_BLOCK", 7)
+    patched: list[str] = []
+    patch = _KeptDecisions._patch
+
+    def counting(book, event_type, kept, rows, scope):
+        patched.append(event_type)
+        return patch(book, event_type, kept, rows, scope)
+
+    monkeypatch.setattr(_KeptDecisions, "_patch", staticmethod(counting))
+    rulebook_set = _set(17.5)
+    days = 60
+    kept = _run(rulebook_set, days, True, dtype)
+    shapes = {"order_placed": 1, "platform_intervened": 2}  # two claim statuses
+    assert set(patched) == set(shapes)
+    for event_type, count in shapes.items():
+        assert days // 2 < patched.count(event_type) <= count * days
+    assert_identical(kept, _run(rulebook_set, days, False, dtype))
+
+
+def test_what_changed_is_found_once_a_day_and_kept_until_every_reader_caught_up() -> None:
+    s = {"alive": np.ones(6, dtype=bool), "price": np.arange(6, dtype=np.float32)}
+    changes = _Changes(["price"])
+    daily, rarely = _KeptDecisions(["price"]), _KeptDecisions(["price"])
+    for kept in (daily, rarely):
+        kept.changes = changes
+    changes.users = [daily, rarely]
+    changes.refresh(s, 1)
+    daily.day = rarely.day = 1
+    s["price"][2] += 1
+    changes.refresh(s, 2)
+    assert changes.since(1).tolist() == [2]
+    daily.day = 2
+    s["price"][[4, 2]] += 1
+    changes.refresh(s, 3)
+    s["price"][5] += 1
+    changes.refresh(s, 3)  # compared once a day: today's later change waits for tomorrow
+    assert changes.since(2).tolist() == [2, 4]
+    assert changes.since(1).tolist() == [2, 4]  # the days it missed, each merchant once
+    daily.day = rarely.day = 3
+    changes.refresh(s, 4)
+    assert changes.since(3).tolist() == [5]
+    assert [day for day, _ in changes.history] == [4]  # every reader caught up to day 3
+    daily.day = 4
+    for day in range(5, 5 + 40):  # `rarely` does not ask for 40 days: too long to keep
+        s["price"][day % 6] += 1
+        changes.refresh(s, day)
+        daily.day = day
+    assert changes.since(3) is None and changes.since(41).tolist() == [42 % 6, 43 % 6, 44 % 6]
+
+
+def test_kept_decisions_on_the_same_fields_share_what_changed() -> None:
+    model = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
+    for day in range(5):
+        model.step(day)
+    kept = [k for k in model._kept.values() if k is not None]
+    assert len(kept) == 3 and {tuple(k.keys) for k in kept} == {("price",)}
+    assert len(model._changes) == 1 and len(model._changes[("price",)].users) == 3
+    assert all(k.changes is model._changes[("price",)] for k in kept)

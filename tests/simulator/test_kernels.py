@@ -40,6 +40,185 @@ def test_floor_share_is_floor_of_count_times_share_plus_offset() -> None:
         assert np.array_equal(got, expected)
 
 
+def _claim_inputs(dtype: Any, n: int = 5_000, seed: int = 8) -> dict[str, Any]:
+    """Claim counts, costs in the state dtype (a NaN, a negative, an infinite cost among them)
+    and the rule that decided each row."""
+    rng = np.random.default_rng(seed)
+    unit_cost = (rng.random(n) * 40).astype(dtype)
+    shipping = (rng.random(n) * 5 - 0.5).astype(dtype)
+    unit_cost[:4] = [np.nan, -50.0, np.inf, 0.0]
+    shipping[4:7] = [np.nan, -0.0, -3.0]
+    count = np.floor(rng.random(n) * 4) * (rng.random(n) < 0.6)
+    rule = rng.integers(-1, 3, n).astype(np.int32)
+    return {"unit_cost": unit_cost, "shipping": shipping, "count": count, "rule": rule,
+            "u": rng.random(n, dtype=np.float32).astype(np.float64)}
+
+
+def _numpy_cost(unit_cost: np.ndarray, shipping: np.ndarray, merchant_pays: bool,
+                with_return: bool, recall: float) -> np.ndarray:
+    """`_Claims._cost` as it was written in numpy."""
+    product, ship = unit_cost.astype(np.float64), shipping.astype(np.float64)
+    if not merchant_pays:
+        return np.zeros(product.size)
+    total = ship + recall if with_return else product + ship + recall
+    if not total.min(initial=np.inf) > 0:
+        total = np.where(total > 0, total, 0.0)
+    return total
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def _numpy_book(cost: np.ndarray, count: np.ndarray, burden: np.ndarray, wrongful: np.ndarray,
+                wrongful_burden: np.ndarray, valid: bool) -> None:
+    """`_Claims.grant` as it was written in numpy: granted claims' burden, and the wrongful
+    claims and their burden (an infinite cost times no claims is NaN, as in the model)."""
+    with np.errstate(invalid="ignore"):
+        per = cost * count
+    burden += per
+    if not valid:
+        wrongful += count
+        wrongful_burden += per
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("merchant_pays", [True, False])
+@pytest.mark.parametrize("with_return", [True, False])
+def test_claim_grants_book_what_cost_arrays_and_masks_booked(dtype: type, merchant_pays: bool,
+                                                             with_return: bool) -> None:
+    x = _claim_inputs(dtype)
+    cost = _numpy_cost(x["unit_cost"], x["shipping"], merchant_pays, with_return, 0.17)
+    for valid in (True, False):
+        for position in (None, 1):
+            start = np.random.default_rng(1).random((3, x["count"].size))
+            want, got = start.copy(), start.copy()
+            c = x["count"] if position is None else x["count"] * (x["rule"] == position)
+            _numpy_book(cost, c, *want, valid)
+            rule = np.empty(0, np.int32) if position is None else x["rule"]
+            kernels.claim_grants(x["unit_cost"], x["shipping"], merchant_pays, with_return, 0.17,
+                                 x["count"], rule, position or 0, *got, valid)
+            assert all(_same(a, b) for a, b in zip(want, got, strict=True))
+            if not valid:
+                assert not np.array_equal(want[1], start[1])  # the wrongful claims were booked
+
+
+def test_add_claims_fires_and_count_positive_match_numpy() -> None:
+    x = _claim_inputs(np.float64)
+    count, rule = x["count"], x["rule"]
+    masked = count * (rule == 2)
+    acc = np.empty(count.size)
+    kernels.add_claims(acc, True, count, rule, 2)
+    assert _same(acc, masked)
+    kernels.add_claims(acc, False, count, np.empty(0, np.int32), 0)
+    assert _same(acc, masked + count)
+    assert kernels.fires(rule, 2) and not kernels.fires(rule, 7)
+    assert not kernels.fires(np.empty(0, np.int32), 0)
+    assert kernels.count_positive(count) == np.count_nonzero(count > 0)
+    assert kernels.count_positive(np.array([0.0, -1.0, np.nan])) == 0
+
+
+def test_split_share_is_floor_share_and_the_rest() -> None:
+    x = _claim_inputs(np.float64, seed=4)
+    part, rest = np.empty(x["count"].size), np.empty(x["count"].size)
+    positive = kernels.split_share(x["count"], 0.37, x["u"], 2 * GOLDEN, part, rest)
+    expected = np.floor(x["count"] * 0.37 + offset(x["u"], 2))
+    assert _same(part, expected) and _same(rest, x["count"] - expected)
+    assert positive == np.count_nonzero(expected > 0) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_answers_come_out_of_capacity_in_order(dtype: type) -> None:
+    rng = np.random.default_rng(6)
+    n = 4_000
+    lacking, valid = np.floor(rng.random(n) * 6), np.floor(rng.random(n) * 6)
+    capacity = np.floor(rng.random(n) * 8).astype(dtype)
+    wide = capacity.astype(np.float64)
+    a_lacking = np.minimum(lacking, wide)
+    a_valid = np.minimum(valid, wide - a_lacking)
+    got = [np.empty(n) for _ in range(4)]
+    kernels.answer_both(lacking, valid, capacity, *got)
+    assert all(_same(a, b) for a, b in zip(
+        got, (a_lacking, lacking - a_lacking, a_valid, valid - a_valid), strict=True))
+    remaining, answered, unanswered = np.empty(n), np.empty(n), np.empty(n)
+    kernels.answer(lacking, capacity, remaining, answered, unanswered)
+    assert _same(answered, a_lacking) and _same(unanswered, lacking - a_lacking)
+    assert _same(remaining, wide - a_lacking)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kinds", ["all", "automated", "human", "lacking only", "none"])
+def test_review_close_books_reviews_then_closes_the_day(dtype: type, kinds: str) -> None:
+    x = _claim_inputs(dtype, seed=5)
+    n = x["count"].size
+    rng = np.random.default_rng(2)
+    auto_valid = np.floor(rng.random(n) * 5) if kinds in ("all", "automated") else None
+    human_valid = np.floor(rng.random(n) * 3) if kinds in ("all", "human") else None
+    auto_lacking = np.floor(rng.random(n) * 5) if kinds not in ("human", "none") else None
+    start = [rng.random(n) * 9, np.floor(rng.random(n) * 3), rng.random(n) * 5]
+    alive = rng.random(n) < 0.9
+    u, share, propensity = x["u"], 0.4, 0.6
+    cost = _numpy_cost(x["unit_cost"], x["shipping"], True, True, 0.0)
+    # As the model booked them in numpy: floor shares, grants, then the day's close.
+    want = [a.copy() for a in start]
+    granted_valid = human_valid
+    if auto_valid is not None:
+        extra = np.floor(auto_valid * share + offset(u, 5))
+        granted_valid = extra if granted_valid is None else granted_valid + extra
+    if granted_valid is not None:
+        _numpy_book(cost, granted_valid, *want, True)
+    if auto_lacking is not None:
+        _numpy_book(cost, np.floor(auto_lacking * share + offset(u, 6)), *want, False)
+    wrongful = want[1]
+    appeals = np.where(alive & (wrongful > 0), np.floor(wrongful * propensity + offset(u, 7)), 0)
+    expected = [*want, appeals.astype(np.int64)]
+    got = [np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)]
+    empty = np.empty(0)
+    kernels.review_close(
+        empty if auto_valid is None else auto_valid, empty if human_valid is None else human_valid,
+        empty if auto_lacking is None else auto_lacking, share, u, 5 * GOLDEN, 6 * GOLDEN,
+        x["unit_cost"], x["shipping"], True, True, 0.0, *[a.copy() for a in start], alive,
+        7 * GOLDEN, propensity, *got)
+    assert all(_same(a, b) for a, b in zip(expected, got, strict=True))
+    assert got[3].any()  # some merchants want to appeal
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_changed_rows_are_flatnonzero_of_the_bits_that_differ(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    previous = rng.random(3_000).astype(dtype)
+    current = previous.copy()
+    current[[3, 17, 2_999]] += 1
+    current[40] = -0.0 if previous[40] == 0 else 0.0  # a zero whose sign differs: changed
+    previous[41], current[41] = np.nan, np.nan  # the same NaN: unchanged
+    bits = np.dtype(f"u{previous.itemsize}")
+    expected = np.flatnonzero(current.view(bits) != previous.view(bits))
+    out = np.empty(current.size, dtype=np.int64)
+    k = kernels.changed_rows(current.view(bits), previous.view(bits), out)
+    assert np.array_equal(out[:k], expected) and k == 4
+    assert previous.tobytes() == current.tobytes()  # the new reference
+
+
+def test_charge_adds_known_fees_of_live_merchants_where_the_rule_fired() -> None:
+    rng = np.random.default_rng(12)
+    n = 3_000
+    amount = rng.random(n) * 9
+    amount[:3] = [np.nan, np.inf, -2.0]
+    orders = np.floor(rng.random(n) * 4)
+    orders[3] = np.inf
+    mask, alive = rng.random(n) < 0.7, rng.random(n) < 0.9
+    start = rng.random(n)
+    for m, times in ((mask, orders), (None, orders), (mask, None), (None, None)):
+        fired = np.ones(n, dtype=bool) if m is None else m
+        ok = fired & ~np.isnan(amount) & alive
+        with np.errstate(invalid="ignore"):
+            expected = start + np.where(ok, amount * (1.0 if times is None else times), 0.0)
+        out = start.copy()
+        kernels.charge(out, np.empty(0, dtype=bool) if m is None else m, amount, alive,
+                       np.empty(0) if times is None else times)
+        assert _same(out, expected)
+
+
 def _rank_numpy(score: np.ndarray, alive: np.ndarray, slots: int,
                 weights: np.ndarray) -> np.ndarray:
     """Position weights from a stable argsort of -score at float32 precision (the dead last)."""

@@ -212,3 +212,54 @@ def test_shared_claim_decisions_change_no_bit(book, request, monkeypatch) -> Non
         for name in x.__dataclass_fields__:
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
     assert sum(float(f.refund.sum()) for f in fa) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, monkeypatch,
+                                                                        dtype) -> None:
+    """Commission and ads are decided and charged over all the merchants at once, padding
+    slots included (never alive, charged nothing): block by block they come out the same."""
+    import simulator.model as model_module
+
+    monkeypatch.setattr(model_module, "_BLOCK", 6)
+    sc = load_scenario(TINY).with_values({"auto_follow.enrolled_share": 0.8,
+                                          "groups.0.sellers": 3, "groups.2.sellers": 4})
+    model = Model(lowprice, sc, [replication_seed(5, 0), replication_seed(5, 1)], dtype=dtype)
+    assert len(model.blocks) > 2 and model._gaps  # padding between the blocks
+    for day in range(30):
+        fl = model.step(day)
+        T = model.calendar.time(day)
+        whole = (fl.commission.copy(), fl.ads.copy(), fl.fees.copy())
+        fl.commission[:], fl.ads[:], fl.fees[:] = 0.0, 0.0, 0.0
+        for rows in model.blocks:
+            model._demand(rows, T, fl, model._scratch["ad_clicks"])
+        for a, b in zip(whole, (fl.commission, fl.ads, fl.fees), strict=True):
+            assert a.tobytes() == b.tobytes(), day
+        assert whole[0].sum() > 0 and whole[1].sum() > 0
+
+
+def test_a_days_claim_books_and_a_finished_model_are_freed_without_the_collector(
+        lowprice) -> None:
+    """Nothing the model keeps from day to day (kept decisions and their views) refers back
+    to a day's claim book or to the model, and the book refers to itself nowhere: their
+    arrays are freed as soon as they are done with, not when the garbage collector runs
+    (until then every day's arrays would take fresh memory)."""
+    import gc
+    import weakref
+
+    from simulator.model import _Claims
+
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3})
+    gc.collect()
+    gc.disable()
+    try:
+        model = Model(lowprice, sc, [replication_seed(2, 0), replication_seed(2, 1)])
+        for day in range(10):
+            model.step(day)
+        assert model._kept and any(k is not None for k in model._kept.values())
+        assert not [o for o in gc.get_objects() if isinstance(o, _Claims)]
+        gone = weakref.ref(model)
+        del model
+        assert gone() is None
+    finally:
+        gc.enable()
