@@ -149,7 +149,8 @@ class AppealRounds:
             for call in rule.then:
                 if call.name == "accept_appeal":
                     accepts[p] += 1
-                    human[p] |= call.literals.get("review", "automated") == "human"
+                    # The last acceptance's reviewer hears it, as in `simulator.reference`.
+                    human[p] = call.literals.get("review", "automated") == "human"
                 elif call.name == "refuse_appeal":
                     refuses[p] += 1
         month = np.zeros(len(decided), dtype=np.bool_)

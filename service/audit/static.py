@@ -878,7 +878,8 @@ def check_appeal_human_review(rs: RulebookSet, crit: Criterion, ctx: Context) ->
                      and r.when.evaluate(scope) is True), None)
         review = None
         if rule is not None:
-            review = next((c.literals.get("review") for c in rule.then
+            # The last acceptance's reviewer hears the appeal (as the simulator reads it).
+            review = next((c.literals.get("review") for c in reversed(rule.then)
                            if c.name == "accept_appeal"), None)
         if rule is not None and review == "automated":
             findings.append(make_finding(

@@ -8,7 +8,7 @@ import pytest
 from rules.loader import load_set, load_set_from_texts
 from service.audit.static import run_static
 
-from .conftest import FIXTURES
+from .conftest import BOOKS, FIXTURES
 
 
 def judge(rs, catalogue, criterion: str, history=()) -> list:
@@ -168,3 +168,17 @@ def test_rule_stability_needs_history_and_judges_fee_moves(lowprice, catalogue) 
     [good] = judge(lowprice, catalogue, "rule_stability", [h2023])
     assert good.verdict == "pass"
     assert good.evidence["families"]["commission"]["changes"] == 0
+
+
+@pytest.mark.parametrize("reviews, verdict", [(("automated", "human"), "pass"),
+                                              (("human", "automated"), "violation")])
+def test_the_last_acceptance_names_the_appeal_reviewer(catalogue, reviews, verdict) -> None:
+    """A rule that accepts an appeal twice is heard by the reviewer its last acceptance names,
+    as the simulator reads it."""
+    files = {p.name: p.read_text() for p in (BOOKS / "reformed-2025").glob("*.yaml")}
+    heard = "      - effect: accept_appeal\n        review: human\n"
+    assert heard in files["appeal.yaml"]
+    twice = "".join(f"      - effect: accept_appeal\n        review: {r}\n" for r in reviews)
+    files["appeal.yaml"] = files["appeal.yaml"].replace(heard, twice)
+    rs = load_set_from_texts("reformed-2025-twice", files)
+    assert verdicts(judge(rs, catalogue, "appeal_human_review")) == {verdict}
