@@ -78,7 +78,7 @@ import itertools
 import math
 import sys
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -709,7 +709,8 @@ class Model:
         reads = book.reads(etype)
         if not (self._decide_once and reads <= {f"event.{k}" for k in event}):
             return False
-        key = (etype, *sorted((k, v) for k, v in event.items() if f"event.{k}" in reads))
+        key = (id(book), etype,
+               *sorted((k, v) for k, v in event.items() if f"event.{k}" in reads))
         alike = self._selections().alike
         found = alike.get(key)
         if found is None:
@@ -1024,12 +1025,16 @@ class Model:
             arrays[k] = a
         return DayFlows(**arrays)
 
-    def recycle_flows(self, flows: DayFlows) -> None:
+    def recycle_flows(self, flows: DayFlows, zeroed: Collection[str]) -> None:
         """Take back the flows `step` returned, for the next step to fill again: for a caller
         that reads a day's flows before the next step and keeps none, and that has zeroed
-        every flow of `ADDED_FLOWS` (`simulator.aggregates.aggregate` with that `clear` does,
-        each right after reading it). Not recycled, each day's flows are new arrays, which a
-        caller can keep."""
+        (`zeroed`, which it names) every flow of `ADDED_FLOWS` (`simulator.aggregates.
+        aggregate` with that `clear` does, each right after reading it): tomorrow's stages add
+        to those. Not recycled, each day's flows are new arrays, which a caller can keep."""
+        missing = ADDED_FLOWS.difference(zeroed)
+        if missing:
+            raise ValueError(f"flows {', '.join(sorted(missing))} are not zeroed: the next "
+                             "day would add to today's")
         self._spare_flows = flows
 
     def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...],
@@ -1442,13 +1447,16 @@ class Model:
                         bump(local["appeals_filed_month"], rows, mask)
                         bump(local["appeals_filed_year"], rows, mask)
                         accepted |= mask
+                        # The last acceptance's reviewer hears it (`simulator.reference`).
                         review = args.get("review", "automated")
                         one = _constant(review)
                         if one is None:
-                            review_human |= mask & (np.broadcast_to(review, mask.shape)
-                                                    == "human")
+                            np.copyto(review_human, np.broadcast_to(review, mask.shape)
+                                      == "human", where=mask)
                         elif one == "human":
                             review_human |= mask
+                        else:
+                            review_human &= ~mask
                     elif name == "refuse_appeal":
                         bump(local["appeals_refused_month"], rows, mask)
             kernels.appeal_outcomes(rows, r, accepted, review_human,

@@ -92,7 +92,7 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
                 state = {key: model.s[key][sl] for key in keys}
                 aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
                           model.G, samples[k], ADDED_FLOWS)
-            model.recycle_flows(flows)  # read and zeroed: tomorrow's flows
+            model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -261,5 +261,8 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
                                                           "unit_cost", "enrolled", "price0")}
             flows = DayFlows(**{f: getattr(got, f)[sl] for f in DayFlows.__dataclass_fields__})
             aggregate(out, k, day, state, flows, group, recycled.G, samples[k], ADDED_FLOWS)
-        recycled.recycle_flows(got)
+        recycled.recycle_flows(got, ADDED_FLOWS)
     assert all(a is arrays[0] for a in arrays)  # the same arrays every day
+    # Flows handed back without zeroing what the day adds to are refused.
+    with pytest.raises(ValueError, match="commission"):
+        recycled.recycle_flows(recycled.step(40), ADDED_FLOWS - {"commission"})
