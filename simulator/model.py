@@ -50,13 +50,16 @@ does not change a bit):
     day only the merchants whose fields changed, in every block, are decided again, in one
     decision, and patched in; each block reads its rows through a view. The fields are
     compared once a day for all the kept decisions that read them (`_Changes`);
-  - a day's appeals run in one compiled pass (`simulator.appeal_rounds`): the appeal rules'
-    conditions go through the numba compile target (`rules.expression.numba_target`) and
-    their effects, whose arguments are literal words, become tables (the numpy path, which
-    tells the same story, serves sets without appeal rules and the tests that compare);
+  - a day's appeals run in one compiled call (`simulator.appeal_rounds`) over every round of
+    every appellant, booking straight into the state and the day's flows: the appeal rules'
+    conditions go through the numba compile target (`rules.expression.numba_target`) on
+    inputs encoded once a day, and their effects, whose arguments are literal words, become
+    tables (the numpy path, which tells the same story, serves sets without appeal rules and
+    the tests that compare);
   - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
     changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
-    listings whose price, cost, quality or promotion price moved are decided again;
+    listings whose price, cost, quality or promotion price moved are decided again, and
+    merged into each group's ranking keys, kept in rank order from day to day;
   - in the auto-follow part of the day, a toggle of auto-follow whose rules read only the
     event's literal fields (whether it joins, whether the code was entered) is decided once
     per run and its effects reused (`Model._decide_alike`); the day's accidental enrolments,
@@ -65,7 +68,9 @@ does not change a bit):
     (a group is a range of slots), and the follow probability is computed once per count of
     prompts seen;
   - the day's working arrays that are not returned (scores, claims wanted, ad clicks) are
-    kept from day to day instead of being allocated (and faulted in) again; the command-line
+    kept from day to day instead of being allocated (and faulted in) again, and so are the
+    day's flows when the caller hands them back zeroed (`Model.recycle_flows`, as
+    `simulator.run` does after aggregating them); the command-line
     runs, sweep workers and benchmarks also ask the C allocator to keep freed memory for the
     next day's arrays (`simulator.memory`; not the long-running service, which gives memory
     back after a run).
