@@ -93,7 +93,7 @@ class Column:
 
     def to_float(self) -> np.ndarray:
         """A float64 array with NaN on unknown rows (the simulator's usual number form)."""
-        return np.where(self.known, _numeric(self.values), np.nan)
+        return float_values(self.values, self.known, fresh=False)
 
     def to_list(self) -> list[Any]:
         """Python values row by row, None where unknown; for tests and reports, not hot paths."""
@@ -146,9 +146,17 @@ def as_columns(scope: ColumnarScope | Columns, n: int) -> Columns:
 class VectorEvaluator:
     """A compiled expression: call it with a columnar scope and a row count."""
 
-    def __init__(self, node: Node, fn: _Fn) -> None:
+    def __init__(self, node: Node, fn: _Fn, *, fresh: bool = False) -> None:
         self.node = node
         self._fn = fn
+        #: `raw` without its floating-point error guard: for a caller that evaluates many
+        #: expressions inside one `np.errstate(all="ignore")` of its own (the guard costs
+        #: about as much as a small node).
+        self.unguarded: _Fn = fn
+        #: True when `raw`'s values are always an array nobody else holds (arithmetic makes a
+        #: new one; a field read or a shared sub-expression hands out one others see), so a
+        #: caller may hand them on without a defensive copy.
+        self.fresh = fresh
 
     def __call__(self, scope: ColumnarScope | Columns, n: int) -> Column:
         values, known = self.raw(as_columns(scope, n))
@@ -183,7 +191,42 @@ def compile_numpy(node: Node, shared: frozenset[Hashable] = frozenset()) -> Vect
     Sub-expressions whose `structural_key` is in `shared` (see `shared_subexpressions`) are
     computed once per `Columns` and reused by every evaluator compiled with the same keys.
     """
-    return VectorEvaluator(node, _compiler(shared)(node))
+    fresh = _makes_new_values(node) and structural_key(node) not in shared
+    return VectorEvaluator(node, _compiler(shared)(node), fresh=fresh)
+
+
+def _makes_new_values(node: Node) -> bool:
+    """Whether the node's values are a new array on every evaluation (a ufunc's output):
+    arithmetic, negation and `not`, comparisons and membership, `and`/`or` of two or more.
+    Not counted: a field read or a constant (the scope's or a shared array), an `if` (it may
+    hand out a branch as it is) and calls (max() may hand out an argument). A shared
+    sub-expression's result is also handed to the others that share it: the caller checks."""
+    if isinstance(node, BoolOp):
+        return len(node.operands) > 1
+    return isinstance(node, Binary | Unary | Compare)
+
+
+def known_truth(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """`Column(values, known).is_true()` on an evaluator's raw result, without the copy: when
+    every row is known this may be `values` itself (a flag column the scope holds, say), so
+    it is for reading, not for handing on or writing to."""
+    truth = _truthy(values)
+    if np.ndim(known) == 0 and known:
+        return truth
+    return known & truth
+
+
+def float_values(values: np.ndarray, known: np.ndarray, *, fresh: bool) -> np.ndarray:
+    """`Column(values, known).to_float()` on an evaluator's raw result: numbers with NaN on
+    unknown rows, a new array unless `fresh` says `values` already is one nobody else holds
+    (then known rows keep their values without a copy). The usual column, known on every
+    row (a 0-d True), is a plain copy, which costs a fraction of a masked select."""
+    numbers = _numeric(values)
+    if np.ndim(known) == 0 and known:
+        if fresh or numbers is not values:
+            return numbers  # already a new array (a ufunc's output or a conversion)
+        return np.array(numbers)
+    return np.where(known, numbers, np.nan)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -191,6 +234,16 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
     """One input column as (values, known), values float64 for numbers."""
     if raw is None:
         return _UNKNOWN
+    if type(raw) is np.ndarray and raw.ndim == 1 and raw.shape[0] == n:
+        # The simulator's usual column: numbers or flags of n rows.
+        kind = raw.dtype.kind
+        if kind == "f":
+            values = raw.astype(np.float64, copy=False)
+            if _without_nan(raw):
+                return values, _TRUE
+            return values, _known_where(~np.isnan(values))
+        if kind == "b":
+            return raw, _TRUE
     if isinstance(raw, Column):
         values, known = np.asarray(raw.values), np.asarray(raw.known, dtype=bool)
         _check_length(values, n, where)
@@ -215,6 +268,8 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
     _check_length(values, n, where)
     kind = values.dtype.kind
     if kind == "f":
+        if values.ndim and _without_nan(values):
+            return values.astype(np.float64, copy=False), _TRUE
         values = values.astype(np.float64, copy=False)
         return values, _known_where(~np.isnan(values))
     if kind in "iu":
@@ -231,9 +286,16 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
 def _known_where(known: np.ndarray) -> np.ndarray:
     """A known mask, as one 0-d True when every row is known: the usual case (a price column
     without gaps), which then costs no per-row mask work in any expression that reads it."""
-    if known.ndim and known.all():
+    if known.all():  # (a 0-d True too: the shared one keeps later nodes on their fast path)
         return _TRUE
     return known
+
+
+def _without_nan(values: np.ndarray) -> bool:
+    """True when no value is NaN: the minimum is NaN exactly when some value is (a reduction
+    in the column's own dtype, with no mask to allocate), the quick answer for the usual
+    column without gaps."""
+    return values.shape[0] == 0 or not np.isnan(np.minimum.reduce(values))
 
 
 def _check_length(values: np.ndarray, n: int, where: str) -> None:
@@ -417,7 +479,7 @@ def _compile_node(node: Node, sub: Callable[[Node], _Fn]) -> _Fn:
         case Const(value=value) | Param(value=value):
             return _constant(value, node)
         case Name(path=(namespace, field)):
-            return lambda columns: columns.read(namespace, field)
+            return _reader(namespace, field)
         case Name(path=path):
             raise ExpressionError(
                 f"'{'.'.join(path)}' was not resolved; resolve() the expression first",
@@ -440,6 +502,17 @@ def _compile_node(node: Node, sub: Callable[[Node], _Fn]) -> _Fn:
         case Call(func=func, args=args):
             return _call(func, args, node, sub)
     raise ExpressionError("this kind of expression cannot be evaluated", node.start)
+
+
+def _reader(namespace: str, field: str) -> _Fn:
+    key = (namespace, field)
+
+    def read(columns: Columns) -> _Vec:
+        # A field read again (by another rule, or an argument) is one look-up, not a call.
+        found = columns._cache.get(key)
+        return columns.read(namespace, field) if found is None else found
+
+    return read
 
 
 def _constant(value: Any, node: Node) -> _Fn:
@@ -493,7 +566,7 @@ def _arithmetic(op: str, left: _Fn, right: _Fn) -> _Fn:
         a, a_known = left(columns)
         b, b_known = right(columns)
         a, b = _numeric(a), _numeric(b)
-        known = a_known & b_known
+        known = _TRUE if a_known is _TRUE and b_known is _TRUE else a_known & b_known
         if op == "/":
             known = known & (b != 0)  # Python: division by zero is unknown
         return ufunc(a, b), known
@@ -505,10 +578,16 @@ _ORDERING = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greate
 
 
 def _compare(op: str, left: _Fn, right: _Fn) -> _Fn:
+    ufunc = {"==": np.equal, "!=": np.not_equal, **_ORDERING}[op]
+
     def compare(columns: Columns) -> _Vec:
         a, a_known = left(columns)
         b, b_known = right(columns)
-        known = a_known & b_known
+        # Every row known on both sides (the usual columns): the shared 0-d True, which
+        # keeps the next node on this fast path too.
+        known = _TRUE if a_known is _TRUE and b_known is _TRUE else a_known & b_known
+        if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
+            return ufunc(a, b), known  # numbers and flags: what _compare_values does
         return _compare_values(op, a, b, known), known
 
     return compare
@@ -557,10 +636,13 @@ def _membership(inside: bool, operand: _Fn, items: tuple[Any, ...]) -> _Fn:
         if kind == "O":
             found = np.frompyfunc(lambda v: v in items, 1, 1)(values).astype(bool)
         else:
-            candidates = text_items if _is_text(values) else number_items
-            found = np.zeros(values.shape, dtype=bool)
-            for item in candidates:
-                found = found | (values == item)
+            candidates = text_items if kind in "US" else number_items
+            if candidates:
+                found = np.equal(values, candidates[0])
+                for item in candidates[1:]:
+                    found = found | (values == item)
+            else:
+                found = np.zeros(values.shape, dtype=bool)
         return (found if inside else ~found), known
 
     return member
@@ -570,8 +652,15 @@ def _kleene(operands: tuple[_Fn, ...], *, decisive: bool) -> _Fn:
     """`and` (decisive=False: a known False decides) or `or` (decisive=True: a known True)."""
 
     def combine(columns: Columns) -> _Vec:
-        sides = [operand(columns) for operand in operands]
-        if all(known.ndim == 0 and bool(known) for _, known in sides):
+        sides = []
+        every_row_known = True
+        for operand in operands:
+            side = operand(columns)
+            sides.append(side)
+            if every_row_known and side[1] is not _TRUE:
+                known = side[1]
+                every_row_known = known.ndim == 0 and bool(known)
+        if every_row_known:
             # Every side known on every row: plain boolean algebra, same result.
             result = _truthy(sides[0][0])
             for values, _ in sides[1:]:

@@ -35,6 +35,8 @@ from rules.expression.numpy_target import (
     as_columns,
     broadcast_rows,
     compile_numpy,
+    float_values,
+    known_truth,
     shared_subexpressions,
 )
 from rules.rulebook import CompiledExpr, EffectCallIR, Rulebook, RulebookSet, RuleIR
@@ -88,34 +90,48 @@ class _CompiledEffect:
         self.expressions: dict[str, VectorEvaluator] = {
             name: compile_numpy(expr.node, shared) for name, expr in call.expressions.items()
         }
+        self._evaluate = tuple((name, evaluator.unguarded, call.spec.args[name].kind,
+                                evaluator.fresh)
+                               for name, evaluator in self.expressions.items())
         # The literals broadcast to n rows (read-only views), by n: a decision repeated over
-        # blocks of one size broadcasts them once, not once per call.
+        # blocks of one size broadcasts them once, not once per call. Other sizes (index sets
+        # of every size) slice views of at least as many rows, made once.
         self._literal_rows: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+        self._literal_views: tuple[int, list[tuple[str, np.ndarray, np.ndarray]]] = (-1, [])
 
     def _literals_over(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         found = self._literal_rows.get(n)
         if found is None:
-            found = ({name: broadcast_rows(literal, n)
-                      for name, (literal, _) in self._literals.items()},
-                     {name: broadcast_rows(is_known, n)
-                      for name, (_, is_known) in self._literals.items()})
+            rows, views = self._literal_views
+            if rows < n:
+                rows = max(n, 2 * rows, 1024)
+                views = [(name, broadcast_rows(literal, rows), broadcast_rows(is_known, rows))
+                         for name, (literal, is_known) in self._literals.items()]
+                self._literal_views = (rows, views)
+            found = ({name: literal[:n] for name, literal, _ in views},
+                     {name: is_known[:n] for name, _, is_known in views})
             if len(self._literal_rows) >= 16:
                 self._literal_rows.clear()
             self._literal_rows[n] = found
         return found
 
     def evaluate(self, columns: Columns) -> VectorEffect:
+        with np.errstate(all="ignore"):
+            return self.evaluate_unguarded(columns)
+
+    def evaluate_unguarded(self, columns: Columns) -> VectorEffect:
+        """`evaluate` inside the caller's own `np.errstate(all="ignore")` (one guard for a
+        whole decision rather than one per argument)."""
         n = columns.n
         literal_args, literal_known = self._literals_over(n)
         # Fresh dicts (callers may add to them); the arrays are shared, read-only views.
         args: dict[str, np.ndarray] = dict(literal_args)
         known: dict[str, np.ndarray] = dict(literal_known)
-        for name, evaluator in self.expressions.items():
+        for name, evaluate, kind, fresh in self._evaluate:
             # Converted before broadcasting: an argument no per-row field decides stays one
             # value (a stride-0 view) instead of a converted copy per row.
-            values, is_known = evaluator.raw(columns)
-            plain = _plain(Column(values, is_known), self.call.spec.args[name].kind)
-            args[name] = broadcast_rows(plain, n)
+            values, is_known = evaluate(columns)
+            args[name] = broadcast_rows(_plain(values, is_known, kind, fresh), n)
             known[name] = broadcast_rows(is_known, n)
         return VectorEffect(self.call.name, self.call.spec, args, known)
 
@@ -124,18 +140,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _plain(column: Column, kind: str) -> np.ndarray:
+def _plain(values: np.ndarray, known: np.ndarray, kind: str, fresh: bool) -> np.ndarray:
     """The argument in the dtype its kind promises, whatever the data held: numbers float64
     with NaN for unknown, flags bool with False there (`VectorEffect.known` tells an unknown
     flag from a known False). A field missing from the scope reads as unknown numbers, which
-    must not turn a flag argument into floats."""
+    must not turn a flag argument into floats. Numbers are never a view of the scope's data
+    (applying one effect must not move another's arguments); an argument the evaluator made
+    afresh (`fresh`) is that already."""
     if kind in ("number", "duration"):
-        return column.to_float()
+        return float_values(values, known, fresh=fresh)
     if kind == "bool":
-        values = column.values
         truth = values if values.dtype.kind == "b" else values.astype(bool)
-        return truth & column.known
-    return column.values
+        return truth & known
+    return values
 
 
 @dataclass
@@ -249,37 +266,54 @@ class VectorisedRulebook:
         evaluates a decision's effects on one snapshot).
         """
         columns = as_columns(scope, n)
-        rule = np.full(n, NO_RULE, dtype=np.int32)
+        # The rule of each row is summed up as position + 1 over the rows each rule decided
+        # (they never overlap), then less one: whole-array arithmetic, where writing each
+        # rule's rows through a mask costs a branch per row. None while every row is decided
+        # alike (`uniform`): the rows' rule array is then made only if someone asks for it.
+        rule: np.ndarray | None = None
         # None while no row is decided: a condition that holds for every row (its value did
         # not depend on any per-row field) then decides them all without a per-row pass.
         undecided: np.ndarray | None = None
         uniform: int | None = NO_RULE
         fired: list[_CompiledRule] = []
-        for compiled in self._by_type.get(event_type, ()) if n else ():
-            values, known = compiled.when.raw(columns)
-            if np.ndim(values) == 0 and np.ndim(known) == 0:
-                if not Column(values, known).is_true():
-                    continue
+        with np.errstate(all="ignore"):
+            for compiled in self._by_type.get(event_type, ()) if n else ():
+                values, known = compiled.when.unguarded(columns)
+                if values.ndim == 0 and known.ndim == 0:
+                    if not known_truth(values, known):
+                        continue
+                    if undecided is None:
+                        uniform = compiled.position
+                    else:
+                        assert rule is not None
+                        rule += undecided * np.int32(compiled.position + 1)
+                    fired.append(compiled)
+                    break
+                truth = known_truth(values, known)  # n rows: one side is per row
                 if undecided is None:
-                    rule.fill(compiled.position)
-                    uniform = compiled.position
-                else:
-                    np.copyto(rule, np.int32(compiled.position), where=undecided)
+                    if not truth.any():
+                        continue
+                    fired.append(compiled)
+                    if truth.all():
+                        uniform = compiled.position
+                        break
+                    rule = truth * np.int32(compiled.position + 1)
+                    undecided = ~truth
+                    uniform = None
+                    continue
+                hit = truth & undecided
+                if not hit.any():
+                    continue
+                assert rule is not None
+                rule += hit * np.int32(compiled.position + 1)
                 fired.append(compiled)
-                break
-            truth = Column(values, known).is_true()  # n rows: one side is per row
-            hit = truth if undecided is None else truth & undecided
-            if not hit.any():
-                continue
-            np.copyto(rule, np.int32(compiled.position), where=hit)
-            fired.append(compiled)
-            first = undecided is None
-            undecided = ~hit if first else undecided & ~hit
-            if not undecided.any():
-                uniform = compiled.position if first else None
-                break
-            uniform = None
-        effects = {c.rule.id: [e.evaluate(columns) for e in c.then] for c in fired}
+                undecided ^= hit  # the rows decided so far, less those it decided
+                if not undecided.any():
+                    break
+            effects = {c.rule.id: [e.evaluate_unguarded(columns) for e in c.then]
+                       for c in fired}
+        if rule is not None:
+            rule -= 1
         return Decisions(self, event_type, columns, rule, effects, uniform=uniform)
 
     # -- deadlines --------------------------------------------------------------------------
@@ -294,43 +328,85 @@ class VectorisedRulebook:
         (the engine arms no deadline there)."""
         after = self._with_deadline(rule_id).deadline_after
         assert after is not None
-        return after(scope, n).to_float()
+        values, known = after.raw(as_columns(scope, n))
+        seconds = float_values(values, known, fresh=after.fresh)
+        if np.ndim(seconds) == 0:  # alike on every row (a parameter, as usual)
+            return np.full(n, seconds, dtype=seconds.dtype)
+        return seconds
 
     def deadline_when(self, rule_id: str, scope: ColumnarScope | Columns, n: int) -> np.ndarray:
         """Where the due deadline's effects apply: its `when` is known-True (no `when`: all)."""
         compiled = self._with_deadline(rule_id)
         if compiled.deadline_when is None:
             return np.ones(n, dtype=bool)
-        values, known = compiled.deadline_when.raw(as_columns(scope, n))
-        if np.ndim(values) == 0 and np.ndim(known) == 0:  # alike on every row
-            return np.full(n, bool(Column(values, known).is_true()))
-        return Column(values, known).is_true()  # n rows: one side is per row
+        when = compiled.deadline_when
+        values, known = when.raw(as_columns(scope, n))
+        truth = known_truth(values, known)
+        if np.ndim(truth) == 0:  # alike on every row
+            return np.full(n, bool(truth))
+        # n rows: one side is per row. A flag the scope holds is not handed out as it is.
+        return truth.copy() if truth is values and not when.fresh else truth
 
     def deadline_effects(self, rule_id: str, scope: ColumnarScope | Columns,
                          n: int) -> list[VectorEffect]:
         """The deadline's effects evaluated over n rows (meaningful where `deadline_when`)."""
         columns = as_columns(scope, n)
-        return [e.evaluate(columns) for e in self._with_deadline(rule_id).deadline_then]
+        then = self._with_deadline(rule_id).deadline_then
+        with np.errstate(all="ignore"):
+            return [e.evaluate_unguarded(columns) for e in then]
 
     def effects(self, rule_id: str, scope: ColumnarScope | Columns, n: int) -> list[VectorEffect]:
         """A rule's own effects evaluated over n rows, whether or not it fired there."""
         columns = as_columns(scope, n)
-        return [e.evaluate(columns) for e in self._compiled(rule_id).then]
+        then = self._compiled(rule_id).then
+        with np.errstate(all="ignore"):
+            return [e.evaluate_unguarded(columns) for e in then]
 
 
-@dataclass
 class Decisions:
     """What a rulebook decided for n events of one type."""
 
-    book: VectorisedRulebook
-    event_type: str
-    columns: Columns
-    #: Per row, the index into `rule_ids` of the rule that fired, or NO_RULE (-1).
-    rule: np.ndarray
-    _effects: dict[str, list[VectorEffect]] = field(default_factory=dict, repr=False)
-    #: The rule position every row got (NO_RULE: no rule fired anywhere) when `decide` saw the
-    #: rows decided alike; None when they differ or it could not tell cheaply.
-    uniform: int | None = None
+    def __init__(self, book: VectorisedRulebook, event_type: str, columns: Columns,
+                 rule: np.ndarray | None, _effects: dict[str, list[VectorEffect]] | None = None,
+                 uniform: int | None = None) -> None:
+        if rule is None and uniform is None:
+            raise ValueError("decisions need each row's rule, or the one every row got")
+        self.book = book
+        self.event_type = event_type
+        self.columns = columns
+        self._rule = rule
+        self._n = columns.n if rule is None else int(rule.shape[0])
+        self._effects: dict[str, list[VectorEffect]] = {} if _effects is None else _effects
+        self._uniform = uniform
+
+    @property
+    def rule(self) -> np.ndarray:
+        """Per row, the index into `rule_ids` of the rule that fired, or NO_RULE (-1).
+
+        Made on first use when every row was decided alike: most callers of such decisions
+        ask `uniform` instead, and a block's worth of one repeated number is then never
+        written."""
+        if self._rule is None:
+            assert self._uniform is not None
+            self._rule = np.full(self._n, self._uniform, dtype=np.int32)
+        return self._rule
+
+    @property
+    def uniform(self) -> int | None:
+        """The rule position every row got (NO_RULE: no rule fired anywhere) when `decide`
+        saw the rows decided alike; None when they differ or it could not tell cheaply."""
+        return self._uniform
+
+    @uniform.setter
+    def uniform(self, value: int | None) -> None:
+        # A caller that patches rows into `rule` says so by dropping the uniform mark; the
+        # rows' rule array must exist before the mark that stands for it goes.
+        self.rule  # noqa: B018 - made now, while `uniform` still says what it holds
+        self._uniform = value
+
+    def __repr__(self) -> str:
+        return (f"Decisions(book={self.book!r}, event_type={self.event_type!r}, "
+                f"rule={self.rule!r}, uniform={self._uniform!r})")
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -338,7 +414,7 @@ class Decisions:
 
     @property
     def n(self) -> int:
-        return int(self.rule.shape[0])
+        return self._n
 
     def fired(self, rule_id: str) -> np.ndarray:
         """Rows where `rule_id` decided."""

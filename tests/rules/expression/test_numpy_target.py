@@ -383,3 +383,52 @@ def test_structural_keys_tell_numbers_from_flags_and_ignore_positions() -> None:
     assert structural_key(one) != structural_key(flag)
     assert structural_key(parse("event.price + 1")) == structural_key(parse("event.price  +  1"))
     assert structural_key(parse("1")) != structural_key(parse("1.0"))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_gap_anywhere_in_a_number_column_is_unknown_and_infinities_are_known(dtype) -> None:
+    for gaps in ([], [0], [4], [2, 3], [0, 1, 2, 3, 4]):
+        price = np.array([1.0, np.inf, -np.inf, 9.9, 0.0], dtype=dtype)
+        price[gaps] = np.nan
+        got = evaluate("event.price >= 0", {"event": {"price": price}}, 5)
+        expected = [True, True, False, True, True]
+        assert got == [None if i in gaps else e for i, e in enumerate(expected)], gaps
+    # A float32 9.9 is widened exactly: it stays below the 9.9 constant.
+    assert evaluate("event.price < 9.9", {"event": {"price": np.array([9.9], np.float32)}},
+                    1) == [True]
+    assert evaluate("event.price + 1", {"event": {"price": np.array([])}}, 0) == []
+
+
+def test_flag_and_integer_data_compare_with_numbers_as_python_does() -> None:
+    # Data of another type than the field's (flags and integers in number fields).
+    scope = {"event": {"price": np.array([True, False]), "qty": np.array([1, 1])},
+             "merchant": {"verified": np.array([True, False])}}
+    assert evaluate("event.price == event.qty", scope, 2) == [True, False]
+    assert evaluate("event.price < event.qty", scope, 2) == [False, True]
+    assert evaluate("event.qty > 0 and merchant.verified", scope, 2) == [True, False]
+    assert evaluate("event.qty in codes", {"event": {"qty": 2.5}}, 2) == [True, True]
+    assert evaluate("event.kind in kinds", {"event": {"kind": "b"}}, 1) == [True]
+    assert evaluate("event.kind not in kinds", {"event": {"kind": "z"}}, 1) == [True]
+
+
+def test_evaluators_say_when_their_values_are_theirs_to_hand_on() -> None:
+    def compiled(source: str, shared: frozenset = frozenset()) -> Any:
+        node, _ = resolve(parse(source), SYMBOLS, PARAMETERS)
+        return compile_numpy(node, shared)
+
+    for source in ("event.price * rate", "-event.price", "event.price < 3",
+                   "event.flagged and merchant.verified", "not event.flagged",
+                   "event.kind in kinds"):
+        assert compiled(source).fresh, source
+    for source in ("event.price", "rate", "event.price if event.flagged "
+                   "else 1", "event.flagged"):
+        assert not compiled(source).fresh, source
+    node, _ = resolve(parse("event.price * rate"), SYMBOLS, PARAMETERS)
+    shared = frozenset({structural_key(node)})
+    assert not compiled("event.price * rate", shared).fresh  # others on the scope get it too
+    # Whatever `fresh` says, a number column comes back as an array of the caller's own.
+    price = np.array([1.0, 2.0])
+    for source in ("event.price", "event.price * 1"):
+        column = compiled(source)({"event": {"price": price}}, 2)
+        out = column.to_float()
+        assert out.tolist() == [1.0, 2.0] and not np.shares_memory(out, price)

@@ -278,3 +278,244 @@ def test_a_literal_argument_stays_one_value(lowprice) -> None:
     (grant,) = decided.effects("intervention_grants_small_orders")
     assert grant.args["recall_fee"].tolist() == [0.17, 0.17]
     assert grant.args["recall_fee"].strides == (0,)  # a parameter: no per-row copy
+
+
+def test_literal_arguments_stay_one_value_over_rows_of_every_count(lowprice) -> None:
+    book = lowprice["refund"]
+    for n in (2, 1500, 3, 0, 5000):  # a count above any seen before, and back below it
+        scope = {"order": {"refund_amount": np.full(n, 5.0), "refund_status": "rejected"}}
+        (grant,) = book.decide("platform_intervened", scope, n).effects(
+            "intervention_grants_small_orders")
+        for table in (grant.args, grant.known):
+            for values in table.values():
+                assert values.shape == (n,) and values.strides == (0,)
+                assert not values.flags.writeable
+        assert grant.args["recall_fee"].tolist() == [0.17] * n
+        assert grant.args["payer"].tolist() == ["merchant"] * n
+        assert grant.known["recall_fee"].tolist() == [True] * n
+
+
+# -- decisions against a row-by-row reading of the same rules ------------------------------------
+FEES = """\
+rulebook:
+  platform: test
+  family: commission
+  version: "1"
+  published: 2024-07-01
+  effective: 2024-07-08
+  description: Rules that overlap, share sub-expressions and hand fields on as arguments.
+parameters:
+  rate:
+    value: 5%
+    unit: fraction
+    source: "test"
+rules:
+  - id: large_multiple
+    description: Large orders of several items.
+    on: [order_placed]
+    when: event.amount > 50 and event.quantity >= 2
+    then:
+      - effect: charge_fee
+        kind: commission
+        amount: event.amount * rate
+    source: "test"
+  - id: mid
+    description: Middle orders; the same product as above, and the amount as it is.
+    on: [order_placed]
+    when: event.amount > 20 or event.quantity > 5
+    then:
+      - effect: charge_fee
+        kind: commission
+        amount: event.amount * rate
+      - effect: charge_fee
+        kind: service
+        amount: event.amount
+      - effect: charge_fee
+        kind: penalty
+        amount: -event.shipping_cost
+    source: "test"
+  - id: rest
+    description: The rest of the known orders.
+    on: [order_placed]
+    when: event.quantity > 0
+    then:
+      - effect: charge_fee
+        kind: service
+        amount: event.shipping_cost + 1
+    source: "test"
+"""
+
+ORDER_FIELDS = ("amount", "quantity", "shipping_cost")
+
+
+@pytest.fixture(scope="module")
+def fees():
+    from rules.loader import load_rulebook_text
+
+    return compile_rulebook(load_rulebook_text(FEES, "commission.yaml"))
+
+
+def _order_columns(rng: np.random.Generator, n: int, form: str) -> dict[str, object]:
+    """The order event's fields in one of the forms the simulator and tests give them."""
+    event: dict[str, object] = {"time": 0.0}
+    for name, high in zip(ORDER_FIELDS, (100.0, 8.0, 10.0), strict=True):
+        values = np.floor(rng.uniform(0.0, high, n))
+        if form == "gaps":
+            values[rng.random(n) < 0.3] = np.nan
+        elif form == "float32":
+            values = values.astype(np.float32)
+        elif form == "column":
+            known = rng.random(n) < 0.7
+            event[name] = Column(values, known)
+            continue
+        elif form == "scalar":
+            event[name] = float(values[0])
+            continue
+        event[name] = values
+    return event
+
+
+def _row(event: dict[str, object], i: int) -> dict[str, object]:
+    """Row i of the columns as the engine's per-event scope (None: unknown)."""
+    out: dict[str, object] = {}
+    for name, value in event.items():
+        if isinstance(value, Column):
+            out[name] = float(value.values[i]) if value.known[i] else None
+        elif isinstance(value, np.ndarray):
+            out[name] = None if np.isnan(value[i]) else float(value[i])
+        else:
+            out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("form", ["plain", "gaps", "float32", "column", "scalar"])
+def test_decisions_and_arguments_agree_with_the_rules_read_row_by_row(fees, form) -> None:
+    from rules.expression import compile_python
+
+    rng = np.random.default_rng(11)
+    rules = [fees.rulebook.rule(rid) for rid in fees.rule_ids]
+    for n in (1, 7, 300):
+        event = _order_columns(rng, n, form)
+        decided = fees.decide("order_placed", {"event": event}, n)
+        for i in range(n):
+            scope = {"event": _row(event, i)}
+            expected = next((r.id for r in rules if compile_python(r.when.node)(scope)), None)
+            assert decided.rule_id_at(i) == expected, (form, n, i, scope)
+            if expected is None:
+                continue
+            rule = fees.rulebook.rule(expected)
+            for call, effect in zip(rule.then, decided.effects(expected), strict=True):
+                for name, expr in call.expressions.items():
+                    want = compile_python(expr.node)(scope)
+                    got = effect.args[name][i]
+                    assert bool(effect.known[name][i]) == (want is not None)
+                    assert (np.isnan(got) if want is None else got == want), (name, i)
+        if decided.uniform is not None:
+            assert (decided.rule == decided.uniform).all()
+        else:
+            assert len(set(decided.rule.tolist())) > 1
+
+
+def test_number_arguments_are_never_views_of_the_scope_or_of_each_other(fees) -> None:
+    amount, shipping = np.array([30.0, 60.0, 25.0]), np.array([4.0, 5.0, 6.0])
+    event = {"amount": amount, "quantity": np.array([1.0, 1.0, 1.0]), "shipping_cost": shipping}
+    decided = fees.decide("order_placed", {"event": event}, 3)
+    assert decided.uniform == fees.rule_ids.index("mid")
+    commission, service, penalty = decided.effects("mid")
+    arrays = [commission.args["amount"], service.args["amount"], penalty.args["amount"]]
+    for i, a in enumerate(arrays):
+        assert not np.shares_memory(a, amount) and not np.shares_memory(a, shipping)
+        assert not any(np.shares_memory(a, b) for b in arrays[i + 1:])
+    amount[:] = 0.0  # the caller applies effects and changes the state behind the scope
+    shipping[:] = 0.0
+    assert commission.args["amount"].tolist() == pytest.approx([1.5, 3.0, 1.25])
+    assert service.args["amount"].tolist() == [30.0, 60.0, 25.0]
+    assert penalty.args["amount"].tolist() == [-4.0, -5.0, -6.0]
+
+
+def test_rows_decided_alike_give_their_rule_array_on_demand(fees) -> None:
+    event = {"amount": np.array([30.0, 60.0]), "quantity": 1.0, "shipping_cost": 1.0}
+    decided = fees.decide("order_placed", {"event": event}, 2)
+    mid = fees.rule_ids.index("mid")
+    assert decided.uniform == mid and decided.n == 2
+    assert decided.fired("mid").tolist() == [True, True]
+    # A caller that patches rows in drops the uniform mark: the rows keep what they held.
+    decided.uniform = None
+    decided.rule[1] = NO_RULE
+    assert decided.rule.tolist() == [mid, NO_RULE]
+    assert decided.fired("mid").tolist() == [True, False]
+    assert decided.counts() == {"mid": 1}
+    # Nothing fires on rows that are all unknown.
+    unknown = {"amount": np.full(3, np.nan), "quantity": np.full(3, np.nan),
+               "shipping_cost": 1.0}
+    decided = fees.decide("order_placed", {"event": unknown}, 3)
+    assert decided.uniform == NO_RULE and decided.rule.tolist() == [NO_RULE] * 3
+
+
+def test_deadline_helpers_hand_out_arrays_of_their_own(lowprice) -> None:
+    book = lowprice["auto_follow"]
+    after = book.deadline_after("prompt_to_follow", {}, 4)
+    assert after.tolist() == [12 * HOUR] * 4 and after.flags.writeable
+    after[0] = 0.0  # the caller's to change: the next call is not affected
+    assert book.deadline_after("prompt_to_follow", {}, 2).tolist() == [12 * HOUR] * 2
+    enrolled = np.array([True, False, True])
+    scope = {"merchant": {"auto_follow_enrolled": enrolled},
+             "listing": {"competitor_price": np.array([1.0, 1.0, np.nan]),
+                         "price": np.array([2.0, 2.0, 2.0])}}
+    when = book.deadline_when("dismissal_only_silences", scope, 3)
+    assert when.tolist() == [True, False, False]
+    when[:] = False
+    assert enrolled.tolist() == [True, False, True]
+
+
+FOLLOW = """\
+rulebook:
+  platform: test
+  family: auto_follow
+  version: "1"
+  published: 2024-07-01
+  effective: 2024-07-08
+  description: A deadline whose condition is a flag field as it stands.
+parameters:
+  window:
+    value: 12h
+    unit: duration
+    source: "test"
+rules:
+  - id: prompt
+    description: Prompt, then follow while enrolled.
+    on: [competitor_price_observed]
+    when: merchant.auto_follow_enrolled
+    then:
+      - effect: prompt_price_change
+        target: event.competitor_price
+    deadline:
+      after: window
+      unless: [listing_updated]
+      key: listing
+      when: merchant.auto_follow_enrolled
+      then:
+        - effect: set_price
+          price: event.competitor_price
+    source: "test"
+"""
+
+
+def test_a_deadline_condition_that_is_a_flag_field_is_handed_out_as_a_copy() -> None:
+    from rules.loader import load_rulebook_text
+
+    book = compile_rulebook(load_rulebook_text(FOLLOW, "auto_follow.yaml"))
+    enrolled = np.array([True, False, True])
+    scope = {"merchant": {"auto_follow_enrolled": enrolled},
+             "event": {"competitor_price": np.array([5.0, 6.0, 7.0])}}
+    when = book.deadline_when("prompt", scope, 3)
+    assert when.tolist() == [True, False, True] and not np.shares_memory(when, enrolled)
+    when[:] = False
+    assert enrolled.tolist() == [True, False, True]
+    decided = book.decide("competitor_price_observed", scope, 3)
+    assert decided.rule.tolist() == [0, NO_RULE, 0] and decided.uniform is None
+    (prompt,) = decided.effects("prompt")
+    (follow,) = book.deadline_effects("prompt", scope, 3)
+    for effect, name in ((prompt, "target"), (follow, "price")):
+        assert effect.args[name].tolist() == [5.0, 6.0, 7.0]
+        assert not np.shares_memory(effect.args[name], scope["event"]["competitor_price"])
