@@ -330,7 +330,14 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
     whatever their channel. `w` is scratch space for one group (`slots` numbers).
 
     Each pass reads few arrays (a loop that stores into one array while reading several
-    others can stall on addresses that alias in the CPU's store buffer)."""
+    others can stall on addresses that alias in the CPU's store buffer).
+
+    The admitted listings are counted as `channel x alive > 0` (the same count: a product
+    with 0.0 is 0, -0.0 or NaN, never > 0), not `alive & (channel > 0)`, which compiles to a
+    compare masked by `alive`: the channel of the dead padding slots is never written, its
+    pages may never have been mapped (`simulator.memory.mapped_zeros`), and a masked load
+    that skips a whole unmapped page takes a slow path on every call (1.6 ms of 2 ms a call
+    measured, for 78 such pages). The product reads every row, which maps the pages once."""
     groups = weight.shape[0] // slots
     for g in range(groups):
         lo = g * slots
@@ -341,7 +348,7 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
         o = out[lo:lo + slots]
         admitted = 0
         for s in range(slots):
-            admitted += live[s] & (ch[s] > 0)
+            admitted += ch[s] * live[s] > 0
         pw = weight[lo:lo + slots]
         sc = scale[lo:lo + slots]
         for s in range(slots):

@@ -94,6 +94,7 @@ from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook
 from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds
+from simulator.memory import mapped_zeros
 from simulator.population import (
     DAY,
     GOLDEN,
@@ -577,11 +578,13 @@ class Model:
         self._stops = np.array([b.stop for b in self.blocks], dtype=np.int64)
         # Per-merchant working arrays of a day, kept from day to day: the blocks overwrite
         # every row a stage reads (padding slots, outside every block, keep their start
-        # values: a score of -inf, nothing else).
-        self._scratch = {"wrongful": np.zeros(n), "wrongful_burden": np.zeros(n),
-                         "want": np.zeros(n, dtype=np.int64), "ad_clicks": np.zeros(n),
-                         "score": np.full(n, -np.inf), "channel": np.zeros(n),
-                         "group_weight": np.zeros(lay.slots)}
+        # values: a score of -inf, nothing else). Zeros are written, not left to calloc's
+        # untouched pages: the padding is never written, and a kernel's masked loads over
+        # unmapped pages are slow on every call (`simulator.memory.mapped_zeros`).
+        self._scratch = {"wrongful": mapped_zeros(n), "wrongful_burden": mapped_zeros(n),
+                         "want": mapped_zeros(n, dtype=np.int64), "ad_clicks": mapped_zeros(n),
+                         "score": np.full(n, -np.inf), "channel": mapped_zeros(n),
+                         "group_weight": mapped_zeros(lay.slots)}
         self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
         # The day's appeals in one compiled pass (a set without appeal rules, or tests with
         # `_fused_appeals` False, take the numpy path, which tells the same story).
@@ -1026,7 +1029,7 @@ class Model:
                 for gap in self._gaps:
                     a[gap] = 0.0
             else:
-                a = np.zeros(n)
+                a = mapped_zeros(n)  # the padding is only ever read: see `mapped_zeros`
             arrays[k] = a
         return DayFlows(**arrays)
 

@@ -277,6 +277,33 @@ def test_group_exposure_is_the_numpy_expression() -> None:
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
 
 
+@pytest.mark.parametrize("slots", [1, 7, 64, 1_003])
+def test_group_exposure_counts_the_admitted_whatever_the_dead_channels_hold(slots: int) -> None:
+    """The admitted count (`channel x alive > 0`) is `alive & (channel > 0)` for channels of
+    every kind, live or dead: NaN, infinities, signed zeros, negatives; odd group sizes."""
+    rng = np.random.default_rng(slots)
+    groups = 3
+    n = groups * slots
+    weight = rng.uniform(0.1, 1.0, n)
+    alive = rng.random(n) < 0.7
+    alive[::slots] = True  # a live listing in every group: a total above zero
+    scale = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    kinds = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -5.0, 5e-324, 250.0, 1e3 / 3])
+    channel = kinds[rng.integers(0, kinds.size, n)]
+    impressions = rng.uniform(1e4, 1e6, groups)
+    share = rng.random(groups)
+    got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                 np.empty(slots), np.empty(n))
+    w = np.where(alive, weight * scale, 0.0).reshape(groups, slots)
+    total = w.sum(axis=1)
+    want = np.where(alive.reshape(groups, slots), impressions[:, None] * w / total[:, None], 0.0)
+    admitted_rows = (alive & (channel > 0)).reshape(groups, slots)
+    admitted = admitted_rows.sum(axis=1)
+    extra = channel.reshape(groups, slots) * share[:, None] / np.maximum(admitted, 1)[:, None]
+    want = np.where(admitted_rows, want + extra, want).ravel()
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
 def test_changed_rows_within_blocks() -> None:
     """`mark_changed_in` over several fields: changed bit for bit (-0.0 against 0.0 counts)
     only within the blocks, and the previous values become the current ones there."""
