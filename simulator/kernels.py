@@ -5,9 +5,11 @@
 pass per merchant instead of a few dozen numpy passes:
   - ranking positions (`rank_float32`) and exposure (`group_exposure`);
   - orders and revenue (`demand`) and fee bookings (`charge`);
-  - claim counts and rounding offsets (`claim_counts`, `floor_share`, `split_share`), the
+  - claim counts and rounding offsets (`claim_counts`, `floor_share`, `split_share`, and
+    `claims_split`, which splits the claims as it counts them), the
     merchant's answers (`answer`, `answer_both`), granted claims (`book_grants`, and
-    `claim_grants`, which computes the cost per claim in the same pass), claims added to a
+    `claim_grants`, which computes the cost per claim in the same pass, and
+    `claim_grants_both`, for both evidence classes at once), claims added to a
     stage's count (`add_claims`), which rows a rule decided (`fires`) or have claims
     (`count_positive`), and the platform's review grants with the day's refund totals and
     wanted appeals (`review_close`);
@@ -576,6 +578,39 @@ def claim_counts(orders, quality, u_claims, u_refund, claim_rate, elasticity, la
         lack = min(claims, np.floor(claims * lacking_share + r))
         lacking[i] = lack
         valid[i] = claims - lack
+
+
+@_kernel
+def claims_split(orders, quality, u_claims, u_refund, claim_rate, elasticity, lacking_share,
+                 share, shift_valid, shift_lacking, ur, part_valid, rest_valid, part_lacking,
+                 rest_lacking):  # pragma: no cover - compiled
+    """`claim_counts` followed, for each evidence class, by `split_share` of its claims (all
+    of a class's claims awaiting the merchant, when the request's rule asks it to answer every
+    one) at the offsets `shift_valid` and `shift_lacking`, in one pass: the classes' claims
+    are never written. Returns how many rows have a positive part, per class."""
+    positive_valid = 0
+    positive_lacking = 0
+    for i in range(orders.shape[0]):
+        o = orders[i]
+        rate = claim_rate * (1.0 + elasticity * (1.0 - np.float64(quality[i])))
+        claims = min(o, np.floor(o * rate + np.float64(u_claims[i])))
+        r = np.float64(u_refund[i])
+        ur[i] = r
+        lack = min(claims, np.floor(claims * lacking_share + r))
+        valid = claims - lack
+        v = r + shift_valid
+        v -= np.floor(v)
+        p = np.floor(valid * share + v)
+        part_valid[i] = p
+        rest_valid[i] = valid - p
+        positive_valid += 1 if p > 0 else 0
+        v = r + shift_lacking
+        v -= np.floor(v)
+        p = np.floor(lack * share + v)
+        part_lacking[i] = p
+        rest_lacking[i] = lack - p
+        positive_lacking += 1 if p > 0 else 0
+    return positive_valid, positive_lacking
 
 
 @_kernel
@@ -1463,6 +1498,31 @@ def claim_grants(unit_cost, shipping, merchant_pays, with_return, recall, count,
 
 
 @_kernel
+def claim_grants_both(unit_cost, shipping, merchant_pays, with_return, recall, valid_count,
+                      lacking_count, rule, position, burden, wrongful,
+                      wrongful_burden):  # pragma: no cover - compiled
+    """`claim_grants` of the claims with valid evidence (`valid_count`), then of those lacking
+    it (`lacking_count`, wrongful), at the same arguments, in one pass: each row adds what
+    the two calls added, in the same order."""
+    n = valid_count.shape[0]
+    select = rule.shape[0] > 0
+    for i in range(n):
+        cost = _grant_cost(np.float64(unit_cost[i]), np.float64(shipping[i]), merchant_pays,
+                           with_return, recall)
+        cv = valid_count[i]
+        cl = lacking_count[i]
+        if select:
+            hit = 1.0 if rule[i] == position else 0.0
+            cv = cv * hit
+            cl = cl * hit
+        b = burden[i] + cost * cv
+        per = cost * cl
+        burden[i] = b + per
+        wrongful[i] += cl
+        wrongful_burden[i] += per
+
+
+@_kernel
 def add_claims(acc, fresh, count, rule, position):  # pragma: no cover - compiled
     """acc = count (`fresh`) or acc + count, in place; with a non-empty `rule`, count x mask of
     the rows rule `position` decided (as `claim_grants` selects them)."""
@@ -1476,9 +1536,19 @@ def add_claims(acc, fresh, count, rule, position):  # pragma: no cover - compile
 
 @_kernel
 def fires(rule, position):  # pragma: no cover - compiled
-    """Whether rule `position` decided any row (stops at the first)."""
+    """Whether rule `position` decided any row: looked for 256 rows at a time, each stretch
+    counted without a branch and with a fixed trip count (the loop vectorises), stopping
+    after the first stretch with one."""
+    n = rule.shape[0]
+    full = n - n % 256
+    for lo in range(0, full, 256):
+        hits = 0
+        for i in range(256):
+            hits += rule[lo + i] == position
+        if hits:
+            return True
     found = False
-    for i in range(rule.shape[0]):
+    for i in range(full, n):
         if rule[i] == position:
             found = True
             break

@@ -44,12 +44,16 @@ does not change a bit):
     cost per claim is computed inside its booking pass (no cost arrays), a rule's share of a
     stage's claims is selected there too (no masked copies), and the merchant's answers to
     both evidence classes, and the platform's review grants with the day's close, take one
-    pass each;
+    pass each. When every claim request awaits the merchant, both classes' claims are
+    counted and split between the platform and the merchant in one pass, and a grant that
+    one decision makes for both classes (an intervention whose rules do not read the
+    evidence, a response deadline falling due) books both classes' claims in one pass;
   - a claim or order decision that reads state fields (say, the refund amount against a
     protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
     day only the merchants whose fields changed, in every block, are decided again, in one
     decision, and patched in; each block reads its rows through a view. The fields are
-    compared once a day for all the kept decisions that read them (`_Changes`);
+    compared once a day for all the kept decisions that read them (`_Changes`), and the
+    claim columns at the merchants that changed are gathered once for all of them;
   - a day's appeals run in one compiled call (`simulator.appeal_rounds`) over every round of
     every appellant, booking straight into the state and the day's flows: the appeal rules'
     conditions go through the numba compile target (`rules.expression.numba_target`) on
@@ -590,6 +594,10 @@ class Model:
         # `_fused_appeals` False, take the numpy path, which tells the same story).
         self._appeal_rounds = AppealRounds.of(self.books["appeal"])
         self._fused_appeals = True
+        # Both evidence classes' claims counted and split, intervened on and let lapse in
+        # shared passes where the decisions allow it (`_refunds`); False: one class at a
+        # time (tests compare).
+        self._fused_claims = True
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
@@ -601,6 +609,10 @@ class Model:
         self._stepped = 0
         # What changed in the state fields kept decisions read, by fields (`_Changes`).
         self._changes: dict[tuple[str, ...], _Changes] = {}
+        # The claim columns last gathered at changed merchants (`_Claims._columns_at`), with
+        # the day and the merchants: the kept claim decisions that share a change history
+        # decide the same merchants again on a day, from the same columns.
+        self._claim_columns_at: tuple[int, np.ndarray, dict[str, Column]] | None = None
         # The slots outside every block (padding only): 0 to the first block, between blocks,
         # after the last.
         bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
@@ -1275,30 +1287,46 @@ class Model:
         """
         s, rf = self.s, self.sc.refunds
         m = rows.stop - rows.start
-        ur, with_evidence, lacking = np.empty(m), np.empty(m), np.empty(m)
-        kernels.claim_counts(fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows],
-                             u[U_REFUND, rows], float(rf.claim_rate.value),
-                             float(rf.quality_complaint_elasticity.value),
-                             float(rf.lacking_evidence_share.value), ur, with_evidence, lacking)
-        counts = {True: with_evidence, False: lacking}
+        ur = np.empty(m)
+        claim_args = (fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows], u[U_REFUND, rows],
+                      float(rf.claim_rate.value), float(rf.quality_complaint_elasticity.value),
+                      float(rf.lacking_evidence_share.value))
+        share = float(rf.intervention_share.value)
 
         def floor_share(count: np.ndarray, share: float, k: int) -> np.ndarray:
             """floor(count x share + offset(ur, k)) in one pass."""
             return kernels.floor_share(count, float(share), ur, k * GOLDEN, np.empty(m))
 
         book = _Claims(self, rows, T)
-        for c, valid in enumerate((True, False)):
-            dec = book.decide("refund_requested", valid, "requested")
-            book.requested[valid] = dec
-            awaiting = book.route(dec, counts[valid], valid)
-            if awaiting is None:
-                continue
-            # The claims the buyer asks the platform to step in on, and the rest left to the
-            # merchant, in one pass.
-            inter, book.left[valid] = np.empty(m), np.empty(m)
-            positive = kernels.split_share(awaiting, float(rf.intervention_share.value), ur,
-                                           (1 + c) * GOLDEN, inter, book.left[valid])
-            book.intervene(inter, valid, "awaiting_merchant", positive)
+        requested = {valid: book.decide("refund_requested", valid, "requested")
+                     for valid in (True, False)}
+        if self._fused_claims and all(book.asks_merchant(dec) for dec in requested.values()):
+            # Every claim of both classes awaits the merchant (routing them books nothing
+            # else): the claims are counted and split between the platform and the merchant
+            # in one pass, and the classes' counts are never written.
+            inter = {True: np.empty(m), False: np.empty(m)}
+            book.left[True], book.left[False] = np.empty(m), np.empty(m)
+            positives = kernels.claims_split(*claim_args, share, GOLDEN, 2 * GOLDEN, ur,
+                                             inter[True], book.left[True], inter[False],
+                                             book.left[False])
+            book.requested.update(requested)
+            book.intervene_both(inter, "awaiting_merchant", dict(zip((True, False), positives,
+                                                                     strict=True)))
+        else:
+            with_evidence, lacking = np.empty(m), np.empty(m)
+            kernels.claim_counts(*claim_args, ur, with_evidence, lacking)
+            counts = {True: with_evidence, False: lacking}
+            for c, valid in enumerate((True, False)):
+                dec = book.requested[valid] = requested[valid]
+                awaiting = book.route(dec, counts[valid], valid)
+                if awaiting is None:
+                    continue
+                # The claims the buyer asks the platform to step in on, and the rest left to
+                # the merchant, in one pass.
+                inter_c, book.left[valid] = np.empty(m), np.empty(m)
+                positive = kernels.split_share(awaiting, share, ur, (1 + c) * GOLDEN, inter_c,
+                                               book.left[valid])
+                book.intervene(inter_c, valid, "awaiting_merchant", positive)
         # The merchant answers claims without evidence first (to reject them), then the rest,
         # from its capacity (read from the state). A merchant's answers depend on nothing the
         # routing of its answers changes: with claims of both classes left, both are answered
@@ -1322,10 +1350,7 @@ class Model:
             if valid in answered:
                 dec = book.decide("merchant_responded", valid, "awaiting_merchant", decision)
                 book.route(dec, answered[valid], valid)
-        for valid in (True, False):
-            count = unanswered[valid]
-            if count is not None:
-                book.deadlines(count, valid)
+        book.deadlines_both(unanswered)
         for c, valid in enumerate((True, False)):
             rejected = book.rejected[valid]
             if rejected is not None:
@@ -1767,9 +1792,19 @@ class _Claims:
 
     def _columns_at(self, where: np.ndarray) -> dict[str, Column]:
         """The claim columns at the merchants `where` only (as the columns over all rows read
-        there give them, but for a known mask that says "all known" once)."""
-        s = self.model.s
-        return {name: _column(s[key][where].astype(np.float64)) for name, key in _CLAIM_COLUMNS}
+        there give them, but for a known mask that says "all known" once). Gathered once a
+        day for the same merchants (the same array: kept decisions sharing their changes
+        are handed one), since no stage between two decisions changes the orders' amount and
+        costs; decisions only read them (their number arguments are new arrays)."""
+        model = self.model
+        found = model._claim_columns_at
+        if found is not None and found[0] == model._stepped and found[1] is where:
+            return found[2]
+        s = model.s
+        columns = {name: _column(s[key][where].astype(np.float64))
+                   for name, key in _CLAIM_COLUMNS}
+        model._claim_columns_at = (model._stepped, where, columns)
+        return columns
 
     def scope(self, event_type: str, valid: bool, status: str, decision: str | None = None,
               rows: np.ndarray | None = None, intervened: bool = False,
@@ -1834,6 +1869,20 @@ class _Claims:
         if rows is None:
             self._decisions[key] = dec
         return dec
+
+    def asks_merchant(self, dec: Any) -> bool:
+        """Whether routing `dec` (over all m rows) only asks the merchant to answer every
+        claim: one rule decided every row, and its one effect is
+        `request_merchant_response`, so the claims then awaiting the merchant are the claims
+        routed, and nothing else is booked."""
+        position = dec.uniform
+        if position is None or position < 0:
+            return False
+        rid = self.book.rule_ids[position]
+        if (rid, position) not in self.model._claim_rules(dec.event_type):
+            return False
+        effects = dec.effects(rid)
+        return len(effects) == 1 and effects[0].name == "request_merchant_response"
 
     # -- costs ------------------------------------------------------------------------------
     def cost(self, args: Mapping[str, Any], hit: np.ndarray | None = None,
@@ -2056,17 +2105,111 @@ class _Claims:
         dec = self.decide("platform_intervened", valid, status, rows=sub, intervened=True)
         self.route(dec, count, valid, final=True, rows=sub)
 
+    def intervene_both(self, counts: Mapping[bool, np.ndarray], status: str,
+                       positives: Mapping[bool, int]) -> None:
+        """`intervene` on the claims with valid evidence (`counts[True]`), then on those
+        lacking it. When one decision over all m rows serves both classes (the rules do not
+        read the evidence: `decide`) and one rule's one grant is all it books into the
+        burden, that grant books both classes' claims in one pass
+        (`kernels.claim_grants_both`): every other effect adds to a class's own table, so
+        each row's burden receives the same additions in the same order."""
+        if self.model._fused_claims and all(p * 4 >= self.m for p in positives.values()):
+            dec = self.decide("platform_intervened", True, status, intervened=True)
+            if (dec is self.decide("platform_intervened", False, status, intervened=True)
+                    and self._route_both(dec, counts, final=True)):
+                return
+        for valid in (True, False):
+            self.intervene(counts[valid], valid, status, positives[valid])
+
+    def _route_both(self, dec: Any, counts: Mapping[bool, np.ndarray], final: bool) -> bool:
+        """`route` of `counts[True]` then `counts[False]` through `dec` (over all m rows),
+        their one grant booked in one pass; False (nothing booked) when a rule that decided
+        some row grants at per-row arguments or more than once, or two such rules grant."""
+        plan: list[tuple[int, list[Any], np.ndarray]] = []
+        grant: tuple[int, tuple[bool, bool, float], np.ndarray] | None = None
+        for rid, position in self.model._claim_rules(dec.event_type):
+            if dec.uniform is not None:
+                if dec.uniform != position:
+                    continue
+                rule = _ALL_ROWS
+            else:
+                found = self._fires.get((id(dec), position))
+                if found is None:
+                    found = self._fires[(id(dec), position)] = (
+                        dec, kernels.fires(dec.rule, position))
+                if not found[1]:
+                    continue
+                rule = dec.rule
+            effects = dec.effects(rid)
+            grants = [e for e in effects if e.name == "grant_refund"]
+            if grants:
+                key = self.cost_key(grants[0].args) if len(grants) == 1 else None
+                if key is None or grant is not None:
+                    return False
+                grant = (position, key, rule)
+                effects = [e for e in effects if e.name != "grant_refund"]
+            plan.append((position, effects, rule))
+        for valid in (True, False):
+            count = counts[valid]
+            self._awaiting = None
+            for position, effects, rule in plan:
+                if not effects:
+                    continue
+                if rule is _ALL_ROWS:
+                    self._book(effects, None, None, count, valid, final)
+                else:
+                    self._book(effects, None, None, None, valid, final, count, rule, position)
+        if grant is None:  # nothing granted: each class's effects are booked already
+            return True
+        position, key, rule = grant
+        s, block = self.model.s, self.block
+        kernels.claim_grants_both(s["unit_cost"][block], s["shipping"][block], key[0], key[1],
+                                  key[2], np.ascontiguousarray(counts[True], dtype=np.float64),
+                                  np.ascontiguousarray(counts[False], dtype=np.float64), rule,
+                                  position, self.burden, self.wrongful, self.wrongful_burden)
+        return True
+
     def deadlines(self, count: np.ndarray, valid: bool) -> None:
         """Claims nobody answered: the response deadline armed by the request's rule falls
         due (booked on the claim's day)."""
+        for effects, claims in self._deadline_bookings(count, valid):
+            self._book(effects, None, None, claims, valid, False)
+
+    def deadlines_both(self, counts: Mapping[bool, np.ndarray | None]) -> None:
+        """`deadlines` of the claims with valid evidence, then of those lacking it; when each
+        class books one grant alone at the same literal arguments, both in one pass
+        (`kernels.claim_grants_both`: the same additions in the same order)."""
+        bookings = {valid: ([] if count is None else self._deadline_bookings(count, valid))
+                    for valid, count in counts.items()}
+        alone = [b[0] for b in bookings.values() if len(b) == 1 and len(b[0][0]) == 1
+                 and b[0][0][0].name == "grant_refund"]
+        if len(alone) == 2 and self.model._fused_claims:
+            keys = {self.cost_key(effects[0].args) for effects, _ in alone}
+            if len(keys) == 1 and None not in keys:
+                (key,) = keys
+                s, block = self.model.s, self.block
+                kernels.claim_grants_both(
+                    s["unit_cost"][block], s["shipping"][block], key[0], key[1], key[2],
+                    np.ascontiguousarray(bookings[True][0][1], dtype=np.float64),
+                    np.ascontiguousarray(bookings[False][0][1], dtype=np.float64), _ALL_ROWS,
+                    0, self.burden, self.wrongful, self.wrongful_burden)
+                return
+        for valid in (True, False):
+            for effects, claims in bookings[valid]:
+                self._book(effects, None, None, claims, valid, False)
+
+    def _deadline_bookings(self, count: np.ndarray,
+                           valid: bool) -> list[tuple[list[Any], np.ndarray]]:
+        """The due deadlines' effects and the claims they book (all m rows), in order."""
         dec = self.requested[valid]
         if dec is None:
-            return
+            return []
         book = self.book
         if dec.uniform is not None:
             positions = [dec.uniform]
         else:
             positions = np.unique(dec.rule[(count > 0) & (dec.rule >= 0)]).tolist()
+        out: list[tuple[list[Any], np.ndarray]] = []
         for pos in positions:
             if pos < 0:
                 continue
@@ -2097,5 +2240,5 @@ class _Claims:
                 everywhere = None
             if everywhere is None:
                 everywhere = bool(when.all())
-            self._book(effects, None, None, count if everywhere else count * when, valid,
-                       False)
+            out.append((effects, count if everywhere else count * when))
+        return out

@@ -114,6 +114,11 @@ def test_add_claims_fires_and_count_positive_match_numpy() -> None:
     assert _same(acc, masked + count)
     assert kernels.fires(rule, 2) and not kernels.fires(rule, 7)
     assert not kernels.fires(np.empty(0, np.int32), 0)
+    for n in (1, 255, 256, 257, 600):  # a hit in a whole stretch of 256 rows or the tail
+        for at in {0, n // 2, 255 % n, n - 1}:
+            one = np.full(n, -1, np.int32)
+            one[at] = 3
+            assert kernels.fires(one, 3) and not kernels.fires(one, 2), (n, at)
     assert kernels.count_positive(count) == np.count_nonzero(count > 0)
     assert kernels.count_positive(np.array([0.0, -1.0, np.nan])) == 0
 
@@ -125,6 +130,43 @@ def test_split_share_is_floor_share_and_the_rest() -> None:
     expected = np.floor(x["count"] * 0.37 + offset(x["u"], 2))
     assert _same(part, expected) and _same(rest, x["count"] - expected)
     assert positive == np.count_nonzero(expected > 0) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_claims_split_is_claim_counts_then_split_share_of_each_class(dtype: type) -> None:
+    rng = np.random.default_rng(11)
+    n = 5_000
+    orders = np.floor(rng.random(n) * 12).astype(dtype)
+    quality = rng.random(n, dtype=np.float32).astype(dtype)
+    u_claims, u_refund = (rng.random(n, dtype=np.float32).astype(dtype) for _ in range(2))
+    args = (orders, quality, u_claims, u_refund, 0.3, 0.8, 0.35)
+    ur, valid, lacking = np.empty(n), np.empty(n), np.empty(n)
+    kernels.claim_counts(*args, ur, valid, lacking)
+    want = [np.empty(n) for _ in range(4)]
+    positives = (kernels.split_share(valid, 0.37, ur, GOLDEN, want[0], want[1]),
+                 kernels.split_share(lacking, 0.37, ur, 2 * GOLDEN, want[2], want[3]))
+    got_ur, *got = (np.empty(n) for _ in range(5))
+    assert kernels.claims_split(*args, 0.37, GOLDEN, 2 * GOLDEN, got_ur, *got) == positives
+    assert min(positives) > 0 and lacking.sum() > 0
+    assert _same(got_ur, ur) and all(_same(a, b) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_return", [True, False])
+def test_claim_grants_both_is_claim_grants_of_each_class_in_turn(dtype: type,
+                                                                 with_return: bool) -> None:
+    x = _claim_inputs(dtype)
+    lacking = np.floor(np.random.default_rng(2).random(x["count"].size) * 3)
+    for rule in (np.empty(0, np.int32), x["rule"]):
+        start = np.random.default_rng(3).random((3, x["count"].size))
+        want, got = start.copy(), start.copy()
+        for count, valid in ((x["count"], True), (lacking, False)):
+            kernels.claim_grants(x["unit_cost"], x["shipping"], True, with_return, 0.17, count,
+                                 rule, 1, *want, valid)
+        kernels.claim_grants_both(x["unit_cost"], x["shipping"], True, with_return, 0.17,
+                                  x["count"], lacking, rule, 1, *got)
+        assert all(_same(a, b) for a, b in zip(want, got, strict=True))
+        assert not np.array_equal(want[1], start[1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

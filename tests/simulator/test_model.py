@@ -214,6 +214,60 @@ def test_shared_claim_decisions_change_no_bit(book, request, monkeypatch) -> Non
     assert sum(float(f.refund.sum()) for f in fa) > 0
 
 
+#: A refund rulebook whose intervention rules read the evidence (the classes' intervention
+#: decisions then differ: each class is routed on its own).
+EVIDENCE_INTERVENTION = (ROOT / "tests" / "fixtures" / "rulebooks"
+                         / "refund_evidence_intervention.yaml")
+
+
+def _evidence_intervention_set():
+    files = {p.name: p.read_text() for p in (BOOKS / "lowprice-2024").glob("*.yaml")}
+    files["refund.yaml"] = EVIDENCE_INTERVENTION.read_text()
+    return load_set_from_texts("evidence-intervention", files)
+
+
+@pytest.mark.parametrize("book", ["lowprice", "reformed", "evidence"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, request,
+                                                              monkeypatch) -> None:
+    """Both evidence classes' claims are counted and split in one pass, and intervened on
+    and let lapse in shared grant passes, where their decisions allow it (one decision for
+    both classes, one grant at literal arguments): routing one class at a time must give the
+    same state and flows, bit for bit. With intervention rules that read the evidence, the
+    classes are routed one at a time."""
+    from simulator import model as model_module
+
+    rulebook_set = (_evidence_intervention_set() if book == "evidence"
+                    else request.getfixturevalue(book))
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+                                          "refunds.intervention_share": 0.5})
+    seeds = [replication_seed(8, 0), replication_seed(8, 1)]
+    shared = {True: 0, False: 0}
+    route_both = model_module._Claims._route_both
+
+    def counting(self, dec, counts, final):
+        done = route_both(self, dec, counts, final)
+        shared[done] += 1
+        return done
+
+    monkeypatch.setattr(model_module._Claims, "_route_both", counting)
+    runs = []
+    for fused in (True, False):
+        model = Model(rulebook_set, sc, seeds, dtype=dtype)
+        model._fused_claims = fused
+        flows = [model.step(day) for day in range(40)]
+        runs.append((model.s, [{k: getattr(f, k).tobytes() for k in f.__dataclass_fields__}
+                               for f in flows]))
+    (a, fa), (b, fb) = runs
+    for name in a:
+        assert a[name].tobytes() == b[name].tobytes(), name
+    assert fa == fb
+    if book == "lowprice":
+        assert shared[True] > 0  # both classes' interventions booked in one pass
+    if book == "evidence":
+        assert shared == {True: 0, False: 0}  # the classes' decisions differ
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, monkeypatch,
                                                                         dtype) -> None:
