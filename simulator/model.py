@@ -1986,6 +1986,15 @@ class _Claims:
             acc = table[valid] = np.zeros(self.m)
         acc[at] += count
 
+    def _rule_fires(self, dec: Any, position: int) -> bool:
+        """Whether the rule at `position` decided any row of `dec`: scanned once per decision,
+        since both evidence classes may route the same one (the decision is kept with the
+        answer, so its id is not reused while the answer is)."""
+        found = self._fires.get((id(dec), position))
+        if found is None:
+            found = self._fires[(id(dec), position)] = (dec, kernels.fires(dec.rule, position))
+        return bool(found[1])
+
     def route(self, dec: Any, count: np.ndarray, valid: bool, final: bool = False,
               rows: np.ndarray | None = None) -> np.ndarray | None:
         """Book `count` claims per row (over all m rows) through the effects of the rules
@@ -2007,11 +2016,7 @@ class _Claims:
                 # mask) are selected inside the booking kernels, made an array only for
                 # effects that need one. Both evidence classes may route the same decision:
                 # look for the rule once.
-                found = self._fires.get((id(dec), position))
-                if found is None:
-                    found = self._fires[(id(dec), position)] = (
-                        dec, kernels.fires(dec.rule, position))
-                if not found[1]:
+                if not self._rule_fires(dec, position):
                     continue
                 self._book(dec.effects(rid), None, None, None, valid, final, count, dec.rule,
                            position)
@@ -2133,11 +2138,7 @@ class _Claims:
                     continue
                 rule = _ALL_ROWS
             else:
-                found = self._fires.get((id(dec), position))
-                if found is None:
-                    found = self._fires[(id(dec), position)] = (
-                        dec, kernels.fires(dec.rule, position))
-                if not found[1]:
+                if not self._rule_fires(dec, position):
                     continue
                 rule = dec.rule
             effects = dec.effects(rid)
