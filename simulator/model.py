@@ -377,6 +377,7 @@ class _Changes:
             rows = np.flatnonzero(changed)
         caught_up = min((u.day for u in self.users if u.day is not None), default=day)
         self.history = [(d, r) for d, r in self.history if d > caught_up]
+        rows.flags.writeable = False  # `since` hands it out as it is, to every user
         self.history.append((day, rows))
         if len(self.history) > _CHANGES_KEPT:
             self.complete_from = self.history.pop(0)[0]
@@ -596,7 +597,8 @@ class Model:
         self._fused_appeals = True
         # Both evidence classes' claims counted and split, intervened on and let lapse in
         # shared passes where the decisions allow it (`_refunds`); False: one class at a
-        # time (tests compare).
+        # time (tests compare). Either way both classes' requests are decided before either
+        # is routed: a claim's scope reads no booking of the day, so the order is free.
         self._fused_claims = True
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
