@@ -309,14 +309,22 @@ def test_group_exposure_is_the_numpy_expression() -> None:
     share = rng.random(groups)
     got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
                                  np.empty(slots), np.empty(n))
+    want = _numpy_group_exposure(weight, alive, scale, channel, impressions, share, groups,
+                                 slots)
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def _numpy_group_exposure(weight: np.ndarray, alive: np.ndarray, scale: np.ndarray,
+                          channel: np.ndarray, impressions: np.ndarray, share: np.ndarray,
+                          groups: int, slots: int) -> np.ndarray:
+    """The numpy expressions `kernels.group_exposure` replaces."""
     w = np.where(alive, weight * scale, 0.0).reshape(groups, slots)
     total = w.sum(axis=1)
     want = np.where(alive.reshape(groups, slots), impressions[:, None] * w / total[:, None], 0.0)
     admitted_rows = (alive & (channel > 0)).reshape(groups, slots)
     admitted = admitted_rows.sum(axis=1)
     extra = channel.reshape(groups, slots) * share[:, None] / np.maximum(admitted, 1)[:, None]
-    want = np.where(admitted_rows, want + extra, want).ravel()
-    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+    return np.where(admitted_rows, want + extra, want).ravel()
 
 
 @pytest.mark.parametrize("slots", [1, 7, 64, 1_003])
@@ -336,13 +344,8 @@ def test_group_exposure_counts_the_admitted_whatever_the_dead_channels_hold(slot
     share = rng.random(groups)
     got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
                                  np.empty(slots), np.empty(n))
-    w = np.where(alive, weight * scale, 0.0).reshape(groups, slots)
-    total = w.sum(axis=1)
-    want = np.where(alive.reshape(groups, slots), impressions[:, None] * w / total[:, None], 0.0)
-    admitted_rows = (alive & (channel > 0)).reshape(groups, slots)
-    admitted = admitted_rows.sum(axis=1)
-    extra = channel.reshape(groups, slots) * share[:, None] / np.maximum(admitted, 1)[:, None]
-    want = np.where(admitted_rows, want + extra, want).ravel()
+    want = _numpy_group_exposure(weight, alive, scale, channel, impressions, share, groups,
+                                 slots)
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
 
 
