@@ -540,13 +540,15 @@ class Model:
         rep = np.repeat(np.arange(self.R), self.n1)
         s["group"] = (rep * self.G + cat["group"]).astype(np.int64)
         s["price0"], s["cash0"] = s["price"].copy(), s["cash"].copy()
-        s["loss_days"] = np.zeros(n, dtype=np.int32)
-        s["prompt_open"] = np.zeros(n, dtype=bool)
+        # Zeros written, not calloc's untouched pages: no stage writes the padding slots, and
+        # a kernel's masked loads over unmapped pages are slow (`simulator.memory.mapped_zeros`).
+        s["loss_days"] = mapped_zeros(n, dtype=np.int32)
+        s["prompt_open"] = mapped_zeros(n, dtype=bool)
         s["prompt_target"] = np.full(n, np.nan)
         s["prompt_rule"] = np.full(n, -1, dtype=np.int16)
         s["prompt_event_price"] = np.full(n, np.nan)
-        s["prompts_seen"] = np.zeros(n, dtype=np.int32)
-        s["silenced_until"] = np.zeros(n)
+        s["prompts_seen"] = mapped_zeros(n, dtype=np.int32)
+        s["silenced_until"] = mapped_zeros(n)
         s["competitor_price"] = np.full(n, np.nan)
         s["dl_due"] = np.full(n, np.inf)
         s["dl_rule"] = np.full(n, -1, dtype=np.int16)
@@ -554,9 +556,9 @@ class Model:
         s["dl_event_price"] = np.full(n, np.nan)
         for k in ("appeals_filed_month", "appeals_filed_year", "appeals_failed_month",
                   "appeals_failed_year", "appeals_refused_month"):
-            s[k] = np.zeros(n, dtype=np.int32)
-        s["appeal_blocked_until"] = np.zeros(n)
-        s["margin"] = np.zeros(n, dtype=f)
+            s[k] = mapped_zeros(n, dtype=np.int32)
+        s["appeal_blocked_until"] = mapped_zeros(n)
+        s["margin"] = mapped_zeros(n, dtype=f)
         self.s = s
         ex = np.flatnonzero(s["exists"])
         s["margin"][ex] = self._margin(ex)

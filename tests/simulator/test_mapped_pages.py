@@ -11,6 +11,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from simulator import kernels
 from simulator.memory import mapped_zeros
 
 PAGE = mmap.PAGESIZE
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not os.access("/proc/self/pagemap", os.R_OK),
@@ -76,3 +78,27 @@ def test_group_exposure_reads_every_page_of_the_channels() -> None:
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
     del channel
     fresh.close()
+
+
+def test_a_new_models_arrays_are_mapped_padding_included() -> None:
+    """Every per-merchant array the model keeps over a run (the state and the day's working
+    arrays) is on mapped pages from the start, the padding slots of the smaller groups
+    included, which no stage writes (here: three groups of 2,000 sellers padded to 20,000
+    slots, whole pages of padding in every array)."""
+    from rules.loader import load_set
+    from simulator.model import Model
+    from simulator.run import replication_seed
+    from simulator.scenario import load_scenario
+
+    sizes = {"groups.0.sellers": 20_000, "groups.1.sellers": 2_000,
+             "groups.2.sellers": 2_000, "groups.3.sellers": 2_000}
+    sc = load_scenario(ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml").with_values(sizes)
+    model = Model(load_set(ROOT / "rules" / "books" / "lowprice-2024"), sc,
+                  [replication_seed(5, 0)])
+    assert model.n == 80_000
+    kept = {f"state {k}": v for k, v in model.s.items() if isinstance(v, np.ndarray)}
+    kept.update({f"scratch {k}": v for k, v in model._scratch.items()})
+    per_merchant = {k: v for k, v in kept.items() if v.shape[:1] == (model.n,)}
+    assert len(per_merchant) > 30
+    assert {k: _unmapped_pages(v) for k, v in per_merchant.items()
+            if _unmapped_pages(v)} == {}
