@@ -47,7 +47,12 @@ does not change a bit):
     pass each. When every claim request awaits the merchant, both classes' claims are
     counted and split between the platform and the merchant in one pass, and a grant that
     one decision makes for both classes (an intervention whose rules do not read the
-    evidence, a response deadline falling due) books both classes' claims in one pass;
+    evidence, a response deadline falling due) books both classes' claims in one pass.
+    When, moreover, each routing stage's rules book at most one grant at literal arguments
+    and add claims to the stage's tables at most once each (both bundled sets do), a
+    block's whole refund day is one compiled pass (`kernels.refund_day`): each stage's
+    decision becomes its rule per row (or one rule for all) and bit masks of the effects
+    of each rule (`_Claims.plan`), and no intermediate count is ever written;
   - a claim or order decision that reads state fields (say, the refund amount against a
     protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
     day only the merchants whose fields changed, in every block, are decided again, in one
@@ -504,8 +509,10 @@ class _KeptDecisions:
                         patches.append((current, values))
         for current, values in patches:
             current[rows] = values
+        if kept.uniform is not None and fresh.uniform == kept.uniform:
+            return True  # every row has that rule already
         kept.rule[rows] = fresh.rule
-        if kept.uniform is not None and fresh.uniform != kept.uniform:
+        if kept.uniform is not None:
             kept.uniform = None
         return True
 
@@ -602,6 +609,11 @@ class Model:
         # time (tests compare). Either way both classes' requests are decided before either
         # is routed: a claim's scope reads no booking of the day, so the order is free.
         self._fused_claims = True
+        # When every claim request awaits the merchant and each routing stage books at most
+        # one grant at literal arguments, a block's whole refund day takes one compiled pass
+        # (`_Claims.plan`, `kernels.refund_day`); False: the stages one at a time (tests
+        # compare).
+        self._fused_day = True
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
@@ -616,7 +628,7 @@ class Model:
         # The claim columns last gathered at changed merchants (`_Claims._columns_at`), with
         # the day and the merchants: the kept claim decisions that share a change history
         # decide the same merchants again on a day, from the same columns.
-        self._claim_columns_at: tuple[int, np.ndarray, dict[str, Column]] | None = None
+        self._claim_columns_at: tuple[int, np.ndarray, dict[str, _Lazy]] | None = None
         # The slots outside every block (padding only): 0 to the first block, between blocks,
         # after the last.
         bounds = [0, *(x for b in self.blocks for x in (b.start, b.stop)), n]
@@ -1079,6 +1091,18 @@ class Model:
                     shared.users.append(found)
         return found
 
+    def _review_key(self) -> tuple[bool, bool, float]:
+        """The cost key (`_cost_key`) of the claims the platform's review grants: the
+        merchant pays, with a return as the scenario says, no recall fee."""
+        with_return = self.sc.refunds.review_grants_with_return.value
+        found = self._claim_constants.get(("review", with_return))
+        if found is None:
+            found = _cost_key({"payer": "merchant", "with_return": with_return,
+                               "recall_fee": 0.0})
+            assert found is not None  # the review's arguments are single numbers
+            self._claim_constants[("review", with_return)] = found
+        return found
+
     def _claim_rules(self, event_type: str) -> tuple[tuple[str, int], ...]:
         """(id, position) of the refund rules that listen to a claim event, in rule order."""
         key = ("rules", event_type)
@@ -1304,7 +1328,20 @@ class Model:
         book = _Claims(self, rows, T)
         requested = {valid: book.decide("refund_requested", valid, "requested")
                      for valid in (True, False)}
+        key = self._review_key()
         if self._fused_claims and all(book.asks_merchant(dec) for dec in requested.values()):
+            book.requested.update(requested)
+            plan = book.plan(key) if self._fused_day else None
+            if plan is not None:
+                # The whole day of the block in one pass (`kernels.refund_day`).
+                kernels.refund_day(
+                    *claim_args, share, float(rf.escalation_after_rejection.value),
+                    float(rf.automated_review_grant_share.value),
+                    float(self.sc.appeals.propensity.value), _SHIFTS, *plan,
+                    s["capacity"][rows], s["unit_cost"][rows], s["shipping"][rows],
+                    s["alive"][rows], fl.refund[rows], wrongful[rows], wrongful_burden[rows],
+                    want[rows])
+                return
             # Every claim of both classes awaits the merchant (routing them books nothing
             # else): the claims are counted and split between the platform and the merchant
             # in one pass, and the classes' counts are never written.
@@ -1313,7 +1350,6 @@ class Model:
             positives = kernels.claims_split(*claim_args, share, GOLDEN, 2 * GOLDEN, ur,
                                              inter[True], book.left[True], inter[False],
                                              book.left[False])
-            book.requested.update(requested)
             book.intervene_both(inter, "awaiting_merchant", dict(zip((True, False), positives,
                                                                      strict=True)))
         else:
@@ -1360,10 +1396,6 @@ class Model:
             if rejected is not None:
                 esc = floor_share(rejected, rf.escalation_after_rejection.value, 3 + c)
                 book.intervene(esc, valid, "rejected")
-        review = {"payer": "merchant", "with_return": rf.review_grants_with_return.value,
-                  "recall_fee": 0.0}
-        key = _cost_key(review)
-        assert key is not None  # the review's arguments are single numbers
 
         def claims(table: np.ndarray | None) -> np.ndarray:
             return _NO_CLAIMS if table is None else table
@@ -1644,12 +1676,24 @@ _GRANT_ARGS = (("payer", "merchant"), ("with_return", False), ("recall_fee", 0.0
 _ALL_ROWS = np.empty(0, dtype=np.int32)
 #: No claims of a kind (`kernels.review_close`).
 _NO_CLAIMS = np.empty(0)
+#: The offsets' shifts k x GOLDEN (`population.offset`) of the refund day's draws, by k.
+_SHIFTS = np.array([k * GOLDEN for k in range(8)])
+#: A stage that books nothing (`_Claims._effect_masks`).
+_NO_EFFECTS: tuple[int, int, int, int, tuple[bool, bool, float]] = (0, 0, 0, 0,
+                                                                     (False, False, 0.0))
+#: How many stages' effect masks `_Claims.plan` keeps, by decision (`_Claims._stage`).
+_STAGE_TABLES_KEPT = 256
 
 
 def _column(values: np.ndarray) -> Column:
     """Numbers as a rule column, NaN unknown; known everywhere is said once (0-d)."""
     known = _known(values)
     return Column(values, np.asarray(True) if known.all() else known)
+
+
+def _column_at(values: np.ndarray, where: np.ndarray) -> Column:
+    """`_column` of the numbers at `where`, widened to float64."""
+    return _column(values[where].astype(np.float64))
 
 
 def _finite(x: float) -> float:
@@ -1765,13 +1809,10 @@ class _Claims:
 
     def __init__(self, model: Model, block: slice, T: float):
         self.model, self.block, self.T = model, block, T
-        self.m = m = len(range(*block.indices(model.n)))
+        self.m = len(range(*block.indices(model.n)))
         self.book = model.books["refund"]
         self.claim_columns = _ClaimColumns(model.s, block)
         self._costs: dict[tuple[bool, bool, float], np.ndarray] = {}
-        self.burden = np.zeros(m)
-        self.wrongful = np.zeros(m)
-        self.wrongful_burden = np.zeros(m)
         self.requested: dict[bool, Any] = {True: None, False: None}
         self.left: dict[bool, np.ndarray | None] = {True: None, False: None}
         self.rejected: dict[bool, np.ndarray | None] = {True: None, False: None}
@@ -1782,6 +1823,21 @@ class _Claims:
         # Whether a rule decided any row of a decision, by (decision, rule position); the
         # decision is kept alongside, so its id cannot be reused meanwhile.
         self._fires: dict[tuple[int, int], tuple[Any, bool]] = {}
+
+    # The day's burden of granted claims over the m rows, and of those granted without valid
+    # evidence, with their count: made when the first booking needs them (a day routed in one
+    # pass, `plan`, books none here).
+    @functools.cached_property
+    def burden(self) -> np.ndarray:
+        return np.zeros(self.m)
+
+    @functools.cached_property
+    def wrongful(self) -> np.ndarray:
+        return np.zeros(self.m)
+
+    @functools.cached_property
+    def wrongful_burden(self) -> np.ndarray:
+        return np.zeros(self.m)
 
     # -- scopes -----------------------------------------------------------------------------
     @property
@@ -1794,18 +1850,19 @@ class _Claims:
         """The orders' shipping cost over the m rows, float64."""
         return self.claim_columns.widen("shipping")
 
-    def _columns_at(self, where: np.ndarray) -> dict[str, Column]:
+    def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
         """The claim columns at the merchants `where` only (as the columns over all rows read
-        there give them, but for a known mask that says "all known" once). Gathered once a
-        day for the same merchants (the same array: kept decisions sharing their changes
-        are handed one), since no stage between two decisions changes the orders' amount and
-        costs; decisions only read them (their number arguments are new arrays)."""
+        there give them, but for a known mask that says "all known" once), each gathered
+        when a rule first reads it. Gathered once a day for the same merchants (the same
+        array: kept decisions sharing their changes are handed one), since no stage between
+        two decisions changes the orders' amount and costs; decisions only read them (their
+        number arguments are new arrays)."""
         model = self.model
         found = model._claim_columns_at
         if found is not None and found[0] == model._stepped and found[1] is where:
             return found[2]
         s = model.s
-        columns = {name: _column(s[key][where].astype(np.float64))
+        columns = {name: _Lazy(functools.partial(_column_at, s[key], where))
                    for name, key in _CLAIM_COLUMNS}
         model._claim_columns_at = (model._stepped, where, columns)
         return columns
@@ -2174,6 +2231,138 @@ class _Claims:
                                   position, self.burden, self.wrongful, self.wrongful_burden)
         return True
 
+    # -- the day in one pass -----------------------------------------------------------------
+    def plan(self, review_key: tuple[bool, bool, float]) -> tuple[Any, ...] | None:
+        """The rule arguments of `kernels.refund_day` for this block's day, whose requests
+        (`requested`, each asking the merchant to answer every claim) are decided; None when
+        a stage books what its tables cannot say (a grant at per-row arguments, two grants
+        of one rule or at different arguments in one stage, an effect twice, a deadline that
+        applies on some rows only, a rule position past 61), and the stages run one at a
+        time.
+
+        Each stage's decision is over all m rows, whatever the number of rows with claims:
+        a rule's effects on a row depend on nothing but that row, and a row without claims
+        of a stage books zero claims. The kernel books the same additions in the same order
+        as the stages one at a time, skipping only the additions of zero (a rule's share of
+        a stage's claims on the rows of other rules), which change no sum."""
+        stages: list[tuple[Any, tuple[Any, ...] | None] | None] = [
+            self._stage(self.decide("platform_intervened", valid, "awaiting_merchant",
+                                    intervened=True), final=True)
+            for valid in (True, False)]
+        stages += [self._stage(self.decide("merchant_responded", valid, "awaiting_merchant",
+                                           decision), final=False)
+                   for valid, decision in ((False, "reject"), (True, "accept"))]
+        stages += [self._deadline_stage(valid) for valid in (True, False)]
+        if any(stage is None or stage[1] is None for stage in stages):
+            return None
+        # Claims rejected (by the merchant's answer or a lapsed deadline) escalate.
+        escalate = (bool(stages[3][1][1] | stages[4][1][1]),
+                    bool(stages[2][1][1] | stages[5][1][1]))
+        for valid, rejected in zip((True, False), escalate, strict=True):
+            stages.append(self._stage(self.decide("platform_intervened", valid, "rejected",
+                                                  intervened=True), final=True)
+                          if rejected else (0, _NO_EFFECTS))
+        if any(stage is None or stage[1] is None for stage in stages):
+            return None
+        # The kernel's tables, made once for each combination of the stages' effects.
+        shape = tuple(stage[1] for stage in stages)
+        tables = self.model._claim_constants.setdefault(("day tables",), {})
+        found = tables.get((shape, escalate, review_key))
+        if found is None:
+            if len(tables) >= _STAGE_TABLES_KEPT:
+                tables.clear()
+            masks = np.array([m[:4] for m in shape], dtype=np.int64)
+            # The stages of each class: intervention, answer, deadline, escalation.
+            valid_tables, lacking_tables = masks[[0, 3, 4, 6]], masks[[1, 2, 5, 7]]
+            found = tables[(shape, escalate, review_key)] = (
+                masks, np.array([m[4] for m in shape] + [review_key], dtype=np.float64),
+                np.array([valid_tables[:, 2].any(), valid_tables[:, 3].any(),
+                          lacking_tables[:, 2].any(), *escalate]))
+        return (stages[0][0], stages[1][0], stages[2][0], stages[3][0], stages[6][0],
+                stages[7][0], *found)
+
+    def _deadline_stage(self, valid: bool) -> tuple[int, tuple[Any, ...] | None] | None:
+        """The stage of `plan` that books the claims of a class nobody answered, when the
+        response deadline of the request's rule falls due: one rule (position 0) for every
+        row. None when the deadline applies on some rows only."""
+        dec = self.requested[valid]
+        tables = self.model._claim_constants.setdefault(("stage tables",), {})
+        found = tables.get((id(dec), "deadline", valid))
+        if found is None:
+            if len(tables) >= _STAGE_TABLES_KEPT:
+                tables.clear()
+            due = self._deadlines(dec, valid, [dec.uniform])
+            masks = (None if len(due) > 1 or (due and not due[0][2]) else
+                     self._effect_masks(due[0][0], False, 0) if due else _NO_EFFECTS)
+            # A deadline that reads more than the claim's literal fields is found afresh
+            # each time (`_deadlines`): its masks are not kept.
+            rid = self.book.rule_ids[dec.uniform]
+            if (self.book.rulebook.rule(rid).deadline is None
+                    or self._deadline_reads(rid) <= _CLAIM_LITERALS):
+                tables[(id(dec), "deadline", valid)] = (dec, masks)
+            found = (dec, masks)
+        return None if found[1] is None else (0, found[1])
+
+    def _stage(self, dec: Any, final: bool) -> tuple[Any, tuple[int, ...] | None] | None:
+        """A routing stage of `plan`: the rule of each row (one position for every row, or
+        an int32 array over the m rows) and the effects' masks (`_effect_masks`) of the rules
+        that fired, found once per decision."""
+        rule = dec.uniform
+        if rule is None:
+            rule = dec.rule
+            if rule.dtype != np.int32 or not rule.flags.c_contiguous:
+                return None
+        tables = self.model._claim_constants.setdefault(("stage tables",), {})
+        found = tables.get((id(dec), final))
+        if found is None:
+            if len(tables) >= _STAGE_TABLES_KEPT:
+                tables.clear()
+            masks: tuple[int, ...] | None = _NO_EFFECTS
+            for rid, position in self.model._claim_rules(dec.event_type):
+                effects = dec._effects.get(rid)  # rules that decided no row have none
+                if effects is not None:
+                    masks = self._effect_masks(effects, final, position, masks)
+                    if masks is None:
+                        break
+            found = tables[(id(dec), final)] = (dec, masks)
+        return rule, found[1]
+
+    def _effect_masks(self, effects: Sequence[Any], final: bool, position: int,
+                      masks: tuple[Any, ...] | None = None) -> tuple[Any, ...] | None:
+        """`masks` (grant, reject, automated review, human review, grant's cost key) with
+        the effects of the rule at `position` added (bit position + 1), as `_book` books
+        them (a final stage rejects nothing; asking for the merchant's answer books
+        nothing); None when they cannot be said so."""
+        if not 0 <= position < 62:
+            return None
+        grant, reject, auto, human, key = _NO_EFFECTS if masks is None else masks
+        bit = 1 << (position + 1)
+        for effect in effects:
+            name = effect.name
+            if name == "grant_refund":
+                found = self.cost_key(effect.args)
+                if found is None or grant & bit or (grant and found != key):
+                    return None
+                grant, key = grant | bit, found
+            elif name == "reject_refund" and not final:
+                if reject & bit:
+                    return None
+                reject |= bit
+            elif name == "platform_review":
+                review = effect.args.get("review")
+                if review is not None and not _is_constant(review):
+                    return None
+                one = "human" if review is None else np.asarray(review).flat[0]
+                if one == "automated":
+                    if auto & bit:
+                        return None
+                    auto |= bit
+                else:
+                    if human & bit:
+                        return None
+                    human |= bit
+        return grant, reject, auto, human, key
+
     def deadlines(self, count: np.ndarray, valid: bool) -> None:
         """Claims nobody answered: the response deadline armed by the request's rule falls
         due (booked on the claim's day)."""
@@ -2209,12 +2398,34 @@ class _Claims:
         dec = self.requested[valid]
         if dec is None:
             return []
-        book = self.book
         if dec.uniform is not None:
             positions = [dec.uniform]
         else:
             positions = np.unique(dec.rule[(count > 0) & (dec.rule >= 0)]).tolist()
-        out: list[tuple[list[Any], np.ndarray]] = []
+        return [(effects, count if everywhere else count * when)
+                for effects, when, everywhere in self._deadlines(dec, valid, positions)]
+
+    def _deadline_reads(self, rule_id: str) -> frozenset[str]:
+        """The fields a rule's response deadline reads when it falls due (its `when` and
+        its effects' arguments)."""
+        key = ("deadline reads", rule_id)
+        found = self.model._claim_constants.get(key)
+        if found is None:
+            deadline = self.book.rulebook.rule(rule_id).deadline
+            reads = set(deadline.when.names) if deadline.when is not None else set()
+            for call in deadline.then:
+                for expr in call.expressions.values():
+                    reads |= expr.names
+            found = self.model._claim_constants[key] = frozenset(reads)
+        return found
+
+    def _deadlines(self, dec: Any, valid: bool,
+                   positions: list[int]) -> list[tuple[list[Any], np.ndarray, bool]]:
+        """The due response deadlines of the request decision `dec`'s rules at `positions`:
+        each one's effects, where they apply (over all m rows) and whether that is every
+        row."""
+        book = self.book
+        out: list[tuple[list[Any], np.ndarray, bool]] = []
         for pos in positions:
             if pos < 0:
                 continue
@@ -2222,10 +2433,7 @@ class _Claims:
             deadline = book.rulebook.rule(rid).deadline
             if deadline is None:
                 continue
-            reads = set(deadline.when.names) if deadline.when is not None else set()
-            for call in deadline.then:
-                for expr in call.expressions.values():
-                    reads |= expr.names
+            reads = self._deadline_reads(rid)
             if reads <= _CLAIM_LITERALS:  # alike for every block of m rows and every day
                 key = ("deadline", rid, valid if reads & _EVIDENCE else None, self.m)
                 found = self.model._claim_constants.get(key)
@@ -2245,5 +2453,5 @@ class _Claims:
                 everywhere = None
             if everywhere is None:
                 everywhere = bool(when.all())
-            out.append((effects, count if everywhere else count * when))
+            out.append((effects, when, everywhere))
         return out

@@ -255,6 +255,7 @@ def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, reque
     for fused in (True, False):
         model = Model(rulebook_set, sc, seeds, dtype=dtype)
         model._fused_claims = fused
+        model._fused_day = False  # the stages one at a time (the day in one pass: see there)
         flows = [model.step(day) for day in range(40)]
         runs.append((model.s, [{k: getattr(f, k).tobytes() for k in f.__dataclass_fields__}
                                for f in flows]))
