@@ -22,19 +22,46 @@ What it saves besides the numpy passes: the kernel reads the appellants' counter
 and wrongful burdens where the state and the day's flows keep them and books there (no
 gathering into per-appellant arrays and scattering back); the event's payload, one value for
 every appellant, is encoded once a day, not broadcast over the appellants; and the outcomes,
-random, are booked without branches that would be mispredicted. At 200,000 merchants the
-stage took about 4.5 ms of CPU a day before, about 3.5 ms with this (shared machine).
+random, are booked without branches that would be mispredicted.
+
+How a chunk of a round's appellants goes (`appeal_day`), each step a pass over the chunk or
+over the appeals it concerns:
+
+  - both programs run in place over one matrix (`Program.flatten`): their fields, constants
+    and registers are rows of it, so a program costs only its computing ops (no copies of its
+    fields and constants into registers), and only the fields a program reads and that change
+    from appeal to appeal are written per chunk (the payload's, once a day);
+  - the booking is split by what an appeal changes: refusals over the chunk, which packs the
+    accepted appeals to the front; outcomes and counters over those, which packs the upheld
+    ones; the refunds they recover over those. The counters accepted appeals book are written
+    straight where the `appeal_decided` program reads them, and that program runs over the
+    accepted appeals only;
+  - an appeal that is not accepted changes no field the `appeal_filed` rules read (unless
+    they read the refusals or the request for a human review): the appellant's further
+    rounds that day would be decided alike, so they are booked with it (`repeats`). Most
+    appellants who file more than once a day are blocked ones;
+  - the first round asks for the counters' cache lines as it reads the appellants
+    (`_prefetch`), so that the passes after it find them in the cache.
+
+At 200,000 merchants (about 90,000 appellants and 113,000 appeals a day) this took the
+kernel from about 2.9 to about 1.6 ms of CPU a day in the same process (shared machine).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from rules.expression.numba_target import (
+    FlatProgram,
     Program,
     Vocabulary,
     compile_program,
@@ -59,16 +86,27 @@ _COUNTER_SOURCES = {
     "merchant.appeals_refused_month": REFUSED_MONTH,
     "merchant.appeal_blocked_until": BLOCKED,
 }
+#: The sources the kernel reads for each chunk (the others are written once a day, or as
+#: appeals are booked).
+_GATHERED = (ROW, FILED_MONTH, FILED_YEAR, FAILED_MONTH, FAILED_YEAR, REFUSED_MONTH, BLOCKED,
+             HUMAN_REQUESTED)
+#: The counters filing changes, in the order `appeal_day` takes their rows.
+_BOOKED = (FILED_MONTH, FILED_YEAR, FAILED_MONTH, FAILED_YEAR, REFUSED_MONTH)
 #: Event fields each round sets anew, per event type.
 _EVENT_SOURCES = {
     "appeal_filed": {"event.human_review_requested": HUMAN_REQUESTED},
     "appeal_decided": {"event.outcome": OUTCOME, "event.reviewer": REVIEWER},
 }
 _EVENT_TYPES = ("appeal_filed", "appeal_decided")
-#: Appellants per chunk of a round (the width of the interpreter's registers): wider than the
-#: numba target's default, since each chunk costs a dozen calls whose array arguments are
-#: reference-counted (1,024 made the rounds about a tenth faster than 256).
+_U0 = np.uint64(0)
+#: Appellants per chunk of a round (the width of the programs' matrix): wider than the numba
+#: target's default, since each chunk costs a few calls whose array arguments are
+#: reference-counted (1,024 made the rounds about a tenth faster than 256; 512 to 4,096
+#: measured alike once the programs ran in place).
 CHUNK = 1024
+#: How many appellants ahead of the one it books the first round asks for its merchant's
+#: `want` and day's attempts (`_prefetch`): far enough that they arrive in time.
+AHEAD = 32
 #: Appellants whose rounds run together before the next ones' (`appeal_day`): their state rows
 #: stay in the nearer caches from round to round (4,096 made the day's rounds about an eighth
 #: faster than 65,536; 2,048 to 8,192 measured alike).
@@ -77,13 +115,15 @@ BLOCK = 4096
 
 @dataclass(frozen=True)
 class _EventProgram:
-    """One event type's rule conditions as one program, its loads bound to rows of the
-    rounds' shared input matrix."""
+    """One event type's rule conditions as one program, run in place over the rounds' shared
+    matrix (`AppealRounds`): its fields are rows of the matrix, and its constants and
+    registers rows of its own there (`Program.flatten`)."""
 
     program: Program
-    ops: np.ndarray  # `program.ops` with LOADs reading the shared matrix's rows
-    conditions: np.ndarray  # result registers, in rule order
+    flat: FlatProgram
+    conditions: np.ndarray  # the rows holding each rule's condition, in rule order
     rows: dict[str, int]  # the shared matrix's row of each of the program's fields
+    gathered: np.ndarray  # the rows of its fields the kernel reads from the state or the day
 
 
 class AppealRounds:
@@ -91,11 +131,15 @@ class AppealRounds:
     The effects' arguments (review, scope) are choices, which rulebooks give as literal words
     (`rules.effects`), so every rule's effects are the same on every row: a table entry.
 
-    Both programs read one input matrix, one row per field: a merchant's or listing's field
-    is one row for both (the two events' scopes share those namespaces), an event's field one
-    row per event type (their payloads differ). The event's payload is one value for every
-    appellant (`constants`), so only the merchants' own fields that no round changes, if the
-    rules read any, are gathered over the appellants once a day (`static`)."""
+    Both programs run over one matrix (`matrix`, CHUNK columns): one row per field, then each
+    program's constants and registers, then a row the kernel writes what no program reads
+    to. A merchant's or listing's field is one row for both programs (the two events' scopes
+    share those namespaces), an event's field one row per event type (their payloads differ).
+    The event's payload is one value for every appellant (`constants`), written into its rows
+    once a day like the programs' constants, so only the fields that change from appeal to
+    appeal are written per chunk: counters and merchants' own fields (the latter, if the rules
+    read any, gathered over the appellants once a day: `static`), the draw's request for a
+    human review, the outcome and the reviewer."""
 
     def __init__(self, filed: _EventProgram, decided: _EventProgram, sources: np.ndarray,
                  vocabulary: Vocabulary, tables: Mapping[str, np.ndarray]):
@@ -108,12 +152,43 @@ class AppealRounds:
         self._padded = [np.append(tables[k], np.zeros(1, dtype=tables[k].dtype))
                         for k in ("accepts", "refuses", "human_review", "block_month",
                                   "block_year")]
+        self.repeats = self._repeats(filed, sources, self._padded[0], self._padded[1])
         self.codes = np.array([vocabulary.code(t) for t in ("upheld", "rejected", "human",
                                                               "automated")], dtype=np.float64)
-        size = max(filed.program.n_registers, decided.program.n_registers, 1)
-        self.registers = np.empty((size, CHUNK))
+        self.spare = decided.flat.stop  # the row for values no program reads
+        self.matrix = np.full((self.spare + 1, CHUNK), np.nan)
+        for ep in (filed, decided):
+            for row, value in ep.flat.fills:
+                self.matrix[row] = value
+        self._constant_rows = np.flatnonzero(sources == CONSTANT)
+        #: (row, event type, payload key) of each `CONSTANT` row.
+        self._payload = [(row, et, field.split(".", 1)[1])
+                         for et, ep in zip(_EVENT_TYPES, (filed, decided), strict=True)
+                         for field, row in ep.rows.items() if sources[row] == CONSTANT]
+        found = [np.flatnonzero(sources == k) for k in (OUTCOME, REVIEWER)]
+        self._outcome_row, self._reviewer_row = (int(f[0]) if f.size else self.spare
+                                                 for f in found)
+        # Where the kernel writes each counter that filing changes as it books accepted
+        # appeals: the decided program's row of it, or the spare row.
+        read = {sources[row]: row for row in decided.rows.values()}
+        self._booked_rows = np.array([read.get(k, self.spare) for k in _BOOKED],
+                                     dtype=np.int64)
         self.per_row = bool(np.any(sources == ROW))
         self._no_static = np.empty((0, 0))
+
+    @staticmethod
+    def _repeats(filed: _EventProgram, sources: np.ndarray, accepts: np.ndarray,
+                 refuses: np.ndarray) -> np.ndarray:
+        """Per entry of the padded tables: whether an appeal it decides leaves the next
+        round's `appeal_filed` inputs as they were, so that the appellant's further rounds
+        that day are decided alike. An appeal that is not accepted changes no counter but
+        the refusals (and no decided event follows), the payload is the same every round,
+        and the request for a human review is the one input drawn anew."""
+        reads = {int(sources[row]) for row in filed.rows.values()}
+        if HUMAN_REQUESTED in reads:
+            return np.zeros(accepts.shape, dtype=np.int32)
+        counted = REFUSED_MONTH in reads
+        return ((accepts == 0) & ((refuses == 0) | (not counted))).astype(np.int32)
 
     @classmethod
     def of(cls, book: Any) -> AppealRounds | None:
@@ -127,6 +202,7 @@ class AppealRounds:
         shared: dict[Any, int] = {}
         sources: list[int] = []
         bound = {}
+        field_rows: dict[str, dict[str, int]] = {}
         for et in _EVENT_TYPES:
             rows = {}
             for field in programs[et].fields:
@@ -138,9 +214,20 @@ class AppealRounds:
                     else:
                         sources.append(_COUNTER_SOURCES.get(field, ROW))
                 rows[field] = shared[key]
-            program = programs[et]
-            bound[et] = _EventProgram(program, program.bind(rows),
-                                      np.array(program.results, dtype=np.int64), rows)
+            field_rows[et] = rows
+        first = len(sources)
+        for et in _EVENT_TYPES:
+            program, rows = programs[et], field_rows[et]
+            flat = program.flatten(rows, first)
+            first = flat.stop
+            # The decided program reads the counters filing changes where the kernel
+            # wrote them as it booked the appeals (`_BOOKED`).
+            skip = _BOOKED if et == "appeal_decided" else ()
+            gathered = sorted({r for r in rows.values()
+                               if sources[r] in _GATHERED and sources[r] not in skip})
+            bound[et] = _EventProgram(program, flat,
+                                      np.array(flat.results, dtype=np.int64), rows,
+                                      np.array(gathered, dtype=np.int64))
         filed, decided = rules["appeal_filed"], rules["appeal_decided"]
         accepts = np.zeros(len(filed), dtype=np.int32)
         refuses = np.zeros(len(filed), dtype=np.int32)
@@ -169,7 +256,19 @@ class AppealRounds:
     def constants(self, events: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
         """The value of each `CONSTANT` row (NaN elsewhere): the fields of each event type's
         payload (`events[event_type]`, one value for every appellant) the rules read, as the
-        numba target encodes them."""
+        numba target encodes them (`encode_constants`). Plain numbers, flags, words and
+        None are encoded here directly, as that does (its columnar reading costs about a
+        tenth of a millisecond a day in the model's run)."""
+        out = np.full(len(self.sources), np.nan)
+        for row, et, key in self._payload:
+            code = _scalar_code(events[et].get(key), self.vocabulary)
+            if code is None:  # any other kind of value: the numba target's own reading
+                return self.encode_constants(events)
+            out[row] = code
+        return out
+
+    def encode_constants(self, events: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+        """`constants` through the numba target's reading of a columnar scope."""
         out = np.full(len(self.sources), np.nan)
         for et, ep in ((_EVENT_TYPES[0], self.filed), (_EVENT_TYPES[1], self.decided)):
             wanted = {f for f, row in ep.rows.items() if self.sources[row] == CONSTANT}
@@ -208,25 +307,83 @@ class AppealRounds:
             day_won: np.ndarray) -> None:
         """Every round of the day's appeals; see `appeal_day`."""
         f, d = self.filed, self.decided
+        self.matrix[self._constant_rows] = constants[self._constant_rows, None]
         appeal_day(per_day, BLOCK, active, want, au, shift, human_share, human_success,
-                   automated_success, next_month, next_year, self.sources, constants, static,
-                   f.ops, f.program.consts, f.conditions, d.ops, d.program.consts,
-                   d.conditions, *self._padded, self.codes, self.registers,
+                   automated_success, next_month, next_year, self.sources, static, self.matrix,
+                   f.gathered, f.flat.ops, f.flat.consts, f.conditions, d.gathered, d.flat.ops,
+                   d.flat.consts, d.conditions, self._outcome_row, self._reviewer_row,
+                   self._booked_rows,
+                   *self._padded, self.repeats, self.codes,
                    counters["appeals_filed_month"], counters["appeals_filed_year"],
                    counters["appeals_failed_month"], counters["appeals_failed_year"],
                    counters["appeals_refused_month"], counters["appeal_blocked_until"],
                    wrongful, wrongful_burden, day_refund, day_attempted, day_won)
 
 
+def _scalar_code(value: Any, vocabulary: Vocabulary) -> float | None:
+    """A payload value as the numba target encodes one value for every row (None, a flag, a
+    number of float64's range or a word); None for any other kind of value."""
+    if value is None:
+        return math.nan  # unknown
+    if isinstance(value, bool | np.bool_):
+        return 1.0 if value else 0.0
+    if isinstance(value, int) and not -2**63 <= value < 2**63:
+        return None  # numpy would not hold it as an integer
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)  # NaN stays NaN: unknown
+    if isinstance(value, str):
+        return float(vocabulary.code(value))
+    return None
+
+
 @_kernel
-def _gather(sources, static, ci, cj, c, scratch, filed_m, filed_y, failed_m, failed_y,
-            refused_m, blocked, human):  # pragma: no cover - compiled
-    """Rows 0..c of the input matrix for the chunk's appellants (numbers `cj`, merchants
-    `ci`): their static fields and the counters as they stand. `CONSTANT` rows were filled
-    once; `OUTCOME` and `REVIEWER` rows are written as appeals are decided."""
-    for f in range(sources.shape[0]):
+def appellants(want):  # pragma: no cover - compiled
+    """np.flatnonzero(want > 0), packed without branches (the merchants who appeal are
+    about a third, at random: a branch on each would be mispredicted)."""
+    out = np.empty(want.shape[0], dtype=np.int64)
+    k = 0
+    for x in range(want.shape[0]):
+        out[k] = x
+        k += want[x] > 0
+    return out[:k]
+
+
+@intrinsic
+def _prefetch(typingctx: Any, array: Any, index: Any) -> Any:
+    """Ask for the cache line of array[index] (for writing, kept in every cache level), and go
+    on without waiting for it: the first round reads and books each merchant's counters in
+    several passes over its chunk, and the hardware's prefetchers, following a dozen arrays
+    at once, leave many of those reads waiting for memory (about an eighth of the rounds'
+    time at 200,000 merchants). Only a hint: it changes no value, and no index is checked."""
+    sig = types.void(array, index)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        kind = signature.args[0]
+        view = context.make_array(kind)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, kind, view, [args[1]],
+                                           wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # (address, 1: for writing, 3: keep in every level, 1: data)
+        builder.call(hint, [builder.bitcast(pointer, i8p), ir.Constant(i32, 1),
+                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_kernel
+def _gather(sources, gathered, static, ci, cj, c, matrix, filed_m, filed_y, failed_m,
+            failed_y, refused_m, blocked, r, shift, share):  # pragma: no cover - compiled
+    """The `gathered` rows of the matrix for the c appellants (numbers `cj`, merchants `ci`):
+    their static fields, the counters as they stand and the request for a human review
+    that their draws `r` (by position) make."""
+    for k in range(gathered.shape[0]):
+        f = gathered[k]
         src = sources[f]
-        out = scratch[f]
+        out = matrix[f]
         # One loop per source (the branch is taken once per field, not once per row).
         if src == ROW:
             row = static[f]
@@ -244,28 +401,11 @@ def _gather(sources, static, ci, cj, c, scratch, filed_m, filed_y, failed_m, fai
             _gather_counter(refused_m, ci, c, out)
         elif src == BLOCKED:
             _gather_counter(blocked, ci, c, out)
-        elif src == HUMAN_REQUESTED:
+        elif src == HUMAN_REQUESTED:  # the draw offset by `shift` under `share`
             for t in range(c):
-                out[t] = 1.0 if human[t] else 0.0
-
-
-@_kernel
-def _regather_counters(sources, ci, c, scratch, filed_m, filed_y, failed_m, failed_y,
-                       refused_m):  # pragma: no cover - compiled
-    """The rows of the counters filing changes, read again after the chunk's filings."""
-    for f in range(sources.shape[0]):
-        src = sources[f]
-        out = scratch[f]
-        if src == FILED_MONTH:
-            _gather_counter(filed_m, ci, c, out)
-        elif src == FILED_YEAR:
-            _gather_counter(filed_y, ci, c, out)
-        elif src == FAILED_MONTH:
-            _gather_counter(failed_m, ci, c, out)
-        elif src == FAILED_YEAR:
-            _gather_counter(failed_y, ci, c, out)
-        elif src == REFUSED_MONTH:
-            _gather_counter(refused_m, ci, c, out)
+                v = r[t] + shift
+                v -= np.floor(v)
+                out[t] = 1.0 if v < share else 0.0
 
 
 @_kernel
@@ -276,12 +416,23 @@ def _gather_counter(counter, ci, c, out):  # pragma: no cover - compiled
 
 
 @_kernel
+def _first_rules(ops, consts, conditions, matrix, c, hit):  # pragma: no cover - compiled
+    """hit[t] = the first rule whose condition is known True for column t < c (-1: none)."""
+    if conditions.shape[0] == 0:
+        hit[:c] = -1
+        return
+    run_block(ops, consts, matrix, 0, c, matrix)
+    first_hit_block(matrix, conditions, c, hit, 0)
+
+
+@_kernel
 def appeal_day(per_day, block, active, want, au, shift, human_share, human_success,
-               automated_success, next_month, next_year, sources, constants, static,
-               ops_f, consts_f, cond_f, ops_d, consts_d, cond_d, accepts, refuses,
-               human_review, block_month, block_year, codes, regs, filed_m, filed_y,
-               failed_m, failed_y, refused_m, blocked, wrongful, wrongful_burden, day_refund,
-               day_attempted, day_won):  # pragma: no cover - compiled
+               automated_success, next_month, next_year, sources, static, matrix, gathered_f,
+               ops_f, consts_f, cond_f, gathered_d, ops_d, consts_d, cond_d, outcome_row,
+               reviewer_row, booked_rows, accepts, refuses, human_review, block_month,
+               block_year, repeats, codes, filed_m, filed_y, failed_m, failed_y, refused_m, blocked,
+               wrongful, wrongful_burden, day_refund, day_attempted, day_won
+               ):  # pragma: no cover - compiled
     """The day's appeals of the appellants `active` (merchant numbers, ascending), each
     filing min(want, per_day) appeals, one per round, `block` appellants at a time (all
     their rounds, then the next block: the merchants' rows stay in the cache).
@@ -298,119 +449,152 @@ def appeal_day(per_day, block, active, want, au, shift, human_share, human_succe
     which changes nothing: appellants never read one another's state, so only each one's
     own rounds must keep their order.
 
-    The rules run over chunks of the round's appellants (`regs.shape[1]` at a time), the
-    `appeal_decided` program over the whole chunk, its result used only where an appeal was
-    accepted (conditions are pure: evaluating them on other rows has no effect), which
-    saves compacting the chunk again. `codes` are the vocabulary codes of "upheld", "rejected",
-    "human" and "automated".
+    The rules run in place over `matrix` (`AppealRounds`), a chunk of the round's appellants
+    (`matrix.shape[1]`) at a time: the `appeal_filed` program over the chunk, the
+    `appeal_decided` program over its accepted appeals only, packed to the front of the
+    matrix as they are booked. Each program's fields that change from appeal to appeal and
+    that the booking does not write (`gathered_f`, `gathered_d`) are read from the state just
+    before it runs; the outcome, the reviewer and the counters filing changes are written
+    as accepted appeals are booked, to the decided program's rows of them (`outcome_row`,
+    `reviewer_row`, `booked_rows`: the counters in `_BOOKED`'s order) or to the spare row.
+    An appeal decided by an entry whose `repeats` is 1 (`AppealRounds._repeats`) is booked
+    for the appellant's further rounds too, which it then leaves. `codes` are the vocabulary
+    codes of "upheld", "rejected", "human" and "automated".
     """
     n_all = active.shape[0]
-    width = regs.shape[1]
-    n_fields = sources.shape[0]
+    last = np.uint64(max(n_all - 1, 0))
+    width = matrix.shape[1]
     span = min(block, n_all)
     # Positions are unsigned: numba does not test them for counting from the end.
     rows = np.empty(span, dtype=np.uint64)
     later = np.empty(span, dtype=np.uint64)
     ci = np.empty(width, dtype=np.uint64)
     cj = np.empty(width, dtype=np.uint64)
+    taken = np.empty(width, dtype=np.uint64)
+    rest = np.empty(width, dtype=np.int64)
+    won = np.empty(width, dtype=np.uint64)
+    di = np.empty(width, dtype=np.uint64)
+    dj = np.empty(width, dtype=np.uint64)
     r = np.empty(width)
-    human = np.empty(width, dtype=np.bool_)
     hit = np.empty(width, dtype=np.int64)
     hit_d = np.empty(width, dtype=np.int64)
-    decided = np.empty(width, dtype=np.bool_)
-    outcome = np.empty(width)
-    reviewer = np.empty(width)
     none_f = accepts.shape[0] - 1  # the tables' last entry: no rule, no effect
-    scratch = np.empty((max(n_fields, 1), width))
-    for f in range(n_fields):
-        row = scratch[f]
-        v = constants[f] if sources[f] == CONSTANT else np.nan
-        for t in range(width):
-            row[t] = v
-    outcome_row = -1
-    reviewer_row = -1
-    for f in range(n_fields):
-        if sources[f] == OUTCOME:
-            outcome_row = f
-        elif sources[f] == REVIEWER:
-            reviewer_row = f
+    outcome = matrix[outcome_row]
+    reviewer = matrix[reviewer_row]
+    new_filed_m = matrix[booked_rows[0]]
+    new_filed_y = matrix[booked_rows[1]]
+    new_failed_m = matrix[booked_rows[2]]
+    new_failed_y = matrix[booked_rows[3]]
+    new_refused_m = matrix[booked_rows[4]]
     for lo in range(0, n_all, block):
         k = min(block, n_all - lo)
-        for t in range(k):
-            rows[t] = lo + t
         for a in range(per_day):
             if k == 0:
                 break
             draws = au[a]
-            n_later = 0
+            n_later = _U0
             for low in range(0, k, width):
                 c = min(width, k - low)
-                for t in range(c):
-                    j = rows[low + t]
-                    i = np.uint64(active[j])
-                    cj[t] = j
-                    ci[t] = i
-                    x = np.float64(draws[j])
-                    r[t] = x
-                    v = x + shift
-                    v -= np.floor(v)
-                    human[t] = v < human_share
-                    wants = want[i]
-                    if a == 0:  # every round files one appeal
+                cu = np.uint64(c)
+                if a == 0:  # every appellant of the block, in order: each files one appeal
+                    first = np.uint64(lo + low)
+                    for t in range(cu):
+                        j = first + t
+                        i = np.uint64(active[j])
+                        cj[t] = j
+                        ci[t] = i
+                        r[t] = draws[j]
+                        ahead = np.uint64(active[min(j + np.uint64(AHEAD), last)])
+                        _prefetch(want, ahead)
+                        _prefetch(day_attempted, ahead)
+                        wants = want[i]
                         day_attempted[i] = day_attempted[i] + np.float64(min(wants, per_day))
-                    later[n_later] = j  # kept if it files again (no branch to mispredict)
-                    n_later += wants > a + 1
-                _gather(sources, static, ci, cj, c, scratch, filed_m, filed_y, failed_m,
-                        failed_y, refused_m, blocked, human)
-                if cond_f.shape[0]:
-                    run_block(ops_f, consts_f, scratch, 0, c, regs)
-                    first_hit_block(regs, cond_f, c, hit, 0)
+                        # The counters the chunk's next passes read and book.
+                        _prefetch(blocked, i)
+                        _prefetch(filed_m, i)
+                        _prefetch(refused_m, i)
+                        _prefetch(filed_y, i)
+                        _prefetch(failed_m, i)
+                        _prefetch(failed_y, i)
+                        rest[t] = min(wants, per_day) - 1
                 else:
-                    hit[:c] = -1
-                # Booked without branches on the data (the outcomes are random, branches on
-                # them mispredicted): no rule (the tables' last entry) and a refusal add
-                # zeros, a failure recovers 0.0 (x - 0.0 is x, bit for bit).
-                n_decided = 0
-                for t in range(c):
+                    base = np.uint64(low)
+                    for t in range(cu):
+                        j = rows[base + t]
+                        i = np.uint64(active[j])
+                        cj[t] = j
+                        ci[t] = i
+                        r[t] = draws[j]
+                        rest[t] = min(want[i], per_day) - 1 - a
+                _gather(sources, gathered_f, static, ci, cj, c, matrix, filed_m, filed_y,
+                        failed_m, failed_y, refused_m, blocked, r, shift, human_share)
+                _first_rules(ops_f, consts_f, cond_f, matrix, c, hit)
+                # Booked in three passes, each over the appeals it changes anything for, with
+                # no branch on the data (the outcomes are random, branches on them
+                # mispredicted): refusals (no rule is the tables' last entry, which adds
+                # zeros) over the chunk, packing the accepted appeals to the front; their
+                # outcomes over those, packing the upheld ones; the refunds they recover.
+                n_decided = _U0
+                for t in range(cu):
                     p = np.uint64(none_f if hit[t] < 0 else hit[t])
+                    # An appeal the next rounds would decide alike is booked for them now.
+                    # (Arithmetic, not a choice: LLVM would branch on it.)
+                    left = rest[t]
+                    again = repeats[p]  # 0 or 1
+                    refused_m[ci[t]] += refuses[p] * (np.int32(1) + np.int32(left) * again)
+                    later[n_later] = cj[t]  # kept if it files again (no branch to mispredict)
+                    n_later += np.uint64(left > 0) * np.uint64(1 - again)
+                    taken[n_decided] = t
+                    n_decided += np.uint64(accepts[p] > 0)
+                n_upheld = _U0
+                for u in range(n_decided):
+                    t = taken[u]
+                    p = np.uint64(hit[t])
                     i = ci[t]
                     accepted = accepts[p]
-                    filed_m[i] += accepted
-                    filed_y[i] += accepted
-                    if refuses[p]:  # seldom: no store (and no dirty cache line) otherwise
-                        refused_m[i] += refuses[p]
                     by_human = human_review[p]
                     success = human_success if by_human else automated_success
-                    upheld = (accepted > 0) & (r[t] < success)
-                    failed = np.int32(accepted > 0) - np.int32(upheld)
-                    failed_m[i] += failed
-                    failed_y[i] += failed
+                    upheld = r[t] < success
+                    failed = np.int32(1) - np.int32(upheld)
+                    # Booked, and written where the decided program reads them (or spare).
+                    v = filed_m[i] + accepted
+                    filed_m[i] = v
+                    new_filed_m[u] = v
+                    v = filed_y[i] + accepted
+                    filed_y[i] = v
+                    new_filed_y[u] = v
+                    v = failed_m[i] + failed
+                    failed_m[i] = v
+                    new_failed_m[u] = v
+                    v = failed_y[i] + failed
+                    failed_y[i] = v
+                    new_failed_y[u] = v
+                    new_refused_m[u] = refused_m[i]
+                    outcome[u] = codes[0] if upheld else codes[1]
+                    reviewer[u] = codes[2] if by_human else codes[3]
+                    di[u] = i
+                    dj[u] = cj[t]
+                    won[n_upheld] = i
+                    n_upheld += np.uint64(upheld)
+                for u in range(n_upheld):
+                    i = won[u]
                     w = wrongful[i]
-                    recovered = wrongful_burden[i] / w if w > 0 else 0.0
-                    day_won[i] = day_won[i] + (1.0 if upheld else 0.0)
-                    day_refund[i] = day_refund[i] - (recovered if upheld else 0.0)
-                    outcome[t] = codes[0] if upheld else codes[1]
-                    reviewer[t] = codes[2] if by_human else codes[3]
-                    decided[t] = accepted > 0
-                    n_decided += accepted > 0
+                    day_won[i] = day_won[i] + 1.0
+                    day_refund[i] = day_refund[i] - (wrongful_burden[i] / w if w > 0 else 0.0)
                 if n_decided == 0 or cond_d.shape[0] == 0:
                     continue
-                if outcome_row >= 0:
-                    scratch[outcome_row, :c] = outcome[:c]
-                if reviewer_row >= 0:
-                    scratch[reviewer_row, :c] = reviewer[:c]
-                _regather_counters(sources, ci, c, scratch, filed_m, filed_y, failed_m,
-                                   failed_y, refused_m)
-                run_block(ops_d, consts_d, scratch, 0, c, regs)
-                first_hit_block(regs, cond_d, c, hit_d, 0)
-                for t in range(c):
+                n = np.int64(n_decided)
+                _gather(sources, gathered_d, static, di, dj, n, matrix, filed_m,
+                        filed_y, failed_m, failed_y, refused_m, blocked, r, shift, human_share)
+                _first_rules(ops_d, consts_d, cond_d, matrix, n, hit_d)
+                for t in range(n_decided):
                     q = hit_d[t]
-                    if q < 0 or not decided[t]:  # most appeals: a branch seldom taken
+                    if q < 0:  # most appeals: a branch seldom taken
                         continue
-                    i = ci[t]
+                    i = di[t]
                     if block_month[q] and next_month > blocked[i]:
                         blocked[i] = next_month
                     if block_year[q] and next_year > blocked[i]:
                         blocked[i] = next_year
             rows, later = later, rows
-            k = n_later
+            k = np.int64(n_later)

@@ -102,7 +102,7 @@ from rules.rulebook import RulebookSet
 from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook, compile_set
 from simulator import kernels
 from simulator.aggregates import DayFlows
-from simulator.appeal_rounds import AppealRounds
+from simulator.appeal_rounds import AppealRounds, appellants
 from simulator.memory import mapped_zeros
 from simulator.population import (
     DAY,
@@ -1415,7 +1415,7 @@ class Model:
     def _appeals(self, want: np.ndarray, wrongful: np.ndarray, wrongful_burden: np.ndarray,
                  T: float, next_month: float, next_year: float, fl: DayFlows) -> None:
         per_day = self.sc.appeals.max_per_day.value
-        active = np.flatnonzero(want > 0)
+        active = appellants(want)  # np.flatnonzero(want > 0), compiled
         if self.R == 1:  # one replication: its draws as they are, no copy
             au = appeal_draws(self.rngs[0], active.size, per_day)
         else:

@@ -47,6 +47,9 @@ Calling it from numba
     row; ``evaluate_range`` and ``first_hit_range`` are the block loops for one program. All
     are ``@njit(cache=True, nogil=True)``. `link_programs` puts several programs (one per event
     type, say) into one ops and one consts array bound to the caller's own state matrix.
+    `Program.flatten` makes a program run in place over one matrix that holds the caller's
+    fields, the program's constants and its registers as rows (no LOAD or CONST ops left):
+    ``run_block(flat.ops, flat.consts, matrix, 0, m, matrix)``.
     From Python, `compile_numba` and `FirstHit` take the columnar scopes `numpy_target` takes.
 """
 
@@ -205,6 +208,39 @@ class Program:
         ops[loads, 2] = [field_rows[self.fields[i]] for i in ops[loads, 2].tolist()]
         return ops
 
+    def flatten(self, field_rows: Mapping[str, int], first_row: int) -> FlatProgram:
+        """The program for a caller who keeps its inputs, the program's constants and its
+        registers as rows of one matrix (`FlatProgram`): LOADs and CONSTs become rows the
+        other ops read in place (an input row; a row the caller fills with the constant once),
+        so a block costs only the ops that compute. Every computing op writes a row of its
+        own, from `first_row` on: no op writes over its operands, as `_allocate` ensures."""
+        row: dict[int, int] = {}  # register -> the matrix row holding its value now
+        const_rows: dict[int, int] = {}
+        fills: list[tuple[int, float]] = []
+        ops: list[list[int]] = []
+        free = first_row
+        for op in self.ops.tolist():
+            code, dst = op[0], op[1]
+            if code == LOAD:
+                row[dst] = field_rows[self.fields[op[2]]]
+                continue
+            if code == CONST:
+                if op[2] not in const_rows:
+                    const_rows[op[2]] = free
+                    fills.append((free, float(self.consts[op[2]])))
+                    free += 1
+                row[dst] = const_rows[op[2]]
+                continue
+            flat = list(op)
+            for slot in _operand_slots(code):
+                flat[slot] = row[op[slot]]
+            flat[1] = row[dst] = free
+            free += 1
+            ops.append(flat)
+        return FlatProgram(ops=np.array(ops, dtype=np.int64).reshape(len(ops), 5),
+                           consts=self.consts, fills=tuple(fills),
+                           results=tuple(row[r] for r in self.results), stop=free)
+
     def registers(self, block: int = DEFAULT_BLOCK) -> np.ndarray:
         """A scratch array for `run_block` and friends."""
         return np.empty((max(self.n_registers, 1), block), dtype=np.float64)
@@ -234,6 +270,22 @@ class Program:
         for code, dst, a, b, c in self.ops.tolist():
             lines.append(f"r{dst} = {OPCODE_NAMES[code]} {a} {b} {c}")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)
+class FlatProgram:
+    """A program run in place over one matrix (`Program.flatten`): `run_block(ops, consts,
+    matrix, 0, m, matrix)` computes every op over the first m columns, reading and writing rows
+    of `matrix` only (there are no LOADs), once the caller has put each field's values in its
+    row and each (row, value) of `fills` in its row. `results` are the rows holding each
+    tree's value (an input row or a constant row where the tree is just that); the rows from
+    the `first_row` given to `flatten` up to `stop` are the program's own."""
+
+    ops: np.ndarray
+    consts: np.ndarray
+    fills: tuple[tuple[int, float], ...]
+    results: tuple[int, ...]
+    stop: int
 
 
 def link_programs(programs: Sequence[Program], field_rows: Mapping[str, int]) -> tuple[

@@ -70,16 +70,18 @@ def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
     assert s["appeals_filed_year"].sum() > 0
 
 
+@pytest.mark.parametrize("book", ["appeal_mixed.yaml", "appeal_in_place.yaml"])
 @pytest.mark.parametrize(("block", "chunk"), [(1, 1), (5, 3), (64, 16)])
-def test_blocks_and_chunks_of_any_size_give_the_same_bits(block: int, chunk: int,
+def test_blocks_and_chunks_of_any_size_give_the_same_bits(block: int, chunk: int, book: str,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """Appellants go block by block and each round chunk by chunk: with blocks and chunks
     far smaller than the day's appellants (rounds that end mid-chunk, appellants whose next
-    round falls into another chunk), still the numpy path's bits."""
+    round falls into another chunk, or whose further rounds are booked at once), still the
+    numpy path's bits."""
     monkeypatch.setattr(appeal_rounds, "BLOCK", block)
     monkeypatch.setattr(appeal_rounds, "CHUNK", chunk)
-    rulebook_set = _with_appeals("lowprice-2024", MIXED.read_text())
+    rulebook_set = _with_appeals("lowprice-2024", (MIXED.parent / book).read_text())
     sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
                                           "appeals.propensity": 0.8,
                                           "appeals.human_review_request_share": 0.5})
@@ -107,3 +109,67 @@ def test_a_set_without_appeal_rules_keeps_the_numpy_path() -> None:
     assert model._appeal_rounds is None
     for day in range(5):
         model.step(day)
+
+
+IN_PLACE = ROOT / "tests" / "fixtures" / "rulebooks" / "appeal_in_place.yaml"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_programs_and_rounds_decided_alike_agree(dtype: type) -> None:
+    """Conditions that are a bare field or a constant; decided rules on the counters filing
+    books, on the block and on the merchant's tier, which only they read; refusals (counted
+    twice) and unmatched appeals, which decide the appellant's further rounds that day alike
+    and are booked at once."""
+    rulebook_set = _with_appeals("lowprice-2024", IN_PLACE.read_text())
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8})
+    fused = _run(rulebook_set, sc, 75, True, dtype)
+    assert_identical(fused, _run(rulebook_set, sc, 75, False, dtype))
+    s, flows = fused
+    assert sum(f["appeals_won"].sum() for f in flows) > 0
+    assert s["appeals_refused_month"].sum() > 0
+    assert (s["appeal_blocked_until"] > 0).any()
+    assert (s["appeals_failed_year"] >= 5).any()  # appeals no rule takes
+
+
+def _rounds(appeal_yaml: str) -> AppealRounds:
+    rounds = AppealRounds.of(Model(_with_appeals("lowprice-2024", appeal_yaml),
+                                   load_scenario(TINY), [replication_seed(1, 0)])
+                             .books["appeal"])
+    assert rounds is not None
+    return rounds
+
+
+def test_rounds_decided_alike_follow_what_the_filed_rules_read() -> None:
+    """An appeal that is not accepted changes only the refusals: its further rounds are
+    decided alike unless the filed rules read the refusals (for a refusing rule) or the
+    draw's request for a human review (for every rule). The last entry: no rule."""
+    lowprice = _rounds((BOOKS / "lowprice-2024" / "appeal.yaml").read_text())
+    assert lowprice.repeats.tolist() == [1, 1, 0, 1]
+    assert _rounds(MIXED.read_text()).repeats.tolist() == [0, 0, 0, 0, 0]
+    assert _rounds(IN_PLACE.read_text()).repeats.tolist() == [1, 1, 0, 0, 1]
+
+
+def test_payload_constants_are_encoded_as_the_numba_target_reads_them() -> None:
+    rounds = _rounds(MIXED.read_text())
+    values: list[object] = [None, True, False, np.bool_(True), 3, -5, 1.5, float("nan"),
+                            float("inf"), -0.0, np.float32(2.5), np.int64(7), np.uint8(3), "x",
+                            np.str_("y"), b"z", 2**63, -2**63, 2**53 + 1, 1.7e9]
+    for value in values:
+        events = {"appeal_filed": {"time": value, "appeal_id": "A", "order_id": "O"},
+                  "appeal_decided": {"time": 1.0, "appeal_id": "A"}}
+        fast, slow = rounds.constants(events), rounds.encode_constants(events)
+        assert np.array_equal(fast.view(np.int64), slow.view(np.int64)) or \
+            np.array_equal(fast, slow, equal_nan=True), value
+        assert np.signbit(fast).tolist() == np.signbit(slow).tolist(), value
+    # a payload without the field: unknown
+    events = {"appeal_filed": {}, "appeal_decided": {}}
+    assert np.isnan(rounds.constants(events)).all()
+
+
+@pytest.mark.parametrize("want", [[], [0, 0, 0], [1, 0, 2, 0, 0, 5], [3, 3], [-1, 0, 1]])
+def test_appellants_are_the_merchants_who_want_to_appeal(want: list[int]) -> None:
+    values = np.array(want, dtype=np.int64)
+    got = appeal_rounds.appellants(values)
+    assert got.dtype == np.int64
+    assert got.tolist() == np.flatnonzero(values > 0).tolist()
