@@ -309,15 +309,20 @@ def _is_unknown(value: Any) -> bool:
 
 def _from_objects(objects: np.ndarray) -> _Vec:
     """Python values (None = unknown) as a typed column when they share one kind."""
-    items = objects.tolist()
     if objects.ndim == 0:
-        return _normalise(items, 0, "value") if items is not None else _UNKNOWN
+        if _is_unknown(objects.item()):
+            return _UNKNOWN
+        # One value (a payload constant): read as a column of one row. Not through
+        # `_normalise` again: an int beyond int64 is an object array there too.
+        values, known = _from_objects(objects.reshape(1))
+        return values.reshape(()), _known_where(known.reshape(()))
+    items = objects.tolist()
     known = np.array([not _is_unknown(v) for v in items], dtype=bool)
     present = [v for v, k in zip(items, known.tolist(), strict=True) if k]
     kinds = {_kind_of(v) for v in present}
     if not kinds or kinds == {"number"}:
-        values = np.array([float(v) if k else np.nan for v, k in zip(items, known.tolist(),
-                                                                      strict=True)],
+        values = np.array([_as_float(v) if k else np.nan for v, k in zip(items, known.tolist(),
+                                                                          strict=True)],
                           dtype=np.float64)
         return values, known
     if kinds == {"bool"}:
@@ -327,6 +332,15 @@ def _from_objects(objects: np.ndarray) -> _Vec:
         return np.array([v if k else "" for v, k in zip(items, known.tolist(), strict=True)],
                         dtype=str), known
     return objects, known
+
+
+def _as_float(value: Any) -> float:
+    """A number as float64; an int beyond the largest float is an infinity of its sign (as it
+    compares with every float)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _kind_of(value: Any) -> str:

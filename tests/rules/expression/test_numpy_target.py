@@ -432,3 +432,14 @@ def test_evaluators_say_when_their_values_are_theirs_to_hand_on() -> None:
         column = compiled(source)({"event": {"price": price}}, 2)
         out = column.to_float()
         assert out.tolist() == [1.0, 2.0] and not np.shares_memory(out, price)
+
+
+def test_integers_beyond_int64_are_read_as_python_compares_them() -> None:
+    # One value or a column, beyond int64 (an object array in numpy) and beyond the largest
+    # float (an infinity of its sign: it compares with every float as the integer does).
+    assert evaluate("event.qty > 1e20", {"event": {"qty": 2 ** 70}}, 2) == [True, True]
+    assert evaluate("event.qty < -1e20", {"event": {"qty": -(2 ** 70)}}, 1) == [True]
+    assert evaluate("event.qty > 1e308", {"event": {"qty": 10 ** 400}}, 1) == [True]
+    assert evaluate("event.qty < -1e308", {"event": {"qty": -(10 ** 400)}}, 1) == [True]
+    qty = np.array([2 ** 70, None, 10 ** 400, 3], dtype=object)
+    assert evaluate("event.qty > 4", {"event": {"qty": qty}}, 4) == [True, None, True, False]
