@@ -17,8 +17,13 @@ pass per merchant instead of a few dozen numpy passes:
   - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
+  - each product group's least live price (`live_minima`, for the whole-web price);
   - which merchants the day's accidental enrolments, attempts to leave auto-follow and
-    repricing take (`toggle_codes`);
+    repricing take (`toggle_codes`), how the merchants with a prompt open answer it
+    (`count_range`, `prompt_answers`), the deadlines that fall due (`take_deadlines`), the
+    prompt deadlines within the day (`arm_prompts`) and later ones (`set_deadlines`), those
+    an event cancels (`cancel_deadlines`), prompts opened (`prompt_price_change`), and the
+    merchants recorded as they were given a deadline or a prompt (`union_sorted`);
   - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`,
     `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`), price ratios and
     counts (`ratios_and_counts`) and the fixed samples' percentiles and median
@@ -178,7 +183,227 @@ def _sort_by_high_bits(a, tmp, count):  # pragma: no cover - compiled
             a[i] = tmp[i]
 
 
+# -- the whole-web price ---------------------------------------------------------------------
+@_kernel
+def live_minima(bits, alive, slots, top, none, out):  # pragma: no cover - compiled
+    """Each group's (rows of `slots`) least price among the live (`alive`, uint8), from the
+    prices' bits (float32 or float64 viewed as unsigned integers of the same width): for
+    numbers without the sign bit, and not NaN (bits at most `top`, +inf's), the bits order
+    as the numbers do, so the least bits are the least price, and an integer minimum
+    vectorises where a float one may not (it must keep NaN). A group without a live seller
+    gets `none` (all bits set). Returns False, the minima unsure, if a live price has the
+    sign bit (a negative number, -0.0, whose tie with 0.0 numpy may break either way) or is
+    NaN: the caller asks numpy then."""
+    ok = True
+    for g in range(bits.shape[0] // slots):
+        b = bits[g * slots:(g + 1) * slots]
+        a = alive[g * slots:(g + 1) * slots]
+        least = none
+        worst = none ^ none
+        for s in range(slots):
+            x = b[s] if a[s] else none
+            least = min(least, x)
+            y = b[s] if a[s] else worst ^ worst
+            worst = max(worst, y)
+        out[g] = least
+        ok &= worst <= top
+    return ok
+
+
 # -- the auto-follow day's selections -------------------------------------------------------
+@_kernel
+def count_range(rows, counts):  # pragma: no cover - compiled
+    """The least and the greatest of counts[rows] (rows not empty)."""
+    lo = counts[rows[0]]
+    hi = lo
+    for t in range(rows.shape[0]):
+        c = counts[rows[t]]
+        lo = min(lo, c)
+        hi = max(hi, c)
+    return lo, hi
+
+
+@_kernel
+def prompt_answers(rows, seen, r, p_by_count, k_lo, dismiss_probability, follow, dismiss,
+                   ignore):  # pragma: no cover - compiled
+    """How each merchant `rows` answers its open prompt (`Model._open_prompts`), by its draw
+    r[row] (float32) against the follow probability of its count of prompts seen,
+    p = p_by_count[seen[row] - k_lo]: it follows if r < p, else dismisses if
+    r < p + (1 - p) x dismiss_probability, else ignores it (the comparisons and arithmetic
+    numpy made, in float64). The rows of each answer go, in order, to `follow`, `dismiss`
+    and `ignore` (each as long as `rows`); returns how many of each. One pass over the open
+    prompts instead of numpy's dozen passes and gathers."""
+    nf = 0
+    nd = 0
+    ni = 0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        p = p_by_count[seen[i] - k_lo]
+        x = np.float64(r[i])
+        if x < p:
+            follow[nf] = i
+            nf += 1
+        elif x < p + (1.0 - p) * dismiss_probability:
+            dismiss[nd] = i
+            nd += 1
+        else:
+            ignore[ni] = i
+            ni += 1
+    return nf, nd, ni
+
+
+@_kernel
+def take_deadlines(due, dl_rule, dl_due, dl_event_time, dl_event_price, rule, at,
+                   price):  # pragma: no cover - compiled
+    """The deadlines of the merchants `due` (`Model._due_deadlines`): each one's rule, event
+    time and price into `rule`, `at` and `price` (as long as `due`), and its deadline
+    cleared (rule -1, due at inf, time and price NaN). Returns whether every one is the
+    first one's rule. One pass instead of seven gathers and scatters."""
+    one = True
+    first = dl_rule[due[0]] if due.shape[0] else 0
+    for t in range(due.shape[0]):
+        i = due[t]
+        r = dl_rule[i]
+        rule[t] = r
+        one &= r == first
+        at[t] = dl_event_time[i]
+        price[t] = dl_event_price[i]
+        dl_rule[i] = -1
+        dl_due[i] = np.inf
+        dl_event_time[i] = np.nan
+        dl_event_price[i] = np.nan
+    return one
+
+
+@_kernel
+def arm_prompts(obs, fired, after, price, within, position, prompt_rule, prompt_event_price,
+                armed):  # pragma: no cover - compiled
+    """The observers `obs` whose rule fired (`fired`, uint8) with a deadline `after` below
+    `within` (a day): their `prompt_rule` set to the rule's `position` and their
+    `prompt_event_price` to the price they saw, and they go, in order, to `armed` (as long
+    as `obs`). Returns how many were armed and whether a fired one's deadline is later
+    (not below `within`: NaN counts as neither, as numpy's comparisons have it)."""
+    k = 0
+    later = False
+    for t in range(obs.shape[0]):
+        if fired[t]:
+            a = after[t]
+            if a < within:
+                i = obs[t]
+                prompt_rule[i] = position
+                prompt_event_price[i] = price[t]
+                armed[k] = i
+                k += 1
+            elif a >= within:
+                later = True
+    return k, later
+
+
+@_kernel
+def prompt_price_change(idx, fired, target, prompt_open, prompt_target, prompts_seen,
+                        flow_prompts, opened):  # pragma: no cover - compiled
+    """The `prompt_price_change` effect (`Model._apply_listing`) on the merchants idx[t]
+    (distinct) where `fired` (uint8; empty: every one) and the target (as long as idx) is
+    known (not NaN): the prompt open at the target, one more prompt seen and prompted.
+    The merchants go, in order, to `opened` (as long as idx); returns how many. One pass
+    instead of numpy's selections and four scatters (two of them read first)."""
+    every = fired.shape[0] == 0
+    k = 0
+    for t in range(idx.shape[0]):
+        if every or fired[t]:
+            v = target[t]
+            if v == v:
+                i = idx[t]
+                prompt_open[i] = True
+                prompt_target[i] = v
+                prompts_seen[i] += 1
+                flow_prompts[i] += 1.0
+                opened[k] = i
+                k += 1
+    return k
+
+
+@_kernel
+def cancel_deadlines(idx, cancels, prompt_rule, dl_rule, dl_due, dl_event_time,
+                     dl_event_price):  # pragma: no cover - compiled
+    """An event on the merchants `idx` cancels the pending deadlines that wait for it
+    (`Model._cancel`): where cancels[rule] (a table by rule position, its last entry False
+    for rule -1, none) holds for the merchant's prompt rule, that rule is cleared (-1); for
+    its deadline rule, the deadline is cleared (rule -1, due at inf, time and price NaN)."""
+    for t in range(idx.shape[0]):
+        i = idx[t]
+        if cancels[prompt_rule[i]]:
+            prompt_rule[i] = -1
+        if cancels[dl_rule[i]]:
+            dl_rule[i] = -1
+            dl_due[i] = np.inf
+            dl_event_time[i] = np.nan
+            dl_event_price[i] = np.nan
+
+
+@_kernel
+def set_deadlines(idx, fired, after, at_least, position, time, price, dl_rule, dl_due,
+                  dl_event_time, dl_event_price, armed):  # pragma: no cover - compiled
+    """Arm the deadline of rule `position` on the merchants idx[t] where `fired` (uint8) and
+    after[t] >= at_least (NaN never is: -inf arms every known one): due at time + after[t],
+    the event's time and price[t] kept with it. The merchants armed go, in order, to `armed`
+    (as long as idx); returns how many and the earliest due (inf if none)."""
+    k = 0
+    earliest = np.inf
+    for t in range(idx.shape[0]):
+        if fired[t] and after[t] >= at_least:
+            i = idx[t]
+            due = time + after[t]
+            dl_rule[i] = position
+            dl_due[i] = due
+            dl_event_time[i] = time
+            dl_event_price[i] = price[t]
+            armed[k] = i
+            k += 1
+            earliest = min(earliest, due)
+    return k, earliest
+
+
+@_kernel
+def union_sorted(a, b, out):  # pragma: no cover - compiled
+    """The numbers in `a` or `b` (each increasing) into `out`, increasing, once each;
+    returns how many, or -1 if `a` or `b` is not increasing."""
+    for i in range(1, a.shape[0]):
+        if a[i] <= a[i - 1]:
+            return -1
+    for i in range(1, b.shape[0]):
+        if b[i] <= b[i - 1]:
+            return -1
+    i = 0
+    j = 0
+    k = 0
+    na = a.shape[0]
+    nb = b.shape[0]
+    while i < na and j < nb:
+        x = a[i]
+        y = b[j]
+        if x < y:
+            out[k] = x
+            i += 1
+        elif y < x:
+            out[k] = y
+            j += 1
+        else:
+            out[k] = x
+            i += 1
+            j += 1
+        k += 1
+    while i < na:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < nb:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return k
+
+
 @_kernel
 def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_margin,
                  reprice_below, code):  # pragma: no cover - compiled
@@ -205,100 +430,158 @@ def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_mar
 
 
 @_kernel
-def rank_float32(score, alive, slots, weights, key, prev_key, ranked, weight,
-                 first):  # pragma: no cover - compiled
-    """Position weights of every listing after ranking each group (rows of `slots`) by
-    `score` best first (the dead's score is -inf), scores compared at float32 precision,
-    ties to the lower slot.
+def _key_bits(x, live, tmp, tmp_bits):  # pragma: no cover - compiled
+    """A listing's ranking key (see `rank_float32`): the order-preserving bits of
+    -float32(score) (-0.0 made 0.0; the dead's score is -inf). `tmp` is a float32 array of
+    one number and `tmp_bits` its uint32 view (numba has no scalar bit cast)."""
+    tmp[0] = -np.float32(x if live else -np.inf) + np.float32(0.0)
+    b = tmp_bits[0]
+    return b ^ np.uint32(0xFFFFFFFF) if b >> np.uint32(31) else b ^ np.uint32(0x80000000)
 
-    Each listing's key is the order-preserving bits of -float32(score) (-0.0 made 0.0),
-    stored in `key` (float32, read as uint32), then its slot: keys are unique, so the order
-    is the one a stable sort gives. `ranked` holds each group's keys in rank order, key bits
-    high and slot low (uint64): on the `first` day every group is sorted. Afterwards a group
-    whose keys all equal `prev_key` keeps yesterday's `ranked` and `weight`; in the others
-    (updated in place) yesterday's `ranked` is still sorted by the keys that did not change,
-    so only the changed listings are sorted (`_sort_by_high_bits`) and merged in. Yesterday's
-    ranking is read in order with a small table of the changed slots (not each listing's
-    keys at random), and the changed and the kept are compacted without branches (a branch
-    taken at random for one listing in ten is mispredicted each time): at 200,000 merchants
-    about a fifth faster than merging through yesterday's order of slots. Returns how many
-    groups were re-ranked."""
-    n = score.shape[0]
-    for i in range(n):
-        key[i] = -np.float32(score[i] if alive[i] else -np.inf) + np.float32(0.0)
-    bits = key.view(np.uint32)
-    for i in range(n):
-        b = bits[i]
+
+@_kernel
+def _group_keys(score, alive, fkey, gbits, changed, first):  # pragma: no cover - compiled
+    """Every listing's key of one group (`_key_bits`, in passes that vectorise: the floats
+    into `fkey`, then their bits in place), compared with the stored `gbits`, which take the
+    new keys; the listings whose key changed (every one if `first`) go to `changed` as
+    (key << 32) | slot in slot order, compacted without a branch on each. Returns how many."""
+    slots = gbits.shape[0]
+    fbits = fkey.view(np.uint32)
+    for s in range(slots):
+        fkey[s] = -np.float32(score[s] if alive[s] else -np.inf) + np.float32(0.0)
+    for s in range(slots):
+        b = fbits[s]
         if b >> np.uint32(31):
-            bits[i] = b ^ np.uint32(0xFFFFFFFF)
+            fbits[s] = b ^ np.uint32(0xFFFFFFFF)
         else:
-            bits[i] = b ^ np.uint32(0x80000000)
-    pbits = prev_key.view(np.uint32)
+            fbits[s] = b ^ np.uint32(0x80000000)
     shift = np.uint64(32)
+    k = 0
+    for s in range(slots):
+        b = fbits[s]
+        changed[k] = (np.uint64(b) << shift) | np.uint64(s)
+        k += first or b != gbits[s]
+    for s in range(slots):
+        gbits[s] = fbits[s]
+    return k
+
+
+@_kernel
+def _merge_moved(moved, granked, gweight, weights, moved_slot, stay):  # pragma: no cover
+    """Merge the sorted `moved` keys of a group into its ranking `granked` (yesterday's, still
+    sorted by the keys that did not move) and write every listing's position weight. The
+    listings that stayed are compacted without branches (a branch taken at random for one
+    listing in ten is mispredicted each time), reading yesterday's ranking in order with a
+    small table of the moved slots (`moved_slot`, all False on entry and on return), not each
+    listing's key at random. `stay` has room for a group and one more."""
     low = np.uint64(0xFFFFFFFF)
-    last = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every key (a slot is below 2**32 - 1)
-    changed = np.empty(slots, dtype=np.uint64)
-    scratch = np.empty(slots, dtype=np.uint64)
-    count = np.empty(2048, dtype=np.int64)
-    stay = np.empty(slots + 1, dtype=np.uint64)
-    moved_slot = np.zeros(slots, dtype=np.bool_)
-    redone = 0
-    for g in range(n // slots):
-        lo = g * slots
-        # The group's rows as views indexed from 0 or by unsigned slots: LLVM then drops
-        # numba's test for indices counted from the end.
-        gbits = bits[lo:lo + slots]
-        gprev = pbits[lo:lo + slots]
-        granked = ranked[lo:lo + slots]
-        gweight = weight[lo:lo + slots]
-        # The changed listings in slot order, compacted without a branch on each (a branch
-        # taken for a few listings in ten is mispredicted each time).
-        k = 0
-        for s in range(slots):
-            changed[k] = (np.uint64(gbits[s]) << shift) | np.uint64(s)
-            k += first or gbits[s] != gprev[s]
-        if k == 0:
-            continue
-        moved = changed[:k]
-        if not first:
-            for t in range(k):
-                moved_slot[moved[t] & low] = True
-        _sort_by_high_bits(moved, scratch[:k], count)
-        if first:
-            for r in range(slots):
-                granked[r] = moved[r]
-                gweight[moved[r] & low] = weights[r]
-            redone += 1
-            continue
-        # The listings whose key stayed, in yesterday's order (still sorted), compacted
-        # without branches, then merged with the sorted moved ones into today's ranking.
-        n_stay = 0
-        for r in range(slots):
-            c = granked[r]
-            stay[n_stay] = c
-            n_stay += not moved_slot[c & low]
-        stay[n_stay] = last
-        m = 0
-        i = 0
-        for t in range(k):
-            b = moved[t]
-            while stay[i] < b:
-                c = stay[i]
-                granked[m] = c
-                gweight[c & low] = weights[m]
-                m += 1
-                i += 1
-            granked[m] = b
-            gweight[b & low] = weights[m]
-            m += 1
-        while i < n_stay:
+    slots = granked.shape[0]
+    k = moved.shape[0]
+    for t in range(k):
+        moved_slot[moved[t] & low] = True
+    n_stay = 0
+    for r in range(slots):
+        c = granked[r]
+        stay[n_stay] = c
+        n_stay += not moved_slot[c & low]
+    stay[n_stay] = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every key (a slot is below 2**32 - 1)
+    m = 0
+    i = 0
+    for t in range(k):
+        b = moved[t]
+        while stay[i] < b:
             c = stay[i]
             granked[m] = c
             gweight[c & low] = weights[m]
             m += 1
             i += 1
-        for t in range(k):
-            moved_slot[moved[t] & low] = False
+        granked[m] = b
+        gweight[b & low] = weights[m]
+        m += 1
+    while i < n_stay:
+        c = stay[i]
+        granked[m] = c
+        gweight[c & low] = weights[m]
+        m += 1
+        i += 1
+    for t in range(k):
+        moved_slot[moved[t] & low] = False
+
+
+@_kernel
+def rank_float32(score, alive, slots, weights, key, seen_alive, ranked, weight, rows, every,
+                 first):  # pragma: no cover - compiled
+    """Position weights of every listing after ranking each group (rows of `slots`) by
+    `score` best first (the dead's score is -inf), scores compared at float32 precision,
+    ties to the lower slot.
+
+    Each listing's key is the order-preserving bits of -float32(score) (-0.0 made 0.0,
+    `_key_bits`), kept in `key` (uint32) from call to call, then its slot: keys are unique,
+    so the order is the one a stable sort gives. `ranked` holds each group's keys in rank
+    order, key bits high and slot low (uint64): on the `first` call every group is sorted.
+
+    Keys are computed again only where they can have changed: at `rows` (sorted indices: the
+    listings whose score may have changed since the last call), and over whole groups where
+    a listing's `alive` differs from `seen_alive` (both uint8; `seen_alive` takes today's),
+    or everywhere if `every` (or `first`). A group none of whose keys changed keeps
+    yesterday's `ranked` and `weight`; in the others (updated in place) yesterday's `ranked`
+    is still sorted by the keys that did not change, so only the changed listings are
+    sorted (`_sort_by_high_bits`) and merged in (`_merge_moved`). Returns how many groups
+    were re-ranked."""
+    n = score.shape[0]
+    shift = np.uint64(32)
+    low = np.uint64(0xFFFFFFFF)
+    changed = np.empty(slots, dtype=np.uint64)
+    scratch = np.empty(slots, dtype=np.uint64)
+    count = np.empty(2048, dtype=np.int64)
+    stay = np.empty(slots + 1, dtype=np.uint64)
+    moved_slot = np.zeros(slots, dtype=np.bool_)
+    fkey = np.empty(slots, dtype=np.float32)
+    tmp = np.empty(1, dtype=np.float32)
+    tmp_bits = tmp.view(np.uint32)
+    n_rows = rows.shape[0]
+    p = 0  # the next of `rows`
+    redone = 0
+    for g in range(n // slots):
+        lo = g * slots
+        hi = lo + slots
+        # The group's rows as views indexed from 0: LLVM then drops numba's test for indices
+        # counted from the end.
+        gbits = key[lo:hi]
+        galive = alive[lo:hi]
+        gseen = seen_alive[lo:hi]
+        flip = np.uint8(0)
+        for s in range(slots):
+            flip |= galive[s] ^ gseen[s]
+        if every or first or flip:
+            k = _group_keys(score[lo:hi], galive, fkey, gbits, changed, first)
+            for s in range(slots):
+                gseen[s] = galive[s]
+            while p < n_rows and rows[p] < hi:
+                p += 1
+        else:
+            k = 0
+            while p < n_rows and rows[p] < hi:
+                i = rows[p]
+                b = _key_bits(score[i], alive[i], tmp, tmp_bits)
+                s = i - lo
+                if b != gbits[s]:
+                    changed[k] = (np.uint64(b) << shift) | np.uint64(s)
+                    k += 1
+                    gbits[s] = b
+                p += 1
+        if k == 0:
+            continue
+        moved = changed[:k]
+        _sort_by_high_bits(moved, scratch[:k], count)
+        granked = ranked[lo:hi]
+        gweight = weight[lo:hi]
+        if first:
+            for r in range(slots):
+                granked[r] = moved[r]
+                gweight[moved[r] & low] = weights[r]
+        else:
+            _merge_moved(moved, granked, gweight, weights, moved_slot, stay)
         redone += 1
     return redone
 

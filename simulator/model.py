@@ -67,15 +67,20 @@ does not change a bit):
     the tests that compare);
   - a listing none of whose fields the ranking rules read (`VectorisedRulebook.reads`)
     changed since yesterday keeps yesterday's ranking decision (`_Inputs`): only the
-    listings whose price, cost, quality or promotion price moved are decided again, and
-    merged into each group's ranking keys, kept in rank order from day to day;
+    listings whose price, cost, quality or promotion price moved are decided again, their
+    ranking keys computed again (and, whole, those of a group where a merchant died or
+    entered), and merged into each group's ranking keys, kept in rank order from day to day;
   - in the auto-follow part of the day, a toggle of auto-follow whose rules read only the
     event's literal fields (whether it joins, whether the code was entered) is decided once
     per run and its effects reused (`Model._decide_alike`); the day's accidental enrolments,
     attempts to leave and repricing are picked in one compiled walk (`kernels.toggle_codes`);
-    the merchants that see a lower web price are looked for only in the groups where it fell
-    (a group is a range of slots), and the follow probability is computed once per count of
-    prompts seen;
+    the groups' least live prices come from the prices' bits in one pass
+    (`kernels.live_minima`); the merchants that see a lower web price are looked for only in
+    the groups where it fell (a group is a range of slots); the deadlines due and the prompts
+    open are looked for only among the merchants recorded as given one (`_Selections`), not
+    over every merchant; the follow probability is computed once per count of prompts seen,
+    and the prompts' answers, the deadlines taken, armed and cancelled and the prompts
+    opened take one compiled pass each instead of numpy's gathers, masks and scatters;
   - the day's working arrays that are not returned (scores, claims wanted, ad clicks) are
     kept from day to day instead of being allocated (and faulted in) again, and so are the
     day's flows when the caller hands them back zeroed (`Model.recycle_flows`, as
@@ -190,8 +195,9 @@ class _View(Mapping[str, Any]):
 
 class _Selections:
     """What the auto-follow day keeps beyond the state: each product group's seller range
-    (the padding slots after it never live), the toggles' codes, and the effects of the
-    decisions made once for the run (`Model._decide_alike`)."""
+    (the padding slots after it never live), the toggles' codes, the effects of the
+    decisions made once for the run (`Model._decide_alike`), and the merchants given a
+    deadline or a prompt, recorded as they are given one."""
 
     def __init__(self, n: int, layout: Layout, replications: int):
         groups = replications * len(layout.groups)
@@ -199,6 +205,15 @@ class _Selections:
         self.stops = self.starts + np.tile(np.array(layout.sizes, dtype=np.int64),
                                            replications)
         self.code = np.zeros(n, dtype=np.uint8)  # (`kernels.toggle_codes`)
+        #: The merchants given a deadline (`kernels.set_deadlines`, the only place a finite
+        #: `dl_due` is written), in batches in increasing order, each with its earliest due:
+        #: the due deadlines are looked for there, not over every merchant
+        #: (`Model._due_rows`).
+        self.deadlines: list[tuple[float, np.ndarray]] = []
+        #: The merchants whose prompt was opened (`kernels.prompt_price_change`, the only
+        #: place `prompt_open` is set) since the open prompts were last looked at, in
+        #: batches in increasing order (`Model._open_rows`).
+        self.opened: list[np.ndarray] = []
         #: The effects of decisions that read only literal event fields, by event type and
         #: the values of the fields read (`Model._decide_alike`).
         self.alike: dict[tuple[Any, ...], list[list[tuple[str, dict[str, Any]]]]] = {}
@@ -248,6 +263,17 @@ def _where_known(at: np.ndarray, values: np.ndarray,
     if v.ndim == 0:
         return at[:0], v
     return at[ok], v[ok]
+
+
+def _union(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The merchants in `parts` (each recorded in increasing order), increasing, once each
+    (`kernels.union_sorted`; numpy's unique should a part not be increasing)."""
+    rows = _NO_ROWS
+    for part in parts:
+        out = np.empty(rows.size + part.size, dtype=np.int64)
+        k = kernels.union_sorted(rows, part, out)
+        rows = out[:k] if k >= 0 else np.unique(np.concatenate((rows, part)))
+    return rows
 
 
 class _NoRules:
@@ -576,10 +602,11 @@ class Model:
         self.books: dict[str, Any] = {fam: compiled.get(fam, _NoRules()) for fam in FAMILIES}
         self.calendar = Calendar(scenario.start, rulebook_set.timezone)
         self.weights = position_weights(lay.slots, self.sc.demand.position_bias_exponent.value)
+        # The ranking kept from day to day in float32 mode (`_position_weight`).
         self._ranked: np.ndarray | None = None
-        self._prev_key: np.ndarray | None = None
-        self._prev_weight: np.ndarray | None = None
         self._key: np.ndarray | None = None
+        self._seen_alive: np.ndarray | None = None
+        self._weight: np.ndarray | None = None
         self.period: tuple[Any, Any] | None = None
         af = self.books["auto_follow"]
         self._af_cancels = {
@@ -688,19 +715,26 @@ class Model:
     def _apply_listing(self, idx: np.ndarray, effects: Sequence[tuple[str, dict[str, Any]]],
                        rows: np.ndarray | None, time: float, flows: DayFlows) -> None:
         """State changes of auto-follow effects on merchants idx[rows] (rules.effects; rows
-        None: all of idx)."""
+        None: all of idx). The merchants idx are distinct."""
         s = self.s
-        at = idx if rows is None else idx[rows]  # once for all the effects
-        if not at.size:
-            return
+        at: np.ndarray | None = None  # idx[rows], once for all the effects that need it
         for name, args in effects:
-            if name == "prompt_price_change":
-                j, target = _where_known(at, args["target"], rows)
-                s["prompt_open"][j] = True
-                s["prompt_target"][j] = target
-                s["prompts_seen"][j] += 1
-                flows.prompts[j] += 1
-            elif name == "set_price":
+            if name == "prompt_price_change":  # one compiled pass over idx
+                target = np.asarray(args["target"])
+                opened = np.empty(idx.size, dtype=np.int64)
+                k = kernels.prompt_price_change(
+                    idx, _EVERY_ONE if rows is None else rows.view(np.uint8),
+                    np.broadcast_to(target, idx.shape) if target.ndim == 0 else target,
+                    s["prompt_open"], s["prompt_target"], s["prompts_seen"], flows.prompts,
+                    opened)
+                if k:
+                    self._selections().opened.append(opened[:k])
+                continue
+            if at is None:
+                at = idx if rows is None else idx[rows]
+            if not at.size:
+                return
+            if name == "set_price":
                 j, price = _where_known(at, args["price"], rows)
                 s["price"][j] = price
                 s["prompt_open"][j] = False
@@ -763,13 +797,8 @@ class Model:
     def _cancel(self, idx: np.ndarray, etype: str) -> None:
         """An event cancels the pending deadlines that wait for it."""
         s = self.s
-        table = self._af_cancels[etype]
-        hit = table[s["prompt_rule"][idx]]
-        s["prompt_rule"][idx[hit]] = -1
-        hit = table[s["dl_rule"][idx]]
-        j = idx[hit]
-        s["dl_rule"][j], s["dl_due"][j], s["dl_event_time"][j] = -1, np.inf, np.nan
-        s["dl_event_price"][j] = np.nan
+        kernels.cancel_deadlines(idx, self._af_cancels[etype], s["prompt_rule"], s["dl_rule"],
+                                 s["dl_due"], s["dl_event_time"], s["dl_event_price"])
 
     def _observers(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The live merchants of the groups whose web price fell (`observed`, by group), in
@@ -792,6 +821,220 @@ class Model:
         if found is None:
             found = self._follow_selections = _Selections(self.n, self.layout, self.R)
         return found
+
+    def _live_minima(self) -> np.ndarray:
+        """Each product group's least price among its live sellers (inf if none), in the
+        state dtype (exact: the minima are widened, not every price): from the prices' bits
+        in one pass (`kernels.live_minima`), or by numpy where a live price is negative,
+        -0.0 or NaN. The dead are left out rather than priced at inf."""
+        s, slots = self.s, self.layout.slots
+        price = s["price"]
+        unsigned = _UNSIGNED[price.dtype.itemsize]
+        top = unsigned(np.array(np.inf, dtype=price.dtype).view(unsigned))
+        none = unsigned(np.iinfo(unsigned).max)
+        bits = np.empty(price.size // slots, dtype=unsigned)
+        if kernels.live_minima(price.view(unsigned), s["alive"].view(np.uint8), slots, top, none,
+                               bits):
+            return np.where(bits == none, price.dtype.type(np.inf), bits.view(price.dtype))
+        return np.min(price.reshape(-1, slots), axis=1, initial=np.inf,
+                      where=s["alive"].reshape(-1, slots))
+
+    # -- the auto-follow day's prompts ----------------------------------------------------
+    def _due_deadlines(self, T: float, fl: DayFlows) -> None:
+        """The auto-follow deadlines that fall due today (of live merchants): cleared, and
+        their rules' effects applied where their `when` holds."""
+        s, af = self.s, self.books["auto_follow"]
+        due = self._due_rows(T)
+        if not due.size:
+            return
+        rules = np.empty(due.size, dtype=s["dl_rule"].dtype)
+        ev_time, ev_price = np.empty(due.size), np.empty(due.size)
+        one = kernels.take_deadlines(due, s["dl_rule"], s["dl_due"], s["dl_event_time"],
+                                     s["dl_event_price"], rules, ev_time, ev_price)
+        for pos in (rules[:1] if one else np.unique(rules)):
+            if one:
+                sub, at, price_at = due, ev_time, ev_price
+            else:
+                rows = rules == pos
+                sub, at, price_at = due[rows], ev_time[rows], ev_price[rows]
+            rid = af.rule_ids[pos]
+            scope = self._scope(sub, {"time": at, "competitor_price": price_at,
+                                      "listing_id": "L"})
+            when = af.deadline_when(rid, scope, sub.size)
+            effects = [(e.name, e.args) for e in af.deadline_effects(rid, scope, sub.size)]
+            self._apply_listing(sub, effects, when, T, fl)
+
+    def _observations(self, T: float, observed: np.ndarray, fl: DayFlows,
+                      armed: list[np.ndarray]) -> None:
+        """The live merchants of the groups whose web price fell see it: their rules' effects,
+        and the deadlines the rules set. A deadline within the day arms `prompt_rule` (and
+        the price) on its rows, which are added to `armed` for the caller to reset; a later
+        one is kept in the `dl_` fields."""
+        s, af = self.s, self.books["auto_follow"]
+        obs, comp = self._observers(observed)
+        if not obs.size:
+            return
+        s["competitor_price"][obs] = comp
+        scope = self._scope(obs, {"time": T, "listing_id": "L", "competitor_price": comp})
+        dec = af.decide("competitor_price_observed", scope, obs.size)
+        for rid, mask, effects in self._fired_effects(af, dec):
+            self._apply_listing(obs, effects, mask, T, fl)
+            if af.rulebook.rule(rid).deadline is None:
+                continue
+            after = af.deadline_after(rid, scope, obs.size)
+            pos = af.rule_ids.index(rid)
+            j = np.empty(obs.size, dtype=obs.dtype)
+            k, later = kernels.arm_prompts(obs, mask.view(np.uint8), after, comp, float(DAY),
+                                           pos, s["prompt_rule"], s["prompt_event_price"], j)
+            armed.append(j[:k])
+            if later:  # (a deadline within the day, as usual, arms none)
+                self._set_deadlines(obs, mask, after, float(DAY), pos, T, comp)
+
+    def _open_prompts(self, T: float, u_prompt: np.ndarray, fl: DayFlows) -> None:
+        """Each live merchant with a price prompt open follows it, dismisses it or ignores it
+        (by its draw `u_prompt`), with the effects and deadlines of each; every open prompt
+        is closed."""
+        open_ = self._open_rows()
+        if not open_.size:
+            return
+        try:
+            self._answer_prompts(open_, T, u_prompt, fl)
+        except BaseException:
+            # (a decision raised: the prompts still open are looked at again next time, as
+            # a pass over every merchant would find them)
+            self._selections().opened.append(open_)
+            raise
+
+    def _answer_prompts(self, open_: np.ndarray, T: float, u_prompt: np.ndarray,
+                        fl: DayFlows) -> None:
+        """The answers to the prompts open on the live merchants `open_` (`_open_prompts`)."""
+        s, af = self.s, self.books["auto_follow"]
+        fi, di, ig = self._answers(open_, u_prompt)
+        if fi.size:
+            target = s["prompt_target"][fi]
+            self._cancel(fi, "listing_updated")
+            old_price = s["price"][fi]  # (a gather: a copy already)
+            s["price"][fi] = target
+            event = {"time": T, "listing_id": "L", "product_group": self.group_names,
+                     "price": s["price"], "unit_cost": s["unit_cost"],
+                     "quality": s["quality"], "promo_signup_price": s["promo"]}
+            scope = self._scope(fi, event, previous_price=old_price)
+            self._decide_apply(af, "listing_updated", fi, scope, T, fl)
+            s["prompt_open"][fi] = False
+            s["prompts_seen"][fi] = 0
+        if di.size:
+            self._cancel(di, "prompt_dismissed")
+            scope = self._scope(di, {"time": T, "listing_id": "L"})
+            dec = af.decide("prompt_dismissed", scope, di.size)
+            for rid, mask, effects in self._fired_effects(af, dec):
+                self._apply_listing(di, effects, mask, T, fl)
+                if af.rulebook.rule(rid).deadline is None:
+                    continue
+                after = af.deadline_after(rid, scope, di.size)
+                # (every known deadline: no event price)
+                self._set_deadlines(di, mask, after, -np.inf, af.rule_ids.index(rid), T,
+                                    np.broadcast_to(np.nan, di.shape))
+            s["prompt_open"][di] = False
+        if ig.size:
+            rules = s["prompt_rule"][ig]
+            for pos in np.unique(rules[rules >= 0]):
+                rows = rules == pos
+                sub = ig[rows]
+                rid = af.rule_ids[pos]
+                scope = self._scope(sub, {"time": T, "listing_id": "L", "competitor_price":
+                                          s["prompt_event_price"][sub]})
+                when = af.deadline_when(rid, scope, sub.size)
+                effects = [(e.name, e.args)
+                           for e in af.deadline_effects(rid, scope, sub.size)]
+                self._apply_listing(sub, effects, when, T, fl)
+            s["prompt_open"][ig] = False
+
+    #: False: the merchants with a deadline due or a prompt open found by a pass over every
+    #: merchant, not among those recorded as given one (tests compare).
+    _track_rows = True
+
+    def _set_deadlines(self, idx: np.ndarray, fired: np.ndarray, after: np.ndarray,
+                       at_least: float, position: int, T: float, price: np.ndarray) -> None:
+        """Arm rule `position`'s deadline on the merchants idx (increasing) where it fired
+        and is at least `at_least` after T (`kernels.set_deadlines`), and record them."""
+        s = self.s
+        armed = np.empty(idx.size, dtype=np.int64)
+        k, earliest = kernels.set_deadlines(idx, fired.view(np.uint8), after, at_least,
+                                            position, T, price, s["dl_rule"], s["dl_due"],
+                                            s["dl_event_time"], s["dl_event_price"], armed)
+        if k:
+            self._selections().deadlines.append((float(earliest), armed[:k]))
+
+    def _due_rows(self, T: float) -> np.ndarray:
+        """The live merchants whose deadline falls due by T, increasing: looked for among the
+        batches of merchants given a deadline whose earliest due has come (a merchant given
+        a later one since is in a later batch too; one whose deadline was cleared has it at
+        inf), which are then dropped, but for the dead, kept for when they live again."""
+        s, sel = self.s, self._selections()
+        if not self._track_rows:
+            sel.deadlines.clear()
+            due = np.flatnonzero(s["dl_due"] <= T)
+            return due[s["alive"][due]]  # (alive read at those rows only, not over all)
+        ready = [rows for at, rows in sel.deadlines if at <= T]
+        if not ready:
+            return _NO_ROWS
+        sel.deadlines = [(at, rows) for at, rows in sel.deadlines if at > T]
+        due = _union(ready)
+        due = due[s["dl_due"][due] <= T]
+        live = s["alive"][due]
+        if not live.all():
+            sel.deadlines.append((-np.inf, due[~live]))
+            due = due[live]
+        return due
+
+    def _open_rows(self) -> np.ndarray:
+        """The live merchants with a prompt open, increasing: looked for among those whose
+        prompt was opened since the last look; an open prompt of the dead is kept for when
+        they live again."""
+        s, sel = self.s, self._selections()
+        if not self._track_rows:
+            sel.opened.clear()
+            open_ = np.flatnonzero(s["prompt_open"])
+            return open_[s["alive"][open_]]
+        open_ = _union(sel.opened)
+        sel.opened.clear()
+        open_ = open_[s["prompt_open"][open_]]
+        live = s["alive"][open_]
+        if not live.all():
+            sel.opened.append(open_[~live])
+            open_ = open_[live]
+        return open_
+
+    #: False: the prompts' answers by numpy, not `kernels.prompt_answers` (tests compare).
+    _compiled_answers = True
+
+    def _answers(self, open_: np.ndarray,
+                 u_prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The merchants `open_` that follow, dismiss and ignore their prompt (in order), by
+        their draws `u_prompt`. The follow probability of each count of prompts seen is
+        computed once per count (numpy's power gives each element the bits it gives it in
+        any longer array), then each merchant's answer in one pass
+        (`kernels.prompt_answers`); by numpy over the merchants when the counts spread wider
+        than the merchants."""
+        afp = self.sc.auto_follow
+        seen = self.s["prompts_seen"]
+        if self._compiled_answers:
+            k_lo, k_hi = (int(x) for x in kernels.count_range(open_, seen))
+            if k_hi - k_lo < open_.size:
+                k = np.arange(k_lo, k_hi + 1, dtype=np.float64)
+                p = 1.0 - (1.0 - afp.follow_probability.value) * (
+                    1.0 - afp.follow_probability_step.value) ** (k - 1.0)
+                out = np.empty((3, open_.size), dtype=open_.dtype)
+                nf, nd, ni = kernels.prompt_answers(open_, seen, u_prompt, p, k_lo,
+                                                    float(afp.dismiss_probability.value), *out)
+                return out[0, :nf], out[1, :nd], out[2, :ni]
+        r = u_prompt[open_]
+        p = 1.0 - (1.0 - afp.follow_probability.value) * (
+            1.0 - afp.follow_probability_step.value) ** (seen[open_].astype(np.float64) - 1.0)
+        follow = r < p
+        dismiss = ~follow & (r < p + (1.0 - p) * afp.dismiss_probability.value)
+        ignore = ~follow & ~dismiss
+        return open_[follow], open_[dismiss], open_[ignore]
 
     # -- the day ----------------------------------------------------------------------------
     def step(self, day: int) -> DayFlows:
@@ -816,11 +1059,7 @@ class Model:
 
         # 1. whole-web price
         wp = sc.web_price
-        # The minimum is exact in the state dtype: widen the group minima, not every price;
-        # the dead are left out of the reduction (`where`) rather than priced at inf.
-        minima = np.min(s["price"].reshape(-1, lay.slots), axis=1, initial=np.inf,
-                        where=alive.reshape(-1, lay.slots))
-        lowest = np.minimum(self.web, minima.astype(np.float64))
+        lowest = np.minimum(self.web, self._live_minima().astype(np.float64))
         old = self.web.copy()
         cut = gu[0] < wp.cut_probability.value
         depth = wp.cut_depth_low.value + (wp.cut_depth_high.value - wp.cut_depth_low.value) * gu[1]
@@ -830,111 +1069,17 @@ class Model:
 
         # 2. auto-follow
         af, afp = self.books["auto_follow"], sc.auto_follow
-        # prompt_rule is -1 everywhere between days: the rows armed below are reset at the end.
+        # prompt_rule is -1 everywhere between days: the observations arm it where a prompt's
+        # deadline falls within the day (for the ignored prompts to read), and it is reset
+        # there however the prompts end (a decision that raises included).
         armed: list[np.ndarray] = []
-        due = np.flatnonzero(s["dl_due"] <= T)
-        due = due[alive[due]]  # (alive read at those rows only, not over all)
-        if due.size:
-            rules = s["dl_rule"][due]
-            ev_time, ev_price = s["dl_event_time"][due], s["dl_event_price"][due]
-            s["dl_rule"][due], s["dl_due"][due] = -1, np.inf
-            s["dl_event_time"][due], s["dl_event_price"][due] = np.nan, np.nan
-            one = bool((rules == rules[0]).all())  # usually: one rule's deadlines
-            for pos in (rules[:1] if one else np.unique(rules)):
-                if one:
-                    sub, at, price_at = due, ev_time, ev_price
-                else:
-                    rows = rules == pos
-                    sub, at, price_at = due[rows], ev_time[rows], ev_price[rows]
-                rid = af.rule_ids[pos]
-                scope = self._scope(sub, {"time": at, "competitor_price": price_at,
-                                          "listing_id": "L"})
-                when = af.deadline_when(rid, scope, sub.size)
-                effects = [(e.name, e.args) for e in af.deadline_effects(rid, scope, sub.size)]
-                self._apply_listing(sub, effects, when, T, fl)
-        obs, comp = self._observers(observed)
-        if obs.size:
-            s["competitor_price"][obs] = comp
-            scope = self._scope(obs, {"time": T, "listing_id": "L", "competitor_price": comp})
-            dec = af.decide("competitor_price_observed", scope, obs.size)
-            for rid, mask, effects in self._fired_effects(af, dec):
-                self._apply_listing(obs, effects, mask, T, fl)
-                if af.rulebook.rule(rid).deadline is None:
-                    continue
-                after = af.deadline_after(rid, scope, obs.size)
-                pos = af.rule_ids.index(rid)
-                today = mask & (after < DAY)
-                j = obs[today]
-                armed.append(j)
-                s["prompt_rule"][j] = pos
-                s["prompt_event_price"][j] = comp[today]
-                later = mask & (after >= DAY)
-                if later.any():  # (a deadline within the day, as usual, arms none)
-                    j = obs[later]
-                    s["dl_rule"][j], s["dl_due"][j] = pos, T + after[later]
-                    s["dl_event_time"][j], s["dl_event_price"][j] = T, comp[later]
-        open_ = np.flatnonzero(s["prompt_open"])
-        open_ = open_[alive[open_]]
-        if open_.size:
-            seen, r = s["prompts_seen"][open_], u[U_PROMPT][open_]
-            # The follow probability of each count of prompts seen, computed once per count
-            # (numpy's power gives each element the bits it gives it in any longer array).
-            k_lo, k_hi = int(seen.min()), int(seen.max())
-            by_count = k_hi - k_lo < seen.size
-            k = np.arange(k_lo, k_hi + 1, dtype=np.float64) if by_count else seen.astype(
-                np.float64)
-            p = 1.0 - (1.0 - afp.follow_probability.value) * (
-                1.0 - afp.follow_probability_step.value) ** (k - 1.0)
-            if by_count:
-                p = p[seen - k_lo]
-            follow = r < p
-            dismiss = ~follow & (r < p + (1.0 - p) * afp.dismiss_probability.value)
-            ignore = ~follow & ~dismiss
-            fi = open_[follow]
-            if fi.size:
-                target = s["prompt_target"][fi]
-                self._cancel(fi, "listing_updated")
-                old_price = s["price"][fi].copy()
-                s["price"][fi] = target
-                event = {"time": T, "listing_id": "L", "product_group": self.group_names,
-                         "price": s["price"], "unit_cost": s["unit_cost"],
-                         "quality": s["quality"], "promo_signup_price": s["promo"]}
-                scope = self._scope(fi, event, previous_price=old_price)
-                self._decide_apply(af, "listing_updated", fi, scope, T, fl)
-                s["prompt_open"][fi] = False
-                s["prompts_seen"][fi] = 0
-            di = open_[dismiss]
-            if di.size:
-                self._cancel(di, "prompt_dismissed")
-                scope = self._scope(di, {"time": T, "listing_id": "L"})
-                dec = af.decide("prompt_dismissed", scope, di.size)
-                for rid, mask, effects in self._fired_effects(af, dec):
-                    self._apply_listing(di, effects, mask, T, fl)
-                    if af.rulebook.rule(rid).deadline is None:
-                        continue
-                    after = af.deadline_after(rid, scope, di.size)
-                    ok = mask & ~np.isnan(after)
-                    j = di[ok]
-                    s["dl_rule"][j] = af.rule_ids.index(rid)
-                    s["dl_due"][j] = T + after[ok]
-                    s["dl_event_time"][j], s["dl_event_price"][j] = T, np.nan
-                s["prompt_open"][di] = False
-            ig = open_[ignore]
-            if ig.size:
-                rules = s["prompt_rule"][ig]
-                for pos in np.unique(rules[rules >= 0]):
-                    rows = rules == pos
-                    sub = ig[rows]
-                    rid = af.rule_ids[pos]
-                    scope = self._scope(sub, {"time": T, "listing_id": "L", "competitor_price":
-                                              s["prompt_event_price"][sub]})
-                    when = af.deadline_when(rid, scope, sub.size)
-                    effects = [(e.name, e.args)
-                               for e in af.deadline_effects(rid, scope, sub.size)]
-                    self._apply_listing(sub, effects, when, T, fl)
-                s["prompt_open"][ig] = False
-        for rows in armed:
-            s["prompt_rule"][rows] = -1
+        try:
+            self._due_deadlines(T, fl)
+            self._observations(T, observed, fl, armed)
+            self._open_prompts(T, u[U_PROMPT], fl)
+        finally:
+            for rows in armed:
+                s["prompt_rule"][rows] = -1
         r = u[U_TOGGLE]
         ad = sc.adaptation
         # One walk codes the toggles and repricing (`kernels.toggle_codes`); numpy compared
@@ -1195,17 +1340,20 @@ class Model:
             np.float32(ad.probability.value), float(ad.quality_floor.value),
             float(ad.quality_step.value), float(ad.cost_share_of_quality.value))
 
-    def _position_weight(self, score: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    def _position_weight(self, score: np.ndarray, alive: np.ndarray,
+                         rows: np.ndarray | None = None) -> np.ndarray:
         """Each listing's position weight after ranking its group by score, best first, the
         dead last (a score of -inf); ties go to the lower seller slot (as a stable sort of the
-        slots gives).
+        slots gives). `rows`: the listings (sorted) whose score may have changed since the
+        last call, None: any may have.
 
         In float64 mode (the reference's precision) this is a stable argsort per group. In
         float32 mode scores are compared at float32 precision and each listing gets one unique
         uint64 key (order-preserving float32 bits, then the slot), so any sort gives the order a
-        stable sort would (`kernels.rank_float32`). Groups whose keys did not change since
-        yesterday keep yesterday's weights; in the others only the listings whose key changed
-        are sorted, then merged into yesterday's order of the rest (still sorted).
+        stable sort would (`kernels.rank_float32`). Keys are computed again only at `rows`
+        and in groups where a listing died or entered; groups whose keys did not change keep
+        yesterday's weights; in the others only the listings whose key changed are sorted,
+        then merged into yesterday's order of the rest (still sorted).
         """
         slots = self.layout.slots
         if self.dtype == np.float64:
@@ -1214,19 +1362,16 @@ class Model:
             weight = np.empty(order.shape)
             np.put_along_axis(weight, order, self.weights[None, :], axis=1)
             return weight.ravel()
-        # Order-preserving bits of -score at float32 precision, -0.0 made 0.0 (which the float
-        # comparison treats as equal), then the slot: see `kernels.rank_float32`.
         first = self._key is None
         if first:
-            self._key = np.empty(self.n, dtype=np.float32)
-            self._prev_key = np.empty(self.n, dtype=np.float32)
+            self._key = np.empty(self.n, dtype=np.uint32)
+            self._seen_alive = np.empty(self.n, dtype=np.uint8)
             self._ranked = np.empty(self.n, dtype=np.uint64)
-            self._prev_weight = np.empty(self.n)
-        key, prev = self._key, self._prev_key
-        kernels.rank_float32(score, alive, slots, self.weights, key, prev, self._ranked,
-                             self._prev_weight, first)
-        self._key, self._prev_key = prev, key
-        return self._prev_weight
+            self._weight = np.empty(self.n)
+        kernels.rank_float32(score, alive.view(np.uint8), slots, self.weights, self._key,
+                             self._seen_alive, self._ranked, self._weight,
+                             _NO_ROWS if rows is None else rows, rows is None, first)
+        return self._weight
 
     def exposure(self, T: float, out: np.ndarray | None = None) -> np.ndarray:
         """Impressions of every listing today: ranking rulebook score, rank within the group,
@@ -1253,7 +1398,7 @@ class Model:
                 # decisions are row by row), instead of a call per block.
                 if few.size:
                     self._rank(rk, few, event, score, channel)
-                return self._exposure(score, channel, out)
+                return self._exposure(score, channel, out, few)
         for rows in self.blocks:
             sub: np.ndarray | slice = rows
             if changed is not None:
@@ -1289,11 +1434,12 @@ class Model:
             score[sub] = block_score
             channel[sub] = block_channel
 
-    def _exposure(self, score: np.ndarray, channel: np.ndarray,
-                  out: np.ndarray | None) -> np.ndarray:
-        """Impressions from today's scores and channels (see `exposure`)."""
+    def _exposure(self, score: np.ndarray, channel: np.ndarray, out: np.ndarray | None,
+                  rows: np.ndarray | None = None) -> np.ndarray:
+        """Impressions from today's scores and channels (see `exposure`); `rows`: the
+        listings whose score may have changed (None: any)."""
         s = self.s
-        weight = self._position_weight(score, s["alive"])
+        weight = self._position_weight(score, s["alive"], rows)
         # Exposure needs each group's totals (summed as numpy sums a row): one compiled pass
         # per group.
         return kernels.group_exposure(weight, s["alive"], s["scale"], channel,
@@ -1631,6 +1777,11 @@ def _blocks(replications: int, layout: Layout) -> list[slice]:
         out.append(slice(lo, hi))
     return out
 
+
+#: `kernels.prompt_price_change`'s rows where every merchant is affected.
+_EVERY_ONE = np.empty(0, dtype=np.uint8)
+#: No listing's score changed (`kernels.rank_float32`'s rows when it computes every key).
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 _FEE_CATEGORY = {"commission": "commission", "ad_click": "ads"}
 #: `kernels.charge`'s arguments for a rule that decided every row, and for one fee per row.

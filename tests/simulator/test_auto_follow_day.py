@@ -86,6 +86,170 @@ def test_prompt_rule_is_clear_between_days(rulebook_set) -> None:
     assert prompts > 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prompt_answers_compiled_change_no_bit(rulebook_set, dtype) -> None:
+    """The prompts' answers picked in one compiled pass (`kernels.prompt_answers`) give the
+    state and flows numpy's selections give."""
+    sc = load_scenario(TINY).with_values(BUSY)
+    compiled = run_days(rulebook_set, sc, 60, dtype, 2)
+    plain = run_days(rulebook_set, sc, 60, dtype, 2,
+                     prepare=lambda model: setattr(model, "_compiled_answers", False))
+    assert_identical(compiled, plain)
+    assert sum(float(day["prompts"].sum()) for day in compiled[1]) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recorded_deadlines_and_prompts_change_no_bit(rulebook_set, dtype) -> None:
+    """The due deadlines and open prompts looked for among the merchants recorded as given
+    one (`Model._due_rows`, `Model._open_rows`) are those a pass over every merchant finds,
+    with merchants dying and entering: same state and flows, day after day."""
+    sc = load_scenario(TINY).with_values(BUSY)
+    recorded = run_days(rulebook_set, sc, 80, dtype, 3)
+    scanned = run_days(rulebook_set, sc, 80, dtype, 3,
+                       prepare=lambda model: setattr(model, "_track_rows", False))
+    assert_identical(recorded, scanned)
+    assert any(day["prompts"].sum() for day in recorded[1])
+    assert any(day["forced_follows"].sum() for day in recorded[1])
+
+
+def test_recorded_rows_cover_every_deadline_and_prompt(rulebook_set) -> None:
+    """Between days, every merchant with a finite deadline is in a recorded batch whose
+    earliest due is no later than its own, and every merchant with a prompt open (the dead
+    only, after the day's prompts) is recorded. (The 2025 set arms no deadline longer than
+    a day.)"""
+    sc = load_scenario(TINY).with_values(BUSY)
+    model = Model(rulebook_set, sc, [replication_seed(4, 0), replication_seed(4, 1)])
+    s = model.s
+    armed = 0
+    for day in range(80):
+        model.step(day)
+        sel = model._selections()
+        for i in np.flatnonzero(np.isfinite(s["dl_due"])):
+            assert any(at <= s["dl_due"][i] and i in rows for at, rows in sel.deadlines)
+            armed += 1
+        opened = set(np.concatenate(sel.opened).tolist()) if sel.opened else set()
+        assert set(np.flatnonzero(s["prompt_open"]).tolist()) <= opened
+    assert armed or "reformed" in str(rulebook_set.id)
+
+
+def test_a_dead_merchants_prompt_and_deadline_wait_for_it(rulebook_set) -> None:
+    """A prompt open and a deadline due on a merchant that is dead stay until it lives
+    again, then are dealt with, whether they are looked for among the recorded merchants
+    or over every merchant."""
+    sc = load_scenario(TINY)
+    runs = []
+    for track in (True, False):
+        model = Model(rulebook_set, sc, [replication_seed(1, 0)])
+        model._track_rows = track
+        for day in range(3):
+            model.step(day)
+        s = model.s
+        m = np.flatnonzero(s["alive"])[:2]
+        T = model.calendar.time(3)
+        model._apply_listing(m[:1], [("prompt_price_change", {"target": np.array([1.0])})],
+                             None, T, model._new_flows())
+        af = model.books["auto_follow"]
+        pos = next(i for i, rid in enumerate(af.rule_ids)
+                   if af.rulebook.rule(rid).deadline is not None)
+        model._set_deadlines(m[1:], np.ones(1, dtype=bool), np.array([0.5 * 86400.0]),
+                             -np.inf, pos, T, np.array([2.0]))
+        s["alive"][m] = False
+        for day in range(3, 6):
+            model.step(day)
+        assert s["prompt_open"][m[0]] and np.isfinite(s["dl_due"][m[1]])
+        s["alive"][m] = True
+        flows = [model.step(day) for day in range(6, 8)]
+        assert not s["prompt_open"][m[0]] and not np.isfinite(s["dl_due"][m[1]])
+        runs.append((s, [{k: getattr(f, k).copy() for k in f.__dataclass_fields__}
+                         for f in flows]))
+    assert_identical(*runs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_live_minima_are_numpys(dtype) -> None:
+    """`Model._live_minima` gives numpy's masked group minima bit for bit, by the compiled
+    pass or, when a live price is negative, -0.0 or NaN, by numpy itself; a group with
+    nobody live has inf."""
+    rulebook_set = load_set(BOOKS / "lowprice-2024")
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(7, i) for i in range(2)],
+                  dtype=dtype)
+    s, slots = model.s, model.layout.slots
+    rng = np.random.default_rng(7)
+    live = np.flatnonzero(s["alive"])
+    for bad in (None, np.nan, -0.0, -2.0):
+        if bad is not None:
+            s["price"][rng.choice(live)] = bad
+        s["alive"][:slots] = False  # the first group: nobody live
+        want = np.min(s["price"].reshape(-1, slots), axis=1, initial=np.inf,
+                      where=s["alive"].reshape(-1, slots))
+        got = model._live_minima()
+        assert got.dtype == want.dtype and np.isinf(got[0])
+        np.testing.assert_array_equal(got, want)
+
+
+class _Raised(Exception):
+    pass
+
+
+def test_prompt_rule_is_clear_after_a_day_that_raised(rulebook_set, monkeypatch) -> None:
+    """The rows the observations armed are reset even when a later decision of the prompts
+    raises (say, a rulebook error), not only when the day ends as usual."""
+    sc = load_scenario(TINY).with_values(BUSY)
+    model = Model(rulebook_set, sc, [replication_seed(2, 0), replication_seed(2, 1)])
+    book = model.books["auto_follow"]
+    decide = book.decide
+
+    def failing(event_type, scope, n):
+        if event_type in ("listing_updated", "prompt_dismissed") and (
+                model.s["prompt_rule"] != -1).any():
+            raise _Raised(event_type)
+        return decide(event_type, scope, n)
+
+    monkeypatch.setattr(book, "decide", failing)
+    raised = 0
+    for day in range(60):
+        try:
+            model.step(day)
+        except _Raised:
+            raised += 1
+        assert (model.s["prompt_rule"] == -1).all()
+    assert raised
+
+
+def test_prompts_left_open_by_a_day_that_raised_are_found_again(rulebook_set,
+                                                                monkeypatch) -> None:
+    """When a decision on the open prompts raises, the prompts left open are looked at the
+    next day as a pass over every merchant would find them: the runs that record the
+    merchants and that scan them go on alike."""
+    sc = load_scenario(TINY).with_values(BUSY)
+    runs = []
+    for track in (True, False):
+        model = Model(rulebook_set, sc, [replication_seed(2, 0)])
+        model._track_rows = track
+        book = model.books["auto_follow"]
+        calls = [0]
+
+        def failing(event_type, scope, n, decide=book.decide, calls=calls):
+            if event_type == "prompt_dismissed":  # the 2nd and the 5th day's dismissals
+                calls[0] += 1
+                if calls[0] in (2, 5):
+                    raise _Raised(event_type)
+            return decide(event_type, scope, n)
+
+        monkeypatch.setattr(book, "decide", failing)
+        flows, raised = [], 0
+        for day in range(30):
+            try:
+                fl = model.step(day)
+            except _Raised:
+                raised += 1
+                continue
+            flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
+        assert raised == 2
+        runs.append((model.s, flows))
+    assert_identical(*runs)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_observers_are_the_live_merchants_of_the_observed_groups(rulebook_set, seed) -> None:
     """`Model._observers` walks the observed groups' seller ranges only; it must find what

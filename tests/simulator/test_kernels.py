@@ -271,7 +271,11 @@ def _rank_numpy(score: np.ndarray, alive: np.ndarray, slots: int,
     return weight.ravel()
 
 
-def test_rank_float32_matches_a_stable_sort_day_after_day() -> None:
+@pytest.mark.parametrize("told", [False, True])
+def test_rank_float32_matches_a_stable_sort_day_after_day(told: bool) -> None:
+    """Day after day, some scores move (none in one group, none at all on one day), some
+    merchants die and some enter: the weights are a stable sort's, whether the kernel is told
+    the rows whose score moved (`told`) or computes every key."""
     rng = np.random.default_rng(11)
     groups, slots = 3, 500
     n = groups * slots
@@ -280,17 +284,24 @@ def test_rank_float32_matches_a_stable_sort_day_after_day() -> None:
     score[::7] = 0.0
     score[1::13] = -0.0
     alive = rng.random(n) < 0.9
-    key, prev = np.empty(n, np.float32), np.empty(n, np.float32)
+    key, seen = np.empty(n, np.uint32), np.empty(n, np.uint8)
     ranked, weight = np.empty(n, np.uint64), np.empty(n)
+    rows: np.ndarray | None = None
     for day in range(12):
-        kernels.rank_float32(score, alive, slots, weights, key, prev, ranked, weight, day == 0)
-        key, prev = prev, key
+        kernels.rank_float32(score, alive.view(np.uint8), slots, weights, key, seen, ranked,
+                             weight, np.empty(0, np.int64) if rows is None else rows,
+                             rows is None, day == 0)
         assert np.array_equal(weight, _rank_numpy(score, alive, slots, weights))
-        # Tomorrow: some prices move (one group not at all), some merchants die.
+        # Tomorrow: some prices move (one group not at all), some merchants die or enter
+        # (not on day 3: then only the rows told are looked at).
         moved = rng.random(n) < (0.0 if day == 5 else 0.05)
         moved[:slots] = False
         score = np.where(moved, -np.round(rng.uniform(5, 20, n), 1), score)
-        alive &= rng.random(n) < 0.99
+        score[moved & (rng.random(n) < 0.1)] = -0.0
+        if day != 3:
+            alive = (alive & (rng.random(n) < 0.99)) | (rng.random(n) < 0.005)
+        # A listing told but unchanged changes nothing.
+        rows = np.flatnonzero(moved | (rng.random(n) < 0.01)) if told else None
 
 
 def test_group_exposure_is_the_numpy_expression() -> None:
@@ -486,6 +497,228 @@ def test_ratios_and_counts_match_division_and_count_nonzero(dtype: type) -> None
             assert ratio.tobytes() == expected.tobytes()
             assert counts == (np.count_nonzero(enrolled & alive),
                               np.count_nonzero(alive & (price < cost)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_live_minima_are_numpys_where_it_is_sure(dtype: type) -> None:
+    """`live_minima` finds each group's least live price bit for bit as numpy's masked
+    minimum does (groups with nobody live get all bits set; +inf and 0.0 prices count), and
+    says it is unsure when a live price is negative, -0.0 or NaN (a dead one's may be)."""
+    rng = np.random.default_rng(13)
+    groups, slots = 5, 257
+    unsigned = {4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]
+    top = unsigned(np.array(np.inf, dtype=dtype).view(unsigned))
+    none = unsigned(np.iinfo(unsigned).max)
+    for trial in range(6):
+        price = rng.uniform(0.5, 900, groups * slots).astype(dtype)
+        alive = rng.random(groups * slots) < 0.7
+        alive[slots:2 * slots] = False  # a group with nobody live
+        price[rng.choice(price.size, 5)] = np.inf
+        price[rng.choice(price.size, 2)] = 0.0
+        dead = np.flatnonzero(~alive)
+        price[dead[:4]] = [np.nan, -1.0, -0.0, -np.inf]  # the dead's prices never count
+        bad = [None, np.nan, -3.0, -0.0, -np.inf, None][trial]
+        if bad is not None:
+            price[np.flatnonzero(alive)[7]] = bad
+        out = np.empty(groups, dtype=unsigned)
+        ok = kernels.live_minima(price.view(unsigned), alive.view(np.uint8), slots, top, none,
+                                 out)
+        assert ok == (bad is None)
+        if ok:
+            want = np.min(price.reshape(-1, slots), axis=1, initial=np.inf,
+                          where=alive.reshape(-1, slots))
+            got = np.where(out == none, dtype(np.inf), out.view(dtype))
+            np.testing.assert_array_equal(got.view(unsigned), want.view(unsigned))
+            assert out[1] == none
+
+
+def test_take_deadlines_is_numpys_gathers_and_resets() -> None:
+    """`take_deadlines` reads the due merchants' rule, event time and price (NaN included)
+    and clears their deadlines as numpy's gathers and scatters do, touching no other
+    merchant; it tells whether every rule is the first one's."""
+    rng = np.random.default_rng(4)
+    n = 500
+    for rules_drawn in ((3,), (0, 2), ()):
+        dl_rule = rng.choice(np.array([-1, 0, 1, 2, 3], dtype=np.int16), n)
+        dl_due = rng.uniform(0, 10, n)
+        dl_time = np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 5, n))
+        dl_price = np.where(rng.random(n) < 0.1, np.nan, rng.uniform(1, 50, n))
+        due = np.sort(rng.choice(n, 0 if not rules_drawn else 60, replace=False))
+        dl_rule[due] = rng.choice(np.array(rules_drawn or (0,), dtype=np.int16), due.size)
+        want = [a.copy() for a in (dl_rule, dl_due, dl_time, dl_price)]
+        expected = (want[0][due], want[2][due], want[3][due])
+        want[0][due], want[1][due], want[2][due], want[3][due] = -1, np.inf, np.nan, np.nan
+        rule, at, price = (np.empty(due.size, dtype=np.int16), np.empty(due.size),
+                           np.empty(due.size))
+        one = kernels.take_deadlines(due, dl_rule, dl_due, dl_time, dl_price, rule, at, price)
+        assert one == bool((expected[0] == expected[0][:1]).all())
+        for got, exp in zip((rule, at, price), expected, strict=True):
+            np.testing.assert_array_equal(got, exp)
+        for got, exp in zip((dl_rule, dl_due, dl_time, dl_price), want, strict=True):
+            np.testing.assert_array_equal(got, exp)
+
+
+def test_arm_prompts_is_numpys_selections() -> None:
+    """`arm_prompts` arms the fired observers whose deadline is within the day, as numpy's
+    masks pick them (a deadline of exactly a day, NaN, unfired rows), and tells whether a
+    fired one's deadline is later."""
+    rng = np.random.default_rng(6)
+    n, day = 2000, 86400.0
+    for later_share in (0.0, 0.2):
+        obs = np.sort(rng.choice(3 * n, n, replace=False))
+        fired = rng.random(n) < 0.6
+        after = np.where(rng.random(n) < later_share, rng.choice([day, 2 * day], n),
+                         rng.choice([0.0, 3600.0, np.nextafter(day, 0.0), np.nan], n))
+        price = rng.uniform(1, 50, n)
+        prompt_rule = np.full(3 * n, -1, dtype=np.int16)
+        event_price = np.full(3 * n, np.nan)
+        want_rule, want_price = prompt_rule.copy(), event_price.copy()
+        today = fired & (after < day)
+        want_rule[obs[today]] = 2
+        want_price[obs[today]] = price[today]
+        armed = np.empty(n, dtype=obs.dtype)
+        k, later = kernels.arm_prompts(obs, fired.view(np.uint8), after, price, day, 2,
+                                       prompt_rule, event_price, armed)
+        np.testing.assert_array_equal(armed[:k], obs[today])
+        assert later == bool((fired & (after >= day)).any())
+        np.testing.assert_array_equal(prompt_rule, want_rule)
+        np.testing.assert_array_equal(event_price, want_price)
+
+
+@pytest.mark.parametrize("target_dtype", [np.float64, np.float32, np.int64])
+def test_prompt_price_change_is_numpys_scatters(target_dtype: type) -> None:
+    """`prompt_price_change` opens the prompts `Model._apply_listing` opened with numpy:
+    only where the rule fired (or everywhere) and the target is known, at the target, one
+    more prompt seen and prompted; other merchants untouched."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    idx = rng.permutation(2 * n)[:n]
+    for fired in (rng.random(n) < 0.4, None):
+        target = rng.uniform(1, 50, n).astype(target_dtype)
+        if np.issubdtype(target_dtype, np.floating):
+            target[rng.random(n) < 0.1] = np.nan
+        state = (rng.random(2 * n) < 0.3, rng.uniform(1, 50, 2 * n),
+                 rng.integers(0, 5, 2 * n).astype(np.int32), rng.uniform(0, 3, 2 * n))
+        want = [a.copy() for a in state]
+        v = target if fired is None else target[fired]
+        at = idx if fired is None else idx[fired]
+        ok = ~np.isnan(v) if v.dtype.kind == "f" else np.ones(v.shape, dtype=bool)
+        j = at[ok]
+        want[0][j] = True
+        want[1][j] = v[ok]
+        want[2][j] += 1
+        want[3][j] += 1
+        opened = np.empty(n, dtype=np.int64)
+        k = kernels.prompt_price_change(idx, np.empty(0, np.uint8) if fired is None
+                                        else fired.view(np.uint8), target, *state, opened)
+        for got, exp in zip(state, want, strict=True):
+            np.testing.assert_array_equal(got, exp)
+        np.testing.assert_array_equal(opened[:k], j)
+    # One target for every merchant (a 0-d argument, broadcast without a copy).
+    state = (np.zeros(2 * n, dtype=bool), np.zeros(2 * n), np.zeros(2 * n, dtype=np.int32),
+             np.zeros(2 * n))
+    k = kernels.prompt_price_change(idx, np.empty(0, np.uint8),
+                                    np.broadcast_to(np.asarray(target_dtype(7)), idx.shape),
+                                    *state, np.empty(n, dtype=np.int64))
+    assert k == n
+    assert state[0][idx].all() and (state[1][idx] == 7).all() and state[0].sum() == n
+
+
+def test_cancel_deadlines_is_numpys_table_lookups() -> None:
+    """`cancel_deadlines` clears the prompt rules and deadlines the cancel table picks (rule
+    -1 reads the table's last entry, False), as `Model._cancel`'s numpy did."""
+    rng = np.random.default_rng(9)
+    n = 400
+    table = np.array([True, False, True, False])
+    prompt_rule = rng.integers(-1, 3, n).astype(np.int16)
+    dl_rule = rng.integers(-1, 3, n).astype(np.int16)
+    dl_due, dl_time, dl_price = rng.uniform(0, 9, n), rng.uniform(0, 9, n), rng.uniform(0, 9, n)
+    idx = np.sort(rng.choice(n, 150, replace=False))
+    want = [a.copy() for a in (prompt_rule, dl_rule, dl_due, dl_time, dl_price)]
+    want[0][idx[table[want[0][idx]]]] = -1
+    j = idx[table[want[1][idx]]]
+    want[1][j], want[2][j], want[3][j], want[4][j] = -1, np.inf, np.nan, np.nan
+    state = (prompt_rule, dl_rule, dl_due, dl_time, dl_price)
+    kernels.cancel_deadlines(idx, table, *state)
+    for got, exp in zip(state, want, strict=True):
+        np.testing.assert_array_equal(got, exp)
+
+
+@pytest.mark.parametrize("at_least", [-np.inf, 86400.0])
+def test_set_deadlines_is_numpys_masked_scatters(at_least: float) -> None:
+    """`set_deadlines` arms the fired merchants whose deadline is known and at least
+    `at_least` (NaN never), due at the time plus it, with the event's time and price (a
+    broadcast NaN too), as the model's numpy masks and scatters did."""
+    rng = np.random.default_rng(10)
+    n, T = 300, 1.7e9
+    idx = rng.permutation(2 * n)[:n]
+    fired = rng.random(n) < 0.5
+    after = rng.choice([np.nan, 0.0, 3600.0, 86400.0, 3 * 86400.0], n)
+    for price in (rng.uniform(1, 50, n), np.broadcast_to(np.nan, (n,))):
+        state = (np.full(2 * n, -1, dtype=np.int16), np.full(2 * n, np.inf),
+                 np.full(2 * n, np.nan), np.full(2 * n, np.nan))
+        want = [a.copy() for a in state]
+        ok = fired & (after >= at_least)
+        j = idx[ok]
+        want[0][j], want[1][j], want[2][j], want[3][j] = 3, T + after[ok], T, price[ok]
+        armed = np.empty(n, dtype=np.int64)
+        k, earliest = kernels.set_deadlines(idx, fired.view(np.uint8), after, at_least, 3, T,
+                                            price, *state, armed)
+        for got, exp in zip(state, want, strict=True):
+            np.testing.assert_array_equal(got, exp)
+        np.testing.assert_array_equal(armed[:k], j)
+        assert earliest == (T + after[ok]).min(initial=np.inf)
+
+
+def test_union_sorted_is_numpys_union() -> None:
+    """`union_sorted` merges two increasing arrays into their union (shared numbers once,
+    either empty), and refuses (-1) an input that is not increasing."""
+    rng = np.random.default_rng(12)
+    for na, nb in ((0, 0), (0, 5), (7, 0), (50, 80), (200, 3)):
+        a = np.sort(rng.choice(200, na, replace=False))
+        b = np.sort(rng.choice(200, nb, replace=False))
+        out = np.empty(na + nb, dtype=np.int64)
+        k = kernels.union_sorted(a, b, out)
+        np.testing.assert_array_equal(out[:k], np.union1d(a, b))
+    out = np.empty(6, dtype=np.int64)
+    assert kernels.union_sorted(np.array([1, 3, 2]), np.array([4, 5, 6]), out) == -1
+    assert kernels.union_sorted(np.array([1, 2]), np.array([4, 4, 6, 7]), out) == -1
+
+
+def test_prompt_answers_are_numpys_selections() -> None:
+    """`count_range` and `prompt_answers` pick the merchants that follow, dismiss and ignore
+    their prompt as the numpy expressions do: draws on and one float32 step either side of
+    each count's thresholds, counts from 0 (a probability of 1 - (1 - a) / (1 - b)) up,
+    rows in any order and none."""
+    rng = np.random.default_rng(3)
+    first, step, dismiss_p = 0.3, 0.2, 0.4
+    for n in (1, 2, 9, 1000, 5003):
+        seen = rng.integers(0, 6, n).astype(np.int32)
+        r = rng.random(n, dtype=np.float32)
+        k = seen.astype(np.float64)
+        p = 1.0 - (1.0 - first) * (1.0 - step) ** (k - 1.0)
+        edge = p + (1.0 - p) * dismiss_p
+        at = rng.random(n) < 0.5
+        for bound in (p, edge):
+            b = bound.astype(np.float32)
+            r = np.where(at & (rng.random(n) < 0.3), b, r)
+            r = np.where(at & (rng.random(n) < 0.2), np.nextafter(b, np.float32(0)), r)
+            r = np.where(at & (rng.random(n) < 0.2), np.nextafter(b, np.float32(1)), r)
+        rows = rng.permutation(n)[: max(1, n // 2)]
+        lo, hi = kernels.count_range(rows, seen)
+        assert (lo, hi) == (seen[rows].min(), seen[rows].max())
+        counts = np.arange(lo, hi + 1, dtype=np.float64)
+        by_count = 1.0 - (1.0 - first) * (1.0 - step) ** (counts - 1.0)
+        out = np.full((3, rows.size), -1, dtype=np.int64)
+        nf, nd, ni = kernels.prompt_answers(rows, seen, r, by_count, lo, dismiss_p, *out)
+        pr, rr = p[rows], r[rows]
+        follow = rr < pr
+        dismiss = ~follow & (rr < pr + (1.0 - pr) * dismiss_p)
+        ignore = ~follow & ~dismiss
+        np.testing.assert_array_equal(out[0, :nf], rows[follow])
+        np.testing.assert_array_equal(out[1, :nd], rows[dismiss])
+        np.testing.assert_array_equal(out[2, :ni], rows[ignore])
+        assert (nf and nd and ni) or n < 10
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
