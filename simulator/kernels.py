@@ -667,18 +667,24 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
     so the loop vectorises and costs the same whichever merchants have exited; unsigned
     positions spare the test for indices counted from the end. (Where two NaNs meet, which
     one comes out is the compiler's operand order, as in numpy's own loops: a NaN's sign and
-    payload are no part of the bits.)"""
+    payload are no part of the bits.)
+
+    Returns how many of the blocks' ad clicks are NaN (none, as a rule: the caller then tells
+    the rulebook the clicks are known on every row, which spares it a scan)."""
+    unknown = 0
     for b in range(starts.shape[0]):
         for i in range(np.uint64(starts[b]), np.uint64(stops[b])):
             p = np.float64(price[i])
             clicks = budget_share * np.float64(last_revenue[i]) / cost_per_click
             ad_clicks[i] = clicks
+            unknown += np.isnan(clicks)
             conv = conv_in[i] if power else conversion * np.float64(quality[i])
             lam = (exposure[i] * ctr + clicks) * conv
             o = np.floor(lam + np.float64(u_orders[i])) if alive[i] else 0.0
             orders[i] = o
             revenue[i] = o * p
             below_cost[i] = o if p < unit_cost[i] else 0.0
+    return unknown
 
 
 #: Rows per stretch of `accounts`: each stretch takes the path for its share of the dead.

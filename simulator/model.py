@@ -1175,12 +1175,15 @@ class Model:
         conv = (d.conversion.value * s["quality"].astype(np.float64) ** elasticity if power
                 else np.empty(0))
         ad_clicks = self._scratch["ad_clicks"]
-        kernels.demand(self._starts, self._stops, s["alive"], s["price"], s["last_revenue"],
-                       s["quality"], s["unit_cost"], fl.exposure, u[U_ORDERS],
-                       float(ads.budget_share.value), float(ads.cost_per_click.value),
-                       float(d.conversion.value), float(d.click_through_rate.value), power,
-                       float(elasticity), conv, ad_clicks, fl.orders, fl.revenue,
-                       fl.below_cost_units)
+        unknown = kernels.demand(
+            self._starts, self._stops, s["alive"], s["price"], s["last_revenue"], s["quality"],
+            s["unit_cost"], fl.exposure, u[U_ORDERS], float(ads.budget_share.value),
+            float(ads.cost_per_click.value), float(d.conversion.value),
+            float(d.click_through_rate.value), power, float(elasticity), conv, ad_clicks,
+            fl.orders, fl.revenue, fl.below_cost_units)
+        # The blocks' clicks have no NaN (as a rule; the padding's are never written, zero):
+        # `_demand` says so to the rulebook.
+        self._clicks_known = (id(ad_clicks), self._stepped) if unknown == 0 else None
         return ad_clicks
 
     def _new_flows(self) -> DayFlows:
@@ -1259,20 +1262,27 @@ class Model:
         return found
 
     def _demand(self, rows: slice, T: float, fl: DayFlows, ad_clicks: np.ndarray) -> None:
-        """Commission and ad spend of the merchants in `rows` (all n in a day: the padding
-        slots outside the blocks are never alive, have no orders, and are charged nothing),
-        whose orders are counted (`_orders`): the commission rulebook decides every merchant
-        of `rows`; charges are kept only where it is alive."""
+        """Commission and ad spend of the merchants in `rows` (all n in a day), whose orders are
+        counted (`_orders`): the commission rulebook decides the merchants from the first
+        block's within `rows` to the last's (`_span`: the padding slots outside the blocks are
+        never alive, have no orders and are charged nothing, so those beyond them are left
+        out); charges are kept only where the merchant is alive."""
+        span = self._span(rows)
+        if span is None:
+            return
+        clicks: Any = ad_clicks  # (read at `rows` by the scope)
+        if self.__dict__.get("_clicks_known") == (id(ad_clicks), self._stepped):
+            clicks = Column(ad_clicks, np.asarray(True))  # (spares the rulebook a NaN scan)
+        rows = span
         s = self.s
         alive = s["alive"][rows]
         orders = fl.orders[rows]
-        ad_clicks = ad_clicks[rows]
         cm = self.books["commission"]
         size = orders.size
         for etype, event, times in (
             ("order_placed", {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
                               "amount": s["price"], "shipping_cost": s["shipping"]}, orders),
-            ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": ad_clicks}, 1.0),
+            ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": clicks}, 1.0),
         ):
             kept = (self._kept_decisions(cm, etype, (etype,), _ORDER_LITERALS)
                     if etype == "order_placed" else None)
@@ -1320,6 +1330,16 @@ class Model:
                         if hit.any():
                             t = times[hit] if isinstance(times, np.ndarray) else times
                             getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
+
+    def _span(self, rows: slice) -> slice | None:
+        """The rows of `rows` from its first block row to its last (None: no block row). One
+        stretch rather than one per run of adjoining blocks: a decision's fixed cost (on a
+        cold cache, about a tenth of a millisecond) outweighs the few padding slots between
+        the blocks."""
+        lo, hi, _ = rows.indices(self.n)
+        inside = [(max(lo, b.start), min(hi, b.stop)) for b in self.blocks
+                  if max(lo, b.start) < min(hi, b.stop)]
+        return slice(inside[0][0], inside[-1][1]) if inside else None
 
     def _accounts(self, u: np.ndarray, fl: DayFlows, dead_before: np.ndarray) -> None:
         """The day's accounts of the merchants in the blocks, each on its own

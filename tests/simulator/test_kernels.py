@@ -1049,9 +1049,15 @@ def test_demand_matches_numpy(dtype: type, power: bool) -> None:
         numbers = (0.04, 2.17, 0.023, 0.05)
         got = [np.full(n, 7.0) for _ in range(4)]  # rows outside the blocks stay as they are
         expected = [a.copy() for a in got]
-        kernels.demand(_STARTS, _STOPS, alive, price, last_revenue, quality, unit_cost,
-                       exposure, u_orders, *numbers, power, 0.7, conv_in, *got)
+        unknown = kernels.demand(_STARTS, _STOPS, alive, price, last_revenue, quality,
+                                 unit_cost, exposure, u_orders, *numbers, power, 0.7, conv_in,
+                                 *got)
         _demand_numpy(_STARTS, _STOPS, alive, price, last_revenue, quality, unit_cost,
                       exposure, u_orders, *numbers, power, conv_in, expected)
     for g, e in zip(got, expected, strict=True):
         assert _same_bits_or_nan(g, e)
+    # It counts the blocks' NaN clicks (the rows outside them are not its to count).
+    inside = np.zeros(n, dtype=bool)
+    for lo, hi in zip(_STARTS, _STOPS, strict=True):
+        inside[lo:hi] = True
+    assert unknown == np.isnan(expected[0][inside]).sum() > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -272,8 +273,9 @@ def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, reque
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, monkeypatch,
                                                                         dtype) -> None:
-    """Commission and ads are decided and charged over all the merchants at once, padding
-    slots included (never alive, charged nothing): block by block they come out the same."""
+    """Commission and ads are decided and charged over all the blocks at once, the padding
+    slots between them included (never alive, charged nothing): block by block they come out
+    the same."""
     import simulator.model as model_module
 
     monkeypatch.setattr(model_module, "_BLOCK", 6)
@@ -291,6 +293,48 @@ def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, 
         for a, b in zip(whole, (fl.commission, fl.ads, fl.fees), strict=True):
             assert a.tobytes() == b.tobytes(), day
         assert whole[0].sum() > 0 and whole[1].sum() > 0
+
+
+def test_demand_spans_the_rows_from_the_first_block_row_to_the_last(lowprice,
+                                                                    monkeypatch) -> None:
+    import simulator.model as model_module
+
+    monkeypatch.setattr(model_module, "_BLOCK", 6)
+    sc = load_scenario(TINY).with_values({"groups.0.sellers": 3, "groups.2.sellers": 4})
+    model = Model(lowprice, sc, [replication_seed(5, 0), replication_seed(5, 1)])
+    in_block = np.zeros(model.n, dtype=bool)
+    for b in model.blocks:
+        in_block[b] = True
+    assert not in_block.all()  # padding slots between the blocks
+    for lo, hi in itertools.combinations(range(model.n + 1), 2):
+        rows = np.flatnonzero(in_block[lo:hi]) + lo
+        span = model._span(slice(lo, hi))
+        if not rows.size:
+            assert span is None
+        else:
+            assert (span.start, span.stop) == (rows[0], rows[-1] + 1)
+
+
+def test_ad_clicks_said_known_charge_as_the_clicks_themselves(lowprice) -> None:
+    """`_orders` tells `_demand` when the blocks' ad clicks have no NaN (the rulebook then
+    skips its scan): the charges are those of the plain clicks; a NaN click (a NaN revenue,
+    which stays) withdraws the word."""
+    sc = load_scenario(TINY).with_values({"groups.0.sellers": 3, "groups.2.sellers": 4})
+    model = Model(lowprice, sc, [replication_seed(6, 0)])
+    for day in range(12):
+        if day == 7:
+            model.s["last_revenue"][model.blocks[0].start] = np.nan
+        fl = model.step(day)
+        clicks = np.concatenate([model._scratch["ad_clicks"][b] for b in model.blocks])
+        assert (model._clicks_known is None) == (day >= 7) == np.isnan(clicks).any()
+        T = model.calendar.time(day)
+        told = (fl.commission.copy(), fl.ads.copy(), fl.fees.copy())
+        fl.commission[:], fl.ads[:], fl.fees[:] = 0.0, 0.0, 0.0
+        model._clicks_known = None
+        model._demand(slice(0, model.n), T, fl, model._scratch["ad_clicks"])
+        for a, b in zip(told, (fl.commission, fl.ads, fl.fees), strict=True):
+            assert a.tobytes() == b.tobytes(), day
+        assert told[1].sum() > 0
 
 
 def test_a_days_claim_books_and_a_finished_model_are_freed_without_the_collector(
