@@ -650,6 +650,9 @@ class Model:
         self._keep_decisions = True  # False: decide every block afresh (tests compare)
         # Days stepped: kept decisions are brought up to date once in each.
         self._stepped = 0
+        # (id of the ad clicks, the day) when `_orders` found none of the blocks' clicks NaN:
+        # `_demand` then tells the rulebook they are all known.
+        self._clicks_known: tuple[int, int] | None = None
         # What changed in the state fields kept decisions read, by fields (`_Changes`).
         self._changes: dict[tuple[str, ...], _Changes] = {}
         # The claim columns last gathered at changed merchants (`_Claims._columns_at`), with
@@ -1271,7 +1274,7 @@ class Model:
         if span is None:
             return
         clicks: Any = ad_clicks  # (read at `rows` by the scope)
-        if self.__dict__.get("_clicks_known") == (id(ad_clicks), self._stepped):
+        if self._clicks_known == (id(ad_clicks), self._stepped):
             clicks = Column(ad_clicks, np.asarray(True))  # (spares the rulebook a NaN scan)
         rows = span
         s = self.s
