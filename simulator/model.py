@@ -653,6 +653,12 @@ class Model:
         # (id of the ad clicks, the day) when `_orders` found none of the blocks' clicks NaN:
         # `_demand` then tells the rulebook they are all known.
         self._clicks_known: tuple[int, int] | None = None
+        self._follow_selections: _Selections | None = None  # (`_selections`)
+        # The refund day's stage masks (`_Claims.plan`) by decision, each kept as long as its
+        # decision lives: the decisions made once for the run and the kept ones for good,
+        # those of one block and day with it.
+        self._stage_masks: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = (
+            weakref.WeakKeyDictionary())
         # What changed in the state fields kept decisions read, by fields (`_Changes`).
         self._changes: dict[tuple[str, ...], _Changes] = {}
         # The claim columns last gathered at changed merchants (`_Claims._columns_at`), with
@@ -820,7 +826,7 @@ class Model:
     def _selections(self) -> _Selections:
         """What the auto-follow day keeps (`_Selections`), made on the first day (a model
         that is never stepped allocates none)."""
-        found = self.__dict__.get("_follow_selections")
+        found = self._follow_selections
         if found is None:
             found = self._follow_selections = _Selections(self.n, self.layout, self.R)
         return found
@@ -953,7 +959,8 @@ class Model:
             s["prompt_open"][ig] = False
 
     #: False: the merchants with a deadline due or a prompt open found by a pass over every
-    #: merchant, not among those recorded as given one (tests compare).
+    #: merchant, not among those recorded as given one (tests compare). Set before the first
+    #: day: the pass drops the records, and what was given while it ran is not recorded.
     _track_rows = True
 
     def _set_deadlines(self, idx: np.ndarray, fired: np.ndarray, after: np.ndarray,
@@ -972,7 +979,8 @@ class Model:
         """The live merchants whose deadline falls due by T, increasing: looked for among the
         batches of merchants given a deadline whose earliest due has come (a merchant given
         a later one since is in a later batch too; one whose deadline was cleared has it at
-        inf), which are then dropped, but for the dead, kept for when they live again."""
+        inf), which are then dropped, but for the dead, kept for when they live again, and
+        those whose deadline is still to come, recorded again."""
         s, sel = self.s, self._selections()
         if not self._track_rows:
             sel.deadlines.clear()
@@ -983,7 +991,14 @@ class Model:
             return _NO_ROWS
         sel.deadlines = [(at, rows) for at, rows in sel.deadlines if at > T]
         due = _union(ready)
-        due = due[s["dl_due"][due] <= T]
+        at = s["dl_due"][due]
+        # A batch's merchants share one due time as rulebooks are written (a deadline's
+        # `after` reads parameters only), but nothing here relies on it: those of a ready
+        # batch whose deadline is still to come are recorded again, with their earliest.
+        later = (at > T) & (at < np.inf)
+        if later.any():
+            sel.deadlines.append((float(at[later].min()), due[later]))
+        due = due[at <= T]
         live = s["alive"][due]
         if not live.all():
             sel.deadlines.append((-np.inf, due[~live]))
@@ -1855,7 +1870,7 @@ _SHIFTS = np.array([k * GOLDEN for k in range(8)])
 #: A stage that books nothing (`_Claims._effect_masks`).
 _NO_EFFECTS: tuple[int, int, int, int, tuple[bool, bool, float]] = (0, 0, 0, 0,
                                                                      (False, False, 0.0))
-#: How many stages' effect masks `_Claims.plan` keeps, by decision (`_Claims._stage`).
+#: How many combinations of the stages' effects `_Claims.plan` keeps the kernel's tables of.
 _STAGE_TABLES_KEPT = 256
 
 
@@ -2460,11 +2475,9 @@ class _Claims:
         response deadline of the request's rule falls due: one rule (position 0) for every
         row. None when the deadline applies on some rows only."""
         dec = self.requested[valid]
-        tables = self.model._claim_constants.setdefault(("stage tables",), {})
-        found = tables.get((id(dec), "deadline", valid))
+        tables = self.model._stage_masks.setdefault(dec, {})
+        found = tables.get(("deadline", valid, dec.uniform))
         if found is None:
-            if len(tables) >= _STAGE_TABLES_KEPT:
-                tables.clear()
             due = self._deadlines(dec, valid, [dec.uniform])
             masks = (None if len(due) > 1 or (due and not due[0][2]) else
                      self._effect_masks(due[0][0], False, 0) if due else _NO_EFFECTS)
@@ -2473,24 +2486,29 @@ class _Claims:
             rid = self.book.rule_ids[dec.uniform]
             if (self.book.rulebook.rule(rid).deadline is None
                     or self._deadline_reads(rid) <= _CLAIM_LITERALS):
-                tables[(id(dec), "deadline", valid)] = (dec, masks)
-            found = (dec, masks)
-        return None if found[1] is None else (0, found[1])
+                tables[("deadline", valid, dec.uniform)] = (masks,)
+            found = (masks,)
+        return None if found[0] is None else (0, found[0])
 
     def _stage(self, dec: Any, final: bool) -> tuple[Any, tuple[int, ...] | None] | None:
         """A routing stage of `plan`: the rule of each row (one position for every row, or
         an int32 array over the m rows) and the effects' masks (`_effect_masks`) of the rules
-        that fired, found once per decision."""
+        that fired, found once per decision (`Model._stage_masks`).
+
+        The masks are of the rules whose effects the decision holds (`_effects`), which are
+        the rules that decided some row. A kept decision's block view (`_KeptDecisions`)
+        lives from day to day while its rows are patched: it holds the effects of every rule
+        that decided a row of any block, and a patch in which another rule fires, or in
+        which one value for every row changes, is refused and the decision made afresh (a
+        new object), so the masks found once stay those of the view's rules."""
         rule = dec.uniform
         if rule is None:
             rule = dec.rule
             if rule.dtype != np.int32 or not rule.flags.c_contiguous:
                 return None
-        tables = self.model._claim_constants.setdefault(("stage tables",), {})
-        found = tables.get((id(dec), final))
+        tables = self.model._stage_masks.setdefault(dec, {})
+        found = tables.get(final)
         if found is None:
-            if len(tables) >= _STAGE_TABLES_KEPT:
-                tables.clear()
             masks: tuple[int, ...] | None = _NO_EFFECTS
             for rid, position in self.model._claim_rules(dec.event_type):
                 effects = dec._effects.get(rid)  # rules that decided no row have none
@@ -2498,8 +2516,8 @@ class _Claims:
                     masks = self._effect_masks(effects, final, position, masks)
                     if masks is None:
                         break
-            found = tables[(id(dec), final)] = (dec, masks)
-        return rule, found[1]
+            found = tables[final] = (masks,)
+        return rule, found[0]
 
     def _effect_masks(self, effects: Sequence[Any], final: bool, position: int,
                       masks: tuple[Any, ...] | None = None) -> tuple[Any, ...] | None:

@@ -287,3 +287,32 @@ def test_follow_probability_by_count_has_the_bits_of_the_whole_array(size: int) 
         counts = np.arange(lo, int(seen.max()) + 1, dtype=np.float64)
         by_count = (1.0 - (1.0 - first) * (1.0 - step) ** (counts - 1.0))[seen - lo]
         np.testing.assert_array_equal(by_count.view(np.uint64), whole.view(np.uint64))
+
+
+def test_a_later_deadline_in_a_batch_that_came_due_still_falls_due(rulebook_set) -> None:
+    """Two merchants armed in one batch, due half a day and two and a half days on: the
+    second's deadline falls due on its own day (as the pass over every merchant finds it),
+    not lost when the batch's earliest came due."""
+    sc = load_scenario(TINY)
+    runs = []
+    for track in (True, False):
+        model = Model(rulebook_set, sc, [replication_seed(2, 0)])
+        model._track_rows = track
+        for day in range(3):
+            model.step(day)
+        s = model.s
+        m = np.flatnonzero(s["alive"])[:2]
+        T = model.calendar.time(3)
+        af = model.books["auto_follow"]
+        pos = next(i for i, rid in enumerate(af.rule_ids)
+                   if af.rulebook.rule(rid).deadline is not None)
+        model._set_deadlines(m, np.ones(2, dtype=bool), np.array([0.5, 2.5]) * 86400.0,
+                             -np.inf, pos, T, np.array([2.0, 2.0]))
+        model.step(3)
+        model.step(4)
+        assert not np.isfinite(s["dl_due"][m[0]]) and s["dl_due"][m[1]] == T + 2.5 * 86400.0
+        flows = [model.step(day) for day in range(5, 8)]
+        assert not np.isfinite(s["dl_due"][m[1]]) or s["dl_due"][m[1]] > T + 2.5 * 86400.0
+        runs.append((s, [{k: getattr(f, k).copy() for k in f.__dataclass_fields__}
+                         for f in flows]))
+    assert_identical(*runs)

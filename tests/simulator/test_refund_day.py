@@ -160,13 +160,16 @@ def test_refund_day_books_what_the_stages_book_one_at_a_time(dtype: type, seed: 
 
 
 def test_refund_day_of_an_empty_block() -> None:
+    """No row: nothing is written, not even just past the (empty) outputs, which here are
+    the first zero rows of larger arrays (numba checks no index)."""
     x = _inputs(np.float64, 0, 1)
     masks = np.zeros((8, 4), dtype=np.int64)
-    got = [np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)]
+    under = [np.full(4, 7.0), np.full(4, 7.0), np.full(4, 7.0), np.full(4, 7, dtype=np.int64)]
     kernels.refund_day(x["orders"], x["quality"], x["u_claims"], x["u_refund"], 0.3, 0.8, 0.35,
                        0.37, 0.45, 0.55, 0.7, SHIFTS, *(0 for _ in PER_ROW), masks,
                        np.zeros((9, 3)), np.zeros(5, dtype=bool), x["capacity"], x["unit_cost"],
-                       x["shipping"], x["alive"], *got)
+                       x["shipping"], x["alive"], *(a[:0] for a in under))
+    assert all((a == 7).all() for a in under)
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +243,28 @@ def test_the_day_in_one_pass_changes_no_bit(book: str, dtype: type, request,
         assert passes["one"] == 0
     else:
         assert passes["one"] >= 40
+
+
+def test_stage_masks_live_as_long_as_their_decisions(monkeypatch) -> None:
+    """An intervention rule that reads the event's time is decided afresh for every block
+    and day: the masks found for those decisions go with them, and the model keeps only
+    those of the decisions it keeps (the count stops growing), while the day is still
+    taken in one pass."""
+    files = {p.name: p.read_text() for p in (BOOKS / "lowprice-2024").glob("*.yaml")}
+    old = "      order.refund_amount <= price_protection_line\n"
+    assert files["refund.yaml"].count(old) == 1
+    files["refund.yaml"] = files["refund.yaml"].replace(
+        old, "      order.refund_amount <= price_protection_line and event.time > 0\n")
+    rulebook_set = load_set_from_texts("time-reading", files)
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3,
+                                          "refunds.intervention_share": 0.5})
+    model = Model(rulebook_set, sc, [replication_seed(4, 0), replication_seed(4, 1)])
+    planned = []
+    plan = kernels.refund_day
+    monkeypatch.setattr(kernels, "refund_day", lambda *args: planned.append(1) or plan(*args))
+    counts = []
+    for day in range(12):
+        model.step(day)
+        counts.append(len(model._stage_masks))
+    assert len(planned) >= 12
+    assert max(counts[4:]) <= counts[3] <= 8
