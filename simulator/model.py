@@ -2174,9 +2174,12 @@ class _Claims:
         keys = self.model._claim_constants.setdefault(("cost keys",), {})
         found = keys.get(id(args))
         if found is None:
+            key = _cost_key(args)
+            if key is None:  # not kept: the per-row arguments would be kept with it
+                return None
             if len(keys) >= 256:
                 keys.clear()
-            found = keys[id(args)] = (args, _cost_key(args))
+            found = keys[id(args)] = (args, key)
         return found[1]
 
     def _cost(self, merchant_pays: bool, with_return: bool, recall: float) -> np.ndarray:
