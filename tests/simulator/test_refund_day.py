@@ -268,3 +268,34 @@ def test_stage_masks_live_as_long_as_their_decisions(monkeypatch) -> None:
         counts.append(len(model._stage_masks))
     assert len(planned) >= 12
     assert max(counts[4:]) <= counts[3] <= 8
+
+
+def test_stage_masks_refuse_what_the_one_pass_cannot_book(lowprice) -> None:
+    """`_Claims._effect_masks` gives up (None: the stages run one at a time) on an effect
+    twice in one rule, two grants at different costs in one stage, a grant at per-row
+    arguments and a rule position past the masks' bits; it adds one bit per rule."""
+    from types import SimpleNamespace
+
+    from simulator.model import _Claims
+
+    model = Model(lowprice, load_scenario(TINY), [replication_seed(1, 0)])
+    claims = _Claims(model, model.blocks[0], model.calendar.time(0))
+    m = claims.m
+
+    def grant(recall_fee: Any) -> SimpleNamespace:
+        args = {"payer": np.broadcast_to(np.array("merchant"), (m,)),
+                "recall_fee": recall_fee}
+        return SimpleNamespace(name="grant_refund", args=args)
+
+    one, other = grant(np.broadcast_to(1.0, (m,))), grant(np.broadcast_to(2.0, (m,)))
+    reject = SimpleNamespace(name="reject_refund", args={})
+    masks = claims._effect_masks([one, reject], False, 0)
+    assert masks is not None and masks[:4] == (0b10, 0b10, 0, 0)
+    masks = claims._effect_masks([one], False, 1, masks)
+    assert masks is not None and masks[:4] == (0b110, 0b10, 0, 0)
+    assert claims._effect_masks([reject, reject], False, 0) is None
+    assert claims._effect_masks([one, one], False, 0) is None
+    assert claims._effect_masks([other], False, 1, claims._effect_masks([one], False, 0)) is None
+    assert claims._effect_masks([grant(np.arange(m, dtype=float))], False, 0) is None
+    assert claims._effect_masks([one], False, 61) is not None
+    assert claims._effect_masks([one], False, 62) is None
