@@ -71,6 +71,8 @@ ColumnarScope = Mapping[str, Mapping[str, ColumnInput] | None]
 _NAN = np.float64(np.nan)
 _UNKNOWN: _Vec = (np.asarray(_NAN), np.asarray(False))
 _TRUE = np.asarray(True)
+_MINIMUM = np.minimum.reduce
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,13 @@ class Columns:
         key = (namespace, field)
         found = self._cache.get(key)
         if found is None:
-            space = self.scope.get(namespace)
-            raw = space.get(field) if space is not None else None
-            found = _normalise(raw, self.n, f"{namespace}.{field}")
-            self._cache[key] = found
+            found = self._cache[key] = self._load(namespace, field, f"{namespace}.{field}")
         return found
+
+    def _load(self, namespace: str, field: str, where: str) -> _Vec:
+        """The column normalised, not cached (`where` names it in errors)."""
+        space = self.scope.get(namespace)
+        return _normalise(space.get(field) if space is not None else None, self.n, where)
 
 
 def as_columns(scope: ColumnarScope | Columns, n: int) -> Columns:
@@ -174,7 +178,8 @@ def broadcast_rows(values: Any, n: int) -> np.ndarray:
     """`values` as a read-only array of n rows: `np.broadcast_to(values, (n,))`, without its
     Python-level cost in the common cases (one value for every row, or already n rows),
     which rule evaluation meets several times per expression."""
-    values = np.asarray(values)
+    if type(values) is not np.ndarray:
+        values = np.asarray(values)
     if values.ndim == 0 and values.dtype.kind != "O":
         out = np.ndarray((n,), values.dtype, values, 0, (0,))
     elif values.ndim == 1 and values.shape[0] == n:
@@ -211,7 +216,7 @@ def known_truth(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     every row is known this may be `values` itself (a flag column the scope holds, say), so
     it is for reading, not for handing on or writing to."""
     truth = _truthy(values)
-    if np.ndim(known) == 0 and known:
+    if known is _TRUE or (np.ndim(known) == 0 and known):
         return truth
     return known & truth
 
@@ -222,7 +227,7 @@ def float_values(values: np.ndarray, known: np.ndarray, *, fresh: bool) -> np.nd
     (then known rows keep their values without a copy). The usual column, known on every
     row (a 0-d True), is a plain copy, which costs a fraction of a masked select."""
     numbers = _numeric(values)
-    if np.ndim(known) == 0 and known:
+    if known is _TRUE or (np.ndim(known) == 0 and known):
         if fresh or numbers is not values:
             return numbers  # already a new array (a ufunc's output or a conversion)
         return np.array(numbers)
@@ -238,8 +243,9 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
         # The simulator's usual column: numbers or flags of n rows.
         kind = raw.dtype.kind
         if kind == "f":
-            values = raw.astype(np.float64, copy=False)
-            if _without_nan(raw):
+            # (no call at all for the usual float64 column: `astype` costs one even unneeded)
+            values = raw if raw.dtype is _FLOAT64 else raw.astype(np.float64, copy=False)
+            if not n or not math.isnan(_MINIMUM(raw)):  # `_without_nan`, inline
                 return values, _TRUE
             return values, _known_where(~np.isnan(values))
         if kind == "b":
@@ -286,16 +292,20 @@ def _normalise(raw: ColumnInput, n: int, where: str) -> _Vec:
 def _known_where(known: np.ndarray) -> np.ndarray:
     """A known mask, as one 0-d True when every row is known: the usual case (a price column
     without gaps), which then costs no per-row mask work in any expression that reads it."""
-    if known.all():  # (a 0-d True too: the shared one keeps later nodes on their fast path)
-        return _TRUE
-    return known
+    # (a 0-d True too: the shared one keeps later nodes on their fast path). Counting is
+    # the cheaper whole-array test: all() goes through a Python-level reduction wrapper.
+    if known.ndim == 1 and known.dtype.kind == "b":
+        every = np.count_nonzero(known) == known.shape[0]
+    else:
+        every = bool(known.all())
+    return _TRUE if every else known
 
 
 def _without_nan(values: np.ndarray) -> bool:
     """True when no value is NaN: the minimum is NaN exactly when some value is (a reduction
     in the column's own dtype, with no mask to allocate), the quick answer for the usual
     column without gaps."""
-    return values.shape[0] == 0 or not np.isnan(np.minimum.reduce(values))
+    return values.shape[0] == 0 or not math.isnan(_MINIMUM(values))
 
 
 def _check_length(values: np.ndarray, n: int, where: str) -> None:
@@ -520,11 +530,15 @@ def _compile_node(node: Node, sub: Callable[[Node], _Fn]) -> _Fn:
 
 def _reader(namespace: str, field: str) -> _Fn:
     key = (namespace, field)
+    where = f"{namespace}.{field}"
 
     def read(columns: Columns) -> _Vec:
         # A field read again (by another rule, or an argument) is one look-up, not a call.
-        found = columns._cache.get(key)
-        return columns.read(namespace, field) if found is None else found
+        cache = columns._cache
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = columns._load(namespace, field, where)
+        return found
 
     return read
 

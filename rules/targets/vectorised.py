@@ -20,6 +20,7 @@ unknown, flags as bool, text as numpy text; `VectorEffect.known` says which rows
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,20 @@ from typing import Any
 import numpy as np
 
 from rules.effects import EffectSpec
+from rules.expression.errors import ExpressionError
+from rules.expression.nodes import (
+    BoolOp,
+    Compare,
+    Const,
+    IfExp,
+    ListLit,
+    Name,
+    Node,
+    Param,
+    Unary,
+    children,
+    walk,
+)
 from rules.expression.numpy_target import (
     Column,
     ColumnarScope,
@@ -37,6 +52,7 @@ from rules.expression.numpy_target import (
     compile_numpy,
     float_values,
     known_truth,
+    list_items,
     shared_subexpressions,
 )
 from rules.rulebook import CompiledExpr, EffectCallIR, Rulebook, RulebookSet, RuleIR
@@ -76,44 +92,84 @@ def _length(known: Mapping[str, np.ndarray]) -> int:
     return 0
 
 
+_Rows = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+_Evaluate = tuple[tuple[str, Any, str, bool], ...]
+
+
+class _Plan:
+    """What an effect call evaluates per call: its literal arguments (broadcast to n rows as
+    read-only views, kept by n) and the expression arguments evaluated afresh. Replaced as a
+    whole, never changed in place but for its caches, so that a call running meanwhile in
+    another thread uses one plan throughout."""
+
+    def __init__(self, literals: dict[str, tuple[np.ndarray, np.ndarray]],
+                 evaluate: _Evaluate) -> None:
+        self.literals = literals
+        self.evaluate = evaluate
+        # The literals broadcast to n rows, by n: a decision repeated over blocks of one size
+        # broadcasts them once, not once per call. Other sizes (index sets of every size)
+        # slice views of at least as many rows, made once.
+        self.rows: dict[int, _Rows] = {}
+        self.views: tuple[int, list[tuple[str, np.ndarray, np.ndarray]]] = (-1, [])
+
+    def over(self, n: int) -> _Rows:
+        found = self.rows.get(n)
+        if found is None:
+            rows, views = self.views
+            if rows < n:
+                rows = max(n, 2 * rows, 1024)
+                views = [(name, broadcast_rows(literal, rows), broadcast_rows(is_known, rows))
+                         for name, (literal, is_known) in self.literals.items()]
+                self.views = (rows, views)
+            found = ({name: literal[:n] for name, literal, _ in views},
+                     {name: is_known[:n] for name, _, is_known in views})
+            if len(self.rows) >= 16:
+                self.rows.clear()
+            self.rows[n] = found
+        return found
+
+
 class _CompiledEffect:
     """An effect call with its expression arguments compiled for columns."""
 
     def __init__(self, call: EffectCallIR, shared: frozenset[Hashable]) -> None:
         self.call = call
         self.literals = dict(call.literals)
-        self._literals = {
-            name: (np.asarray(float(value) if _is_number(value) else value),
-                   np.asarray(value is not None))
-            for name, value in self.literals.items()
-        }
         self.expressions: dict[str, VectorEvaluator] = {
             name: compile_numpy(expr.node, shared) for name, expr in call.expressions.items()
         }
-        self._evaluate = tuple((name, evaluator.unguarded, call.spec.args[name].kind,
-                                evaluator.fresh)
-                               for name, evaluator in self.expressions.items())
-        # The literals broadcast to n rows (read-only views), by n: a decision repeated over
-        # blocks of one size broadcasts them once, not once per call. Other sizes (index sets
-        # of every size) slice views of at least as many rows, made once.
-        self._literal_rows: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
-        self._literal_views: tuple[int, list[tuple[str, np.ndarray, np.ndarray]]] = (-1, [])
+        self._plan = _Plan(
+            {name: (np.asarray(float(value) if _is_number(value) else value),
+                    np.asarray(value is not None))
+             for name, value in self.literals.items()},
+            tuple((name, evaluator.unguarded, call.spec.args[name].kind, evaluator.fresh)
+                  for name, evaluator in self.expressions.items()))
+        #: Arguments whose expression reads no field (a parameter, or arithmetic on them):
+        #: one value for every row and every scope, so the first evaluation that succeeds
+        #: makes them literals (`_settle_constants`) instead of being evaluated per call.
+        self._constant = frozenset(name for name, expr in call.expressions.items()
+                                   if not any(isinstance(node, Name) for node in walk(expr.node)))
 
-    def _literals_over(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        found = self._literal_rows.get(n)
-        if found is None:
-            rows, views = self._literal_views
-            if rows < n:
-                rows = max(n, 2 * rows, 1024)
-                views = [(name, broadcast_rows(literal, rows), broadcast_rows(is_known, rows))
-                         for name, (literal, is_known) in self._literals.items()]
-                self._literal_views = (rows, views)
-            found = ({name: literal[:n] for name, literal, _ in views},
-                     {name: is_known[:n] for name, _, is_known in views})
-            if len(self._literal_rows) >= 16:
-                self._literal_rows.clear()
-            self._literal_rows[n] = found
-        return found
+    def _settle_constants(self, columns: Columns) -> None:
+        """Evaluate the arguments no field decides once and keep them with the literals (as
+        the same 0-d values their evaluation gives, broadcast as read-only views). An
+        evaluation that raises stays with the per-call ones, to raise there as before."""
+        plan = self._plan
+        settled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, evaluate, kind, fresh in plan.evaluate:
+            if name in self._constant:
+                try:
+                    values, is_known = evaluate(columns)
+                    plain = _plain(values, is_known, kind, fresh)
+                except Exception:  # raised again, in order, by the per-call pass
+                    continue
+                if plain.ndim or np.ndim(is_known):  # not one value after all: keep evaluating
+                    continue
+                settled[name] = (np.array(plain), np.array(is_known, dtype=bool))
+        if settled:
+            self._plan = _Plan({**plan.literals, **settled},
+                               tuple(e for e in plan.evaluate if e[0] not in settled))
+        self._constant = frozenset()
 
     def evaluate(self, columns: Columns) -> VectorEffect:
         with np.errstate(all="ignore"):
@@ -123,11 +179,15 @@ class _CompiledEffect:
         """`evaluate` inside the caller's own `np.errstate(all="ignore")` (one guard for a
         whole decision rather than one per argument)."""
         n = columns.n
-        literal_args, literal_known = self._literals_over(n)
+        if self._constant:
+            self._settle_constants(columns)
+        plan = self._plan
+        found = plan.rows.get(n)
+        literal_args, literal_known = plan.over(n) if found is None else found
         # Fresh dicts (callers may add to them); the arrays are shared, read-only views.
         args: dict[str, np.ndarray] = dict(literal_args)
         known: dict[str, np.ndarray] = dict(literal_known)
-        for name, evaluate, kind, fresh in self._evaluate:
+        for name, evaluate, kind, fresh in plan.evaluate:
             # Converted before broadcasting: an argument no per-row field decides stays one
             # value (a stride-0 view) instead of a converted copy per row.
             values, is_known = evaluate(columns)
@@ -153,6 +213,74 @@ def _plain(values: np.ndarray, known: np.ndarray, kind: str, fresh: bool) -> np.
         truth = values if values.dtype.kind == "b" else values.astype(bool)
         return truth & known
     return values
+
+
+def _constant_tests(node: Node, path: tuple[str, ...]) -> list[tuple[str, tuple[Any, ...]]] | None:
+    """The ``==``/``!=``/``in``/``not in`` tests of the field `path` against constants in
+    `node`, as (op, the constants); None when the field is read any other way."""
+    if isinstance(node, Compare) and node.op in ("==", "!=", "in", "not in"):
+        left, right = node.left, node.right
+        for field_side, other in ((left, right), (right, left)):
+            if isinstance(field_side, Name) and field_side.path == path:
+                if node.op in ("in", "not in"):
+                    if other is not right:
+                        return None
+                    try:
+                        return [(node.op, list_items(other))]
+                    except ExpressionError:
+                        return None
+                if isinstance(other, Const | Param) and not isinstance(other.value, tuple):
+                    return [(node.op, (other.value,))]
+                return None
+    if isinstance(node, Name):
+        return None if node.path == path else []
+    found: list[tuple[str, tuple[Any, ...]]] = []
+    for child in children(node):
+        tests = _constant_tests(child, path)
+        if tests is None:
+            return None
+        found += tests
+    return found
+
+
+def _passes(op: str, value: Any, constants: tuple[Any, ...]) -> bool:
+    """Python's outcome of the test (the reference semantics the targets agree with)."""
+    if op in ("in", "not in"):
+        return value in constants
+    return bool(value == constants[0])
+
+
+#: Expression nodes whose evaluation never sets a floating-point error flag (`_guard_for`).
+_QUIET_NODES = (Const, Param, Name, ListLit, Compare, BoolOp, Unary, IfExp)
+
+
+def _no_guard(**_: str) -> contextlib.nullcontext[None]:
+    """Stands for `np.errstate` where no floating-point error can arise."""
+    return _NULL_CONTEXT
+
+
+_NULL_CONTEXT: contextlib.nullcontext[None] = contextlib.nullcontext()
+_NO_GUARD = _no_guard
+
+
+def _code_dtype(rules: int) -> np.dtype:
+    """The dtype `decide` sums rule positions + 1 in: bytes while every position + 1, less
+    one, fits a signed byte (`_rule_rows` reads 0 - 1 as -1 there), else int32."""
+    return np.dtype(np.uint8) if rules <= 127 else np.dtype(np.int32)
+
+
+def _as_codes(mask: np.ndarray, step: type) -> np.ndarray:
+    """A boolean mask as 0/1 numbers of the code dtype: a byte view (no pass) for bytes."""
+    return mask.view(np.uint8) if step is np.uint8 else mask.astype(step)
+
+
+def _rule_rows(code: np.ndarray) -> np.ndarray:
+    """`Decisions.rule` from the summed positions + 1: a new int32 array, less one."""
+    if code.dtype == np.uint8:
+        code -= np.uint8(1)  # 0 wraps to 255, which a signed byte reads as -1 (NO_RULE)
+        return code.view(np.int8).astype(np.int32)
+    code -= 1
+    return code
 
 
 @dataclass
@@ -215,7 +343,10 @@ class VectorisedRulebook:
             for t in rule.on:
                 by_type.setdefault(t, []).append(compiled)
         self._by_type = {t: tuple(rules) for t, rules in by_type.items()}
+        self._code_dtype = _code_dtype(len(ordered))
         self._reads: dict[str, frozenset[str]] = {}
+        #: Per event type, the floating-point error guard `decide` needs (`_guard_for`).
+        self._guards: dict[str, Any] = {}
         #: Event types some rule listens to (`on`), in first-seen order; `decide` handles these.
         #: `rulebook.event_types` also lists the types that only cancel deadlines.
         self.event_types: tuple[str, ...] = tuple(by_type)
@@ -237,6 +368,49 @@ class VectorisedRulebook:
                     for expr in call.expressions.values():
                         names |= expr.names
             found = self._reads[event_type] = frozenset(names)
+        return found
+
+    def alike(self, event_type: str, name: str, a: Any, b: Any) -> bool:
+        """Whether the field `name` (dotted) holding `a` on every row or `b` on every row
+        cannot change what deciding `event_type` gives: the rules that listen to it (their
+        conditions and effect arguments) read the field only in ``==``, ``!=``, ``in`` and
+        ``not in`` tests against constants, and `a` and `b` pass or fail each test alike.
+        False whenever that cannot be told this way (a field read any other way, values of
+        different types, an unknown value). A caller may then decide once for both values:
+        say, a claim event's status that every rule only tests for membership in a list
+        both statuses are in."""
+        if a is None or b is None or type(a) is not type(b):
+            return False
+        path = tuple(name.split("."))
+        for compiled in self._by_type.get(event_type, ()):
+            trees = [compiled.rule.when.node]
+            trees += [e.node for call in compiled.rule.then for e in call.expressions.values()]
+            for tree in trees:
+                tests = _constant_tests(tree, path)
+                if tests is None:
+                    return False
+                if any(_passes(op, a, values) != _passes(op, b, values)
+                       for op, values in tests):
+                    return False
+        return True
+
+    def _guard_for(self, event_type: str) -> Any:
+        """`np.errstate(all="ignore")` when deciding `event_type` can meet a floating-point
+        error (arithmetic or a function call in a condition or an effect argument); else a
+        context that does nothing. Comparisons, membership, `and`/`or`/`not`, negation,
+        `if` and reading columns never set numpy's error flags, whatever the values (NaN,
+        infinities), so a decision of those alone needs no guard, which costs about as much
+        as a small decision's other bookkeeping. Made afresh for each call when needed (a
+        guard is not reentrant)."""
+        found = self._guards.get(event_type)
+        if found is None:
+            trees = []
+            for compiled in self._by_type.get(event_type, ()):
+                trees.append(compiled.rule.when.node)
+                trees += [e.node for call in compiled.rule.then
+                          for e in call.expressions.values()]
+            quiet = all(isinstance(node, _QUIET_NODES) for tree in trees for node in walk(tree))
+            found = self._guards[event_type] = _NO_GUARD if quiet else np.errstate
         return found
 
     def rules_for(self, event_type: str) -> tuple[str, ...]:
@@ -266,18 +440,24 @@ class VectorisedRulebook:
         evaluates a decision's effects on one snapshot).
         """
         columns = as_columns(scope, n)
-        # The rule of each row is summed up as position + 1 over the rows each rule decided
-        # (they never overlap), then less one: whole-array arithmetic, where writing each
-        # rule's rows through a mask costs a branch per row. None while every row is decided
-        # alike (`uniform`): the rows' rule array is then made only if someone asks for it.
-        rule: np.ndarray | None = None
+        # Each row's rule is summed up as position + 1 over the rows each rule decided (they
+        # never overlap), then less one: whole-array arithmetic, where writing each rule's
+        # rows through a mask costs a branch per row. The sum is kept in bytes when positions
+        # fit (`_code_dtype`): a byte's arithmetic costs a fraction of int32's, and one
+        # widening at the end gives the int32 rows. None while every row is decided alike
+        # (`uniform`): the rows' rule array is then made only if someone asks for it.
+        code: np.ndarray | None = None
         # None while no row is decided: a condition that holds for every row (its value did
         # not depend on any per-row field) then decides them all without a per-row pass.
         undecided: np.ndarray | None = None
+        left = n  # rows not decided yet
         uniform: int | None = NO_RULE
         fired: list[_CompiledRule] = []
-        with np.errstate(all="ignore"):
-            for compiled in self._by_type.get(event_type, ()) if n else ():
+        step = self._code_dtype.type
+        rules = self._by_type.get(event_type, ()) if n else ()
+        last = rules[-1] if rules else None  # after it, nobody needs the rows left undecided
+        with self._guard_for(event_type)(all="ignore"):
+            for compiled in rules:
                 values, known = compiled.when.unguarded(columns)
                 if values.ndim == 0 and known.ndim == 0:
                     if not known_truth(values, known):
@@ -285,35 +465,40 @@ class VectorisedRulebook:
                     if undecided is None:
                         uniform = compiled.position
                     else:
-                        assert rule is not None
-                        rule += undecided * np.int32(compiled.position + 1)
+                        assert code is not None
+                        code += _as_codes(undecided, step) * step(compiled.position + 1)
                     fired.append(compiled)
                     break
                 truth = known_truth(values, known)  # n rows: one side is per row
                 if undecided is None:
-                    if not truth.any():
+                    hits = np.count_nonzero(truth)  # (cheaper than any() and all() both)
+                    if not hits:
                         continue
                     fired.append(compiled)
-                    if truth.all():
+                    if hits == n:
                         uniform = compiled.position
                         break
-                    rule = truth * np.int32(compiled.position + 1)
-                    undecided = ~truth
+                    code = _as_codes(truth, step) * step(compiled.position + 1)
                     uniform = None
+                    if compiled is last:
+                        break
+                    undecided = ~truth
+                    left = n - hits
                     continue
                 hit = truth & undecided
-                if not hit.any():
+                hits = np.count_nonzero(hit)
+                if not hits:
                     continue
-                assert rule is not None
-                rule += hit * np.int32(compiled.position + 1)
+                assert code is not None
+                code += _as_codes(hit, step) * step(compiled.position + 1)
                 fired.append(compiled)
-                undecided ^= hit  # the rows decided so far, less those it decided
-                if not undecided.any():
+                left -= hits
+                if not left or compiled is last:
                     break
+                undecided ^= hit  # the rows decided so far, less those it decided
             effects = {c.rule.id: [e.evaluate_unguarded(columns) for e in c.then]
                        for c in fired}
-        if rule is not None:
-            rule -= 1
+        rule = None if code is None else _rule_rows(code)
         return Decisions(self, event_type, columns, rule, effects, uniform=uniform)
 
     # -- deadlines --------------------------------------------------------------------------
