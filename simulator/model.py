@@ -2084,6 +2084,7 @@ class _Claims:
         once per block size for the whole run (`Model._claim_constants`)."""
         reads = self.book.reads(event_type)
         sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
+        status = self._status_alike(event_type, status)
         key = (event_type, valid if sees_evidence else None, status, decision, intervened)
         if reads <= _CLAIM_LITERALS:
             # Every row of every block is decided alike (`uniform`), and the effects'
@@ -2119,6 +2120,21 @@ class _Claims:
         if rows is None:
             self._decisions[key] = dec
         return dec
+
+    def _status_alike(self, event_type: str, status: str) -> str:
+        """The claim status decided in place of `status`: the first one met for the event
+        type that its rules cannot tell from it (`VectorisedRulebook.alike`: say, both in
+        the list of statuses an intervention accepts), so that one decision, kept or made
+        once, serves both (with the bundled sets, the intervention on a claim awaiting the
+        merchant and on one the merchant rejected)."""
+        seen = self.model._claim_constants.setdefault(("statuses", event_type), {})
+        found = seen.get(status)
+        if found is None:
+            found = next((other for other in dict.fromkeys(seen.values())
+                          if self.book.alike(event_type, "order.refund_status", status, other)),
+                         status)
+            seen[status] = found
+        return found
 
     def asks_merchant(self, dec: Any) -> bool:
         """Whether routing `dec` (over all m rows) only asks the merchant to answer every

@@ -374,7 +374,8 @@ class VectorisedRulebook:
         """Whether the field `name` (dotted) holding `a` on every row or `b` on every row
         cannot change what deciding `event_type` gives: the rules that listen to it (their
         conditions and effect arguments) read the field only in ``==``, ``!=``, ``in`` and
-        ``not in`` tests against constants, and `a` and `b` pass or fail each test alike.
+        ``not in`` tests against constants, and `a` and `b` pass or fail each test alike
+        (their deadlines' `after`, `when` and effect arguments included).
         False whenever that cannot be told this way (a field read any other way, values of
         different types, an unknown value). A caller may then decide once for both values:
         say, a claim event's status that every rule only tests for membership in a list
@@ -383,8 +384,15 @@ class VectorisedRulebook:
             return False
         path = tuple(name.split("."))
         for compiled in self._by_type.get(event_type, ()):
-            trees = [compiled.rule.when.node]
-            trees += [e.node for call in compiled.rule.then for e in call.expressions.values()]
+            rule = compiled.rule
+            trees = [rule.when.node]
+            trees += [e.node for call in rule.then for e in call.expressions.values()]
+            if rule.deadline is not None:  # (its `when` and effects read the event's scope)
+                deadline = rule.deadline
+                trees.append(deadline.after.node)
+                if deadline.when is not None:
+                    trees.append(deadline.when.node)
+                trees += [e.node for call in deadline.then for e in call.expressions.values()]
             for tree in trees:
                 tests = _constant_tests(tree, path)
                 if tests is None:

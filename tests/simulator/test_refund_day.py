@@ -299,3 +299,25 @@ def test_stage_masks_refuse_what_the_one_pass_cannot_book(lowprice) -> None:
     assert claims._effect_masks([grant(np.arange(m, dtype=float))], False, 0) is None
     assert claims._effect_masks([one], False, 61) is not None
     assert claims._effect_masks([one], False, 62) is None
+
+
+def test_statuses_the_rules_cannot_tell_apart_share_one_decision(lowprice) -> None:
+    """The intervention on a claim awaiting the merchant and on one the merchant rejected is
+    one decision when the rules only test the status for membership in a list holding both
+    (lowprice-2024), and two when a rule tells them apart."""
+    from simulator.model import _Claims
+
+    files = {p.name: p.read_text() for p in (BOOKS / "lowprice-2024").glob("*.yaml")}
+    old = 'order.refund_status in ["requested", "awaiting_merchant", "rejected"]'
+    assert old in files["refund.yaml"]
+    files["refund.yaml"] = files["refund.yaml"].replace(
+        old, 'order.refund_status in ["requested", "awaiting_merchant"]', 1)
+    apart = load_set_from_texts("status-apart", files)
+    for rulebook_set, shared in ((lowprice, True), (apart, False)):
+        model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)])
+        model.step(0)
+        claims = _Claims(model, model.blocks[0], model.calendar.time(1))
+        waiting, rejected = (claims.decide("platform_intervened", True, status,
+                                           intervened=True)
+                             for status in ("awaiting_merchant", "rejected"))
+        assert (waiting is rejected) == shared

@@ -286,3 +286,14 @@ def test_decisions_without_arithmetic_need_no_guard_and_raise_nothing() -> None:
                     assert np.array_equal(x.args["amount"], y.args["amount"], equal_nan=True)
                     assert x.known["amount"].tolist() == y.known["amount"].tolist()
     assert set(expected["order_placed"].rule.tolist()) == {NO_RULE, 0}
+
+
+@pytest.mark.parametrize("book_set", ["lowprice-2024", "reformed-2025"])
+def test_a_deadline_that_reads_the_field_counts(book_set) -> None:
+    """A field read in a rule's deadline (its `when` here: the request rules of both bundled
+    sets grant at the deadline only while the claim awaits the merchant, and read the
+    status nowhere else) tells the values apart as the rule's own condition would."""
+    book = compile_set(load_set(BOOKS / book_set))["refund"]
+    assert not book.alike("refund_requested", "order.refund_status", "awaiting_merchant",
+                          "rejected")
+    assert book.alike("refund_requested", "order.refund_status", "rejected", "granted")
