@@ -160,3 +160,27 @@ def test_a_packed_task_needs_no_files_on_the_worker(tmp_path: Path) -> None:
         here.set_id, here.revision, here.scenario)
     for name in here.series:
         np.testing.assert_array_equal(here.series[name], there.series[name])
+
+
+def test_a_worker_reads_each_text_once_and_only_for_tasks_with_that_text() -> None:
+    """Tasks shipped with the same texts are given the same checked set and scenario (read
+    once per worker); a text that differs anywhere is read for itself; the overrides are
+    applied per task, on the shared scenario left as it was."""
+    from dataclasses import replace
+
+    books = Path(__file__).resolve().parents[2] / "rules" / "books" / "lowprice-2024"
+    base = sweep.packed(sweep.SweepTask(str(books), None, (), 3, 1, 4))
+    a_set, a_scenario = sweep.load_inputs(base)
+    b_set, b_scenario = sweep.load_inputs(replace(base, seed=5))
+    assert b_set is a_set and b_scenario is a_scenario
+    _, bumped = sweep.load_inputs(replace(base, overrides=(("refunds.claim_rate", 0.2),)))
+    assert bumped.model.refunds.claim_rate.value == 0.2
+    assert a_scenario.model.refunds.claim_rate.value != 0.2
+    texts = dict(base.rulebook_texts)
+    texts["refund.yaml"] = texts["refund.yaml"].replace("recall_fee: recall_fee",
+                                                        "recall_fee: 0.0", 1)
+    c_set, _ = sweep.load_inputs(replace(base, rulebook_texts=tuple(texts.items())))
+    assert c_set is not a_set and c_set.rulebooks["refund"] != a_set.rulebooks["refund"]
+    other = base.scenario_text.replace("Test", "Other", 1) + "\n# another scenario\n"
+    _, d_scenario = sweep.load_inputs(replace(base, scenario_text=other))
+    assert d_scenario is not a_scenario
