@@ -132,25 +132,31 @@ def test_recorded_rows_cover_every_deadline_and_prompt(rulebook_set) -> None:
     assert armed or "reformed" in str(rulebook_set.id)
 
 
+def _three_days_on(rulebook_set, track: bool,
+                   seed: int) -> tuple[Model, np.ndarray, float, int]:
+    """A model on the tiny scenario after three days (deadlines and prompts recorded or
+    scanned for, as `track` says), two of its live merchants, the fourth day's time, and
+    the position of an auto-follow rule with a deadline."""
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(seed, 0)])
+    model._track_rows = track
+    for day in range(3):
+        model.step(day)
+    af = model.books["auto_follow"]
+    pos = next(i for i, rid in enumerate(af.rule_ids)
+               if af.rulebook.rule(rid).deadline is not None)
+    return model, np.flatnonzero(model.s["alive"])[:2], model.calendar.time(3), pos
+
+
 def test_a_dead_merchants_prompt_and_deadline_wait_for_it(rulebook_set) -> None:
     """A prompt open and a deadline due on a merchant that is dead stay until it lives
     again, then are dealt with, whether they are looked for among the recorded merchants
     or over every merchant."""
-    sc = load_scenario(TINY)
     runs = []
     for track in (True, False):
-        model = Model(rulebook_set, sc, [replication_seed(1, 0)])
-        model._track_rows = track
-        for day in range(3):
-            model.step(day)
+        model, m, T, pos = _three_days_on(rulebook_set, track, seed=1)
         s = model.s
-        m = np.flatnonzero(s["alive"])[:2]
-        T = model.calendar.time(3)
         model._apply_listing(m[:1], [("prompt_price_change", {"target": np.array([1.0])})],
                              None, T, model._new_flows())
-        af = model.books["auto_follow"]
-        pos = next(i for i, rid in enumerate(af.rule_ids)
-                   if af.rulebook.rule(rid).deadline is not None)
         model._set_deadlines(m[1:], np.ones(1, dtype=bool), np.array([0.5 * 86400.0]),
                              -np.inf, pos, T, np.array([2.0]))
         s["alive"][m] = False
@@ -293,19 +299,10 @@ def test_a_later_deadline_in_a_batch_that_came_due_still_falls_due(rulebook_set)
     """Two merchants armed in one batch, due half a day and two and a half days on: the
     second's deadline falls due on its own day (as the pass over every merchant finds it),
     not lost when the batch's earliest came due."""
-    sc = load_scenario(TINY)
     runs = []
     for track in (True, False):
-        model = Model(rulebook_set, sc, [replication_seed(2, 0)])
-        model._track_rows = track
-        for day in range(3):
-            model.step(day)
+        model, m, T, pos = _three_days_on(rulebook_set, track, seed=2)
         s = model.s
-        m = np.flatnonzero(s["alive"])[:2]
-        T = model.calendar.time(3)
-        af = model.books["auto_follow"]
-        pos = next(i for i, rid in enumerate(af.rule_ids)
-                   if af.rulebook.rule(rid).deadline is not None)
         model._set_deadlines(m, np.ones(2, dtype=bool), np.array([0.5, 2.5]) * 86400.0,
                              -np.inf, pos, T, np.array([2.0, 2.0]))
         model.step(3)
