@@ -319,6 +319,10 @@ _STATE_FIELDS = {
 #: Scope fields that never change for a merchant (its group and tier, fixed identifiers).
 _FIXED_FIELDS = frozenset({"event.product_group", "listing.product_group", "event.listing_id",
                            "merchant.size_tier"})
+#: State fields no stage writes after the initial state (the promotion sign-up price: set by
+#: `simulator.population.initial_state`, read by rules, changed by no effect, entry or exit;
+#: a test pins it): a decision that reads one needs no comparison of it from day to day.
+_UNWRITTEN_STATE = frozenset({"promo"})
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -337,7 +341,8 @@ class _Inputs:
             if key is None or keys is None:
                 keys = None
                 continue
-            keys.add(key)
+            if key not in _UNWRITTEN_STATE:
+                keys.add(key)
         self.keys = None if keys is None else sorted(keys)
         self.previous: dict[str, np.ndarray] | None = None
         self._changed = np.zeros(0, dtype=bool)
@@ -462,7 +467,8 @@ class _KeptDecisions:
             key = fields.get(name)
             if key is None:
                 return None
-            keys.add(key)
+            if key not in _UNWRITTEN_STATE:
+                keys.add(key)
         return cls(sorted(keys))
 
     def decide(self, book: Any, event_type: str, s: Mapping[str, np.ndarray], day: int,
@@ -682,29 +688,38 @@ class Model:
         return (p - s["unit_cost"][idx] - s["shipping"][idx]) / p - s["burden_ema"][idx]
 
     def _merchant_ns(self, idx: np.ndarray) -> _View:
-        s = self.s
-        return _View({
-            "size_tier": self.tier_names,
-            "auto_follow_enrolled": s["enrolled"],
-            "appeals_filed_month": s["appeals_filed_month"],
-            "appeals_filed_year": s["appeals_filed_year"],
-            "appeals_failed_month": s["appeals_failed_month"],
-            "appeals_failed_year": s["appeals_failed_year"],
-            "appeals_refused_month": s["appeals_refused_month"],
-            "appeal_blocked_until": s["appeal_blocked_until"],
-        }, idx, self.n)
+        return _View(self._ns_fields()[0], idx, self.n)
 
     def _listing_ns(self, idx: np.ndarray, **override: Any) -> _View:
-        s = self.s
-        fields: dict[str, Any] = {
-            "product_group": self.group_names,
-            "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
-            "promo_signup_price": s["promo"], "prompt_pending": s["prompt_open"],
-            "prompt_target": s["prompt_target"], "prompt_silenced_until": s["silenced_until"],
-            "competitor_price": s["competitor_price"],
-        }
-        fields.update(override)
-        return _View(fields, idx, self.n)
+        fields = self._ns_fields()[1]
+        return _View({**fields, **override} if override else fields, idx, self.n)
+
+    def _ns_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The merchant and listing namespaces' fields, made once: the state arrays are the
+        model's for good (stages write into them, never replace them), so a scope needs no
+        dict of its own (a `_View` only reads its fields)."""
+        found = self.__dict__.get("_ns")
+        if found is None:
+            s = self.s
+            merchant = {
+                "size_tier": self.tier_names,
+                "auto_follow_enrolled": s["enrolled"],
+                "appeals_filed_month": s["appeals_filed_month"],
+                "appeals_filed_year": s["appeals_filed_year"],
+                "appeals_failed_month": s["appeals_failed_month"],
+                "appeals_failed_year": s["appeals_failed_year"],
+                "appeals_refused_month": s["appeals_refused_month"],
+                "appeal_blocked_until": s["appeal_blocked_until"],
+            }
+            listing = {
+                "product_group": self.group_names,
+                "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
+                "promo_signup_price": s["promo"], "prompt_pending": s["prompt_open"],
+                "prompt_target": s["prompt_target"], "prompt_silenced_until": s["silenced_until"],
+                "competitor_price": s["competitor_price"],
+            }
+            found = self._ns = (merchant, listing)
+        return found
 
     def _order_ns(self, idx: np.ndarray, **extra: Any) -> _View:
         s = self.s
@@ -838,13 +853,17 @@ class Model:
         -0.0 or NaN. The dead are left out rather than priced at inf."""
         s, slots = self.s, self.layout.slots
         price = s["price"]
-        unsigned = _UNSIGNED[price.dtype.itemsize]
-        top = unsigned(np.array(np.inf, dtype=price.dtype).view(unsigned))
-        none = unsigned(np.iinfo(unsigned).max)
+        found = self.__dict__.get("_minima_bits")
+        if found is None:  # (the same every day: made once)
+            unsigned = _UNSIGNED[price.dtype.itemsize]
+            found = self._minima_bits = (
+                unsigned, unsigned(np.array(np.inf, dtype=price.dtype).view(unsigned)),
+                unsigned(np.iinfo(unsigned).max), price.dtype.type(np.inf))
+        unsigned, top, none, inf = found
         bits = np.empty(price.size // slots, dtype=unsigned)
         if kernels.live_minima(price.view(unsigned), s["alive"].view(np.uint8), slots, top, none,
                                bits):
-            return np.where(bits == none, price.dtype.type(np.inf), bits.view(price.dtype))
+            return np.where(bits == none, inf, bits.view(price.dtype))
         return np.min(price.reshape(-1, slots), axis=1, initial=np.inf,
                       where=s["alive"].reshape(-1, slots))
 
@@ -1140,17 +1159,19 @@ class Model:
         # The walk above found the merchants to reprice among those whose enrolment the toggles
         # could not change; the toggled are looked at again now (nothing else changed one).
         rp = coded[(code & 5) == 4]
-        toggled = np.concatenate((enrol, leave))
-        back = toggled[~s["enrolled"][toggled]
-                       & (s["margin"][toggled] < ad.reprice_below.value)]
-        if back.size:
-            rp = np.sort(np.concatenate((rp, back)))
+        if enrol.size or leave.size:
+            toggled = np.concatenate((enrol, leave))
+            back = toggled[~s["enrolled"][toggled]
+                           & (s["margin"][toggled] < ad.reprice_below.value)]
+            if back.size:
+                rp = np.sort(np.concatenate((rp, back)))
         if rp.size:
             target = (s["unit_cost"][rp] + s["shipping"][rp]) / (
                 1.0 - ad.reprice_to.value - s["burden_ema"][rp])
             up = target > s["price"][rp]
-            s["price"][rp[up]] = target[up]
-            self._cancel(rp[up], "listing_updated")
+            if up.any():
+                s["price"][rp[up]] = target[up]
+                self._cancel(rp[up], "listing_updated")
 
         # 4. ranking and exposure
         self.exposure(T, out=fl.exposure)

@@ -87,11 +87,15 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
         base = p * chunk
         for day in range(days):
             flows = model.step(day)
-            for k in range(len(part)):
-                sl = slice(k * n1, (k + 1) * n1)
-                state = {key: model.s[key][sl] for key in keys}
-                aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
-                          model.G, samples[k], ADDED_FLOWS)
+            if len(part) == 1:  # the replication is the whole model: no views to cut
+                aggregate(out, base, day, model.s, flows, local_group, model.G, samples[0],
+                          ADDED_FLOWS)
+            else:
+                for k in range(len(part)):
+                    sl = slice(k * n1, (k + 1) * n1)
+                    state = {key: model.s[key][sl] for key in keys}
+                    aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
+                              model.G, samples[k], ADDED_FLOWS)
             model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
             done += 1
             if progress is not None:

@@ -162,6 +162,30 @@ def test_appeals_are_blocked_after_failures_under_lowprice_only(lowprice, reform
             assert not blocked.any()
 
 
+@pytest.mark.parametrize("book", ["lowprice", "reformed"])
+def test_no_stage_writes_the_promotion_price(book, request) -> None:
+    """The kept decisions and the ranking's changed listings leave `promo` out of their day
+    to day comparisons (`simulator.model._UNWRITTEN_STATE`): no stage may write it, through
+    prompts, deadlines, repricing, exit or entry."""
+    import simulator.model as model_module
+
+    assert frozenset({"promo"}) == model_module._UNWRITTEN_STATE
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+                                          "exit.entry_probability": 0.2})
+    model = Model(request.getfixturevalue(book), sc,
+                  [replication_seed(6, 0), replication_seed(6, 1)])
+    promo = model.s["promo"].copy()
+    entered = forced = 0.0
+    for day in range(120):
+        alive = model.s["alive"].copy()
+        forced += float(model.step(day).forced_follows.sum())
+        entered += float((model.s["alive"] & ~alive).sum())
+        assert model.s["promo"].tobytes() == promo.tobytes(), day
+    assert entered > 0  # entry ran
+    if book == "lowprice":
+        assert forced > 0  # auto-follow moved prices
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_block_size_does_not_change_a_single_bit(lowprice, monkeypatch, dtype) -> None:
     """Per-merchant stages run block by block for the CPU cache; blocks of 5 merchants (most
