@@ -599,6 +599,10 @@ class Model:
         s["appeal_blocked_until"] = mapped_zeros(n)
         s["margin"] = mapped_zeros(n, dtype=f)
         self.s = s
+        # Made on first use, then kept (`_ns_fields`, `_live_minima`).
+        self._ns: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._minima_bits: tuple[Any, ...] | None = None
+        self._spare_flows: DayFlows | None = None  # handed back (`recycle_flows`)
         ex = np.flatnonzero(s["exists"])
         s["margin"][ex] = self._margin(ex)
         self.tier_names = _Lazy(lambda: TIER_NAMES[s["tier"]])
@@ -698,7 +702,7 @@ class Model:
         """The merchant and listing namespaces' fields, made once: the state arrays are the
         model's for good (stages write into them, never replace them), so a scope needs no
         dict of its own (a `_View` only reads its fields)."""
-        found = self.__dict__.get("_ns")
+        found = self._ns
         if found is None:
             s = self.s
             merchant = {
@@ -853,7 +857,7 @@ class Model:
         -0.0 or NaN. The dead are left out rather than priced at inf."""
         s, slots = self.s, self.layout.slots
         price = s["price"]
-        found = self.__dict__.get("_minima_bits")
+        found = self._minima_bits
         if found is None:  # (the same every day: made once)
             unsigned = _UNSIGNED[price.dtype.itemsize]
             found = self._minima_bits = (
@@ -1230,7 +1234,7 @@ class Model:
         adding to) start unset there: only the slots outside every block are zeroed. Flows
         handed back by `recycle_flows` are today's arrays again (their added-to flows zeroed
         by whoever handed them back), instead of a dozen new arrays to allocate and zero."""
-        spare = self.__dict__.pop("_spare_flows", None)
+        spare, self._spare_flows = self._spare_flows, None
         if spare is not None:
             for k in _WRITTEN_FLOWS:
                 for gap in self._gaps:
