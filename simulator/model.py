@@ -98,7 +98,7 @@ import math
 import sys
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -1897,6 +1897,25 @@ _NO_EFFECTS: tuple[int, int, int, int, tuple[bool, bool, float]] = (0, 0, 0, 0,
                                                                      (False, False, 0.0))
 #: How many combinations of the stages' effects `_Claims.plan` keeps the kernel's tables of.
 _STAGE_TABLES_KEPT = 256
+#: The refund day's routing stages in `_Claims.plan` (and in `kernels.refund_day`'s tables).
+(_INTERVENE_VALID, _INTERVENE_LACKING, _ANSWER_LACKING, _ANSWER_VALID, _DEADLINE_VALID,
+ _DEADLINE_LACKING, _ESCALATE_VALID, _ESCALATE_LACKING) = range(8)
+
+
+class _DayPlan(NamedTuple):
+    """`kernels.refund_day`'s rule arguments, in its order: each stage's rule per row (an
+    int32 array over the block) or one rule for every row, the stages' effect masks, their
+    grants' cost keys (the review's last) and which reviews and escalations happen."""
+
+    intervene_valid: Any
+    intervene_lacking: Any
+    answer_lacking: Any  # (the merchant rejects claims lacking evidence)
+    answer_valid: Any  # (and accepts the valid ones)
+    escalate_valid: Any
+    escalate_lacking: Any
+    masks: np.ndarray
+    keys: np.ndarray
+    present: np.ndarray
 
 
 def _column(values: np.ndarray) -> Column:
@@ -2465,7 +2484,7 @@ class _Claims:
         return True
 
     # -- the day in one pass -----------------------------------------------------------------
-    def plan(self, review_key: tuple[bool, bool, float]) -> tuple[Any, ...] | None:
+    def plan(self, review_key: tuple[bool, bool, float]) -> _DayPlan | None:
         """The rule arguments of `kernels.refund_day` for this block's day, whose requests
         (`requested`, each asking the merchant to answer every claim) are decided; None when
         a stage books what its tables cannot say (a grant at per-row arguments, two grants
@@ -2489,8 +2508,10 @@ class _Claims:
         if any(stage is None or stage[1] is None for stage in stages):
             return None
         # Claims rejected (by the merchant's answer or a lapsed deadline) escalate.
-        escalate = (bool(stages[3][1][1] | stages[4][1][1]),
-                    bool(stages[2][1][1] | stages[5][1][1]))
+        reject = 1  # (the masks' second entry)
+        escalate = (bool(stages[_ANSWER_VALID][1][reject] | stages[_DEADLINE_VALID][1][reject]),
+                    bool(stages[_ANSWER_LACKING][1][reject]
+                         | stages[_DEADLINE_LACKING][1][reject]))
         for valid, rejected in zip((True, False), escalate, strict=True):
             stages.append(self._stage(self.decide("platform_intervened", valid, "rejected",
                                                   intervened=True), final=True)
@@ -2506,13 +2527,17 @@ class _Claims:
                 tables.clear()
             masks = np.array([m[:4] for m in shape], dtype=np.int64)
             # The stages of each class: intervention, answer, deadline, escalation.
-            valid_tables, lacking_tables = masks[[0, 3, 4, 6]], masks[[1, 2, 5, 7]]
+            valid_tables = masks[[_INTERVENE_VALID, _ANSWER_VALID, _DEADLINE_VALID,
+                                  _ESCALATE_VALID]]
+            lacking_tables = masks[[_INTERVENE_LACKING, _ANSWER_LACKING, _DEADLINE_LACKING,
+                                    _ESCALATE_LACKING]]
             found = tables[(shape, escalate, review_key)] = (
                 masks, np.array([m[4] for m in shape] + [review_key], dtype=np.float64),
                 np.array([valid_tables[:, 2].any(), valid_tables[:, 3].any(),
                           lacking_tables[:, 2].any(), *escalate]))
-        return (stages[0][0], stages[1][0], stages[2][0], stages[3][0], stages[6][0],
-                stages[7][0], *found)
+        return _DayPlan(stages[_INTERVENE_VALID][0], stages[_INTERVENE_LACKING][0],
+                        stages[_ANSWER_LACKING][0], stages[_ANSWER_VALID][0],
+                        stages[_ESCALATE_VALID][0], stages[_ESCALATE_LACKING][0], *found)
 
     def _deadline_stage(self, valid: bool) -> tuple[int, tuple[Any, ...] | None] | None:
         """The stage of `plan` that books the claims of a class nobody answered, when the
