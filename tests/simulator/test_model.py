@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from rules.loader import load_set, load_set_from_texts
 from simulator.model import Model
 from simulator.run import project, replication_seed
 from simulator.scenario import load_scenario
+from tests.simulator.model_runs import assert_same_bits, run_days
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT / "rules" / "books"
@@ -266,7 +268,6 @@ def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, reque
                     else request.getfixturevalue(book))
     sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
                                           "refunds.intervention_share": 0.5})
-    seeds = [replication_seed(8, 0), replication_seed(8, 1)]
     shared = {True: 0, False: 0}
     route_both = model_module._Claims._route_both
 
@@ -276,18 +277,15 @@ def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, reque
         return done
 
     monkeypatch.setattr(model_module._Claims, "_route_both", counting)
-    runs = []
-    for fused in (True, False):
-        model = Model(rulebook_set, sc, seeds, dtype=dtype)
-        model._fused_claims = fused
-        model._fused_day = False  # the stages one at a time (the day in one pass: see there)
-        flows = [model.step(day) for day in range(40)]
-        runs.append((model.s, [{k: getattr(f, k).tobytes() for k in f.__dataclass_fields__}
-                               for f in flows]))
-    (a, fa), (b, fb) = runs
-    for name in a:
-        assert a[name].tobytes() == b[name].tobytes(), name
-    assert fa == fb
+
+    def path(fused: bool) -> Callable[[Model], None]:
+        def prepare(model: Model) -> None:
+            model._fused_claims = fused
+            model._fused_day = False  # the stages one at a time (the day in one pass: see there)
+        return prepare
+
+    assert_same_bits(*(run_days(rulebook_set, sc, 40, dtype, 8, prepare=path(fused))
+                       for fused in (True, False)))
     if book == "lowprice":
         assert shared[True] > 0  # both classes' interventions booked in one pass
     if book == "evidence":

@@ -15,6 +15,7 @@ from simulator.model import Model
 from simulator.population import GOLDEN
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
+from tests.simulator.model_runs import assert_same_bits, run_days
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT / "rules" / "books"
@@ -218,7 +219,6 @@ def test_the_day_in_one_pass_changes_no_bit(book: str, dtype: type, request,
                     else request.getfixturevalue(book))
     sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
                                           "refunds.intervention_share": 0.5})
-    seeds = [replication_seed(4, 0), replication_seed(4, 1)]
     passes = {"one": 0}
     refund_day = kernels.refund_day
 
@@ -227,18 +227,12 @@ def test_the_day_in_one_pass_changes_no_bit(book: str, dtype: type, request,
         refund_day(*args)
 
     monkeypatch.setattr(model_module.kernels, "refund_day", counting)
-    runs = []
-    for fused in (True, False):
-        model = Model(rulebook_set, sc, seeds, dtype=dtype)
-        model._fused_day = fused
-        flows = [model.step(day) for day in range(40)]
-        runs.append((model.s, [{k: getattr(f, k).tobytes() for k in f.__dataclass_fields__}
-                               for f in flows]))
-    (a, fa), (b, fb) = runs
-    for name in a:
-        assert a[name].tobytes() == b[name].tobytes(), name
-    assert fa == fb
-    assert sum(f["refund"] != bytes(len(f["refund"])) for f in fa) > 0
+    runs = [run_days(rulebook_set, sc, 40, dtype, 4,
+                     prepare=lambda model, fused=fused: setattr(model, "_fused_day", fused))
+            for fused in (True, False)]
+    assert_same_bits(*runs)
+    fa = runs[0][1]
+    assert sum(f["refund"].tobytes() != bytes(f["refund"].nbytes) for f in fa) > 0
     if book == "per-row fee":
         assert passes["one"] == 0
     else:
