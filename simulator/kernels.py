@@ -3,7 +3,8 @@
 `simulator.model` keeps every rule decision in the compiled rulebook
 (`rules.targets.vectorised`); these kernels fuse the arithmetic around the decisions into one
 pass per merchant instead of a few dozen numpy passes:
-  - ranking positions (`rank_float32`) and exposure (`group_exposure`);
+  - ranking positions (`rank_float32`), exposure (`group_exposure`) and the scores a
+    ranking rule assigns (`put_known`);
   - orders and revenue (`demand`) and fee bookings (`charge`);
   - claim counts and rounding offsets (`claim_counts`, `floor_share`, `split_share`, and
     `claims_split`, which splits the claims as it counts them), the
@@ -20,10 +21,11 @@ pass per merchant instead of a few dozen numpy passes:
   - each product group's least live price (`live_minima`, for the whole-web price);
   - which merchants the day's accidental enrolments, attempts to leave auto-follow and
     repricing take (`toggle_codes`), how the merchants with a prompt open answer it
-    (`count_range`, `prompt_answers`), the deadlines that fall due (`take_deadlines`), the
-    prompt deadlines within the day (`arm_prompts`) and later ones (`set_deadlines`), those
-    an event cancels (`cancel_deadlines`), prompts opened (`prompt_price_change`), and the
-    merchants recorded as they were given a deadline or a prompt (`union_sorted`);
+    (`count_range`, `prompt_answers`), the deadlines that fall due (`split_due`,
+    `take_deadlines`), the prompt deadlines within the day (`arm_prompts`) and later ones
+    (`set_deadlines`), those an event cancels (`cancel_deadlines`), prompts opened
+    (`prompt_price_change`), and the merchants recorded as they were given a deadline or a
+    prompt (`union_sorted`);
   - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`,
     `cohort_pair_sums`), exposure concentration sums (`row_sums_squares`), price ratios and
     counts (`ratios_and_counts`) and the fixed samples' percentiles and median
@@ -273,6 +275,35 @@ def take_deadlines(due, dl_rule, dl_due, dl_event_time, dl_event_price, rule, at
         dl_event_time[i] = np.nan
         dl_event_price[i] = np.nan
     return one
+
+
+@_kernel
+def split_due(rows, due_at, alive, time, now, later, dead):  # pragma: no cover - compiled
+    """The merchants `rows` given a deadline, by its due time due_at[row] against `time`
+    (`Model._due_rows`): due by then and live (`alive`, uint8) go to `now`, due and dead to
+    `dead`, due later (not inf) to `later`, each in order (each as long as `rows`); a NaN or
+    inf due time goes nowhere (as numpy's comparisons have it). Returns how many went to
+    each and the earliest later due time (inf if none). One pass instead of numpy's two
+    gathers and half a dozen comparisons and selections."""
+    n_now = 0
+    n_later = 0
+    n_dead = 0
+    earliest = np.inf
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        a = due_at[i]
+        if a <= time:
+            if alive[i]:
+                now[n_now] = i
+                n_now += 1
+            else:
+                dead[n_dead] = i
+                n_dead += 1
+        elif a > time and a < np.inf:
+            later[n_later] = i
+            n_later += 1
+            earliest = min(earliest, a)
+    return n_now, n_later, n_dead, earliest
 
 
 @_kernel
@@ -609,12 +640,18 @@ def mark_changed_in(current, previous, starts, stops, changed,
 
 
 @_kernel
-def group_exposure(weight, alive, scale, channel, impressions, channel_share, slots, w,
-                   out):  # pragma: no cover - compiled
-    """Impressions of every listing: position weight x store scale over its group's total
-    (summed as numpy sums a row), times the group's impressions, plus an equal share of the
-    group's channel impressions for admitted listings (`channel` > 0); zero for the dead,
-    whatever their channel. `w` is scratch space for one group (`slots` numbers).
+def group_exposure(weight, alive, scale, channel, impressions, channel_share, slots, w, out,
+                   channels):  # pragma: no cover - compiled
+    """Impressions of every listing into `out`: position weight x store scale over its
+    group's total (summed as numpy sums a row), times the group's impressions, plus an equal
+    share of the group's channel impressions for admitted listings (`channel` > 0); zero for
+    the dead, whatever their channel. `w` is scratch space for one group (`slots` numbers).
+
+    `channels` False says that no channel is positive (no listing is admitted anywhere, as
+    on most days under most rulebooks): the channels are then not read at all (a pass over
+    a group's channel and alive flags, a sixth of the kernel's memory traffic). Returns how
+    many channels are positive, dead listings' and padding included (0 when `channels` is
+    False), for the caller to say so next time.
 
     Each pass reads few arrays (a loop that stores into one array while reading several
     others can stall on addresses that alias in the CPU's store buffer).
@@ -626,6 +663,7 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
     that skips a whole unmapped page takes a slow path on every call (1.6 ms of 2 ms a call
     measured, for 78 such pages). The product reads every row, which maps the pages once."""
     groups = weight.shape[0] // slots
+    positive = 0
     for g in range(groups):
         lo = g * slots
         # The group's rows as views indexed from 0 (LLVM then knows no index is negative and
@@ -634,8 +672,11 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
         ch = channel[lo:lo + slots]
         o = out[lo:lo + slots]
         admitted = 0
-        for s in range(slots):
-            admitted += ch[s] * live[s] > 0
+        if channels:
+            for s in range(slots):
+                c = ch[s]
+                admitted += c * live[s] > 0
+                positive += c > 0
         pw = weight[lo:lo + slots]
         sc = scale[lo:lo + slots]
         for s in range(slots):
@@ -651,7 +692,18 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
             c = ch[s]
             x = o[s]
             o[s] = x + c * share / admitted if live[s] and c > 0 else x
-    return out
+    return positive
+
+
+@_kernel
+def put_known(target, values, mask):  # pragma: no cover - compiled
+    """target[j] = values[j] where mask[j] (uint8) and the value is known (not NaN): numpy's
+    ``np.copyto(target, values, where=mask & ~np.isnan(values))`` in one pass instead of
+    four (`Model._rank`)."""
+    for j in range(target.shape[0]):
+        v = values[j]
+        if mask[j] and v == v:
+            target[j] = v
 
 
 @_kernel

@@ -250,6 +250,16 @@ def _known(a: np.ndarray) -> np.ndarray:
     return ~np.isnan(a) if a.dtype.kind == "f" else np.ones(a.shape, dtype=bool)
 
 
+def _put_known(target: np.ndarray, values: Any, mask: np.ndarray) -> None:
+    """``np.copyto(target, values, where=mask & _known(values))``: in one compiled pass
+    (`kernels.put_known`) for float64 values of the target's rows, by numpy otherwise."""
+    if (isinstance(values, np.ndarray) and values.dtype == np.float64
+            and values.shape == target.shape and target.dtype == np.float64):
+        kernels.put_known(target, values, mask.view(np.uint8))
+    else:
+        np.copyto(target, values, where=mask & _known(values))
+
+
 def _where_known(at: np.ndarray, values: np.ndarray,
                  rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """The merchants `at` (idx[rows]) where an effect's argument is known, and its values
@@ -637,6 +647,10 @@ class Model:
                          "score": np.full(n, -np.inf), "channel": mapped_zeros(n),
                          "group_weight": mapped_zeros(lay.slots)}
         self._rank_inputs = _Inputs(self.books["ranking"], "listing_updated")
+        # Whether some listing's channel may be positive (admitted): set by `_rank` when a
+        # rule admits one, cleared by `kernels.group_exposure` when it finds none; while it
+        # is False no channel is written or read (the channels start at zero).
+        self._channels = False
         # The day's appeals in one compiled pass (a set without appeal rules, or tests with
         # `_fused_appeals` False, take the numpy path, which tells the same story).
         self._appeal_rounds = AppealRounds.of(self.books["appeal"])
@@ -691,10 +705,10 @@ class Model:
         p = s["price"][idx]
         return (p - s["unit_cost"][idx] - s["shipping"][idx]) / p - s["burden_ema"][idx]
 
-    def _merchant_ns(self, idx: np.ndarray) -> _View:
+    def _merchant_ns(self, idx: np.ndarray | slice) -> _View:
         return _View(self._ns_fields()[0], idx, self.n)
 
-    def _listing_ns(self, idx: np.ndarray, **override: Any) -> _View:
+    def _listing_ns(self, idx: np.ndarray | slice, **override: Any) -> _View:
         fields = self._ns_fields()[1]
         return _View({**fields, **override} if override else fields, idx, self.n)
 
@@ -734,7 +748,7 @@ class Model:
         fields.update(extra)
         return _View(fields, idx, self.n)
 
-    def _scope(self, idx: np.ndarray, event: dict[str, Any],
+    def _scope(self, idx: np.ndarray | slice, event: dict[str, Any],
                order: _View | None = None, **listing: Any) -> Scope:
         return {"event": _View(event, idx, self.n), "merchant": self._merchant_ns(idx),
                 "listing": self._listing_ns(idx, **listing), "order": order}
@@ -828,19 +842,31 @@ class Model:
         kernels.cancel_deadlines(idx, self._af_cancels[etype], s["prompt_rule"], s["dl_rule"],
                                  s["dl_due"], s["dl_event_time"], s["dl_event_price"])
 
-    def _observers(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    #: False: the observers' fields gathered even when they are one group's whole range
+    #: (`_observers`; tests compare).
+    _observer_views = True
+
+    def _observers(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                         np.ndarray | slice]:
         """The live merchants of the groups whose web price fell (`observed`, by group), in
-        slot order, and that price for each: a group is a range of slots, so its live sellers
-        are found in that range alone, and on most days, when no group's price fell, nowhere."""
+        slot order, that price for each, and the rows a scope reads them at: a group is a
+        range of slots, so its live sellers are found in that range alone, and on most days,
+        when no group's price fell, nowhere. When they are the whole range of one group (no
+        seller of it has left), the rows are that range as a slice, which a scope reads as
+        views of the state instead of gathering every field it reads."""
         sel = self._selections()
         groups = np.flatnonzero(observed)
         if not groups.size:
-            return np.empty(0, dtype=np.int64), np.empty(0)
+            return _NO_ROWS, np.empty(0), _NO_ROWS
         alive = self.s["alive"]
-        rows = [a + np.flatnonzero(alive[a:b])
-                for a, b in zip(sel.starts[groups].tolist(), sel.stops[groups].tolist(),
-                                strict=True)]
-        return np.concatenate(rows), np.repeat(self.web[groups], [r.size for r in rows])
+        starts, stops = sel.starts[groups].tolist(), sel.stops[groups].tolist()
+        if self._observer_views and groups.size == 1 and alive[starts[0]:stops[0]].all():
+            a, b = starts[0], stops[0]
+            return np.arange(a, b, dtype=np.int64), np.full(b - a, self.web[groups[0]]), \
+                slice(a, b)
+        rows = [a + np.flatnonzero(alive[a:b]) for a, b in zip(starts, stops, strict=True)]
+        obs = np.concatenate(rows)
+        return obs, np.repeat(self.web[groups], [r.size for r in rows]), obs
 
     def _selections(self) -> _Selections:
         """What the auto-follow day keeps (`_Selections`), made on the first day (a model
@@ -890,10 +916,12 @@ class Model:
                 rows = rules == pos
                 sub, at, price_at = due[rows], ev_time[rows], ev_price[rows]
             rid = af.rule_ids[pos]
-            scope = self._scope(sub, {"time": at, "competitor_price": price_at,
-                                      "listing_id": "L"})
-            when = af.deadline_when(rid, scope, sub.size)
-            effects = [(e.name, e.args) for e in af.deadline_effects(rid, scope, sub.size)]
+            # One set of columns for the deadline's `when` and its effects (nothing changes
+            # the state in between): a field both read is gathered once.
+            columns = as_columns(self._scope(sub, {"time": at, "competitor_price": price_at,
+                                                   "listing_id": "L"}), sub.size)
+            when = af.deadline_when(rid, columns, sub.size)
+            effects = [(e.name, e.args) for e in af.deadline_effects(rid, columns, sub.size)]
             self._apply_listing(sub, effects, when, T, fl)
 
     def _observations(self, T: float, observed: np.ndarray, fl: DayFlows,
@@ -903,11 +931,11 @@ class Model:
         the price) on its rows, which are added to `armed` for the caller to reset; a later
         one is kept in the `dl_` fields."""
         s, af = self.s, self.books["auto_follow"]
-        obs, comp = self._observers(observed)
+        obs, comp, where = self._observers(observed)
         if not obs.size:
             return
-        s["competitor_price"][obs] = comp
-        scope = self._scope(obs, {"time": T, "listing_id": "L", "competitor_price": comp})
+        s["competitor_price"][where] = comp
+        scope = self._scope(where, {"time": T, "listing_id": "L", "competitor_price": comp})
         dec = af.decide("competitor_price_observed", scope, obs.size)
         for rid, mask, effects in self._fired_effects(af, dec):
             self._apply_listing(obs, effects, mask, T, fl)
@@ -973,11 +1001,12 @@ class Model:
                 rows = rules == pos
                 sub = ig[rows]
                 rid = af.rule_ids[pos]
-                scope = self._scope(sub, {"time": T, "listing_id": "L", "competitor_price":
-                                          s["prompt_event_price"][sub]})
-                when = af.deadline_when(rid, scope, sub.size)
+                columns = as_columns(self._scope(sub, {
+                    "time": T, "listing_id": "L",
+                    "competitor_price": s["prompt_event_price"][sub]}), sub.size)
+                when = af.deadline_when(rid, columns, sub.size)  # (see `_due_deadlines`)
                 effects = [(e.name, e.args)
-                           for e in af.deadline_effects(rid, scope, sub.size)]
+                           for e in af.deadline_effects(rid, columns, sub.size)]
                 self._apply_listing(sub, effects, when, T, fl)
             s["prompt_open"][ig] = False
 
@@ -1014,19 +1043,18 @@ class Model:
             return _NO_ROWS
         sel.deadlines = [(at, rows) for at, rows in sel.deadlines if at > T]
         due = _union(ready)
-        at = s["dl_due"][due]
         # A batch's merchants share one due time as rulebooks are written (a deadline's
         # `after` reads parameters only), but nothing here relies on it: those of a ready
-        # batch whose deadline is still to come are recorded again, with their earliest.
-        later = (at > T) & (at < np.inf)
-        if later.any():
-            sel.deadlines.append((float(at[later].min()), due[later]))
-        due = due[at <= T]
-        live = s["alive"][due]
-        if not live.all():
-            sel.deadlines.append((-np.inf, due[~live]))
-            due = due[live]
-        return due
+        # batch whose deadline is still to come are recorded again, with their earliest
+        # (`kernels.split_due` parts them in one pass).
+        now, later, dead = np.empty((3, due.size), dtype=np.int64)
+        n_now, n_later, n_dead, earliest = kernels.split_due(
+            due, s["dl_due"], s["alive"].view(np.uint8), float(T), now, later, dead)
+        if n_later:
+            sel.deadlines.append((float(earliest), later[:n_later]))
+        if n_dead:
+            sel.deadlines.append((-np.inf, dead[:n_dead]))
+        return now[:n_now]
 
     def _open_rows(self) -> np.ndarray:
         """The live merchants with a prompt open, increasing: looked for among those whose
@@ -1476,26 +1504,44 @@ class Model:
     def _rank(self, rk: Any, sub: np.ndarray | slice, event: dict[str, Any],
               score: np.ndarray, channel: np.ndarray) -> None:
         """The ranking rulebook's score and channel of the listings `sub` (a block, decided in
-        place, or indices)."""
-        if isinstance(sub, slice):
-            block_score, block_channel = score[sub], channel[sub]
-            block_score.fill(0.0)
-            block_channel.fill(0.0)
-        else:
-            block_score, block_channel = np.zeros(sub.size), np.zeros(sub.size)
-        dec = rk.decide("listing_updated", self._scope(sub, event), block_score.size)
-        for _rid, mask, effects in self._fired_effects(rk, dec):
+        place, or indices).
+
+        A channel is read only for whether it is positive (`kernels.group_exposure`): while
+        none is (`_channels` False) and no rule admits a listing to one today, the channels
+        of `sub` are left as they are (zero, negative or NaN, all alike to the exposure)
+        instead of written with zeros."""
+        dec = rk.decide("listing_updated", self._scope(sub, event),
+                        sub.stop - sub.start if isinstance(sub, slice) else sub.size)
+        fired = list(self._fired_effects(rk, dec))
+        admits = any(name == "admit_to_channel" for _rid, _mask, effects in fired
+                     for name, _args in effects)
+        block_score = self._ranked_rows(score, sub)
+        block_channel = self._ranked_rows(channel, sub) if admits or self._channels else None
+        self._channels |= admits
+        for _rid, mask, effects in fired:
             for name, args in effects:
                 if name == "assign_ranking_score":
                     target, v = block_score, args["score"]
                 elif name == "admit_to_channel":
+                    assert block_channel is not None
                     target, v = block_channel, args["impressions"]
                 else:
                     continue
-                np.copyto(target, v, where=mask & _known(v))
+                _put_known(target, v, mask)
         if not isinstance(sub, slice):
             score[sub] = block_score
-            channel[sub] = block_channel
+            if block_channel is not None:
+                channel[sub] = block_channel
+
+    @staticmethod
+    def _ranked_rows(values: np.ndarray, sub: np.ndarray | slice) -> np.ndarray:
+        """Zeros for the listings `sub`: a block's own rows of `values` zeroed in place, or a
+        new array for indices (written back by the caller)."""
+        if isinstance(sub, slice):
+            rows = values[sub]
+            rows.fill(0.0)
+            return rows
+        return np.zeros(sub.size)
 
     def _exposure(self, score: np.ndarray, channel: np.ndarray, out: np.ndarray | None,
                   rows: np.ndarray | None = None) -> np.ndarray:
@@ -1504,11 +1550,14 @@ class Model:
         s = self.s
         weight = self._position_weight(score, s["alive"], rows)
         # Exposure needs each group's totals (summed as numpy sums a row): one compiled pass
-        # per group.
-        return kernels.group_exposure(weight, s["alive"], s["scale"], channel,
-                                      self.impressions, self.channel_share, self.layout.slots,
-                                      self._scratch["group_weight"],
-                                      np.empty(self.n) if out is None else out)
+        # per group, which reads the channels only while some may be positive.
+        out = np.empty(self.n) if out is None else out
+        positive = kernels.group_exposure(weight, s["alive"], s["scale"], channel,
+                                          self.impressions, self.channel_share,
+                                          self.layout.slots, self._scratch["group_weight"], out,
+                                          self._channels)
+        self._channels = positive > 0
+        return out
 
 
     # -- refunds ----------------------------------------------------------------------------

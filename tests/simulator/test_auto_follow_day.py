@@ -260,7 +260,8 @@ def test_prompts_left_open_by_a_day_that_raised_are_found_again(rulebook_set,
 def test_observers_are_the_live_merchants_of_the_observed_groups(rulebook_set, seed) -> None:
     """`Model._observers` walks the observed groups' seller ranges only; it must find what
     `flatnonzero(alive & observed[group])` finds, in the same order, with each one's group
-    price, whichever groups fell (none, some, all) and whoever is dead."""
+    price, whichever groups fell (none, some, all) and whoever is dead; the rows a scope
+    reads them at are a slice of the same rows when they are one group's whole range."""
     sc = load_scenario(TINY)
     model = Model(rulebook_set, sc, [replication_seed(seed, i) for i in range(3)])
     rng = np.random.default_rng(seed)
@@ -271,11 +272,29 @@ def test_observers_are_the_live_merchants_of_the_observed_groups(rulebook_set, s
         s["alive"][:] = s["exists"] & (rng.random(model.n) >= share_dead)
         for observed in (np.zeros(groups, dtype=bool), np.ones(groups, dtype=bool),
                          rng.random(groups) < 0.5, np.eye(groups, dtype=bool)[-1]):
-            obs, comp = model._observers(observed)
+            obs, comp, where = model._observers(observed)
             expected = np.flatnonzero(s["alive"] & observed[s["group"]])
             np.testing.assert_array_equal(obs, expected)
             np.testing.assert_array_equal(comp, model.web[s["group"][expected]])
             assert obs.dtype == expected.dtype and comp.dtype == np.float64
+            if isinstance(where, slice):
+                np.testing.assert_array_equal(np.arange(model.n)[where], expected)
+            else:
+                assert where is obs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_observers_read_as_views_change_no_bit(rulebook_set, dtype) -> None:
+    """Observers that are one group's whole range of sellers read through views of the state
+    (`Model._observers`' slice) give the state and flows the gathered rows give, with
+    merchants dying and entering (most days' observers are then a gathered group)."""
+    for values in ({}, BUSY):
+        sc = load_scenario(TINY).with_values(values)
+        views = run_days(rulebook_set, sc, 60, dtype, 2)
+        gathered = run_days(rulebook_set, sc, 60, dtype, 2,
+                            prepare=lambda model: setattr(model, "_observer_views", False))
+        assert_identical(views, gathered)
+        assert any(day["prompts"].sum() for day in views[1])
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 64, 1000, 4097, 45_000])

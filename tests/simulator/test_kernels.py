@@ -318,11 +318,13 @@ def test_group_exposure_is_the_numpy_expression() -> None:
     channel[:slots] = 0.0  # one group admits no one
     impressions = rng.uniform(1e4, 1e6, groups)
     share = rng.random(groups)
-    got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
-                                 np.empty(slots), np.empty(n))
+    got = np.empty(n)
+    positive = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                      np.empty(slots), got, True)
     want = _numpy_group_exposure(weight, alive, scale, channel, impressions, share, groups,
                                  slots)
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+    assert positive == np.count_nonzero(channel > 0)
 
 
 def _numpy_group_exposure(weight: np.ndarray, alive: np.ndarray, scale: np.ndarray,
@@ -353,11 +355,57 @@ def test_group_exposure_counts_the_admitted_whatever_the_dead_channels_hold(slot
     channel = kinds[rng.integers(0, kinds.size, n)]
     impressions = rng.uniform(1e4, 1e6, groups)
     share = rng.random(groups)
-    got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
-                                 np.empty(slots), np.empty(n))
+    got = np.empty(n)
+    positive = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                      np.empty(slots), got, True)
     want = _numpy_group_exposure(weight, alive, scale, channel, impressions, share, groups,
                                  slots)
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+    assert positive == np.count_nonzero(channel > 0)
+
+
+@pytest.mark.parametrize("slots", [1, 7, 1_003])
+def test_group_exposure_without_positive_channels_skips_them(slots: int) -> None:
+    """Told that no channel is positive, the kernel gives the exposure it gives reading
+    channels that are none of them positive (NaN, -inf, zeros of both signs, negatives),
+    and says it found none; told nothing, it counts the positive ones."""
+    rng = np.random.default_rng(slots + 1)
+    groups = 3
+    n = groups * slots
+    weight = rng.uniform(0.1, 1.0, n)
+    alive = rng.random(n) < 0.7
+    alive[::slots] = True
+    scale = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    kinds = np.array([np.nan, -np.inf, 0.0, -0.0, -5.0])
+    channel = kinds[rng.integers(0, kinds.size, n)]
+    impressions = rng.uniform(1e4, 1e6, groups)
+    share = rng.random(groups)
+    read, skipped = np.empty(n), np.empty(n)
+    assert kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                  np.empty(slots), read, True) == 0
+    assert kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                                  np.empty(slots), skipped, False) == 0
+    want = _numpy_group_exposure(weight, alive, scale, channel, impressions, share, groups,
+                                 slots)
+    assert np.array_equal(read.view(np.uint64), want.view(np.uint64))
+    assert np.array_equal(skipped.view(np.uint64), want.view(np.uint64))
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 1_000])
+def test_put_known_is_numpy_copyto_where_known(n: int) -> None:
+    """`put_known` is ``np.copyto(target, values, where=mask & ~np.isnan(values))`` bit for
+    bit: NaN, infinities, signed zeros, masked rows; broadcast (stride-0) values too."""
+    rng = np.random.default_rng(n)
+    kinds = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -5.0, 5e-324, 2.5])
+    for values in (kinds[rng.integers(0, kinds.size, n)] if n else np.empty(0),
+                   np.broadcast_to(np.float64(-0.0), (n,)),
+                   np.broadcast_to(np.float64(np.nan), (n,))):
+        mask = rng.random(n) < 0.6
+        target = rng.uniform(-1.0, 1.0, n)
+        want = target.copy()
+        np.copyto(want, values, where=mask & ~np.isnan(values))
+        kernels.put_known(target, values, mask.view(np.uint8))
+        assert np.array_equal(target.view(np.uint64), want.view(np.uint64))
 
 
 def test_changed_rows_within_blocks() -> None:
@@ -530,6 +578,31 @@ def test_live_minima_are_numpys_where_it_is_sure(dtype: type) -> None:
             got = np.where(out == none, dtype(np.inf), out.view(dtype))
             np.testing.assert_array_equal(got.view(unsigned), want.view(unsigned))
             assert out[1] == none
+
+
+@pytest.mark.parametrize("size", [0, 1, 60, 500])
+def test_split_due_is_numpys_selections(size: int) -> None:
+    """`split_due` parts the merchants given a deadline as `Model._due_rows`' numpy did:
+    due by the time and live, due and dead, due later (not inf), in order; NaN and inf due
+    times nowhere; and the earliest later due time (inf if none)."""
+    rng = np.random.default_rng(size)
+    n = 1_000
+    T = 5.0
+    kinds = np.array([np.nan, np.inf, -np.inf, T, np.nextafter(T, np.inf), 0.0, 7.5])
+    due_at = np.where(rng.random(n) < 0.5, rng.uniform(0, 10, n),
+                      kinds[rng.integers(0, kinds.size, n)])
+    alive = rng.random(n) < 0.8
+    rows = np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    out = np.empty((3, size), dtype=np.int64)
+    n_now, n_later, n_dead, earliest = kernels.split_due(rows, due_at, alive.view(np.uint8), T,
+                                                         *out)
+    at = due_at[rows]
+    later = (at > T) & (at < np.inf)
+    due = rows[at <= T]
+    np.testing.assert_array_equal(out[0, :n_now], due[alive[due]])
+    np.testing.assert_array_equal(out[1, :n_later], rows[later])
+    np.testing.assert_array_equal(out[2, :n_dead], due[~alive[due]])
+    assert earliest == (at[later].min() if later.any() else np.inf)
 
 
 def test_take_deadlines_is_numpys_gathers_and_resets() -> None:

@@ -70,11 +70,12 @@ def test_group_exposure_reads_every_page_of_the_channels() -> None:
     channel[alive] = np.where(rng.random(int(alive.sum())) < 0.2, 250.0, 0.0)
     channel[slots:slots + live_rows] = 0.0  # the second group admits no one
     assert _unmapped_pages(channel) > 0  # the padding's pages (else the test shows nothing)
-    got = kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
-                                 np.empty(slots), np.empty(n))
+    got, want = np.empty(n), np.empty(n)
+    kernels.group_exposure(weight, alive, scale, channel, impressions, share, slots,
+                           np.empty(slots), got, True)
     assert _unmapped_pages(channel) == 0
-    want = kernels.group_exposure(weight, alive, scale, channel.copy(), impressions, share,
-                                  slots, np.empty(slots), np.empty(n))
+    kernels.group_exposure(weight, alive, scale, channel.copy(), impressions, share, slots,
+                           np.empty(slots), want, True)
     assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
     del channel
     fresh.close()

@@ -90,6 +90,33 @@ def test_the_price_cliff_shows_in_exposure(lowprice) -> None:
     assert (np.diff(exposure[1:]) < 0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_are_skipped_only_while_none_is_positive(lowprice, dtype: type) -> None:
+    """Exposure reads and writes the channels only while some listing may be admitted
+    (`Model._channels`): as a listing is admitted to the 9.9 channel, dropped from it and
+    admitted again, the exposure is bit for bit the one of a model that handles the
+    channels every time, and the skipping starts again once no channel is positive."""
+    sc = load_scenario(TINY)
+    models = [Model(lowprice, sc, [replication_seed(1, 0)], dtype=dtype) for _ in range(2)]
+    millet = models[0].layout.groups.index("millet")
+    sl = slice(millet * models[0].layout.slots, millet * models[0].layout.slots + 6)
+    T = models[0].calendar.time(0)
+    seen = []
+    for prices in ([12.0, 10.0, 12.0, 12.5, 13.0, 13.5], [9.9, 10.0, 12.0, 12.5, 13.0, 13.5],
+                   [10.0, 10.0, 12.0, 12.5, 13.0, 13.5], [10.0, 10.0, 12.0, 12.5, 13.0, 13.5],
+                   [10.0, 9.9, 12.0, 12.5, 13.0, 13.5]):
+        got = []
+        for always, model in zip((False, True), models, strict=True):
+            model.s["promo"][sl] = 15.0
+            model.s["price"][sl] = prices
+            if always:
+                model._channels = True  # the channels written and read every time
+            got.append(model.exposure(T).copy())
+        assert np.array_equal(got[0].view(np.uint64), got[1].view(np.uint64))
+        seen.append(models[0]._channels)
+    assert seen == [False, True, False, False, True]
+
+
 def test_exit_after_a_run_of_loss_days(lowprice) -> None:
     """With fixed costs far above revenue and ample cash, everyone leaves on the Nth loss day."""
     n_days = 6
