@@ -10,14 +10,18 @@ quantities per pass (three arrays per walk of the live merchants' index), with t
 the numpy gathers, ``np.add.reduceat``, row sums and counts they replace; the prices relative
 to the starting prices are divided in one contiguous pass (vectorised) before the walk
 gathers them, and the walk's index of live merchants is kept from day to day while no
-merchant dies or enters (`Samples.live`). So are the sample statistics: one pass reads every
-sampled merchant's numbers in slot order, quickselect finds the order statistics of
-``np.quantile`` and ``np.median`` and a radix sort the Gini's, with numpy's bits; where a zero
-or NaN could make those bits depend on how numpy partitions or sorts, that figure is left to
-numpy. The whole-population totals stay numpy's sums (contiguous arrays, which numpy sums
-faster than a compiled pairwise sum); a caller that hands the flows back to the model
+merchant dies or enters (`Samples.live`). So are the sample statistics: the walk reads every
+sampled merchant's numbers as it passes their slots, counted buckets (or quickselect) find the
+order statistics of ``np.quantile`` and ``np.median`` and a bucket sort (or a radix sort) the
+Gini's, with numpy's bits; where a zero or NaN could make those bits depend on how numpy
+partitions or sorts, that figure is left to numpy. Flows of whole numbers (orders, prompts,
+appeals... and flows all zero) are summed as integers, which is exact and so has the bits of
+numpy's sums in any order: vectorised, the appeals by cohort in one contiguous pass instead of
+a walk of the order; any other total stays numpy's sum (contiguous arrays, which numpy sums
+faster than a compiled pairwise sum). A caller that hands the flows back to the model
 (`simulator.run`) has the flows the model adds to zeroed as soon as they are read (most right
-after their sums), instead of the model zeroing new arrays the next day.
+after their sums; not at all when they are all +0.0 already), instead of the model zeroing new
+arrays the next day.
 `tests/simulator/test_kernels.py` checks each kernel against its numpy expression,
 `tests/simulator/test_aggregates.py` the whole day against the numpy version.
 """
@@ -31,13 +35,15 @@ from functools import cached_property
 import numpy as np
 
 from simulator.kernels import (
-    cohort_live_sums,
+    cohort_live_sums_and_samples,
     cohort_pair_sums,
     gini,
     live_in_order,
     ratios_and_counts,
     row_sums_squares,
-    sample_statistics,
+    sampled_statistics,
+    whole_cohort_pair_sums,
+    whole_total,
 )
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
@@ -130,6 +136,28 @@ class Samples:
         return kept.order, kept.counts
 
     @cached_property
+    def _labels(self) -> dict[int, np.ndarray | None]:
+        return {}
+
+    def cohort_labels(self, n: int) -> np.ndarray | None:
+        """Each of n slots' cohort in `order` (int8; -1 for a slot in none), for sums over
+        each cohort's merchants in any order; None if `order` names a slot twice or one
+        past n (or there are too many cohorts for int8)."""
+        kept = self._labels
+        if n not in kept:
+            label = None
+            sizes = self.cohort_sizes
+            order = self.order
+            if (sizes.size < 127 and order.size == int(sizes.sum())
+                    and (order.size == 0 or (order.min() >= 0 and order.max() < n))):
+                label = np.full(n, -1, dtype=np.int8)
+                label[order] = np.repeat(np.arange(sizes.size), sizes).astype(np.int8)
+                if np.count_nonzero(label >= 0) != order.size:  # a slot named twice
+                    label = None
+            kept[n] = label
+        return kept[n]
+
+    @cached_property
     def sampled_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every sampled merchant once, in slot order (int64), and where the samples are in
         it: the cohorts' samples end to end as positions in the union, where each cohort's
@@ -157,22 +185,23 @@ def _group_sums(exposure: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.nda
 
 
 def _sample_statistics(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
-                       exposure: np.ndarray, samples: Samples) -> None:
+                       samples: Samples, values: np.ndarray, live: np.ndarray) -> None:
     """The percentiles of price, margin and quality by cohort, the median margin and the
     exposure Gini of day t on the fixed samples' live merchants, as numpy's ``quantile``,
-    ``median`` and `_gini` of their float64 values give them. The order statistics come from
-    one compiled pass (`sample_statistics`); where a zero or NaN could make its bits differ
-    from numpy's partition, numpy computes that figure."""
+    ``median`` and `_gini` of their float64 values give them. The sampled merchants' numbers
+    (values, live) were read by the cohort walk (`cohort_live_sums_and_samples`); the order
+    statistics come from one compiled pass (`sampled_statistics`); where a zero or NaN could
+    make its bits differ from numpy's partition, numpy computes that figure."""
     alive = state["alive"]
     arrays = (state["price"], state["margin"], state["quality"])
-    union, cohort_pos, bounds, pooled_pos = samples.sampled_slots
+    _, cohort_pos, bounds, pooled_pos = samples.sampled_slots
     cohorts = len(samples.by_cohort)
     quantiles = np.empty((len(arrays), cohorts, len(QUANTILES)))
     exact = np.empty((len(arrays), cohorts), dtype=np.bool_)
     pooled_exposure = np.empty(pooled_pos.size)
-    median, median_exact, pooled_live = sample_statistics(
-        *arrays, exposure, alive, union, cohort_pos, bounds, pooled_pos, _QUANTILES, quantiles,
-        exact, pooled_exposure)
+    median, median_exact, pooled_live = sampled_statistics(
+        values, live, cohort_pos, bounds, pooled_pos, _QUANTILES, quantiles, exact,
+        pooled_exposure)
     for v, c in zip(*np.nonzero(~exact), strict=True):
         idx = samples.by_cohort[c]
         idx = idx[alive[idx]]
@@ -244,17 +273,59 @@ _TOTALS = ("commission", "ads", "fees", "revenue", "refund", "below_cost_units",
 _READ_LATER = frozenset({"revenue", "refund", "exposure", "appeals_attempted", "appeals_won"})
 
 
+def _whole_limit(n: int) -> float:
+    """The bound under which n whole numbers sum in int64 without overflow."""
+    return 2.0 ** 62 / max(1, n)
+
+
+def _flat_float64(x: np.ndarray) -> bool:
+    return x.dtype == np.float64 and x.ndim == 1 and x.flags.c_contiguous
+
+
+def _total(x: np.ndarray) -> tuple[float, bool]:
+    """numpy's sum of the flow x, and whether it has any bit set (False: all +0.0). Counts
+    (orders, prompts...) and flows that are all zero are summed as whole numbers
+    (`whole_total`: the same bits, vectorised, and it tells an all-zero flow); any other
+    flow is numpy's sum (over a contiguous array numpy sums faster than a compiled pairwise
+    sum), the whole-number pass given up on at its first fraction."""
+    if _flat_float64(x):
+        total, certain, nonzero = whole_total(x, _whole_limit(x.size))
+        if certain:
+            return float(total), bool(nonzero)
+    return float(np.add.reduce(x, dtype=np.float64)), True  # np.sum's own call
+
+
 def _totals(flows: DayFlows, clear: Collection[str]) -> list[float]:
-    """The whole population's sum of each flow of `_TOTALS` (numpy's, over contiguous arrays
-    it sums faster than a compiled pairwise sum). The flows named in `clear` that nothing
-    reads later are zeroed right after their sums, while their numbers are still in cache."""
+    """The whole population's sum of each flow of `_TOTALS` (`_total`). The flows named in
+    `clear` that nothing reads later are zeroed right after their sums, while their numbers
+    are still in cache, unless they are all +0.0 already."""
     totals = []
     for name in _TOTALS:
         x = getattr(flows, name)
-        totals.append(float(np.add.reduce(x, dtype=np.float64)))  # np.sum's own call
-        if name in clear and name not in _READ_LATER:
+        total, nonzero = _total(x)
+        totals.append(total)
+        if nonzero and name in clear and name not in _READ_LATER:
             x.fill(0.0)
     return totals
+
+
+def _appeal_sums(flows: DayFlows, samples: Samples, k: int) -> tuple[np.ndarray, set[str]]:
+    """Appeals attempted and won over each cohort's merchants (live or not), with the bits
+    of a gather in `order` and ``np.add.reduceat``: as whole numbers in one contiguous pass
+    (`whole_cohort_pair_sums`) where they are, else a walk of the order; and which of the
+    two flows are known to be all +0.0."""
+    a, b = flows.appeals_attempted, flows.appeals_won
+    out = np.empty((2, k))
+    if _flat_float64(a) and _flat_float64(b) and a.size == b.size:
+        label = samples.cohort_labels(a.size)
+        if label is not None and samples.cohort_sizes.size == k:
+            certain, any_a, any_b = whole_cohort_pair_sums(a, b, label, _whole_limit(a.size),
+                                                           out)
+            if certain:
+                zero = {name for name, seen in (("appeals_attempted", any_a),
+                                                ("appeals_won", any_b)) if not seen}
+                return out, zero
+    return cohort_pair_sums(a, b, samples.compact_order, samples.cohort_sizes, out), set()
 
 
 def _ratio(a: float, b: float) -> float:
@@ -286,24 +357,26 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     live_order, n_c = samples.live(alive)
     # Prices relative to the starting prices and the live counts in one contiguous pass; then
     # sums over each cohort's live merchants of six quantities and those ratios, in one walk
-    # of live_order; appeals over all its merchants, in one walk of the order.
+    # of live_order; appeals over all its merchants, in one contiguous pass.
     price0 = state["price0"]
     ratio = np.empty(price.size, (price[:0] / price0[:0]).dtype)
     enrolled_alive, below_cost_listings = (int(x) for x in ratios_and_counts(
         price, price0, alive, state["enrolled"], state["unit_cost"], ratio))
-    live_sums = cohort_live_sums(flows.revenue, flows.refund, flows.exposure, quality, price,
-                                 margin, ratio, live_order, n_c, np.empty((7, k)))
-    # The fixed samples read the state arrays the walk read.
-    _sample_statistics(out, r, t, state, flows.exposure, samples)
+    # The walk reads the fixed samples' numbers too, as it passes their slots.
+    union = samples.sampled_slots[0]
+    values, live = np.empty((4, union.size)), np.empty(union.size, dtype=np.bool_)
+    live_sums = cohort_live_sums_and_samples(
+        flows.revenue, flows.refund, flows.exposure, quality, price, margin, ratio, live_order,
+        n_c, np.empty((7, k)), alive, union, values, live)
+    _sample_statistics(out, r, t, state, samples, values, live)
     # Groups are contiguous blocks of slots (simulator.population): sums by group are row sums.
     by_group, squares = _group_sums(flows.exposure, n_groups)
-    flow_sums = cohort_pair_sums(flows.appeals_attempted, flows.appeals_won,
-                                 samples.compact_order, samples.cohort_sizes, np.empty((2, k)))
+    flow_sums, zero = _appeal_sums(flows, samples, k)
     revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel = live_sums
     attempted, won = flow_sums
     n_alive = int(n_c.sum())
     for name in clear:  # the last reading of the flows is done
-        if name in _READ_LATER or name not in _TOTALS:
+        if (name in _READ_LATER or name not in _TOTALS) and name not in zero:
             getattr(flows, name).fill(0.0)
     out["share_alive"][r, t] = n_alive / max(1, int(samples.sizes.sum()))
     out["gmv"][r, t] = gmv

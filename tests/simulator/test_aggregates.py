@@ -266,3 +266,20 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
     # Flows handed back without zeroing what the day adds to are refused.
     with pytest.raises(ValueError, match="commission"):
         recycled.recycle_flows(recycled.step(40), ADDED_FLOWS - {"commission"})
+
+
+def test_cohort_labels_name_each_slot_of_the_order_once() -> None:
+    """Each slot of `order` is labelled with its cohort, every other slot -1; an order that
+    names a slot twice, or one past the flows, has no labels (the walk of the order is
+    used)."""
+    rng = np.random.default_rng(23)
+    tier = rng.integers(0, len(TIERS), 500).astype(np.int8)
+    exists = rng.random(500) < 0.8
+    samples = Samples.of(tier, exists, 64)
+    label = samples.cohort_labels(500)
+    assert label is not None
+    assert np.array_equal(label, np.where(exists, tier, -1))
+    assert samples.cohort_labels(400) is None
+    twice = Samples(samples.by_cohort, samples.population, samples.sizes,
+                    np.concatenate([samples.order[:-1], samples.order[:1]]))
+    assert twice.cohort_labels(500) is None

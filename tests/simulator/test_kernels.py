@@ -522,9 +522,102 @@ def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
                                        np.empty((7, len(sizes))))
         for q, v in enumerate([*flows[:3], *state, ratio]):
             assert _same_bits(got[q], _expected(v, idx, sz)), (q, in_order)
+        # The same walk reading the sampled slots as it passes them.
+        alive = rng.random(n) < 0.6
+        union = np.unique(rng.integers(0, n, max(1, n // 5)))
+        values, live = np.empty((4, union.size)), np.empty(union.size, dtype=np.bool_)
+        both = kernels.cohort_live_sums_and_samples(
+            *flows[:3], *state, ratios, idx, sz, np.empty((7, len(sizes))), alive, union,
+            values, live)
+        assert both.tobytes() == got.tobytes()
+        for row, v in enumerate((state[1], state[2], state[0], flows[2])):
+            assert values[row].tobytes() == v[union].astype(np.float64).tobytes()
+        assert np.array_equal(live, alive[union])
         pair = kernels.cohort_pair_sums(flows[3], flows[4], idx, sz, np.empty((2, len(sizes))))
         assert _same_bits(pair[0], _expected(flows[3], idx, sz))
         assert _same_bits(pair[1], _expected(flows[4], idx, sz))
+
+
+def _whole(rng: np.random.Generator, n: int, dense: float) -> np.ndarray:
+    """Counts as the model's flows hold them: whole numbers, mostly +0.0."""
+    return np.floor(rng.random(n) * 5) * (rng.random(n) < dense)
+
+
+_NOT_WHOLE = (0.5, -1.0, -0.0, np.nan, np.inf, 2.0 ** 60)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 511, 512, 513, 5_000, 300_001])
+def test_whole_total_has_numpys_bits_or_says_not(n: int) -> None:
+    """Whole numbers sum to numpy's bits, all-zero flows are told apart; a fraction, a sign
+    bit, NaN, inf or a number too large is not summed (the caller asks numpy)."""
+    rng = np.random.default_rng(n + 11)
+    limit = 2.0 ** 62 / max(1, n)
+    for dense in (0.0, 0.01, 0.4, 1.0):
+        x = _whole(rng, n, dense)
+        total, certain, nonzero = kernels.whole_total(x, limit)
+        assert certain and nonzero == bool(np.any(x != 0))
+        assert np.float64(total).tobytes() == np.add.reduce(x).tobytes()
+        for bad in _NOT_WHOLE if n else ():
+            y = x.copy()
+            y[rng.integers(0, n)] = bad
+            assert not kernels.whole_total(y, limit)[1], bad
+    if n:  # whole, but a sum past 2**53
+        assert not kernels.whole_total(np.full(n, 2.0 ** 53), 2.0 ** 62)[1]
+
+
+@pytest.mark.parametrize("sizes", [[0, 0, 0], [1, 0, 2], [700, 5, 1300], [9, 4097, 0, 30]],
+                         ids=str)
+def test_whole_cohort_pair_sums_match_the_walk_of_the_order(sizes: list[int]) -> None:
+    rng = np.random.default_rng(sum(sizes) + 3)
+    n = sum(sizes) + 600
+    limit = 2.0 ** 62 / n
+    idx, sz = _segments(rng, n, sizes, True)
+    label = np.full(n, -1, dtype=np.int8)
+    label[idx] = np.repeat(np.arange(len(sizes)), sz)
+    for dense in (0.0, 0.02, 0.5):
+        a, b = _whole(rng, n, dense), _whole(rng, n, dense / 3)
+        a[label < 0] = 7.0  # slots in no cohort count for none
+        out = np.empty((2, len(sizes)))
+        certain, any_a, any_b = kernels.whole_cohort_pair_sums(a, b, label, limit, out)
+        assert certain and any_a == bool(np.any(a)) and any_b == bool(np.any(b))
+        walked = kernels.cohort_pair_sums(a, b, idx, sz, np.empty((2, len(sizes))))
+        assert out.tobytes() == walked.tobytes()
+        for bad in _NOT_WHOLE:
+            y = b.copy()
+            y[rng.integers(0, n)] = bad
+            assert not kernels.whole_cohort_pair_sums(a, y, label, limit, out)[0], bad
+    many = np.empty((2, kernels.WHOLE_COHORTS + 1))
+    assert not kernels.whole_cohort_pair_sums(a, b, label, limit, many)[0]
+
+
+@pytest.mark.parametrize("n", [255, 256, 257, 1000, 4097, 12_288])
+def test_rank_values_are_the_sorted_numbers(n: int) -> None:
+    """The counted buckets' ranks are a sort's numbers (as values: a zero may be either
+    zero); an all-equal sample or one spanning past the float range is left to quickselect."""
+    rng = np.random.default_rng(n + 5)
+    ranks = np.array([0, 1, n // 10, n // 10, n // 10 + 1, n // 2, n // 2 + 1, n - 2, n - 1])
+    for kind in range(7):
+        x = _order_sample(rng, n, kind)
+        values = np.empty(ranks.size)
+        done = kernels._rank_values(x.copy(), n, ranks, values)
+        assert done == (n >= 256 and kind != 2)
+        if done:
+            assert np.array_equal(values, np.sort(x)[ranks])
+    wide = np.where(np.arange(n) % 2, -1.7e308, 1.7e308) * (0.5 + rng.random(n) / 2)
+    assert not kernels._rank_values(wide, n, ranks, np.empty(ranks.size))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 12_288])
+def test_bucket_sort_is_numpys_sort_or_says_not(n: int) -> None:
+    rng = np.random.default_rng(n + 9)
+    for x in (rng.random(n) * 1e5, np.exp(rng.standard_normal(n) * 20),
+              np.abs(rng.standard_normal(n)) * rng.random(n) ** 6 * 1e6):
+        out = np.empty(n)
+        if kernels._bucket_sort_nonnegative(x, out):
+            assert out.tobytes() == np.sort(x).tobytes()
+    if n > kernels._BUCKET_MOST:  # ties crowd a bucket: the radix sort's turn
+        assert not kernels._bucket_sort_nonnegative(np.full(n, 2.0), np.empty(n))
+        assert kernels._bucket_sort_nonnegative(rng.random(n), np.empty(n))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
