@@ -49,7 +49,7 @@ from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SE
 from simulator.scenario import TIERS
 
 QUANTILES = (0.1, 0.5, 0.9)
-_QUANTILES = np.array(QUANTILES)  # ascending, as `sample_statistics` takes them
+_QUANTILES = np.array(QUANTILES)  # ascending, as `sampled_statistics` takes them
 
 #: Series this model adds to the documented Projection series, all of shape (R, T).
 EXTRA_SERIES = ("auto_follow_share", "prompts_per_merchant", "forced_follows_per_merchant",
@@ -162,7 +162,8 @@ class Samples:
         """Every sampled merchant once, in slot order (int64), and where the samples are in
         it: the cohorts' samples end to end as positions in the union, where each cohort's
         starts and ends (``bounds[c]:bounds[c + 1]``), and the pooled sample's positions.
-        `sample_statistics` reads the arrays once, in slot order, through the union."""
+        The cohort walk (`cohort_live_sums_and_samples`) reads the arrays through the union as
+        it passes those slots; `sampled_statistics` takes the numbers by these positions."""
         bounds = np.zeros(len(self.by_cohort) + 1, dtype=np.int64)
         bounds[1:] = np.cumsum([idx.size for idx in self.by_cohort])
         flat = np.concatenate([*self.by_cohort, np.empty(0, dtype=np.int64)]).astype(np.int64)

@@ -1244,7 +1244,7 @@ _NO_END = np.iinfo(np.int64).max
 @_kernel
 def cohort_live_sums(revenue, refund, exposure, quality, price, margin, ratio, idx, sizes,
                      out):  # pragma: no cover - compiled
-    """`cohort_live_sums_and_samples` without samples."""
+    """`cohort_live_sums_and_samples` without samples (the sums alone, as tests check them)."""
     nothing = np.empty(0, dtype=np.bool_)
     cohort_live_sums_and_samples(
         revenue, refund, exposure, quality, price, margin, ratio, idx, sizes, out, nothing,
