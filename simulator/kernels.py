@@ -1673,8 +1673,9 @@ _BUCKET_SELECT_LEAST = 256
 
 @_kernel
 def _rank_values(buf, m, ranks, values):  # pragma: no cover - compiled
-    """values[i] = the number of rank ranks[i] (ascending) in buf[:m] (no NaN; left as it
-    is), as `_select` finds it; returns False (values unset) where this way does not apply.
+    """values[i] = the number of rank ranks[i] in buf[:m] (no NaN; left as it is), as
+    `_select` finds it; returns False (values unset) where this way does not apply: fewer
+    than `_BUCKET_SELECT_LEAST` numbers, ranks not in ascending order, all numbers equal.
 
     Every number goes to one of about m / 4 buckets by (x - least) x scale, truncated: a
     function of x that never decreases as x grows, so a bucket's numbers are no greater than
@@ -1684,6 +1685,9 @@ def _rank_values(buf, m, ranks, values):  # pragma: no cover - compiled
     numbers equal as values are all the same to the caller, who checks for zeros)."""
     if m < _BUCKET_SELECT_LEAST:
         return False
+    for r in range(1, ranks.shape[0]):
+        if ranks[r] < ranks[r - 1]:  # (a quantile asked twice): the bucket walk goes forward
+            return False
     least, most = _least_most(buf, m)
     span = most - least
     buckets = 64
@@ -1777,7 +1781,7 @@ def _quantiles_of(buf, m, q, out):  # pragma: no cover - compiled
             span_lo[spans], span_hi[spans] = s_lo, mid
             span_lo[spans + 1], span_hi[spans + 1] = mid + 1, s_hi
             spans += 2
-    ranks = np.empty(2 * nq, dtype=np.int64)  # each quantile's two ranks, ascending
+    ranks = np.empty(2 * nq, dtype=np.int64)  # each quantile's two ranks
     for j in range(nq):
         virtual = np.float64(m - 1) * q[j]
         above = virtual >= m - 1

@@ -605,6 +605,8 @@ def test_rank_values_are_the_sorted_numbers(n: int) -> None:
             assert np.array_equal(values, np.sort(x)[ranks])
     wide = np.where(np.arange(n) % 2, -1.7e308, 1.7e308) * (0.5 + rng.random(n) / 2)
     assert not kernels._rank_values(wide, n, ranks, np.empty(ranks.size))
+    # Ranks out of order (a quantile asked twice) are left to quickselect too.
+    assert not kernels._rank_values(rng.random(n), n, ranks[::-1].copy(), np.empty(ranks.size))
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1000, 12_288])
