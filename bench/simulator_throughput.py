@@ -204,7 +204,8 @@ def _timed_task(task: Any) -> Any:
 
 def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
                   repeat: int = 3) -> dict[str, Any]:
-    """The same sweep on a LocalCluster of one worker process and of two (one thread each).
+    """The same sweep on a LocalCluster of one worker process and of two (one thread each),
+    each started as a sweep starts its own (`sweep.local_cluster`).
 
     Both clusters are started and their workers warmed up before any clock starts; then the
     one-worker and the two-worker sweeps alternate ``repeat`` times, with the machine's
@@ -214,7 +215,7 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
     """
     import multiprocessing as mp
 
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     from simulator import sweep
 
@@ -222,8 +223,7 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
     times = {1: float("inf"), 2: float("inf")}
     results: dict[int, Any] = {}
     capacity = 0.0
-    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
-                                dashboard_address=None) for w in (1, 2)}
+    clusters = {w: sweep.local_cluster(w) for w in (1, 2)}  # as `rulebook sweep` starts them
     try:
         for cluster in clusters.values():
             with Client(cluster) as client:

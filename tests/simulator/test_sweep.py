@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,6 +60,31 @@ def test_a_sweep_on_a_two_worker_local_cluster_equals_the_in_process_run(
     # the parameters did reach the runs: the second grid point is shifted by 0.5 everywhere
     np.testing.assert_allclose(dist.projections[3].series["exposure_gini"],
                                local.projections[0].series["exposure_gini"] + 0.5)
+
+
+def _quiet(dask_worker: object = None, dask_scheduler: object = None) -> tuple[Any, ...]:
+    """A server's event-loop tick and system-monitor intervals, in seconds, and whether it
+    samples its tasks' stacks."""
+    server: Any = dask_worker or dask_scheduler
+    return (server._tick_interval, server.periodic_callbacks["monitor"].callback_time / 1000,
+            "profile" in server.periodic_callbacks)
+
+
+def test_a_sweeps_local_cluster_runs_its_servers_quiet() -> None:
+    """The scheduler and the worker processes took the quiet settings (a worker process gets
+    them only through its nanny), and the caller's settings are left as they were."""
+    import dask
+    from dask.distributed import Client
+
+    before = dask.config.get("distributed.admin.tick.interval")
+    cluster = sweep.local_cluster(2)
+    try:
+        with Client(cluster) as client:
+            assert sorted(client.run(_quiet).values()) == [(1.0, 10.0, False)] * 2
+            assert client.run_on_scheduler(_quiet) == (1.0, 10.0, False)
+    finally:
+        cluster.close()
+    assert dask.config.get("distributed.admin.tick.interval") == before == "20ms"
 
 
 def test_an_existing_cluster_by_address_runs_the_same_code() -> None:
