@@ -23,12 +23,15 @@ state, bit for bit, drawn by a compiled kernel when the Generator is a PCG64 (as
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from simulator.draws import uniform_float32
+from simulator.draws import _halves, _lcg_step, _output, uniform_float32
+from simulator.kernels import _kernel
 from simulator.scenario import TIERS, Scenario
 
 U_ORDERS, U_CLAIMS, U_REFUND, U_PROMPT, U_TOGGLE, U_ADAPT = range(6)
@@ -89,6 +92,20 @@ def initial_state(scenario: Scenario, rng: np.random.Generator) -> dict[str, np.
     group's full-quality cost times the tier's cost factor with a log-normal spread; the starting
     price puts the net margin (after the expected burdens) uniformly in the initial margin band.
     """
+    return start_state(scenario, rng, np.float64)[0]
+
+
+def start_state(scenario: Scenario, rng: np.random.Generator,
+                dtype: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """`initial_state` with its float arrays in `dtype` (numpy's ``astype`` of the float64
+    ones, bit for bit), and the starting prices in float64 (what `web_start` reads).
+
+    The model keeps its state in float32 by default: the figures are computed in float64 and
+    rounded as they are stored, in one compiled pass (`_merchants`), instead of two dozen
+    numpy passes over float64 temporaries and a cast of each array afterwards. The draws come
+    from numpy in numpy's order (the tier orders by `permuted`, numpy's own permutation); the
+    exponential and the power are numpy's too.
+    """
     m = scenario.model
     lay = Layout.of(scenario)
     n, slots = lay.n, lay.slots
@@ -100,45 +117,201 @@ def initial_state(scenario: Scenario, rng: np.random.Generator) -> dict[str, np.
         counts = np.floor(shares * size + 1e-9).astype(int)
         counts[0] += size - counts.sum()  # rounding remainder goes to the small tier
         labels = np.repeat(np.arange(len(TIERS), dtype=np.int8), counts)
-        tier[g * slots: g * slots + size] = rng.permutation(labels)
+        tier[g * slots: g * slots + size] = permuted(rng, labels)
     tiers = [getattr(m.tiers, t) for t in TIERS]
 
-    def pick(attr: str) -> np.ndarray:
-        return np.array([getattr(t, attr).value for t in tiers], dtype=np.float64)[tier]
+    def table(attr: str) -> np.ndarray:
+        return np.array([getattr(t, attr).value for t in tiers], dtype=np.float64)
 
-    unit_cost_group = np.array([gr.unit_cost.value for gr in m.groups])[group]
-    shipping = np.array([gr.shipping_cost.value for gr in m.groups])[group]
     p = m.population
-    spread = rng.standard_normal(n)
-    full_cost = unit_cost_group * pick("cost_factor") * np.exp(p.cost_spread.value * spread)
-    quality = rng.uniform(p.quality_low.value, p.quality_high.value, n)
-    share = m.adaptation.cost_share_of_quality.value
-    unit_cost = full_cost * (1.0 - share * (1.0 - quality))
-    margin0 = rng.uniform(p.initial_margin_low.value, p.initial_margin_high.value, n)
-    burden0 = p.initial_burden_ratio.value
-    price = np.round((unit_cost + shipping) / (1.0 - margin0 - burden0), 1)
-    promo = price * (1.0 + p.promo_signup_markup.value)
-    enrolled = rng.random(n) < m.auto_follow.enrolled_share.value
-    scale = pick("scale")
+    growth = np.exp(p.cost_spread.value * rng.standard_normal(n))
+    quality, margin0, enrolled = _uniforms(
+        rng, n, (p.quality_low.value, p.quality_high.value),
+        (p.initial_margin_low.value, p.initial_margin_high.value),
+        m.auto_follow.enrolled_share.value)
+    enrolled &= exists
     d = m.demand
-    impressions = np.array([gr.daily_impressions.value for gr in m.groups])
-    scale_in_group = np.bincount(group, weights=np.where(exists, scale, 0.0),
-                                 minlength=len(lay.groups))
-    expected_revenue = (impressions[group] * scale / scale_in_group[group]
-                        * d.click_through_rate.value * d.conversion.value
-                        * quality ** d.quality_conversion_elasticity.value * price)
-    fixed_cost = pick("fixed_cost_share") * expected_revenue
-    cash = pick("cash_buffer_days") * expected_revenue
-    alive = exists.copy()
-    return {
-        "exists": exists, "alive": alive, "group": group, "tier": tier,
-        "full_cost": full_cost, "unit_cost": unit_cost, "shipping": shipping,
-        "quality": quality, "quality0": quality.copy(), "price": price, "promo": promo,
-        "enrolled": enrolled & exists, "scale": np.where(exists, scale, 0.0),
-        "fixed_cost": fixed_cost, "cash": cash,
-        "capacity": pick("response_capacity"),
-        "burden_ema": np.full(n, burden0), "last_revenue": expected_revenue,
+    conversion = quality ** d.quality_conversion_elasticity.value
+    burden0 = p.initial_burden_ratio.value
+    out = {k: np.empty(n, dtype=dtype) for k in _MERCHANT_FLOATS}
+    price64 = out["price"] if out["price"].dtype == np.float64 else np.empty(n)
+    _merchants(group, tier, exists, growth, quality, margin0, conversion,
+               np.array([gr.unit_cost.value for gr in m.groups], dtype=np.float64),
+               np.array([gr.shipping_cost.value for gr in m.groups], dtype=np.float64),
+               np.array([gr.daily_impressions.value for gr in m.groups], dtype=np.float64),
+               table("cost_factor"), table("scale"), table("fixed_cost_share"),
+               table("cash_buffer_days"), table("response_capacity"),
+               float(m.adaptation.cost_share_of_quality.value), float(burden0),
+               1.0 + p.promo_signup_markup.value, float(d.click_through_rate.value),
+               float(d.conversion.value), price64, *(out[k] for k in _MERCHANT_FLOATS))
+    state = {
+        "exists": exists, "alive": exists.copy(), "group": group, "tier": tier,
+        "full_cost": out["full_cost"], "unit_cost": out["unit_cost"],
+        "shipping": out["shipping"], "quality": out["quality"], "quality0": out["quality0"],
+        "price": out["price"], "promo": out["promo"], "enrolled": enrolled,
+        "scale": out["scale"], "fixed_cost": out["fixed_cost"], "cash": out["cash"],
+        "capacity": out["capacity"],
+        "burden_ema": np.full(n, burden0).astype(dtype, copy=False),
+        "last_revenue": out["last_revenue"],
     }
+    return state, price64
+
+
+#: The arrays `_merchants` writes in the state's float type, in its order.
+_MERCHANT_FLOATS = ("full_cost", "unit_cost", "shipping", "quality", "quality0", "price",
+                    "promo", "scale", "capacity", "fixed_cost", "cash", "last_revenue")
+
+
+@_kernel
+def _merchants(group, tier, exists, growth, quality, margin0, conversion, unit_cost_g,
+               shipping_g, impressions_g, cost_factor_t, scale_t, fixed_share_t, cash_days_t,
+               capacity_t, share, burden0, markup, click_through, conversion_rate, price64,
+               full_cost, unit_cost, shipping, quality_out, quality0, price, promo, scale,
+               capacity, fixed_cost, cash, revenue):  # pragma: no cover - compiled
+    """The day-0 figures of `start_state` from its draws: the same float64 operations in the
+    same order as numpy's expressions for them (no fused multiply-adds), so the same bits,
+    each stored in the outputs' type as ``astype`` rounds it (`price64` keeps the float64
+    prices); `growth` is the cost spread's exponential and `conversion` the quality's power,
+    which numpy computed. Each group's scale is summed first, in slot order as
+    ``np.bincount`` sums it."""
+    n = group.size
+    in_group = np.zeros(unit_cost_g.size)
+    for i in range(n):
+        if exists[i]:
+            in_group[group[i]] += scale_t[tier[i]]
+        else:
+            in_group[group[i]] += 0.0
+    for i in range(n):
+        g = group[i]
+        t = tier[i]
+        q = quality[i]
+        full = unit_cost_g[g] * cost_factor_t[t] * growth[i]
+        unit = full * (1.0 - share * (1.0 - q))
+        ship = shipping_g[g]
+        p = np.rint((unit + ship) / (1.0 - margin0[i] - burden0) * 10.0) / 10.0  # np.round(, 1)
+        r = (impressions_g[g] * scale_t[t] / in_group[g] * click_through * conversion_rate
+             * conversion[i] * p)
+        price64[i] = p
+        full_cost[i] = full
+        unit_cost[i] = unit
+        shipping[i] = ship
+        quality_out[i] = q
+        quality0[i] = q
+        price[i] = p
+        promo[i] = p * markup
+        scale[i] = scale_t[t] if exists[i] else 0.0
+        capacity[i] = capacity_t[t]
+        fixed_cost[i] = fixed_share_t[t] * r
+        cash[i] = cash_days_t[t] * r
+        revenue[i] = r
+
+
+def _uniforms(rng: np.random.Generator, n: int, quality: tuple[float, float],
+              margin: tuple[float, float],
+              enrolled: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rng.uniform(*quality, n)``, ``rng.uniform(*margin, n)`` and ``rng.random(n) <
+    enrolled``, drawn in that order, with the Generator left as those calls leave it.
+
+    For a PCG64 Generator the 3 n 64-bit outputs are drawn at once (``random_raw``, which
+    takes the same outputs from the same state and leaves numpy's buffered 32-bit half alone,
+    as float64 draws do) and turned into numpy's doubles, ``(x >> 11) * 2**-53``, and its
+    uniforms, ``low + (high - low) * u``, in one compiled pass (`_raw_uniforms`): a third of
+    numpy's time, which calls the bit generator through a function pointer per number."""
+    if type(rng.bit_generator) is not np.random.PCG64 or n < COMPILED_MIN:
+        return (rng.uniform(quality[0], quality[1], n), rng.uniform(margin[0], margin[1], n),
+                rng.random(n) < enrolled)
+    q_low, q_high = (float(x) for x in quality)
+    m_low, m_high = (float(x) for x in margin)
+    if not (math.isfinite(q_high - q_low) and math.isfinite(m_high - m_low)):
+        return (rng.uniform(quality[0], quality[1], n), rng.uniform(margin[0], margin[1], n),
+                rng.random(n) < enrolled)  # numpy's error
+    out = np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+    _raw_uniforms(rng.bit_generator.random_raw(3 * n), q_low, q_high - q_low, m_low,
+                  m_high - m_low, float(enrolled), *out)
+    return out
+
+
+_TO_DOUBLE = 1.0 / 9007199254740992.0  # numpy's next_double: 53 bits times 2**-53
+_S11 = np.uint64(11)
+
+
+@_kernel
+def _raw_uniforms(raw, q_low, q_range, m_low, m_range, share, quality, margin,
+                  enrolled):  # pragma: no cover - compiled
+    """numpy's uniforms from PCG64 outputs: the first n for `quality`, the next n for
+    `margin`, the last n compared with `share` (`_uniforms`)."""
+    n = quality.size
+    for i in range(n):
+        quality[i] = q_low + q_range * (float(raw[i] >> _S11) * _TO_DOUBLE)
+        margin[i] = m_low + m_range * (float(raw[n + i] >> _S11) * _TO_DOUBLE)
+        enrolled[i] = float(raw[2 * n + i] >> _S11) * _TO_DOUBLE < share
+
+
+def permuted(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+    """Exactly ``rng.permutation(labels)`` for a 1-d array, and the Generator left in exactly
+    the state that call leaves: by a compiled loop for a PCG64 Generator and a large array
+    (numpy's shuffle calls the bit generator through a function pointer per swap, about twice
+    the loop's time), by numpy otherwise."""
+    if (type(rng.bit_generator) is not np.random.PCG64 or labels.ndim != 1
+            or not COMPILED_MIN <= labels.size <= 1 << 32):
+        return rng.permutation(labels)
+    out = labels.copy()
+    bg = rng.bit_generator
+    st = bg.state
+    lcg = st["state"]
+    hi, lo, buffered, value = _shuffle_pcg64(
+        out, *_halves(int(lcg["state"])), *_halves(int(lcg["inc"])), bool(st["has_uint32"]),
+        np.uint64(st["uinteger"]))
+    lcg["state"] = (int(hi) << 64) | int(lo)
+    st["has_uint32"], st["uinteger"] = int(buffered), int(value)
+    bg.state = st
+    return out
+
+
+#: Below this many labels or numbers numpy shuffles or draws them itself (`permuted`,
+#: `_uniforms`): the state round trip and the call would cost more than they save.
+COMPILED_MIN = 4096
+
+_M32 = np.uint64(0xFFFFFFFF)
+_S1, _S2, _S4, _S8, _S16, _S32 = (np.uint64(k) for k in (1, 2, 4, 8, 16, 32))
+
+
+@_kernel
+def _shuffle_pcg64(x, s_hi, s_lo, inc_hi, inc_lo, buffered, value):  # pragma: no cover
+    """numpy's ``Generator.shuffle`` of a 1-d array of fewer than 2**32 items, in place, from
+    the PCG64 state (s_hi, s_lo) with increment (inc_hi, inc_lo) and numpy's buffered half of
+    an output (`buffered`, `value`: ``has_uint32`` / ``uinteger``); returns them afterwards.
+
+    numpy's Fisher-Yates: for i from the last index down to 1, swap x[i] with x[j], j from
+    ``random_interval(i)``: 32-bit draws (``next_uint32``: the buffered half if there is one,
+    else the low half of a new output, its high half buffered) masked to i's bit length,
+    drawn again while above i."""
+    h, lo = s_hi, s_lo
+    for i in range(x.size - 1, 0, -1):
+        top = np.uint64(i)
+        mask = top | (top >> _S1)
+        mask |= mask >> _S2
+        mask |= mask >> _S4
+        mask |= mask >> _S8
+        mask |= mask >> _S16
+        mask |= mask >> _S32
+        while True:
+            if buffered:
+                v = value
+                buffered = False
+            else:
+                h, lo = _lcg_step(h, lo, inc_hi, inc_lo)
+                o = _output(h, lo)
+                v = o & _M32
+                value = o >> _S32
+                buffered = True
+            v &= mask
+            if v <= top:
+                break
+        t = x[i]
+        x[i] = x[v]
+        x[v] = t
+    return h, lo, buffered, value
 
 
 def web_start(scenario: Scenario, state: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from rules.rulebook import RulebookSet
 from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
-from simulator.model import ADDED_FLOWS, Model
+from simulator.model import ADDED_FLOWS, Model, release
 from simulator.population import Layout
 from simulator.projection import Projection
 from simulator.scenario import TIERS, Scenario, load_scenario
@@ -81,7 +81,9 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
         samples = [Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
                               model.s["exists"][k * n1:(k + 1) * n1], size)
                    for k in range(len(part))]
-        local_group = model.s["group"][:n1] % model.G
+        # Each slot's group within its replication: `s["group"] % G` of a new model, without
+        # the division.
+        local_group = layout.group_of()
         keys = ("alive", "exists", "tier", "price", "quality", "margin", "unit_cost", "enrolled",
                 "price0")
         base = p * chunk
@@ -100,6 +102,7 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
             done += 1
             if progress is not None:
                 progress(done, total)
+        release(model)  # its memory free for the next chunk's (or run's) model at once
     return out
 
 

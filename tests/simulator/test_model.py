@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rules.loader import load_set, load_set_from_texts
-from simulator.model import Model
+from simulator.model import Model, release
 from simulator.run import project, replication_seed
 from simulator.scenario import load_scenario
 from tests.simulator.model_runs import assert_same_bits, run_days
@@ -409,5 +409,34 @@ def test_a_days_claim_books_and_a_finished_model_are_freed_without_the_collector
         gone = weakref.ref(model)
         del model
         assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_a_released_model_frees_its_kept_decisions_without_the_collector(lowprice) -> None:
+    """Kept decisions and the change history they share refer to each other: `release`
+    breaks that, so dropping the model frees their full-population arrays at once (not at
+    the collector's next full pass), and a run leaves none of them behind for the next
+    run's arrays to work around."""
+    import gc
+    import weakref
+
+    from simulator.model import _Changes, _KeptDecisions
+
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3})
+    gc.collect()
+    gc.disable()
+    try:
+        model = Model(lowprice, sc, [replication_seed(2, 0), replication_seed(2, 1)])
+        for day in range(10):
+            model.step(day)
+        kept = [weakref.ref(k) for k in model._kept.values() if k is not None]
+        changes = [weakref.ref(k.changes) for k in model._kept.values() if k is not None]
+        assert kept and all(k().changes.users for k in kept)  # the cycle is there
+        release(model)
+        del model
+        assert all(k() is None for k in kept) and all(c() is None for c in changes)
+        project(lowprice, sc, 5, 2, 3)
+        assert not [o for o in gc.get_objects() if isinstance(o, _KeptDecisions | _Changes)]
     finally:
         gc.enable()
