@@ -92,6 +92,7 @@ does not change a bit):
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import math
@@ -217,6 +218,9 @@ class _Selections:
         #: The effects of decisions that read only literal event fields, by event type and
         #: the values of the fields read (`Model._decide_alike`).
         self.alike: dict[tuple[Any, ...], list[list[tuple[str, dict[str, Any]]]]] = {}
+        #: By (rulebook id, event type, the event's field names): whether its rules read
+        #: only those literal fields, and which of them they read, in order.
+        self.alike_reads: dict[tuple[Any, ...], tuple[bool, tuple[str, ...]]] = {}
 
 
 class _Deferred(Mapping[str, Any]):
@@ -533,9 +537,11 @@ class _KeptDecisions:
     def _patch(book: Any, event_type: str, kept: Any, rows: np.ndarray, scope: Scope) -> bool:
         """Decide the block's `rows` again and write them into `kept`; False (kept left as it
         was) when a rule fires there that fired nowhere before (its arguments were never
-        evaluated) or an argument that was one value for every row takes another."""
-        fresh = book.decide(event_type, scope, rows.size)
-        if any(rid not in kept._effects for rid in fresh._effects):
+        evaluated) or an argument that was one value for every row takes another. The
+        effects of rules whose arguments are all literals are neither evaluated again nor
+        compared: those already held are the same values (`literal_effects`)."""
+        fresh = book.decide(event_type, scope, rows.size, literal_effects=False)
+        if any(rid not in kept._effects for rid in fresh.fired_rules):
             return False
         patches = []
         for rid, effects in fresh._effects.items():
@@ -797,11 +803,15 @@ class Model:
             elif name == "unenrol_auto_follow":
                 s["enrolled"][at] = False
 
-    @staticmethod
-    def _fired_effects(book: Any, decisions: Any) -> Iterator[tuple[str, np.ndarray,
-                                                                    list[tuple[str, dict]]]]:
-        """(rule id, rows it decided, its effects as (name, args)) for each rule that fired."""
-        for rid in book.rules_for(decisions.event_type):
+    def _fired_effects(self, book: Any, decisions: Any) -> Iterator[tuple[str, np.ndarray,
+                                                                         list[tuple[str, dict]]]]:
+        """(rule id, rows it decided, its effects as (name, args)) for each rule that fired.
+        When every row got one rule (`uniform`), the others are passed over without a
+        mask of no rows to make and search."""
+        uniform = decisions.uniform
+        for rid, position in self._rule_positions(book, decisions.event_type):
+            if uniform is not None and uniform != position:
+                continue
             mask = decisions.fired(rid)
             if mask.any():
                 yield rid, mask, [(e.name, e.args) for e in decisions.effects(rid)]
@@ -822,11 +832,12 @@ class Model:
         and once per run, when its rules (conditions and effect arguments) read nothing but
         the event's literal fields `event` (say, an accidental enrolment: every one is decided
         alike, every day); False, having done nothing, when they read more."""
-        reads = book.reads(etype)
-        if not (self._decide_once and reads <= {f"event.{k}" for k in event}):
+        if not self._decide_once:
             return False
-        key = (id(book), etype,
-               *sorted((k, v) for k, v in event.items() if f"event.{k}" in reads))
+        only, read = self._event_reads(book, etype, tuple(event))
+        if not only:
+            return False
+        key = (id(book), etype, *((k, event[k]) for k in read))
         alike = self._selections().alike
         found = alike.get(key)
         if found is None:
@@ -839,6 +850,20 @@ class Model:
         for effects in found:
             self._apply_listing(idx, effects, None, time, flows)
         return True
+
+    def _event_reads(self, book: Any, etype: str,
+                     names: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+        """Whether the rules for `etype` read nothing but the event fields `names`, and which
+        of them they read, in name order: found once per event shape for the run (the rules
+        never change), not on each day's toggles."""
+        shapes = self._selections().alike_reads
+        shape = (id(book), etype, names)
+        found = shapes.get(shape)
+        if found is None:
+            reads = book.reads(etype)
+            found = shapes[shape] = (reads <= {f"event.{k}" for k in names},
+                                     tuple(sorted(k for k in names if f"event.{k}" in reads)))
+        return found
 
     def _cancel(self, idx: np.ndarray, etype: str) -> None:
         """An event cancels the pending deadlines that wait for it."""
@@ -913,7 +938,7 @@ class Model:
         ev_time, ev_price = np.empty(due.size), np.empty(due.size)
         one = kernels.take_deadlines(due, s["dl_rule"], s["dl_due"], s["dl_event_time"],
                                      s["dl_event_price"], rules, ev_time, ev_price)
-        for pos in (rules[:1] if one else np.unique(rules)):
+        for pos in (rules[:1] if one else _distinct(rules)):
             if one:
                 sub, at, price_at = due, ev_time, ev_price
             else:
@@ -1001,7 +1026,7 @@ class Model:
             s["prompt_open"][di] = False
         if ig.size:
             rules = s["prompt_rule"][ig]
-            for pos in np.unique(rules[rules >= 0]):
+            for pos in _distinct(rules[rules >= 0]):
                 rows = rules == pos
                 sub = ig[rows]
                 rid = af.rule_ids[pos]
@@ -1113,7 +1138,7 @@ class Model:
     def step(self, day: int) -> DayFlows:
         sc, s, lay = self.sc, self.s, self.layout
         T = self.calendar.time(day)
-        month, year, next_month, next_year = self.calendar.periods(day)
+        month, year, next_month, next_year = self._periods(day)
         if self.period is None or self.period[0] != month:
             for k in ("appeals_filed_month", "appeals_failed_month", "appeals_refused_month"):
                 s[k][:] = 0
@@ -1180,8 +1205,8 @@ class Model:
             event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
             # The attempts with and without the code, each decided alike (each merchant's
             # effects are its own, so the order of the two parts changes nothing).
-            if self._decide_once and af.reads("auto_follow_toggled") <= {
-                    f"event.{k}" for k in (*event, "verified")}:
+            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
+                                                        (*event, "verified"))[0]:
                 for code_ok in (False, True):
                     part = leave[verified == code_ok]
                     if part.size:
@@ -1237,6 +1262,17 @@ class Model:
             if new.size:
                 self._enter(new)
         return fl
+
+    def _periods(self, day: int) -> tuple[tuple[int, int], int, float, float]:
+        """`Calendar.periods` of the day: the same for every day of a month, so worked out
+        (in the rulebooks' time zone) once a month instead of every day."""
+        calendar = self.calendar
+        date = calendar.start + dt.timedelta(days=day)
+        month = (calendar, date.year, date.month)
+        found = getattr(self, "_month_periods", None)
+        if found is None or found[0][0] is not calendar or found[0][1:] != month[1:]:
+            found = self._month_periods = (month, calendar.periods(day))
+        return found[1]
 
     def _orders(self, u: np.ndarray, fl: DayFlows) -> np.ndarray:
         """Orders, revenue and units sold below cost of every merchant in the blocks (one
@@ -1296,6 +1332,14 @@ class Model:
                              "day would add to today's")
         self._spare_flows = flows
 
+    #: The fewest slots for which the commission's decisions on orders are kept from day
+    #: to day (`_demand`). Finding the merchants whose fields changed, deciding them and
+    #: patching them in costs a dozen small passes and their bookkeeping, whatever their
+    #: number; deciding every merchant's order afresh costs less in a small model. (The
+    #: claims' decisions are kept at any size: a decision made afresh also has its stage
+    #: masks found afresh, `_Claims.plan`.) Tests set 0 to keep them at any size.
+    _keep_from = 1 << 13
+
     def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...],
                         literals: frozenset[str]) -> _KeptDecisions | None:
         """The kept decisions on an event shape (`key`, which names the event type first), if
@@ -1312,6 +1356,16 @@ class Model:
                 if shared is not found.changes:
                     found.changes = shared
                     shared.users.append(found)
+        return found
+
+    def _masks_of(self, dec: Any) -> dict[Any, Any]:
+        """The refund day's stage masks kept for the decision `dec` (`_stage_masks`), made
+        empty on first use. Looked up before one is added: a weak dictionary's `setdefault`
+        makes a weak reference on every call, found or not."""
+        masks = self._stage_masks
+        found = masks.get(dec)
+        if found is None:
+            found = masks[dec] = {}
         return found
 
     def _review_key(self) -> tuple[bool, bool, float]:
@@ -1360,7 +1414,7 @@ class Model:
             ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": clicks}, 1.0),
         ):
             kept = (self._kept_decisions(cm, etype, (etype,), _ORDER_LITERALS)
-                    if etype == "order_placed" else None)
+                    if etype == "order_placed" and self.n >= self._keep_from else None)
             if kept is not None:
                 def scope_of(where: Any, event: dict[str, Any] = event) -> Scope:
                     return self._scope(where, event, self._order_ns(where, listing_id="L"))
@@ -1371,8 +1425,7 @@ class Model:
             else:
                 scope = self._scope(rows, event, self._order_ns(rows, listing_id="L"))
                 dec = cm.decide(etype, scope, size)
-            for rid in cm.rules_for(etype):
-                position = cm.rule_ids.index(rid)
+            for rid, position in self._rule_positions(cm, etype):
                 # A rule that decided every row selects them all without a mask.
                 every = dec.uniform == position
                 mask: Any = True if every else dec.rule == position
@@ -1406,12 +1459,32 @@ class Model:
                             t = times[hit] if isinstance(times, np.ndarray) else times
                             getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
 
+    def _rule_positions(self, book: Any, event_type: str) -> tuple[tuple[str, int], ...]:
+        """(id, position) of the rules of `book` that listen to `event_type`, in rule order:
+        found once per run, not on every day's decision."""
+        found = getattr(self, "_positions", None)
+        if found is None:
+            found = self._positions = {}
+        key = (id(book), event_type)
+        positions = found.get(key)
+        if positions is None:
+            positions = found[key] = tuple((rid, book.rule_ids.index(rid))
+                                           for rid in book.rules_for(event_type))
+        return positions
+
     def _span(self, rows: slice) -> slice | None:
         """The rows of `rows` from its first block row to its last (None: no block row). One
         stretch rather than one per run of adjoining blocks: a decision's fixed cost (on a
         cold cache, about a tenth of a millisecond) outweighs the few padding slots between
-        the blocks."""
+        the blocks. The day's span (of all n rows) is worked out once."""
         lo, hi, _ = rows.indices(self.n)
+        found = getattr(self, "_spans", None)
+        if found is not None and found[0] == (lo, hi):
+            return found[1]
+        self._spans = ((lo, hi), self._block_span(lo, hi))
+        return self._spans[1]
+
+    def _block_span(self, lo: int, hi: int) -> slice | None:
         inside = [(max(lo, b.start), min(hi, b.stop)) for b in self.blocks
                   if max(lo, b.start) < min(hi, b.stop)]
         return slice(inside[0][0], inside[-1][1]) if inside else None
@@ -2006,6 +2079,14 @@ def _cost_key(args: Mapping[str, Any]) -> tuple[bool, bool, float] | None:
             _finite(float("nan") if recall is None else float(recall)))
 
 
+def _distinct(values: np.ndarray) -> Sequence[Any]:
+    """`np.unique(values)` (rule positions, in increasing order): a few values by Python's
+    set, which costs a fraction of numpy's sort and its wrappers' on a handful of rows."""
+    if values.size > 64:
+        return np.unique(values)
+    return sorted(set(values.tolist()))
+
+
 def _is_constant(values: Any) -> bool:
     a = np.asarray(values)
     return a.ndim == 0 or (a.ndim == 1 and a.size > 0 and a.strides[0] == 0)
@@ -2179,11 +2260,8 @@ class _Claims:
         (`VectorisedRulebook.reads`): the scopes then differ in nothing the rules can see.
         When they read nothing but the claim's literal fields (`_CLAIM_LITERALS`), it is made
         once per block size for the whole run (`Model._claim_constants`)."""
-        reads = self.book.reads(event_type)
-        sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
-        status = self._status_alike(event_type, status)
-        key = (event_type, valid if sees_evidence else None, status, decision, intervened)
-        if reads <= _CLAIM_LITERALS:
+        key, literal = self._shape(event_type, valid, status, decision, intervened)
+        if literal:
             # Every row of every block is decided alike (`uniform`), and the effects'
             # arguments are single values: one decision over m rows serves any block of m
             # rows, any day, and any subset of rows (`route` reads it at `rows`).
@@ -2217,6 +2295,24 @@ class _Claims:
         if rows is None:
             self._decisions[key] = dec
         return dec
+
+    def _shape(self, event_type: str, valid: bool, status: str, decision: str | None,
+               intervened: bool) -> tuple[tuple[Any, ...], bool]:
+        """The key `decide` keeps a claim event's decisions by, and whether its rules read
+        nothing but the claim's literal fields: found once per event shape for the run (the
+        rules, and so what they read and which statuses they tell apart, never change),
+        not on each of the day's several decisions of every block."""
+        constants = self.model._claim_constants
+        shape = ("shape", event_type, valid, status, decision, intervened)
+        found = constants.get(shape)
+        if found is None:
+            reads = self.book.reads(event_type)
+            sees_evidence = "order.evidence_valid" in reads or "event.evidence_valid" in reads
+            alike = self._status_alike(event_type, status)
+            found = constants[shape] = (
+                (event_type, valid if sees_evidence else None, alike, decision, intervened),
+                reads <= _CLAIM_LITERALS)
+        return found
 
     def _status_alike(self, event_type: str, status: str) -> str:
         """The claim status decided in place of `status`: the first one met for the event
@@ -2597,7 +2693,7 @@ class _Claims:
         response deadline of the request's rule falls due: one rule (position 0) for every
         row. None when the deadline applies on some rows only."""
         dec = self.requested[valid]
-        tables = self.model._stage_masks.setdefault(dec, {})
+        tables = self.model._masks_of(dec)
         found = tables.get(("deadline", valid, dec.uniform))
         if found is None:
             due = self._deadlines(dec, valid, [dec.uniform])
@@ -2628,7 +2724,7 @@ class _Claims:
             rule = dec.rule
             if rule.dtype != np.int32 or not rule.flags.c_contiguous:
                 return None
-        tables = self.model._stage_masks.setdefault(dec, {})
+        tables = self.model._masks_of(dec)
         found = tables.get(final)
         if found is None:
             masks: tuple[int, ...] | None = _NO_EFFECTS

@@ -150,6 +150,12 @@ class _CompiledEffect:
         self._constant = frozenset(name for name, expr in call.expressions.items()
                                    if not any(isinstance(node, Name) for node in walk(expr.node)))
 
+    @property
+    def literal(self) -> bool:
+        """Whether every argument is a literal now (parameters settled included): its
+        arguments are then the same values on every call, whatever the scope."""
+        return not self._constant and not self._plan.evaluate
+
     def _settle_constants(self, columns: Columns) -> None:
         """Evaluate the arguments no field decides once and keep them with the literals (as
         the same 0-d values their evaluation gives, broadcast as read-only views). An
@@ -438,7 +444,8 @@ class VectorisedRulebook:
         """A rule's `when` over n rows, unknowns included (for audits and explanations)."""
         return self._compiled(rule_id).when(scope, n)
 
-    def decide(self, event_type: str, scope: ColumnarScope | Columns, n: int) -> Decisions:
+    def decide(self, event_type: str, scope: ColumnarScope | Columns, n: int, *,
+               literal_effects: bool = True) -> Decisions:
         """For each of n events of `event_type`: the first rule whose `when` is known-True.
 
         Conditions are evaluated on whole columns, one rule after another, and stop early once
@@ -446,6 +453,11 @@ class VectorisedRulebook:
         every rule that fired are evaluated here too, on the same scope, so that changing state
         while applying one rule's effects cannot change another's arguments (the engine also
         evaluates a decision's effects on one snapshot).
+
+        `literal_effects` False leaves out of the evaluated effects the rules whose every
+        effect argument is a literal (the same values on every call): for a caller that
+        holds them from an earlier decision (`Decisions.fired_rules` still names every rule
+        that fired; `Decisions.effects` evaluates a left-out rule's on demand).
         """
         columns = as_columns(scope, n)
         # Each row's rule is summed up as position + 1 over the rows each rule decided (they
@@ -505,9 +517,11 @@ class VectorisedRulebook:
                     break
                 undecided ^= hit  # the rows decided so far, less those it decided
             effects = {c.rule.id: [e.evaluate_unguarded(columns) for e in c.then]
-                       for c in fired}
+                       for c in fired
+                       if literal_effects or not all(e.literal for e in c.then)}
         rule = None if code is None else _rule_rows(code)
-        return Decisions(self, event_type, columns, rule, effects, uniform=uniform)
+        return Decisions(self, event_type, columns, rule, effects, uniform=uniform,
+                         fired_rules=tuple(c.rule.id for c in fired))
 
     # -- deadlines --------------------------------------------------------------------------
     def _with_deadline(self, rule_id: str) -> _CompiledRule:
@@ -561,7 +575,7 @@ class Decisions:
 
     def __init__(self, book: VectorisedRulebook, event_type: str, columns: Columns,
                  rule: np.ndarray | None, _effects: dict[str, list[VectorEffect]] | None = None,
-                 uniform: int | None = None) -> None:
+                 uniform: int | None = None, fired_rules: tuple[str, ...] | None = None) -> None:
         if rule is None and uniform is None:
             raise ValueError("decisions need each row's rule, or the one every row got")
         self.book = book
@@ -571,6 +585,9 @@ class Decisions:
         self._n = columns.n if rule is None else int(rule.shape[0])
         self._effects: dict[str, list[VectorEffect]] = {} if _effects is None else _effects
         self._uniform = uniform
+        #: Ids of the rules that decided some row, in rule order, as `decide` found them
+        #: (None when not told: the rules whose effects are held).
+        self.fired_rules = fired_rules
 
     @property
     def rule(self) -> np.ndarray:

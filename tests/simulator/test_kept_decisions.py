@@ -78,6 +78,7 @@ def _run(rulebook_set, days: int, keep: bool, dtype) -> Run:
 
     def prepare(model: Model) -> None:
         model._keep_decisions = keep
+        model._keep_from = 0  # (kept at the tiny scenario's size too)
 
     return run_days(rulebook_set, sc, days, dtype, seed=9, prepare=prepare)
 
@@ -175,6 +176,7 @@ def test_what_changed_is_found_once_a_day_and_kept_until_every_reader_caught_up(
 
 def test_kept_decisions_on_the_same_fields_share_what_changed() -> None:
     model = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
+    model._keep_from = 0  # (kept at the tiny scenario's size too)
     for day in range(5):
         model.step(day)
     # The commission's orders and the intervention (one decision for claims awaiting the
@@ -183,3 +185,20 @@ def test_kept_decisions_on_the_same_fields_share_what_changed() -> None:
     assert len(kept) == 2 and {tuple(k.keys) for k in kept} == {("price",)}
     assert len(model._changes) == 1 and len(model._changes[("price",)].users) == 2
     assert all(k.changes is model._changes[("price",)] for k in kept)
+
+
+def test_order_decisions_are_kept_from_a_models_size() -> None:
+    # A small model decides every merchant's order afresh (cheaper than finding and patching
+    # the changed ones); from `_keep_from` slots those decisions are kept. The claims'
+    # decisions are kept at any size.
+    small = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
+    assert small.n < small._keep_from
+    kept = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
+    kept._keep_from = kept.n
+    for day in range(3):
+        small.step(day)
+        kept.step(day)
+    assert {key[0] for key, k in small._kept.items() if k is not None} == {
+        "platform_intervened"}
+    assert {key[0] for key, k in kept._kept.items() if k is not None} == {
+        "platform_intervened", "order_placed"}

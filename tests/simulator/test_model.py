@@ -402,6 +402,7 @@ def test_a_days_claim_books_and_a_finished_model_are_freed_without_the_collector
     gc.disable()
     try:
         model = Model(lowprice, sc, [replication_seed(2, 0), replication_seed(2, 1)])
+        model._keep_from = 0  # (kept at the tiny scenario's size too)
         for day in range(10):
             model.step(day)
         assert model._kept and any(k is not None for k in model._kept.values())

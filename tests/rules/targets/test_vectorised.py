@@ -519,3 +519,34 @@ def test_a_deadline_condition_that_is_a_flag_field_is_handed_out_as_a_copy() -> 
     for effect, name in ((prompt, "target"), (follow, "price")):
         assert effect.args[name].tolist() == [5.0, 6.0, 7.0]
         assert not np.shares_memory(effect.args[name], scope["event"]["competitor_price"])
+
+
+@pytest.mark.parametrize(("family", "event_type", "scope", "n"), [
+    ("refund", "platform_intervened",
+     {"order": {"refund_amount": np.array([100.0, 100.01, 99.0, 100.0, np.nan]),
+                "refund_status": texts("awaiting_merchant", "requested", "rejected",
+                                       "granted", "requested")}}, 5),
+    ("ranking", "listing_updated",
+     {"event": {"price": np.array([9.9, 10.0, 9.9, 9.0]), "quality": 4.0},
+      "listing": {"promo_signup_price": np.array([15.0, 20.0, 13.0, np.nan])}}, 4),
+])
+def test_literal_effects_left_out_are_those_an_earlier_decision_holds(
+        lowprice, family, event_type, scope, n) -> None:
+    book = lowprice[family]
+    full = book.decide(event_type, scope, n)
+    lean = book.decide(event_type, scope, n, literal_effects=False)
+    assert lean.rule.tolist() == full.rule.tolist() and lean.uniform == full.uniform
+    assert lean.fired_rules == tuple(full._effects) == full.fired_rules
+    left_out = [rid for rid in lean.fired_rules if rid not in lean._effects]
+    # (the intervention's grant and review take literals; every ranking rule assigns a
+    # score by the price)
+    assert left_out == (list(lean.fired_rules) if family == "refund" else [])
+    assert len(lean.fired_rules) >= 2
+    for rid in lean.fired_rules:
+        for ours, theirs in zip(lean.effects(rid), full.effects(rid), strict=True):
+            assert ours.name == theirs.name and set(ours.args) == set(theirs.args)
+            for name in ours.args:
+                assert ours.args[name].tobytes() == theirs.args[name].tobytes()
+                assert ours.known[name].tobytes() == theirs.known[name].tobytes()
+            if rid in left_out:  # the same literals as any earlier decision's
+                assert all(e.literal for e in book._compiled(rid).then)
