@@ -19,9 +19,12 @@ appeals... and flows all zero) are summed as integers, which is exact and so has
 numpy's sums in any order: vectorised, the appeals by cohort in one contiguous pass instead of
 a walk of the order; any other total stays numpy's sum (contiguous arrays, which numpy sums
 faster than a compiled pairwise sum). A caller that hands the flows back to the model
-(`simulator.run`) has the flows the model adds to zeroed as soon as they are read (most right
-after their sums; not at all when they are all +0.0 already), instead of the model zeroing new
-arrays the next day.
+(`simulator.run`) has the flows the model adds to zeroed as soon as they are read, instead of
+the model zeroing new arrays the next day: those nothing reads after their totals are summed
+and zeroed in one compiled pass (`simulator.aggregation_kernels.total_clearing`, numpy's
+pairwise sum, each leaf of 128 numbers zeroed while in cache), the others once read; a
+stretch of 128 slots that is all +0.0 already is not written (no cache line dirtied for
+nothing).
 `tests/simulator/test_kernels.py` checks each kernel against its numpy expression,
 `tests/simulator/test_aggregates.py` the whole day against the numpy version.
 """
@@ -34,6 +37,7 @@ from functools import cached_property
 
 import numpy as np
 
+from simulator.aggregation_kernels import clear_flow, total_clearing
 from simulator.kernels import (
     cohort_live_sums_and_samples,
     cohort_pair_sums,
@@ -296,13 +300,25 @@ def _total(x: np.ndarray) -> tuple[float, bool]:
     return float(np.add.reduce(x, dtype=np.float64)), True  # np.sum's own call
 
 
+def _clear(x: np.ndarray) -> None:
+    """Zero the flow x, leaving its stretches that are all +0.0 unwritten (`clear_flow`)."""
+    if _flat_float64(x):
+        clear_flow(x)
+    else:
+        x.fill(0.0)
+
+
 def _totals(flows: DayFlows, clear: Collection[str]) -> list[float]:
     """The whole population's sum of each flow of `_TOTALS` (`_total`). The flows named in
-    `clear` that nothing reads later are zeroed right after their sums, while their numbers
-    are still in cache, unless they are all +0.0 already."""
+    `clear` that nothing reads later are zeroed as they are summed (`total_clearing`, for
+    flat float64 flows: numpy's bits for any numbers, so no whole-number check), else right
+    after their sums, while their numbers are still in cache, unless all +0.0 already."""
     totals = []
     for name in _TOTALS:
         x = getattr(flows, name)
+        if name in clear and name not in _READ_LATER and _flat_float64(x):
+            totals.append(float(total_clearing(x, True)))
+            continue
         total, nonzero = _total(x)
         totals.append(total)
         if nonzero and name in clear and name not in _READ_LATER:
@@ -378,7 +394,7 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     n_alive = int(n_c.sum())
     for name in clear:  # the last reading of the flows is done
         if (name in _READ_LATER or name not in _TOTALS) and name not in zero:
-            getattr(flows, name).fill(0.0)
+            _clear(getattr(flows, name))
     out["share_alive"][r, t] = n_alive / max(1, int(samples.sizes.sum()))
     out["gmv"][r, t] = gmv
     out["take_rate"][r, t] = _ratio(commission + ads + fees, gmv)

@@ -283,3 +283,40 @@ def test_cohort_labels_name_each_slot_of_the_order_once() -> None:
     twice = Samples(samples.by_cohort, samples.population, samples.sizes,
                     np.concatenate([samples.order[:-1], samples.order[:1]]))
     assert twice.cohort_labels(500) is None
+
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("groups", "slots"), [(1, 1), (3, 129), (4, 9_000)])
+def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
+                                                      slots: int) -> None:
+    """Flows in flat arrays (summed and zeroed as they go, compiled) and the same flows as
+    strided views (numpy's sums and ``fill``) give the same figures and the same zeroed
+    flows, byte for byte, with a NaN, -0.0 and an all -0.0 flow among them."""
+    rng = np.random.default_rng(groups + slots)
+    state, flows, samples = _day(rng, groups, slots, dtype, False, False)
+    flows.ads[rng.integers(0, flows.ads.size)] = np.nan
+    flows.commission[rng.integers(0, flows.commission.size, 3)] = -0.0
+    flows.fees[:] = -0.0
+    group = np.repeat(np.arange(groups), slots)
+    results = []
+    for flat in (True, False):
+        copies = {}
+        for k in DayFlows.__dataclass_fields__:
+            wide = np.zeros((getattr(flows, k).size, 1 if flat else 2))
+            wide[:, 0] = getattr(flows, k)
+            copies[k] = wide[:, 0]
+        assert copies["orders"].flags.c_contiguous == (flat or groups * slots < 2)
+        day = DayFlows(**copies)
+        got = empty_series(1, 1)
+        with np.errstate(invalid="ignore"):
+            aggregate(got, 0, 0, state, day, group, groups, samples, ADDED_FLOWS)
+        results.append((got, day))
+    (flat_out, flat_flows), (strided_out, strided_flows) = results
+    for name in flat_out:
+        assert flat_out[name].tobytes() == strided_out[name].tobytes(), name
+    for k in DayFlows.__dataclass_fields__:
+        got_flat, got_strided = getattr(flat_flows, k), getattr(strided_flows, k)
+        assert got_flat.tobytes() == got_strided.tobytes(), k
+        if k in ADDED_FLOWS:
+            assert got_flat.tobytes() == np.zeros(got_flat.size).tobytes(), k

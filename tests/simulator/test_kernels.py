@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator import kernels
+from simulator import aggregation_kernels, kernels
 from simulator.aggregates import _numpy_gini, segment_sums
 from simulator.population import GOLDEN, offset, position_weights
 
@@ -1229,3 +1229,35 @@ def test_demand_matches_numpy(dtype: type, power: bool) -> None:
     for lo, hi in zip(_STARTS, _STOPS, strict=True):
         inside[lo:hi] = True
     assert unknown == np.isnan(expected[0][inside]).sum() > 0
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_total_clearing_has_numpys_bits_and_zeroes(n: int) -> None:
+    """The sum of any float64 numbers (fractions, -0.0, NaN, all -0.0) has ``np.sum``'s
+    bits; with `clear` every number is +0.0 after it, without the flow is untouched."""
+    rng = np.random.default_rng(n + 5)
+    cases = [_spread(rng, n), np.full(n, -0.0), np.zeros(n), _whole(rng, n, 0.01)]
+    if n:
+        cases[0][rng.integers(0, n, 3)] = -0.0
+        with_nan = _spread(rng, n)
+        with_nan[rng.integers(0, n)] = np.nan
+        cases.append(with_nan)
+    for x in cases:
+        for clear in (False, True):
+            y = x.copy()
+            total = aggregation_kernels.total_clearing(y, clear)
+            assert np.float64(total).tobytes() == np.sum(x).tobytes()
+            assert y.tobytes() == (np.zeros(n) if clear else x).tobytes()
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 129, 300, 5_000])
+def test_clear_flow_zeroes_every_number(n: int) -> None:
+    """Every number ends +0.0 (-0.0 and NaN too), stretches all +0.0 or not."""
+    rng = np.random.default_rng(n + 9)
+    x = _spread(rng, n)
+    x[: n // 2] = 0.0  # a run of empty slots
+    if n:
+        x[rng.integers(0, n, 3)] = -0.0
+        x[rng.integers(0, n)] = np.nan
+    aggregation_kernels.clear_flow(x)
+    assert x.tobytes() == np.zeros(n).tobytes()
