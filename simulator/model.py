@@ -688,6 +688,11 @@ class Model:
         # `_demand` then tells the rulebook they are all known.
         self._clicks_known: tuple[int, int] | None = None
         self._follow_selections: _Selections | None = None  # (`_selections`)
+        # Found once and kept: the calendar periods of the current month (`_periods`), the
+        # rules' positions by book and event (`_rule_positions`), the last span (`_span`).
+        self._month_periods: tuple[Any, Any] | None = None
+        self._positions: dict[tuple[int, str], tuple[tuple[str, int], ...]] = {}
+        self._spans: tuple[tuple[int, int], slice | None] | None = None
         # The refund day's stage masks (`_Claims.plan`) by decision, each kept as long as its
         # decision lives: the decisions made once for the run and the kept ones for good,
         # those of one block and day with it.
@@ -1269,7 +1274,7 @@ class Model:
         calendar = self.calendar
         date = calendar.start + dt.timedelta(days=day)
         month = (calendar, date.year, date.month)
-        found = getattr(self, "_month_periods", None)
+        found = self._month_periods
         if found is None or found[0][0] is not calendar or found[0][1:] != month[1:]:
             found = self._month_periods = (month, calendar.periods(day))
         return found[1]
@@ -1462,9 +1467,7 @@ class Model:
     def _rule_positions(self, book: Any, event_type: str) -> tuple[tuple[str, int], ...]:
         """(id, position) of the rules of `book` that listen to `event_type`, in rule order:
         found once per run, not on every day's decision."""
-        found = getattr(self, "_positions", None)
-        if found is None:
-            found = self._positions = {}
+        found = self._positions
         key = (id(book), event_type)
         positions = found.get(key)
         if positions is None:
@@ -1478,7 +1481,7 @@ class Model:
         cold cache, about a tenth of a millisecond) outweighs the few padding slots between
         the blocks. The day's span (of all n rows) is worked out once."""
         lo, hi, _ = rows.indices(self.n)
-        found = getattr(self, "_spans", None)
+        found = self._spans
         if found is not None and found[0] == (lo, hi):
             return found[1]
         self._spans = ((lo, hi), self._block_span(lo, hi))
