@@ -171,9 +171,22 @@ class Samples:
         bounds = np.zeros(len(self.by_cohort) + 1, dtype=np.int64)
         bounds[1:] = np.cumsum([idx.size for idx in self.by_cohort])
         flat = np.concatenate([*self.by_cohort, np.empty(0, dtype=np.int64)]).astype(np.int64)
-        union = np.union1d(flat, self.population).astype(np.int64)
+        union = _sorted_union(flat, self.population)
         return (union, np.searchsorted(union, flat), bounds,
                 np.searchsorted(union, self.population))
+
+
+def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.union1d(a, b)`` as int64 (the sorted distinct slots of both): one sort and a mask
+    of the repeats, a fifth of the time of numpy 2's hashing `unique` on the samples."""
+    both = np.concatenate((a, b)).astype(np.int64)
+    both.sort()
+    if both.size < 2:
+        return both
+    first = np.empty(both.size, dtype=bool)
+    first[0] = True
+    np.not_equal(both[1:], both[:-1], out=first[1:])
+    return both[first]
 
 
 def _group_sums(exposure: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -387,7 +387,14 @@ class _Inputs:
 class _Changes:
     """Which merchants' state fields `keys` changed (bit for bit), day by day, for every kept
     decision that reads those fields (`_KeptDecisions`): found once a day (one pass over the
-    fields) however many decisions ask, and kept until every one of them has caught up."""
+    fields) however many decisions ask, and kept until every one of them has caught up.
+
+    Its users are held weakly: a kept decision refers to its change history, not the other
+    way round, so a finished model's kept decisions and histories (and the full-population
+    arrays they hold: tens of megabytes at 200,000 merchants) are freed by reference counting
+    as soon as the model is dropped, not by the cyclic garbage collector, which runs rarely
+    on long-lived objects; until then the next model's arrays would take fresh pages from
+    the kernel (a page fault per 4 KiB page touched)."""
 
     def __init__(self, keys: list[str]):
         self.keys = keys
@@ -399,7 +406,7 @@ class _Changes:
         #: The first day from which the history is complete (a decision that has not
         #: caught up for `_CHANGES_KEPT` comparisons is decided afresh).
         self.complete_from: int | None = None
-        self.users: list[_KeptDecisions] = []
+        self.users: weakref.WeakSet[_KeptDecisions] = weakref.WeakSet()
 
     def refresh(self, s: Mapping[str, np.ndarray], day: int) -> None:
         """Compare the fields with the last comparison's (once a day)."""
@@ -467,7 +474,7 @@ class _KeptDecisions:
         #: The merchants whose fields changed, shared with the kept decisions that read the
         #: same fields (`Model._kept_decisions`).
         self.changes = _Changes(keys)
-        self.changes.users.append(self)
+        self.changes.users.add(self)
         #: The day (the model's count of days stepped) they were last brought up to date.
         self.day: int | None = None
         #: Each block's view, by its (start, stop), with the decisions it was cut from.
@@ -1360,7 +1367,7 @@ class Model:
                 shared = self._changes.setdefault(tuple(found.keys), found.changes)
                 if shared is not found.changes:
                     found.changes = shared
-                    shared.users.append(found)
+                    shared.users.add(found)
         return found
 
     def _masks_of(self, dec: Any) -> dict[Any, Any]:
@@ -2868,25 +2875,6 @@ class _Claims:
                 everywhere = bool(when.all())
             out.append((effects, when, everywhere))
         return out
-
-
-def release(model: Model) -> None:
-    """Let a finished model's memory go as soon as the model is dropped.
-
-    Kept decisions and the change history they share point at each other
-    (`_KeptDecisions.changes`, `_Changes.users`), and through them at full-population arrays
-    (the decisions' rules and arguments, the fields' previous values): tens of megabytes at
-    200,000 merchants that only the cyclic garbage collector could free, and over a long run
-    it has promoted them to its oldest generation, collected rarely. Until then the next
-    model's arrays cannot reuse that memory and take fresh pages from the kernel (a page
-    fault per 4 KiB page touched: some 13,000 on a 200,000-merchant set-up). Breaking the
-    cycle lets reference counting free them at once. The model is not stepped again.
-    """
-    for kept in model._kept.values():
-        if kept is not None:
-            kept.changes.users.clear()
-    for changes in model._changes.values():
-        changes.users.clear()
 
 
 def _start_margin(s: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from rules.rulebook import RulebookSet
 from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
-from simulator.model import ADDED_FLOWS, Model, release
+from simulator.model import ADDED_FLOWS, Model
 from simulator.population import Layout
 from simulator.projection import Projection
 from simulator.scenario import TIERS, Scenario, load_scenario
@@ -73,37 +73,47 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
     out = empty_series(len(indices), days)
     parts = [indices[i:i + chunk] for i in range(0, len(indices), chunk)]
     total = days * len(parts)
-    done = 0
-    size = sc.model.output.percentile_sample.value
     for p, part in enumerate(parts):
-        model = Model(rulebook_set, sc, [replication_seed(seed, i) for i in part], dtype=dtype)
-        n1 = model.n1
-        samples = [Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
-                              model.s["exists"][k * n1:(k + 1) * n1], size)
-                   for k in range(len(part))]
-        # Each slot's group within its replication: `s["group"] % G` of a new model, without
-        # the division.
-        local_group = layout.group_of()
-        keys = ("alive", "exists", "tier", "price", "quality", "margin", "unit_cost", "enrolled",
-                "price0")
-        base = p * chunk
-        for day in range(days):
-            flows = model.step(day)
-            if len(part) == 1:  # the replication is the whole model: no views to cut
-                aggregate(out, base, day, model.s, flows, local_group, model.G, samples[0],
-                          ADDED_FLOWS)
-            else:
-                for k in range(len(part)):
-                    sl = slice(k * n1, (k + 1) * n1)
-                    state = {key: model.s[key][sl] for key in keys}
-                    aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
-                              model.G, samples[k], ADDED_FLOWS)
-            model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        release(model)  # its memory free for the next chunk's (or run's) model at once
+        # A chunk's model lives in `_run_chunk` alone: nothing else refers to it, so its memory
+        # is free for the next chunk's model (or the next run's) as soon as it returns.
+        _run_chunk(out, p * chunk, rulebook_set, sc, layout, days, seed, part, dtype,
+                   progress, p * days, total)
     return out
+
+
+#: The state the daily aggregates read (`simulator.aggregates.aggregate`).
+_AGGREGATED = ("alive", "exists", "tier", "price", "quality", "margin", "unit_cost", "enrolled",
+               "price0")
+
+
+def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet, sc: Scenario,
+               layout: Layout, days: int, seed: int, part: Sequence[int], dtype: Any,
+               progress: Progress | None, done: int, total: int) -> None:
+    """Simulate the replications `part` together, their series written at rows base, ...;
+    `progress(done + days simulated, total)` after each day."""
+    model = Model(rulebook_set, sc, [replication_seed(seed, i) for i in part], dtype=dtype)
+    n1 = model.n1
+    size = sc.model.output.percentile_sample.value
+    samples = [Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
+                          model.s["exists"][k * n1:(k + 1) * n1], size)
+               for k in range(len(part))]
+    # Each slot's group within its replication: `s["group"] % G` of a new model, without
+    # the division.
+    local_group = layout.group_of()
+    for day in range(days):
+        flows = model.step(day)
+        if len(part) == 1:  # the replication is the whole model: no views to cut
+            aggregate(out, base, day, model.s, flows, local_group, model.G, samples[0],
+                      ADDED_FLOWS)
+        else:
+            for k in range(len(part)):
+                sl = slice(k * n1, (k + 1) * n1)
+                state = {key: model.s[key][sl] for key in _AGGREGATED}
+                aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
+                          model.G, samples[k], ADDED_FLOWS)
+        model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
+        if progress is not None:
+            progress(done + day + 1, total)
 
 
 def _slice_flows(flows: DayFlows, sl: slice) -> DayFlows:

@@ -22,6 +22,7 @@ from simulator.aggregates import (
     DayFlows,
     Samples,
     _numpy_gini,
+    _sorted_union,
     aggregate,
     empty_series,
     segment_sums,
@@ -320,3 +321,16 @@ def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
         assert got_flat.tobytes() == got_strided.tobytes(), k
         if k in ADDED_FLOWS:
             assert got_flat.tobytes() == np.zeros(got_flat.size).tobytes(), k
+
+
+@pytest.mark.parametrize(("n_a", "n_b"), [(0, 0), (0, 1), (1, 0), (1, 1), (5, 3), (4000, 6000)])
+def test_sorted_union_is_numpys_union1d(n_a: int, n_b: int) -> None:
+    """The samples' union: numpy's ``union1d`` as int64, shared slots and repeats once."""
+    rng = np.random.default_rng(n_a + 7 * n_b)
+    for _ in range(3):
+        a = rng.integers(0, 3 * (n_a + n_b) + 1, n_a)
+        b = np.concatenate([rng.choice(a, min(n_a, n_b // 2)) if n_a else a[:0],
+                            rng.integers(0, 3 * (n_a + n_b) + 1, n_b - min(n_a, n_b // 2))])
+        got = _sorted_union(a.astype(np.int64), b.astype(np.int32))
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.union1d(a, b))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,7 @@ def test_what_changed_is_found_once_a_day_and_kept_until_every_reader_caught_up(
     daily, rarely = _KeptDecisions(["price"]), _KeptDecisions(["price"])
     for kept in (daily, rarely):
         kept.changes = changes
-    changes.users = [daily, rarely]
+    changes.users = weakref.WeakSet([daily, rarely])
     changes.refresh(s, 1)
     daily.day = rarely.day = 1
     s["price"][2] += 1
