@@ -19,9 +19,11 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    worker process and of two, one thread each, each cluster started and warmed up before the
    clock starts; speed-up = time(1) / time(2). The two sweeps must give identical arrays. Next
    to it, the machine's parallel capacity in the same run: how much more pure-Python work two
-   processes do than one (2.0 on two idle cores), since a shared machine caps the speed-up,
-   and the CPU seconds the workers spent on the tasks (equal in both sweeps when Dask adds no
-   serial work).
+   processes do than one (2.0 on two idle cores), since a shared machine caps the speed-up;
+   how much faster two bare processes run two of the sweep's tasks than one process runs
+   both (no Dask: the ceiling for these tasks, lower than the busy loop's when two
+   projections slow each other down through the memory they share); and the CPU seconds the
+   workers spent on the tasks (equal in both sweeps when Dask adds no serial work).
 4. **Peak memory** of one ``--memory-merchants`` x ``--memory-days`` projection, in a fresh
    subprocess so nothing else counts: its RSS high-water mark (``ru_maxrss``).
 
@@ -43,6 +45,7 @@ import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -209,8 +212,10 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
 
     Both clusters are started and their workers warmed up before any clock starts; then the
     one-worker and the two-worker sweeps alternate ``repeat`` times, with the machine's
-    parallel capacity measured between them, so all three see the same conditions; best of
-    each. The sweeps go through ``run_sweep`` with the cluster's address, the code path of any
+    parallel capacity measured between them, so all see the same conditions; best of each.
+    Two capacities: of a busy loop (`_capacity`), and of two of the sweep's own tasks in
+    bare processes (`_model_capacity`), the most any two-worker sweep of them could give.
+    The sweeps go through ``run_sweep`` with the cluster's address, the code path of any
     cluster.
     """
     import multiprocessing as mp
@@ -220,9 +225,11 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
     from simulator import sweep
 
     jobs = sweep.sweep_tasks(SET_DIR, scenario_file, {}, list(range(1, tasks + 1)), days, 1)
+    pair = [sweep.packed(j) for j in jobs[:2]]
     times = {1: float("inf"), 2: float("inf")}
     results: dict[int, Any] = {}
     capacity = 0.0
+    model_capacity = 0.0
     clusters = {w: sweep.local_cluster(w) for w in (1, 2)}  # as `rulebook sweep` starts them
     try:
         for cluster in clusters.values():
@@ -230,6 +237,8 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
                 client.run(_warm_worker, str(scenario_file))
         with mp.get_context("spawn").Pool(2) as pool:
             pool.map(_busy, [1000, 1000])
+            # Each pool process loads the sweep's inputs once (as each Dask worker has).
+            pool.map(_run_tasks, [[replace(t, days=1)] for t in pair], chunksize=1)
             for _ in range(repeat):
                 for w, cluster in clusters.items():
                     t0 = time.perf_counter()
@@ -237,6 +246,8 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
                                                  runner=_timed_task)
                     times[w] = min(times[w], time.perf_counter() - t0)
                 capacity = max(capacity, _capacity(pool))
+                if len(pair) == 2:
+                    model_capacity = max(model_capacity, _model_capacity(pool, pair))
     finally:
         for cluster in clusters.values():
             cluster.close()
@@ -249,7 +260,10 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
             "task_cpu_seconds_1_worker": cpu[1], "task_cpu_seconds_2_workers": cpu[2],
             "speedup": times[1] / times[2], "identical_results": same,
             "machine_parallel_capacity": capacity, "speedup_over_capacity":
-                times[1] / times[2] / capacity}
+                times[1] / times[2] / capacity,
+            "model_parallel_capacity": model_capacity or None,
+            "speedup_over_model_capacity":
+                times[1] / times[2] / model_capacity if model_capacity else None}
 
 
 def _busy(n: int) -> float:
@@ -275,6 +289,29 @@ def _capacity(pool: Any, n: int = 15_000_000) -> float:
     pool.map(_busy, [n, n])
     two = time.perf_counter() - t0
     return 2 * one / two
+
+
+def _run_tasks(tasks: list[Any]) -> float:
+    """`sweep.run_task` of each task in turn, in this process; returns the wall time."""
+    from simulator import sweep
+
+    t0 = time.perf_counter()
+    for task in tasks:
+        sweep.run_task(task)
+    return time.perf_counter() - t0
+
+
+def _model_capacity(pool: Any, tasks: list[Any]) -> float:
+    """How many times faster two bare processes run two of the sweep's own tasks than one
+    process runs both, on this machine now: the ceiling of a two-worker sweep of such tasks,
+    without Dask. Below `_capacity` when two projections at once slow each other down (they
+    share the memory bus and the last-level cache, where a busy loop shares nothing).
+    """
+    one = pool.apply(_run_tasks, (tasks,))
+    t0 = time.perf_counter()
+    pool.map(_run_tasks, [[t] for t in tasks], chunksize=1)
+    two = time.perf_counter() - t0
+    return one / two
 
 
 def _equal(a: Any, b: Any) -> bool:
