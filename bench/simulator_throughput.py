@@ -42,6 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -206,13 +207,15 @@ def _timed_task(task: Any) -> Any:
 
 
 def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
-                  repeat: int = 3) -> dict[str, Any]:
+                  repeat: int = 5) -> dict[str, Any]:
     """The same sweep on a LocalCluster of one worker process and of two (one thread each),
     each started as a sweep starts its own (`sweep.local_cluster`).
 
     Both clusters are started and their workers warmed up before any clock starts; then the
     one-worker and the two-worker sweeps alternate ``repeat`` times, with the machine's
-    parallel capacity measured between them, so all see the same conditions; best of each.
+    parallel capacity measured between them, so all see the same conditions; best of each,
+    and each repeat's own ratios (its two sweeps and capacities ran back to back, so a slow
+    spell of the machine touches both sides of a ratio more often than the best times do).
     Two capacities: of a busy loop (`_capacity`), and of two of the sweep's own tasks in
     bare processes (`_model_capacity`), the most any two-worker sweep of them could give.
     The sweeps go through ``run_sweep`` with the cluster's address, the code path of any
@@ -226,10 +229,10 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
 
     jobs = sweep.sweep_tasks(SET_DIR, scenario_file, {}, list(range(1, tasks + 1)), days, 1)
     pair = [sweep.packed(j) for j in jobs[:2]]
-    times = {1: float("inf"), 2: float("inf")}
+    runs: dict[int, list[float]] = {1: [], 2: []}
+    capacities: list[float] = []
+    model_capacities: list[float] = []
     results: dict[int, Any] = {}
-    capacity = 0.0
-    model_capacity = 0.0
     clusters = {w: sweep.local_cluster(w) for w in (1, 2)}  # as `rulebook sweep` starts them
     try:
         for cluster in clusters.values():
@@ -244,10 +247,10 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
                     t0 = time.perf_counter()
                     results[w] = sweep.run_sweep(jobs, scheduler=cluster.scheduler_address,
                                                  runner=_timed_task)
-                    times[w] = min(times[w], time.perf_counter() - t0)
-                capacity = max(capacity, _capacity(pool))
+                    runs[w].append(time.perf_counter() - t0)
+                capacities.append(_capacity(pool))
                 if len(pair) == 2:
-                    model_capacity = max(model_capacity, _model_capacity(pool, pair))
+                    model_capacities.append(_model_capacity(pool, pair))
     finally:
         for cluster in clusters.values():
             cluster.close()
@@ -255,15 +258,25 @@ def sweep_speedup(merchants: int, days: int, tasks: int, scenario_file: Path,
         all(_equal(a.series[k], b.series[k]) for k in a.series)
         for a, b in zip(results[1].projections, results[2].projections, strict=True))
     cpu = {w: sum(p.meta["cpu_seconds"] for p in results[w].projections) for w in (1, 2)}
-    return {"tasks": tasks, "merchants": merchants, "days": days,
+    times = {w: min(runs[w]) for w in runs}
+    capacity = max(capacities)
+    model_capacity = max(model_capacities, default=0.0)
+    paired = [a / b for a, b in zip(runs[1], runs[2], strict=True)]
+    return {"tasks": tasks, "merchants": merchants, "days": days, "repeats": repeat,
             "seconds_1_worker": times[1], "seconds_2_workers": times[2],
             "task_cpu_seconds_1_worker": cpu[1], "task_cpu_seconds_2_workers": cpu[2],
             "speedup": times[1] / times[2], "identical_results": same,
+            "speedup_each_repeat": [round(r, 3) for r in paired],
+            "speedup_median": statistics.median(paired),
             "machine_parallel_capacity": capacity, "speedup_over_capacity":
                 times[1] / times[2] / capacity,
             "model_parallel_capacity": model_capacity or None,
+            "model_parallel_capacity_each_repeat": [round(c, 3) for c in model_capacities],
             "speedup_over_model_capacity":
-                times[1] / times[2] / model_capacity if model_capacity else None}
+                times[1] / times[2] / model_capacity if model_capacity else None,
+            "speedup_over_model_capacity_median": statistics.median(
+                r / c for r, c in zip(paired, model_capacities, strict=True))
+            if model_capacities else None}
 
 
 def _busy(n: int) -> float:
