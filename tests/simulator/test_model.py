@@ -414,6 +414,37 @@ def test_a_days_claim_books_and_a_finished_model_are_freed_without_the_collector
         gc.enable()
 
 
+def test_a_run_in_chunks_builds_each_chunks_model_after_the_last_is_freed(
+        lowprice, monkeypatch) -> None:
+    """Replications run in chunks (`project(..., chunk=1)`): when a chunk's model is built,
+    the previous chunk's is gone already (freed by reference counting, the collector off),
+    so a run's peak holds one chunk's model, not two."""
+    import gc
+    import weakref
+
+    from simulator import run
+
+    built: list[weakref.ref[Model]] = []
+    alive_when_built: list[int] = []
+
+    class Tracked(Model):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            alive_when_built.append(sum(ref() is not None for ref in built))
+            super().__init__(*args, **kwargs)
+            built.append(weakref.ref(self))
+
+    monkeypatch.setattr(run, "Model", Tracked)
+    sc = load_scenario(TINY).with_values({"refunds.claim_rate": 0.3})
+    gc.collect()
+    gc.disable()
+    try:
+        project(lowprice, sc, 4, 3, 5, chunk=1)
+    finally:
+        gc.enable()
+    assert alive_when_built == [0, 0, 0]
+    assert all(ref() is None for ref in built)
+
+
 def test_a_dropped_model_frees_its_kept_decisions_without_the_collector(lowprice) -> None:
     """Kept decisions refer to the change history they share, which holds them only weakly:
     dropping the model frees their full-population arrays at once (not at the collector's
