@@ -1280,9 +1280,9 @@ class Model:
         (in the rulebooks' time zone) once a month instead of every day."""
         calendar = self.calendar
         date = calendar.start + dt.timedelta(days=day)
-        month = (calendar, date.year, date.month)
+        month = (calendar, date.year, date.month)  # (equal calendars: equal periods)
         found = self._month_periods
-        if found is None or found[0][0] is not calendar or found[0][1:] != month[1:]:
+        if found is None or found[0] != month:
             found = self._month_periods = (month, calendar.periods(day))
         return found[1]
 

@@ -217,14 +217,13 @@ def _uniforms(rng: np.random.Generator, n: int, quality: tuple[float, float],
     as float64 draws do) and turned into numpy's doubles, ``(x >> 11) * 2**-53``, and its
     uniforms, ``low + (high - low) * u``, in one compiled pass (`_raw_uniforms`): a third of
     numpy's time, which calls the bit generator through a function pointer per number."""
-    if type(rng.bit_generator) is not np.random.PCG64 or n < COMPILED_MIN:
-        return (rng.uniform(quality[0], quality[1], n), rng.uniform(margin[0], margin[1], n),
-                rng.random(n) < enrolled)
     q_low, q_high = (float(x) for x in quality)
     m_low, m_high = (float(x) for x in margin)
-    if not (math.isfinite(q_high - q_low) and math.isfinite(m_high - m_low)):
+    if (type(rng.bit_generator) is not np.random.PCG64 or n < COMPILED_MIN
+            or not (math.isfinite(q_high - q_low) and math.isfinite(m_high - m_low))):
+        # (numpy's draws; a range that overflows gets numpy's error)
         return (rng.uniform(quality[0], quality[1], n), rng.uniform(margin[0], margin[1], n),
-                rng.random(n) < enrolled)  # numpy's error
+                rng.random(n) < enrolled)
     out = np.empty(n), np.empty(n), np.empty(n, dtype=bool)
     _raw_uniforms(rng.bit_generator.random_raw(3 * n), q_low, q_high - q_low, m_low,
                   m_high - m_low, float(enrolled), *out)

@@ -286,7 +286,6 @@ def test_cohort_labels_name_each_slot_of_the_order_once() -> None:
     assert twice.cohort_labels(500) is None
 
 
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("groups", "slots"), [(1, 1), (3, 129), (4, 9_000)])
 def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
