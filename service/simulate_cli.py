@@ -149,11 +149,13 @@ def _num(x: float | None, unit: str) -> str:
 
 
 def _band(entry: dict[str, Any] | None, unit: str) -> str:
+    """The mean with its 5-95 % band written "low to high": with a dash between them a
+    negative bound (a margin below zero) would read as a minus sign."""
     if not entry or entry.get("mean") is None:
         return "-"
     if entry.get("n", 0) > 1:
         return (f"{_num(entry['mean'], unit)} ({_num(entry['p5'], unit)}"
-                f"-{_num(entry['p95'], unit)})")
+                f" to {_num(entry['p95'], unit)})")
     return _num(entry["mean"], unit)
 
 

@@ -154,6 +154,17 @@ def test_calibrate_runs_the_real_targets_on_a_small_population(
         assert len(t["band"]) == 2 and isinstance(t["passed"], bool)
 
 
+def test_a_band_with_a_negative_bound_reads_low_to_high() -> None:
+    from service.simulate_cli import _band
+
+    entry = {"mean": -0.044, "p5": -0.126, "p95": 0.024, "n": 4}
+    assert _band(entry, "fraction") == "-4.4% (-12.6% to 2.4%)"
+    assert _band({"mean": 148.031, "p5": 137.29, "p95": 163.17, "n": 4}, "yuan") == (
+        "148.03 (137.29 to 163.17)")
+    assert _band({"mean": 0.5, "p5": None, "p95": None, "n": 1}, "fraction") == "50.0%"
+    assert _band({"mean": None}, "fraction") == _band(None, "fraction") == "-"
+
+
 # -- real runs (small) ---------------------------------------------------------------------------
 def test_simulate_writes_summary_arrays_and_charts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
