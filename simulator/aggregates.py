@@ -41,6 +41,7 @@ from simulator.aggregation_kernels import clear_flow, total_clearing
 from simulator.kernels import (
     cohort_live_sums_and_samples,
     cohort_pair_sums,
+    first_difference,
     gini,
     live_in_order,
     ratios_and_counts,
@@ -129,14 +130,25 @@ class Samples:
     def live(self, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The live merchants of `order` (in that order, `compact_order`'s dtype) and how many
         each cohort has (int64). Merchants die or enter on few days, so the walk of the order
-        is kept and done again only when `alive` differs from the last one asked about."""
+        is kept and done again only when `alive` differs from the last one asked about
+        (`first_difference`: one compiled pass that stops where they first differ, from
+        where the copy is brought up to date)."""
         kept = self._live
-        if kept.alive is None or not np.array_equal(kept.alive, alive):
-            order = self.compact_order
-            live_order = np.empty(order.size, dtype=order.dtype)
-            counts = np.empty(self.cohort_sizes.size, dtype=np.int64)
-            k = live_in_order(alive, order, self.cohort_sizes, live_order, counts)
-            kept.alive, kept.order, kept.counts = alive.copy(), live_order[:k], counts
+        last = kept.alive
+        if (last is not None and last.shape == alive.shape and last.dtype == np.bool_
+                and alive.dtype == np.bool_):
+            at = first_difference(alive.view(np.uint8), last.view(np.uint8))
+            if at < 0:
+                return kept.order, kept.counts
+            last[at:] = alive[at:]  # (the copy made equal again from where they differ)
+        else:
+            last = alive.copy()
+        kept.alive = None  # (until the walk is done)
+        order = self.compact_order
+        live_order = np.empty(order.size, dtype=order.dtype)
+        counts = np.empty(self.cohort_sizes.size, dtype=np.int64)
+        k = live_in_order(alive, order, self.cohort_sizes, live_order, counts)
+        kept.alive, kept.order, kept.counts = last, live_order[:k], counts
         return kept.order, kept.counts
 
     @cached_property

@@ -2560,6 +2560,28 @@ def changed_rows(current, previous, out):  # pragma: no cover - compiled
 
 
 @_kernel
+def first_difference(a, b):  # pragma: no cover - compiled
+    """Where the equal-length byte arrays a and b (bool flags viewed as uint8) first differ:
+    the start of the first stretch of 64 bytes that holds a difference (a lower bound of
+    the first differing byte), or the byte itself past the last whole stretch; -1 where
+    they are equal. The stretches are compared without a branch (the loop vectorises) and
+    the walk stops at the first that differs: one read of both, against numpy's comparison,
+    its temporary and ``all`` (`simulator.aggregates.Samples.live`)."""
+    n = a.shape[0]
+    full = n - n % 64
+    for lo in range(0, full, 64):
+        diff = a[lo] ^ b[lo]
+        for j in range(1, 64):
+            diff |= a[lo + j] ^ b[lo + j]
+        if diff:
+            return lo
+    for i in range(full, n):
+        if a[i] != b[i]:
+            return i
+    return -1
+
+
+@_kernel
 def take(source, idx, out):  # pragma: no cover - compiled
     """out = source[idx]."""
     for j in range(idx.shape[0]):

@@ -269,6 +269,41 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
         recycled.recycle_flows(recycled.step(40), ADDED_FLOWS - {"commission"})
 
 
+def test_live_order_follows_every_change_of_alive() -> None:
+    """`Samples.live` gives the live merchants of `order` and each cohort's count for the
+    flags it is asked about, whether they changed since the last call (anywhere, or not at
+    all), are new arrays or the same array changed in place, or views of a larger array."""
+    rng = np.random.default_rng(29)
+    n = 1_000
+    tier = rng.integers(0, len(TIERS), n).astype(np.int8)
+    samples = Samples.of(tier, rng.random(n) < 0.9, 64)
+
+    def expected(alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = samples.order[alive[samples.order]]
+        return order, np.bincount(tier[order], minlength=len(TIERS))
+
+    alive = rng.random(n) < 0.8
+    wide = np.zeros(2 * n, dtype=bool)
+    flipped = np.zeros(0, dtype=np.int64)
+    for step in range(60):
+        if step % 5 == 1:
+            alive = alive.copy()  # a new array, equal
+        elif step % 5 == 2:
+            flipped = np.unique(rng.integers(0, n, rng.integers(1, 4)))
+            alive[flipped] ^= True  # changed in place
+        elif step % 5 == 3:
+            alive[flipped] ^= True  # and back
+        elif step % 5 == 4:
+            wide[n:] = alive
+            alive = wide[n:]  # a view
+            alive[n - 1 - step] ^= True
+        order, counts = samples.live(alive)
+        want_order, want_counts = expected(alive)
+        assert np.array_equal(order, want_order), step
+        assert np.array_equal(counts, want_counts), step
+        assert order.dtype == samples.compact_order.dtype
+
+
 def test_cohort_labels_name_each_slot_of_the_order_once() -> None:
     """Each slot of `order` is labelled with its cohort, every other slot -1; an order that
     names a slot twice, or one past the flows, has no labels (the walk of the order is

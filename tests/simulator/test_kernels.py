@@ -436,6 +436,24 @@ def test_changed_rows_within_blocks() -> None:
         assert np.array_equal(changed, want)
 
 
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 200, 4_097])
+def test_first_difference_finds_the_stretch_of_the_first_difference(n: int) -> None:
+    """`first_difference` gives -1 for equal flags, else the start of the 64-byte stretch of
+    the first differing byte (the byte itself past the last whole stretch), wherever the
+    difference is: the first byte, inside or at the end of a stretch, the tail."""
+    rng = np.random.default_rng(n)
+    a = rng.random(n) < 0.7
+    assert kernels.first_difference(a.view(np.uint8), a.copy().view(np.uint8)) == -1
+    full = n - n % 64
+    for at in sorted({0, 62, 63, 64, n // 2, n - 2, n - 1} & set(range(n))):
+        for flips in ([at], [at, n - 1]):
+            b = a.copy()
+            b[flips] = ~b[flips]
+            want = at if at >= full else at - at % 64
+            assert kernels.first_difference(a.view(np.uint8), b.view(np.uint8)) == want
+            assert kernels.first_difference(b.view(np.uint8), a.view(np.uint8)) == want
+
+
 def test_live_in_order_keeps_the_live_in_order() -> None:
     rng = np.random.default_rng(5)
     n = 50_000

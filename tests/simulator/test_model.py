@@ -319,6 +319,46 @@ def test_both_evidence_classes_in_shared_passes_change_no_bit(book, dtype, reque
         assert shared == {True: 0, False: 0}  # the classes' decisions differ
 
 
+@pytest.mark.parametrize("book", ["lowprice", "reformed", "evidence"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_refund_day_over_the_span_of_the_blocks_is_the_day_block_by_block(
+        book, dtype, request, monkeypatch) -> None:
+    """The refund day decided once over the span of all the blocks (the padding between
+    them included) and booked in one compiled pass per stretch of adjoining blocks gives
+    the state and flows of the blocks routed one by one, bit for bit; where the span's
+    day cannot take that pass, the blocks are routed one by one."""
+    import simulator.model as model_module
+
+    monkeypatch.setattr(model_module, "_BLOCK", 6)
+    rulebook_set = (_evidence_intervention_set() if book == "evidence"
+                    else request.getfixturevalue(book))
+    sc = load_scenario(TINY).with_values({
+        "refunds.claim_rate": 0.3, "appeals.propensity": 1.0,
+        "refunds.intervention_share": 0.5, "groups.0.sellers": 3, "groups.2.sellers": 4})
+    booked: list[tuple[int, int]] = []
+    book_day = model_module.Model._book_refund_day
+
+    def counting(self, rows, *args):
+        booked.append((rows.start, rows.stop))
+        return book_day(self, rows, *args)
+
+    monkeypatch.setattr(model_module.Model, "_book_refund_day", counting)
+
+    def by_blocks(model: Model) -> None:
+        assert model._refund_span is not None and len(model._refund_span[1]) > 1
+        model._refund_span = None
+
+    together = run_days(rulebook_set, sc, 40, dtype, 8)
+    spans = set(booked)
+    booked.clear()
+    alone = run_days(rulebook_set, sc, 40, dtype, 8, prepare=by_blocks)
+    assert_same_bits(together, alone)
+    blocks = set(booked)
+    if book != "evidence":  # (its classes' interventions differ: no day in one pass)
+        assert spans and blocks and spans != blocks
+        assert any(hi - lo > 6 for lo, hi in spans)  # stretches of several blocks
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, monkeypatch,
                                                                         dtype) -> None:
@@ -342,6 +382,39 @@ def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, 
         for a, b in zip(whole, (fl.commission, fl.ads, fl.fees), strict=True):
             assert a.tobytes() == b.tobytes(), day
         assert whole[0].sum() > 0 and whole[1].sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_recycled_flows_keep_zeros_outside_the_blocks(lowprice, monkeypatch, dtype) -> None:
+    """Flows handed back are not zeroed again outside the blocks: no stage writes anything
+    but +0.0 there, so every later day's flows and state are those new arrays give, and the
+    padding slots between the blocks hold +0.0 in every flow."""
+    import simulator.model as model_module
+    from simulator.model import ADDED_FLOWS, DayFlows
+
+    monkeypatch.setattr(model_module, "_BLOCK", 6)
+    sc = load_scenario(TINY).with_values({"auto_follow.enrolled_share": 0.8,
+                                          "groups.0.sellers": 3, "groups.2.sellers": 4})
+    seeds = [replication_seed(5, 0), replication_seed(5, 1)]
+    fresh, recycled = (Model(lowprice, sc, seeds, dtype=dtype) for _ in range(2))
+    assert len(recycled.blocks) > 2 and recycled._gaps  # padding between the blocks
+    outside = np.ones(recycled.n, dtype=bool)
+    for b in recycled.blocks:
+        outside[b] = False
+    first = None
+    for day in range(30):
+        want, got = fresh.step(day), recycled.step(day)
+        first = got if first is None else first
+        assert got is first  # the same arrays every day
+        for k in DayFlows.__dataclass_fields__:
+            assert getattr(got, k).tobytes() == getattr(want, k).tobytes(), (day, k)
+            assert getattr(got, k)[outside].tobytes() == bytes(8 * outside.sum()), (day, k)
+        for key, value in fresh.s.items():
+            if isinstance(value, np.ndarray):
+                assert value.tobytes() == recycled.s[key].tobytes(), (day, key)
+        for k in ADDED_FLOWS:
+            getattr(got, k).fill(0.0)
+        recycled.recycle_flows(got, ADDED_FLOWS)
 
 
 def test_demand_spans_the_rows_from_the_first_block_row_to_the_last(lowprice,
