@@ -66,4 +66,3 @@ def total_clearing(x, clear):  # pragma: no cover - compiled
         if clear:
             _clear_between(x, bits, lo, lo + m)
     return 0.0 + vals[0]
-

@@ -1686,10 +1686,6 @@ class Model:
         """
         s, rf = self.s, self.sc.refunds
         m = rows.stop - rows.start
-        ur = np.empty(m)
-        claim_args = (fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows], u[U_REFUND, rows],
-                      float(rf.claim_rate.value), float(rf.quality_complaint_elasticity.value),
-                      float(rf.lacking_evidence_share.value))
         share = float(rf.intervention_share.value)
 
         def floor_share(count: np.ndarray, share: float, k: int) -> np.ndarray:
@@ -1713,6 +1709,8 @@ class Model:
                 return True
         if runs is not None:
             return False
+        ur = np.empty(m)
+        claim_args = self._claim_args(rows, u, fl)
         if fused:
             # Every claim of both classes awaits the merchant (routing them books nothing
             # else): the claims are counted and split between the platform and the merchant
@@ -1791,15 +1789,22 @@ class Model:
         by `plan` (its rules over those rows)."""
         s, rf = self.s, self.sc.refunds
         kernels.refund_day(
-            fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows], u[U_REFUND, rows],
-            float(rf.claim_rate.value), float(rf.quality_complaint_elasticity.value),
-            float(rf.lacking_evidence_share.value), float(rf.intervention_share.value),
+            *self._claim_args(rows, u, fl), float(rf.intervention_share.value),
             float(rf.escalation_after_rejection.value),
             float(rf.automated_review_grant_share.value),
             float(self.sc.appeals.propensity.value), _SHIFTS, *plan,
             s["capacity"][rows], s["unit_cost"][rows], s["shipping"][rows],
             s["alive"][rows], fl.refund[rows], wrongful[rows], wrongful_burden[rows],
             want[rows])
+
+    def _claim_args(self, rows: slice, u: np.ndarray, fl: DayFlows) -> tuple[Any, ...]:
+        """The leading arguments of the kernels that count the claims of the merchants in
+        `rows` (`claim_counts`, `claims_split`, `refund_day`): their orders, quality and two
+        draws, the claim rate, the quality's elasticity, the share lacking evidence."""
+        s, rf = self.s, self.sc.refunds
+        return (fl.orders[rows], s["quality"][rows], u[U_CLAIMS, rows], u[U_REFUND, rows],
+                float(rf.claim_rate.value), float(rf.quality_complaint_elasticity.value),
+                float(rf.lacking_evidence_share.value))
 
     # -- appeals ----------------------------------------------------------------------------
     def _appeals(self, want: np.ndarray, wrongful: np.ndarray, wrongful_burden: np.ndarray,
