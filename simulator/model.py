@@ -407,6 +407,9 @@ class _Changes:
         #: caught up for `_CHANGES_KEPT` comparisons is decided afresh).
         self.complete_from: int | None = None
         self.users: weakref.WeakSet[_KeptDecisions] = weakref.WeakSet()
+        #: Room for the changed rows of one comparison, kept from day to day (`refresh`
+        #: hands out a copy of the rows it found).
+        self._found: np.ndarray | None = None
 
     def refresh(self, s: Mapping[str, np.ndarray], day: int) -> None:
         """Compare the fields with the last comparison's (once a day)."""
@@ -422,7 +425,9 @@ class _Changes:
             (k,) = self.keys
             current, previous = s[k], self.previous[k]
             as_bits = _UNSIGNED[current.dtype.itemsize]
-            found = np.empty(n, dtype=np.int64)
+            found = self._found
+            if found is None or found.shape[0] != n:
+                found = self._found = np.empty(n, dtype=np.int64)
             rows = found[:kernels.changed_rows(current.view(as_bits), previous.view(as_bits),
                                                found)].copy()
         else:
@@ -432,12 +437,25 @@ class _Changes:
                 as_bits = _UNSIGNED[current.dtype.itemsize]
                 kernels.mark_changed(current.view(as_bits), previous.view(as_bits), changed)
             rows = np.flatnonzero(changed)
-        caught_up = min((u.day for u in self.users if u.day is not None), default=day)
+        caught_up = self._caught_up(day)
         self.history = [(d, r) for d, r in self.history if d > caught_up]
         rows.flags.writeable = False  # `since` hands it out as it is, to every user
         self.history.append((day, rows))
         if len(self.history) > _CHANGES_KEPT:
             self.complete_from = self.history.pop(0)[0]
+
+    def _caught_up(self, day: int) -> int:
+        """The earliest day a living user was brought up to (`day` when none was). Read
+        from the weak set's references themselves (copied first: a user freed meanwhile
+        drops its own), not through the set's iteration, whose guard (a Python generator
+        and context manager) cost about 30 microseconds a day on a cold cache."""
+        caught_up: int | None = None
+        for ref in tuple(self.users.data):
+            user = ref()
+            if user is not None and user.day is not None and (caught_up is None
+                                                               or user.day < caught_up):
+                caught_up = user.day
+        return day if caught_up is None else caught_up
 
     def since(self, day: int) -> np.ndarray | None:
         """The merchants whose fields changed after the comparison of `day` (a day they were
@@ -713,8 +731,8 @@ class Model:
             weakref.WeakKeyDictionary())
         # What changed in the state fields kept decisions read, by fields (`_Changes`).
         self._changes: dict[tuple[str, ...], _Changes] = {}
-        # The claim columns last gathered at changed merchants (`_Claims._columns_at`), with
-        # the day and the merchants: the kept claim decisions that share a change history
+        # The claim columns last gathered at changed merchants (`_columns_at`), with the day
+        # and the merchants: the kept order and claim decisions that share a change history
         # decide the same merchants again on a day, from the same columns.
         self._claim_columns_at: tuple[int, np.ndarray, dict[str, _Lazy]] | None = None
         # The slots outside every block (padding only): 0 to the first block, between blocks,
@@ -1436,7 +1454,17 @@ class Model:
                     if etype == "order_placed" and self.n >= self._keep_from else None)
             if kept is not None:
                 def scope_of(where: Any, event: dict[str, Any] = event) -> Scope:
-                    return self._scope(where, event, self._order_ns(where, listing_id="L"))
+                    if where is None:
+                        return self._scope(where, event, self._order_ns(where, listing_id="L"))
+                    # The changed merchants: their amount and costs gathered once for the
+                    # day's kept decisions on orders and on claims (`_columns_at`).
+                    at = self._columns_at(where)
+                    amount, shipping = at["amount"], at["shipping_cost"]
+                    return self._scope(where, {**event, "amount": amount,
+                                               "shipping_cost": shipping},
+                                       self._order_ns(where, listing_id="L", amount=amount,
+                                                      shipping_cost=shipping,
+                                                      product_cost=at["product_cost"]))
 
                 dec = kept.decide(cm, etype, s, self._stepped, rows, scope_of, _Deferred(
                     self, lambda model, event=event: model._scope(
@@ -1477,6 +1505,23 @@ class Model:
                         if hit.any():
                             t = times[hit] if isinstance(times, np.ndarray) else times
                             getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
+
+    def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
+        """The orders' amount and costs (`_CLAIM_COLUMNS`) at the merchants `where` only, as
+        the claim columns over all rows read there give them (but for a known mask that says
+        "all known" once), each gathered and widened when a rule first reads it. Gathered
+        once a day for the same merchants (the same array: the kept decisions on orders and
+        claims, which share their changes, are handed one), since no stage between two such
+        decisions changes the orders' amount and costs; decisions only read them (their
+        number arguments are new arrays)."""
+        found = self._claim_columns_at
+        if found is not None and found[0] == self._stepped and found[1] is where:
+            return found[2]
+        s = self.s
+        columns = {name: _Lazy(functools.partial(_column_at, s[key], where))
+                   for name, key in _CLAIM_COLUMNS}
+        self._claim_columns_at = (self._stepped, where, columns)
+        return columns
 
     def _rule_positions(self, book: Any, event_type: str) -> tuple[tuple[str, int], ...]:
         """(id, position) of the rules of `book` that listen to `event_type`, in rule order:
@@ -2041,11 +2086,16 @@ def _refund_span(blocks: Sequence[slice]) -> tuple[slice, tuple[slice, ...]]:
 
 def _plan_rows(plan: _DayPlan, offset: int, size: int) -> _DayPlan:
     """`plan` over `size` of its rows from `offset` on: each stage's rules per row cut to
-    them (a stage with one rule for every row, and the tables, as they are)."""
-    if offset == 0 and all(np.ndim(rule) == 0 or len(rule) == size for rule in plan[:6]):
-        return plan
-    return _DayPlan(*(rule if np.ndim(rule) == 0 else rule[offset:offset + size]
-                      for rule in plan[:6]), *plan[6:])
+    them (a stage with one rule for every row, and the tables, as they are). A stage's rules
+    are one position (an int) or an int32 array over the rows (`_Claims._stage`): told
+    apart by type, in one loop, since this runs for every stretch of blocks every day."""
+    rules = list(plan[:6])
+    cut = False
+    for i, rule in enumerate(rules):
+        if isinstance(rule, np.ndarray) and rule.ndim and (offset or len(rule) != size):
+            rules[i] = rule[offset:offset + size]
+            cut = True
+    return _DayPlan(*rules, *plan[6:]) if cut else plan
 
 
 #: `kernels.prompt_price_change`'s rows where every merchant is affected.
@@ -2126,9 +2176,12 @@ class _DayPlan(NamedTuple):
 
 
 def _column(values: np.ndarray) -> Column:
-    """Numbers as a rule column, NaN unknown; known everywhere is said once (0-d)."""
-    known = _known(values)
-    return Column(values, np.asarray(True) if known.all() else known)
+    """Numbers as a rule column, NaN unknown; known everywhere is said once (0-d). Whether
+    any is NaN is one reduction (the least number is NaN if any is): the known mask, two
+    passes and a test of it, is made only when some is."""
+    if values.dtype.kind != "f" or not values.size or not math.isnan(values.min()):
+        return Column(values, np.asarray(True))
+    return Column(values, ~np.isnan(values))
 
 
 def _column_at(values: np.ndarray, where: np.ndarray) -> Column:
@@ -2299,21 +2352,8 @@ class _Claims:
         return self.claim_columns.widen("shipping")
 
     def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
-        """The claim columns at the merchants `where` only (as the columns over all rows read
-        there give them, but for a known mask that says "all known" once), each gathered
-        when a rule first reads it. Gathered once a day for the same merchants (the same
-        array: kept decisions sharing their changes are handed one), since no stage between
-        two decisions changes the orders' amount and costs; decisions only read them (their
-        number arguments are new arrays)."""
-        model = self.model
-        found = model._claim_columns_at
-        if found is not None and found[0] == model._stepped and found[1] is where:
-            return found[2]
-        s = model.s
-        columns = {name: _Lazy(functools.partial(_column_at, s[key], where))
-                   for name, key in _CLAIM_COLUMNS}
-        model._claim_columns_at = (model._stepped, where, columns)
-        return columns
+        """The claim columns at the merchants `where` only (`Model._columns_at`)."""
+        return self.model._columns_at(where)
 
     def scope(self, event_type: str, valid: bool, status: str, decision: str | None = None,
               rows: np.ndarray | None = None, intervened: bool = False,

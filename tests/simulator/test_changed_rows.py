@@ -1,4 +1,5 @@
-"""`kernels.changed_rows` looks for changes stretch by stretch: every size, every place."""
+"""`kernels.changed_rows` looks for changes stretch by stretch: every size, every place (a
+stretch's lowest and highest rows, a stretch all changed)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def test_changed_rows_finds_every_change_in_order(n: int, share: float) -> None:
     previous = rng.integers(0, 2**32, n, dtype=np.uint32)
     current = previous.copy()
     changed = rng.random(n) < share
-    for edge in (0, 63, 64, n - 1):  # the ends of the first stretches and of the tail
+    for edge in (0, 63, 64, 127, n - 1):  # the ends of the first stretches and of the tail
         if 0 <= edge < n and share:
             changed[edge] = True
     current[changed] ^= rng.integers(1, 2**32, int(changed.sum()), dtype=np.uint32)

@@ -93,3 +93,59 @@ def test_claim_shapes_are_the_keys_worked_out_afresh(model: Model) -> None:
                 want = ((event_type, valid if sees else None, alike, decision, intervened),
                         reads <= model_module._CLAIM_LITERALS)
                 assert book._shape(event_type, valid, status, decision, intervened) == want
+
+
+@pytest.mark.parametrize("values", [
+    np.array([]),
+    np.array([2.5, 0.0, -0.0, 1e300]),
+    np.array([np.inf, -np.inf, 3.0]),
+    np.array([1.0, np.nan, 2.0]),
+    np.array([np.nan, np.nan]),
+    np.arange(300.0) / 7,
+])
+def test_claim_columns_say_what_is_known_as_the_mask_did(values: np.ndarray) -> None:
+    """`_column` finds NaN by one reduction: the known mask (or the one 0-d True) of
+    ``~np.isnan``, tested whole, as before."""
+    known = ~np.isnan(values)
+    column = model_module._column(values)
+    assert column.values is values
+    if known.all():
+        assert np.ndim(column.known) == 0 and bool(column.known)
+    else:
+        assert np.array_equal(column.known, known)
+
+
+@pytest.mark.parametrize(("offset", "size"), [(0, 6), (0, 4), (2, 4), (5, 1)])
+def test_plan_rows_cut_each_stage_as_before(offset: int, size: int) -> None:
+    """`_plan_rows` cuts the stages' per-row rules (int32 arrays over the span) to the stretch
+    and leaves one rule for every row (an int) and the tables as they are."""
+    rules = (np.arange(6, dtype=np.int32), 3, np.arange(6, dtype=np.int32)[::-1].copy(), -1,
+             np.full(6, 2, dtype=np.int32), 0)
+    plan = model_module._DayPlan(*rules, np.zeros((8, 4)), np.zeros(9), np.zeros(5))
+    got = model_module._plan_rows(plan, offset, size)
+    for rule, cut in zip(rules, got[:6], strict=True):
+        if np.ndim(rule) == 0:
+            assert cut is rule
+        else:
+            assert np.array_equal(cut, rule[offset:offset + size])
+    assert all(a is b for a, b in zip(got[6:], plan[6:], strict=True))
+    uniform = model_module._DayPlan(3, 0, 1, 2, 0, 0, *plan[6:])
+    assert model_module._plan_rows(uniform, offset, size) is uniform
+
+
+def test_changes_trim_to_the_earliest_living_reader() -> None:
+    """`_Changes._caught_up` reads the weak set's references: the least day of the readers
+    alive and brought up to date once; the day itself without any."""
+    changes = model_module._Changes(["price"])
+
+    class Reader:
+        def __init__(self, day: int | None) -> None:
+            self.day = day
+
+    assert changes._caught_up(9) == 9
+    readers = [Reader(4), Reader(None), Reader(6)]
+    for reader in readers:
+        changes.users.add(reader)
+    assert changes._caught_up(9) == 4
+    del readers[0]  # the earliest reader is freed: it drops out
+    assert changes._caught_up(9) == 6
