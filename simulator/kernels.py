@@ -18,13 +18,18 @@ pass per merchant instead of a few dozen numpy passes:
   - the arithmetic of an appeal round (`appeal_gather`, `appeal_draw`, `appeal_outcomes`,
     `appeal_scatter`, `take`, `put`);
   - end-of-day accounts (`accounts`);
-  - each product group's least live price (`live_minima`, for the whole-web price);
+  - each product group's least live price (`live_minima`) and the whole-web price
+    (`web_prices`);
   - which merchants the day's accidental enrolments, attempts to leave auto-follow and
-    repricing take (`toggle_codes`), how the merchants with a prompt open answer it
-    (`count_range`, `prompt_answers`), the deadlines that fall due (`split_due`,
+    repricing take (`toggle_codes`), parted by kind (`toggle_parts`), and the repricing
+    itself (`reprice`); which of the merchants recorded as given a prompt still have it
+    open (`open_prompts`), how they answer it (`count_range`, `prompt_answers`, with the
+    followed prices set and the prompts closed: `follow_prompts`, `close_prompts`) and
+    which rule armed it (`mark_positions`), the deadlines that fall due (`split_due`,
     `take_deadlines`), the prompt deadlines within the day (`arm_prompts`) and later ones
     (`set_deadlines`), those an event cancels (`cancel_deadlines`), prompts opened
-    (`prompt_price_change`), and the merchants recorded as they were given a deadline or a
+    (`prompt_price_change`), prices set and prompts silenced (`set_price`,
+    `silence_prompts`), and the merchants recorded as they were given a deadline or a
     prompt (`union_sorted`);
   - the daily aggregates' cohort sums (`live_in_order`, `cohort_live_sums`, which
     `cohort_live_sums_and_samples` does while reading the sampled merchants' numbers, and
@@ -217,6 +222,34 @@ def live_minima(bits, alive, slots, top, none, out):  # pragma: no cover - compi
     return ok
 
 
+@_kernel
+def web_prices(web, minima, floor, cap, u_cut, u_depth, cut_below, depth_low, depth_span,
+               one, rebound, new, observed):  # pragma: no cover - compiled
+    """Each group's whole-web price for the day (`Model.step`) into `new`, and whether it
+    fell (`observed`, bool): from yesterday's `web` and the least live price `minima` (the
+    state dtype, widened), cut with probability `cut_below` by a depth drawn between
+    `depth_low` and `depth_low + depth_span` to no lower than `floor`, else rebounding by
+    the factor `rebound` to no higher than `cap`. The draws' arithmetic is numpy's in their
+    dtype (NEP 50: `cut_below`, `depth_low`, `depth_span` and `one`, 1.0, arrive rounded to
+    it), and the minima and maxima keep numpy's NaN (the first argument on a tie). One
+    loop over the few groups in place of a dozen numpy calls."""
+    for g in range(web.shape[0]):
+        old = web[g]
+        m = np.float64(minima[g])
+        lowest = old if (old <= m or old != old) else m
+        if u_cut[g] < cut_below:
+            depth = depth_low + depth_span * u_depth[g]
+            x = lowest * np.float64(one - depth)
+            f = floor[g]
+            v = f if (f >= x or f != f) else x
+        else:
+            x = old * rebound
+            c = cap[g]
+            v = c if (c <= x or c != c) else x
+        new[g] = v
+        observed[g] = v < old
+
+
 # -- the auto-follow day's selections -------------------------------------------------------
 @_kernel
 def count_range(rows, counts):  # pragma: no cover - compiled
@@ -231,32 +264,87 @@ def count_range(rows, counts):  # pragma: no cover - compiled
 
 
 @_kernel
-def prompt_answers(rows, seen, r, p_by_count, k_lo, dismiss_probability, follow, dismiss,
-                   ignore):  # pragma: no cover - compiled
+def open_prompts(rows, prompt_open, alive, seen, live, dead):  # pragma: no cover - compiled
+    """The merchants `rows` recorded as given a prompt (`Model._open_rows`) whose prompt is
+    still open (`prompt_open`, uint8): the live (`alive`, uint8) go to `live`, the dead to
+    `dead`, each in order (each as long as `rows`). Returns how many went to each, and the
+    least and the greatest of the live ones' counts of prompts seen (`seen`; 0 and 0 if
+    none), which `count_range` would give. One pass instead of numpy's two gathers, two
+    selections and a test, and the range's pass."""
+    n_live = 0
+    n_dead = 0
+    lo = 0
+    hi = 0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        if prompt_open[i]:
+            if alive[i]:
+                c = seen[i]
+                if n_live == 0:
+                    lo = c
+                    hi = c
+                lo = min(lo, c)
+                hi = max(hi, c)
+                live[n_live] = i
+                n_live += 1
+            else:
+                dead[n_dead] = i
+                n_dead += 1
+    return n_live, n_dead, lo, hi
+
+
+@_kernel
+def prompt_answers(rows, seen, r, p_by_count, k_lo, dismiss_probability,
+                   out):  # pragma: no cover - compiled
     """How each merchant `rows` answers its open prompt (`Model._open_prompts`), by its draw
     r[row] (float32) against the follow probability of its count of prompts seen,
     p = p_by_count[seen[row] - k_lo]: it follows if r < p, else dismisses if
     r < p + (1 - p) x dismiss_probability, else ignores it (the comparisons and arithmetic
-    numpy made, in float64). The rows of each answer go, in order, to `follow`, `dismiss`
-    and `ignore` (each as long as `rows`); returns how many of each. One pass over the open
-    prompts instead of numpy's dozen passes and gathers."""
+    numpy made, in float64). The rows of each answer go, in order, to out[0] (follow),
+    out[1] (dismiss) and out[2] (ignore) (out is 3 x len(rows)); returns how many of each.
+    One pass over the open prompts instead of numpy's dozen passes and gathers, without a
+    branch on the answer: each row is stored once, at the place its answer picks (the
+    answers are random, so branching on them mispredicted about every other row)."""
+    m = rows.shape[0]
+    flat = out.reshape(-1)
     nf = 0
     nd = 0
     ni = 0
-    for t in range(rows.shape[0]):
+    for t in range(m):
         i = rows[t]
         p = p_by_count[seen[i] - k_lo]
         x = np.float64(r[i])
-        if x < p:
-            follow[nf] = i
-            nf += 1
-        elif x < p + (1.0 - p) * dismiss_probability:
-            dismiss[nd] = i
-            nd += 1
-        else:
-            ignore[ni] = i
-            ni += 1
+        f = np.int64(x < p)
+        d = np.int64(x < p + (1.0 - p) * dismiss_probability) * (1 - f)
+        g = 1 - f - d
+        flat[f * nf + d * (m + nd) + g * (2 * m + ni)] = i
+        nf += f
+        nd += d
+        ni += g
     return nf, nd, ni
+
+
+@_kernel
+def follow_prompts(rows, prompt_target, price, old_price):  # pragma: no cover - compiled
+    """The merchants `rows` follow their prompt (`Model._answer_prompts`): each one's price
+    to old_price[t] (as long as `rows`), then its prompt's target into `price`, rounded to
+    the state dtype as numpy's assignment rounds it. One pass instead of two gathers and a
+    scatter."""
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        old_price[t] = price[i]
+        price[i] = prompt_target[i]
+
+
+@_kernel
+def close_prompts(rows, prompt_open, prompts_seen, seen_too):  # pragma: no cover - compiled
+    """The prompts of the merchants `rows` closed (`prompt_open`, bool), and, if `seen_too`,
+    their counts of prompts seen set to 0."""
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        prompt_open[i] = False
+        if seen_too:
+            prompts_seen[i] = 0
 
 
 @_kernel
@@ -318,21 +406,27 @@ def arm_prompts(obs, fired, after, price, within, position, prompt_rule, prompt_
     `within` (a day): their `prompt_rule` set to the rule's `position` and their
     `prompt_event_price` to the price they saw, and they go, in order, to `armed` (as long
     as `obs`). Returns how many were armed and whether a fired one's deadline is later
-    (not below `within`: NaN counts as neither, as numpy's comparisons have it)."""
+    (not below `within`: NaN counts as neither, as numpy's comparisons have it). The fired
+    are listed first (in `armed`, which the armed then overwrite from the start) without a
+    branch on `fired`, which half the observers pass at random."""
     k = 0
-    later = False
     for t in range(obs.shape[0]):
-        if fired[t]:
-            a = after[t]
-            if a < within:
-                i = obs[t]
-                prompt_rule[i] = position
-                prompt_event_price[i] = price[t]
-                armed[k] = i
-                k += 1
-            elif a >= within:
-                later = True
-    return k, later
+        armed[k] = t
+        k += fired[t] != 0
+    n = 0
+    later = False
+    for s in range(k):
+        t = armed[s]
+        a = after[t]
+        if a < within:
+            i = obs[t]
+            prompt_rule[i] = position
+            prompt_event_price[i] = price[t]
+            armed[n] = i
+            n += 1
+        elif a >= within:
+            later = True
+    return n, later
 
 
 @_kernel
@@ -342,21 +436,66 @@ def prompt_price_change(idx, fired, target, prompt_open, prompt_target, prompts_
     (distinct) where `fired` (uint8; empty: every one) and the target (as long as idx) is
     known (not NaN): the prompt open at the target, one more prompt seen and prompted.
     The merchants go, in order, to `opened` (as long as idx); returns how many. One pass
-    instead of numpy's selections and four scatters (two of them read first)."""
+    instead of numpy's selections and four scatters (two of them read first); the fired
+    are listed first (in `opened`, which the opened then overwrite from the start) without
+    a branch on `fired`, which the observers of a lower price pass at random."""
+    m = idx.shape[0]
+    k = m
+    if fired.shape[0]:
+        k = 0
+        for t in range(m):
+            opened[k] = t
+            k += fired[t] != 0
+    n = 0
+    for s in range(k):
+        t = opened[s] if k < m else s
+        v = target[t]
+        if v == v:
+            i = idx[t]
+            prompt_open[i] = True
+            prompt_target[i] = v
+            prompts_seen[i] += 1
+            flow_prompts[i] += 1.0
+            opened[n] = i
+            n += 1
+    return n
+
+
+@_kernel
+def set_price(idx, fired, price, state_price, prompt_open, prompts_seen,
+              forced_follows):  # pragma: no cover - compiled
+    """The `set_price` effect (`Model._apply_listing`) on the merchants idx[t] (distinct)
+    where `fired` (uint8; empty: every one) and the price (as long as idx) is known (not
+    NaN): the price set (rounded to the state dtype as numpy's assignment rounds it), the
+    prompt closed, its count of prompts seen 0, one more forced follow. One pass instead of
+    numpy's selections and four scatters."""
     every = fired.shape[0] == 0
-    k = 0
     for t in range(idx.shape[0]):
         if every or fired[t]:
-            v = target[t]
+            v = price[t]
             if v == v:
                 i = idx[t]
-                prompt_open[i] = True
-                prompt_target[i] = v
-                prompts_seen[i] += 1
-                flow_prompts[i] += 1.0
-                opened[k] = i
-                k += 1
-    return k
+                state_price[i] = v
+                prompt_open[i] = False
+                prompts_seen[i] = 0
+                forced_follows[i] += 1.0
+
+
+@_kernel
+def silence_prompts(idx, fired, duration, time, prompt_open,
+                    silenced_until):  # pragma: no cover - compiled
+    """The `silence_prompt` effect (`Model._apply_listing`) on the merchants idx[t]
+    (distinct) where `fired` (uint8; empty: every one) and the duration (as long as idx) is
+    known (not NaN): the prompt closed and silenced until time + duration. One pass instead
+    of numpy's selections and two scatters."""
+    every = fired.shape[0] == 0
+    for t in range(idx.shape[0]):
+        if every or fired[t]:
+            d = duration[t]
+            if d == d:
+                i = idx[t]
+                prompt_open[i] = False
+                silenced_until[i] = time + d
 
 
 @_kernel
@@ -375,6 +514,23 @@ def cancel_deadlines(idx, cancels, prompt_rule, dl_rule, dl_due, dl_event_time,
             dl_due[i] = np.inf
             dl_event_time[i] = np.nan
             dl_event_price[i] = np.nan
+
+
+@_kernel
+def mark_positions(rules, present):  # pragma: no cover - compiled
+    """Which rule positions (0 up to present's length) occur in `rules` (a rule -1, none,
+    is passed over): present[position] set to 1 for each. Returns how many of `rules` are
+    positions, or -1 if one is beyond `present` (then it is left unfinished). One pass in
+    place of numpy's selection and sorting `unique`."""
+    k = 0
+    for t in range(rules.shape[0]):
+        r = rules[t]
+        if r >= 0:
+            if r >= present.shape[0]:
+                return -1
+            present[r] = 1
+            k += 1
+    return k
 
 
 @_kernel
@@ -442,12 +598,12 @@ def union_sorted(a, b, out):  # pragma: no cover - compiled
 
 @_kernel
 def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_margin,
-                 reprice_below, code):  # pragma: no cover - compiled
+                 reprice_below, verified_below, code):  # pragma: no cover - compiled
     """Per merchant, which of the day's enrolment and repricing selections (`Model.step`)
     take it: bit 0, live, not enrolled and r < enrol_below (an accidental enrolment); bit 1,
     live, enrolled, margin < leave_margin and r < leave_below (an attempt to leave); bit 2,
     live, not enrolled and margin < reprice_below (repricing, were the toggles to change no
-    enrolment before it).
+    enrolment before it); bit 3, bit 1 and r < verified_below (the attempt has the code).
 
     One walk without branches (over every slot from 0, so that no index counts from the end
     and the loop vectorises) in place of numpy's dozen passes and temporaries; the caller
@@ -460,9 +616,66 @@ def toggle_codes(alive, enrolled, margin, r, enrol_below, leave_below, leave_mar
         x = r[i]
         m = margin[i]
         out = a & (e ^ np.uint8(1))
+        leave = a & e & (m < leave_margin) & (x < leave_below)
         code[i] = ((out & (x < enrol_below))
-                   | ((a & e & (m < leave_margin) & (x < leave_below)) << np.uint8(1))
-                   | ((out & (m < reprice_below)) << np.uint8(2)))
+                   | (leave << np.uint8(1))
+                   | ((out & (m < reprice_below)) << np.uint8(2))
+                   | ((leave & (x < verified_below)) << np.uint8(3)))
+
+
+@_kernel
+def toggle_parts(coded, code, out):  # pragma: no cover - compiled
+    """The day's toggles among the merchants `coded` (increasing) with their `toggle_codes`
+    `code`: bit 0 (an accidental enrolment) to out[0], bit 1 (an attempt to leave) to out[2]
+    with bit 3 (the code) and to out[1] without, each in order (out is 4 x len(coded); row 3
+    takes the rest, which are left out). Returns how many went to each of the three. One
+    pass instead of numpy's four selections and two gathers, without a branch on the kind
+    (which is random): each merchant is stored once, at the place its kind picks."""
+    m = coded.shape[0]
+    flat = out.reshape(-1)
+    ne = 0
+    nu = 0
+    nv = 0
+    for t in range(m):
+        c = np.int64(code[t])
+        e = c & 1
+        v = (c >> 3) & 1 & (1 - e)
+        u = (c >> 1) & 1 & (1 - e) & (1 - v)
+        g = 1 - e - u - v
+        flat[e * ne + u * (m + nu) + v * (2 * m + nv) + g * 3 * m] = coded[t]
+        ne += e
+        nu += u
+        nv += v
+    return ne, nu, nv
+
+
+@_kernel
+def reprice(coded, code, enrolled, margin, reprice_below, unit_cost, shipping, burden_ema,
+            base, price, raised):  # pragma: no cover - compiled
+    """Repricing outside auto-follow (`Model.step`) of the merchants `coded` with their
+    `toggle_codes` `code`, after the toggles: those coded for repricing alone (bit 2, no
+    toggle, so their enrolment and margin are as coded), and the toggled (bit 0 or 1) that
+    are now not enrolled (`enrolled`, uint8) with a margin below `reprice_below`. Each one's
+    price is raised to (unit_cost + shipping) / (base - burden_ema) where that is more, in
+    the state dtype (`base` is 1 - reprice_to rounded to it, as numpy's NEP 50 arithmetic
+    rounds the Python float), and the merchants raised go, in order of `coded`, to `raised`
+    (as long as `coded`); returns how many. The merchants are distinct and each is on its
+    own, so one pass gives what numpy's selections, sort, gathers and scatter gave."""
+    k = 0
+    for t in range(coded.shape[0]):
+        c = code[t]
+        i = coded[t]
+        if c & 3:
+            if enrolled[i] or not margin[i] < reprice_below:
+                continue
+        elif not c & 4:
+            continue
+        target = (unit_cost[i] + shipping[i]) / (base - burden_ema[i])
+        if target > price[i]:
+            price[i] = target
+            raised[k] = i
+            k += 1
+    return k
 
 
 @_kernel

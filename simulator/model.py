@@ -73,7 +73,8 @@ does not change a bit):
   - in the auto-follow part of the day, a toggle of auto-follow whose rules read only the
     event's literal fields (whether it joins, whether the code was entered) is decided once
     per run and its effects reused (`Model._decide_alike`); the day's accidental enrolments,
-    attempts to leave and repricing are picked in one compiled walk (`kernels.toggle_codes`);
+    attempts to leave and repricing are picked in one compiled walk (`kernels.toggle_codes`),
+    parted and repriced in two more over the few picked (`Model._toggles`);
     the groups' least live prices come from the prices' bits in one pass
     (`kernels.live_minima`); the merchants that see a lower web price are looked for only in
     the groups where it fell (a group is a range of slots); the deadlines due and the prompts
@@ -262,21 +263,6 @@ def _put_known(target: np.ndarray, values: Any, mask: np.ndarray) -> None:
         kernels.put_known(target, values, mask.view(np.uint8))
     else:
         np.copyto(target, values, where=mask & _known(values))
-
-
-def _where_known(at: np.ndarray, values: np.ndarray,
-                 rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The merchants `at` (idx[rows]) where an effect's argument is known, and its values
-    there: the argument is read at `rows` (None: every row; a 0-d argument is one value for
-    all); the rows where it is known are picked out only when it is unknown on some (it
-    seldom is), which spares two copies of the usual case."""
-    v = values if rows is None else values[rows]
-    ok = _known(v)
-    if ok.all():
-        return at, v
-    if v.ndim == 0:
-        return at[:0], v
-    return at[ok], v[ok]
 
 
 def _union(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -818,21 +804,23 @@ class Model:
                 if k:
                     self._selections().opened.append(opened[:k])
                 continue
+            if name in ("set_price", "silence_prompt"):  # (the same, and no selection)
+                values = np.asarray(args["price" if name == "set_price" else "duration"])
+                fired = _EVERY_ONE if rows is None else rows.view(np.uint8)
+                if values.ndim == 0:
+                    values = np.broadcast_to(values, idx.shape)
+                if name == "set_price":
+                    kernels.set_price(idx, fired, values, s["price"], s["prompt_open"],
+                                      s["prompts_seen"], flows.forced_follows)
+                else:
+                    kernels.silence_prompts(idx, fired, values, float(time), s["prompt_open"],
+                                            s["silenced_until"])
+                continue
             if at is None:
                 at = idx if rows is None else idx[rows]
             if not at.size:
                 return
-            if name == "set_price":
-                j, price = _where_known(at, args["price"], rows)
-                s["price"][j] = price
-                s["prompt_open"][j] = False
-                s["prompts_seen"][j] = 0
-                flows.forced_follows[j] += 1
-            elif name == "silence_prompt":
-                j, duration = _where_known(at, args["duration"], rows)
-                s["prompt_open"][j] = False
-                s["silenced_until"][j] = time + duration
-            elif name == "close_prompt":
+            if name == "close_prompt":
                 s["prompt_open"][at] = False
             elif name == "enrol_auto_follow":
                 s["enrolled"][at] = True
@@ -1019,11 +1007,11 @@ class Model:
         """Each live merchant with a price prompt open follows it, dismisses it or ignores it
         (by its draw `u_prompt`), with the effects and deadlines of each; every open prompt
         is closed."""
-        open_ = self._open_rows()
+        open_, counts = self._open_rows()
         if not open_.size:
             return
         try:
-            self._answer_prompts(open_, T, u_prompt, fl)
+            self._answer_prompts(open_, T, u_prompt, fl, counts)
         except BaseException:
             # (a decision raised: the prompts still open are looked at again next time, as
             # a pass over every merchant would find them)
@@ -1031,22 +1019,21 @@ class Model:
             raise
 
     def _answer_prompts(self, open_: np.ndarray, T: float, u_prompt: np.ndarray,
-                        fl: DayFlows) -> None:
-        """The answers to the prompts open on the live merchants `open_` (`_open_prompts`)."""
+                        fl: DayFlows, counts: tuple[int, int] | None = None) -> None:
+        """The answers to the prompts open on the live merchants `open_` (`_open_prompts`;
+        `counts`: the least and greatest of their counts of prompts seen, if known)."""
         s, af = self.s, self.books["auto_follow"]
-        fi, di, ig = self._answers(open_, u_prompt)
+        fi, di, ig = self._answers(open_, u_prompt, counts)
         if fi.size:
-            target = s["prompt_target"][fi]
+            old_price = np.empty(fi.size, dtype=s["price"].dtype)
+            kernels.follow_prompts(fi, s["prompt_target"], s["price"], old_price)
             self._cancel(fi, "listing_updated")
-            old_price = s["price"][fi]  # (a gather: a copy already)
-            s["price"][fi] = target
             event = {"time": T, "listing_id": "L", "product_group": self.group_names,
                      "price": s["price"], "unit_cost": s["unit_cost"],
                      "quality": s["quality"], "promo_signup_price": s["promo"]}
             scope = self._scope(fi, event, previous_price=old_price)
             self._decide_apply(af, "listing_updated", fi, scope, T, fl)
-            s["prompt_open"][fi] = False
-            s["prompts_seen"][fi] = 0
+            kernels.close_prompts(fi, s["prompt_open"], s["prompts_seen"], True)
         if di.size:
             self._cancel(di, "prompt_dismissed")
             scope = self._scope(di, {"time": T, "listing_id": "L"})
@@ -1059,12 +1046,12 @@ class Model:
                 # (every known deadline: no event price)
                 self._set_deadlines(di, mask, after, -np.inf, af.rule_ids.index(rid), T,
                                     np.broadcast_to(np.nan, di.shape))
-            s["prompt_open"][di] = False
+            kernels.close_prompts(di, s["prompt_open"], s["prompts_seen"], False)
         if ig.size:
             rules = s["prompt_rule"][ig]
-            for pos in _distinct(rules[rules >= 0]):
-                rows = rules == pos
-                sub = ig[rows]
+            positions, every = _positions(rules, len(af.rule_ids))
+            for pos in positions:
+                sub = ig if every else ig[rules == pos]
                 rid = af.rule_ids[pos]
                 columns = as_columns(self._scope(sub, {
                     "time": T, "listing_id": "L",
@@ -1073,7 +1060,7 @@ class Model:
                 effects = [(e.name, e.args)
                            for e in af.deadline_effects(rid, columns, sub.size)]
                 self._apply_listing(sub, effects, when, T, fl)
-            s["prompt_open"][ig] = False
+            kernels.close_prompts(ig, s["prompt_open"], s["prompts_seen"], False)
 
     #: False: the merchants with a deadline due or a prompt open found by a pass over every
     #: merchant, not among those recorded as given one (tests compare). Set before the first
@@ -1121,46 +1108,50 @@ class Model:
             sel.deadlines.append((-np.inf, dead[:n_dead]))
         return now[:n_now]
 
-    def _open_rows(self) -> np.ndarray:
-        """The live merchants with a prompt open, increasing: looked for among those whose
-        prompt was opened since the last look; an open prompt of the dead is kept for when
-        they live again."""
+    def _open_rows(self) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The live merchants with a prompt open, increasing, and the least and greatest of
+        their counts of prompts seen (None: not found): looked for among those whose prompt
+        was opened since the last look, in one pass (`kernels.open_prompts`); an open prompt
+        of the dead is kept for when they live again."""
         s, sel = self.s, self._selections()
         if not self._track_rows:
             sel.opened.clear()
             open_ = np.flatnonzero(s["prompt_open"])
-            return open_[s["alive"][open_]]
-        open_ = _union(sel.opened)
+            return open_[s["alive"][open_]], None
+        rows = _union(sel.opened)
         sel.opened.clear()
-        open_ = open_[s["prompt_open"][open_]]
-        live = s["alive"][open_]
-        if not live.all():
-            sel.opened.append(open_[~live])
-            open_ = open_[live]
-        return open_
+        found = np.empty((2, rows.size), dtype=np.int64)
+        n_live, n_dead, k_lo, k_hi = kernels.open_prompts(
+            rows, s["prompt_open"].view(np.uint8), s["alive"].view(np.uint8),
+            s["prompts_seen"], *found)
+        if n_dead:
+            sel.opened.append(found[1, :n_dead])
+        return found[0, :n_live], (int(k_lo), int(k_hi))
 
     #: False: the prompts' answers by numpy, not `kernels.prompt_answers` (tests compare).
     _compiled_answers = True
 
-    def _answers(self, open_: np.ndarray,
-                 u_prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _answers(self, open_: np.ndarray, u_prompt: np.ndarray,
+                 counts: tuple[int, int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The merchants `open_` that follow, dismiss and ignore their prompt (in order), by
         their draws `u_prompt`. The follow probability of each count of prompts seen is
         computed once per count (numpy's power gives each element the bits it gives it in
         any longer array), then each merchant's answer in one pass
         (`kernels.prompt_answers`); by numpy over the merchants when the counts spread wider
-        than the merchants."""
+        than the merchants. `counts` is the least and greatest count, if already known
+        (`_open_rows` finds them as it finds the merchants)."""
         afp = self.sc.auto_follow
         seen = self.s["prompts_seen"]
         if self._compiled_answers:
-            k_lo, k_hi = (int(x) for x in kernels.count_range(open_, seen))
+            k_lo, k_hi = counts or (int(x) for x in kernels.count_range(open_, seen))
             if k_hi - k_lo < open_.size:
                 k = np.arange(k_lo, k_hi + 1, dtype=np.float64)
                 p = 1.0 - (1.0 - afp.follow_probability.value) * (
                     1.0 - afp.follow_probability_step.value) ** (k - 1.0)
                 out = np.empty((3, open_.size), dtype=open_.dtype)
                 nf, nd, ni = kernels.prompt_answers(open_, seen, u_prompt, p, k_lo,
-                                                    float(afp.dismiss_probability.value), *out)
+                                                    float(afp.dismiss_probability.value), out)
                 return out[0, :nf], out[1, :nd], out[2, :ni]
         r = u_prompt[open_]
         p = 1.0 - (1.0 - afp.follow_probability.value) * (
@@ -1192,17 +1183,10 @@ class Model:
         alive = s["alive"]
 
         # 1. whole-web price
-        wp = sc.web_price
-        lowest = np.minimum(self.web, self._live_minima().astype(np.float64))
-        old = self.web.copy()
-        cut = gu[0] < wp.cut_probability.value
-        depth = wp.cut_depth_low.value + (wp.cut_depth_high.value - wp.cut_depth_low.value) * gu[1]
-        self.web = np.where(cut, np.maximum(self.web_floor, lowest * (1.0 - depth)),
-                            np.minimum(self.web_cap, old * (1.0 + wp.rebound.value)))
-        observed = self.web < old
+        observed = self._web_price(gu)
 
         # 2. auto-follow
-        af, afp = self.books["auto_follow"], sc.auto_follow
+        afp = sc.auto_follow
         # prompt_rule is -1 everywhere between days: the observations arm it where a prompt's
         # deadline falls within the day (for the ignored prompts to read), and it is reset
         # there however the prompts end (a decision that raises included).
@@ -1225,50 +1209,16 @@ class Model:
                              np.float32(afp.accidental_enrol_probability.value),
                              np.float32(afp.leave_attempt_probability.value),
                              m_type(afp.leave_margin_threshold.value),
-                             m_type(ad.reprice_below.value), codes)
+                             m_type(ad.reprice_below.value),
+                             np.float32(afp.leave_attempt_probability.value
+                                        * afp.leave_code_success.value), codes)
         coded = np.flatnonzero(codes != 0)  # (numpy's nonzero is slow on uint8 itself)
         code = codes[coded]
-        enrol, leave = coded[(code & 1) != 0], coded[(code & 2) != 0]
-        if enrol.size:
-            event = {"listing_id": "L", "enrolled": True, "steps": 1, "verified": False,
-                     "via": "popup"}
-            if not self._decide_alike(af, "auto_follow_toggled", enrol, event, T, fl):
-                scope = self._scope(enrol, {"time": T, **event})
-                self._decide_apply(af, "auto_follow_toggled", enrol, scope, T, fl)
-        if leave.size:
-            verified = r[leave] < (afp.leave_attempt_probability.value
-                                   * afp.leave_code_success.value)
-            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
-            # The attempts with and without the code, each decided alike (each merchant's
-            # effects are its own, so the order of the two parts changes nothing).
-            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
-                                                        (*event, "verified"))[0]:
-                for code_ok in (False, True):
-                    part = leave[verified == code_ok]
-                    if part.size:
-                        self._decide_alike(af, "auto_follow_toggled", part,
-                                           {**event, "verified": code_ok}, T, fl)
-            else:
-                scope = self._scope(leave, {"time": T, **event, "verified": verified})
-                self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
-
-        # 3. repricing outside auto-follow
-        # The walk above found the merchants to reprice among those whose enrolment the toggles
-        # could not change; the toggled are looked at again now (nothing else changed one).
-        rp = coded[(code & 5) == 4]
-        if enrol.size or leave.size:
-            toggled = np.concatenate((enrol, leave))
-            back = toggled[~s["enrolled"][toggled]
-                           & (s["margin"][toggled] < ad.reprice_below.value)]
-            if back.size:
-                rp = np.sort(np.concatenate((rp, back)))
-        if rp.size:
-            target = (s["unit_cost"][rp] + s["shipping"][rp]) / (
-                1.0 - ad.reprice_to.value - s["burden_ema"][rp])
-            up = target > s["price"][rp]
-            if up.any():
-                s["price"][rp[up]] = target[up]
-                self._cancel(rp[up], "listing_updated")
+        # the toggles' decisions, then 3. repricing outside auto-follow
+        if self._compiled_toggles:
+            self._toggles(coded, code, r, T, fl)
+        else:
+            self._toggles_by_numpy(coded, code, r, T, fl)
 
         # 4. ranking and exposure
         self.exposure(T, out=fl.exposure)
@@ -1298,6 +1248,132 @@ class Model:
             if new.size:
                 self._enter(new)
         return fl
+
+    #: False: the toggles parted and the repricing done by numpy's selections, not by
+    #: `kernels.toggle_parts` and `kernels.reprice` (tests compare).
+    _compiled_toggles = True
+
+    def _toggles(self, coded: np.ndarray, code: np.ndarray, r: np.ndarray, T: float,
+                 fl: DayFlows) -> None:
+        """2. the day's enrolments and attempts to leave, and 3. repricing outside
+        auto-follow, of the merchants `coded` (increasing) with their `toggle_codes` `code`:
+        parted in one compiled pass, repriced in another (numpy's version:
+        `_toggles_by_numpy`, which says why repricing may follow the toggles' decisions)."""
+        if not coded.size:
+            return
+        s, af = self.s, self.books["auto_follow"]
+        parts = np.empty((4, coded.size), dtype=coded.dtype)
+        ne, nu, nv = kernels.toggle_parts(coded, code, parts)
+        if ne:
+            self._enrol(parts[0, :ne], T, fl)
+        if nu or nv:
+            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
+            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
+                                                        (*event, "verified"))[0]:
+                # (each part decided alike, as `_toggles_by_numpy` does)
+                for code_ok, part in ((False, parts[1, :nu]), (True, parts[2, :nv])):
+                    if part.size:
+                        self._decide_alike(af, "auto_follow_toggled", part,
+                                           {**event, "verified": code_ok}, T, fl)
+            else:
+                self._leave(coded[(code & 2) != 0], r, T, fl)
+        ad = self.sc.adaptation
+        m_type = s["margin"].dtype.type
+        price = s["price"]
+        raised = np.empty(coded.size, dtype=coded.dtype)
+        k = kernels.reprice(coded, code, s["enrolled"].view(np.uint8), s["margin"],
+                            m_type(ad.reprice_below.value), s["unit_cost"], s["shipping"],
+                            s["burden_ema"], price.dtype.type(1.0 - ad.reprice_to.value),
+                            price, raised)
+        if k:
+            self._cancel(raised[:k], "listing_updated")
+
+    def _enrol(self, enrol: np.ndarray, T: float, fl: DayFlows) -> None:
+        """The accidental enrolments of the merchants `enrol`, decided and applied."""
+        af = self.books["auto_follow"]
+        event = {"listing_id": "L", "enrolled": True, "steps": 1, "verified": False,
+                 "via": "popup"}
+        if not self._decide_alike(af, "auto_follow_toggled", enrol, event, T, fl):
+            scope = self._scope(enrol, {"time": T, **event})
+            self._decide_apply(af, "auto_follow_toggled", enrol, scope, T, fl)
+
+    def _leave(self, leave: np.ndarray, r: np.ndarray, T: float, fl: DayFlows) -> None:
+        """The attempts to leave of the merchants `leave`, with the code where their draw
+        says so, decided over them all and applied."""
+        af, afp = self.books["auto_follow"], self.sc.auto_follow
+        verified = r[leave] < (afp.leave_attempt_probability.value
+                               * afp.leave_code_success.value)
+        event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
+        scope = self._scope(leave, {"time": T, **event, "verified": verified})
+        self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
+
+    def _toggles_by_numpy(self, coded: np.ndarray, code: np.ndarray, r: np.ndarray, T: float,
+                          fl: DayFlows) -> None:
+        """`_toggles` by numpy's selections."""
+        s, af, afp = self.s, self.books["auto_follow"], self.sc.auto_follow
+        ad = self.sc.adaptation
+        enrol, leave = coded[(code & 1) != 0], coded[(code & 2) != 0]
+        if enrol.size:
+            self._enrol(enrol, T, fl)
+        if leave.size:
+            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
+            # The attempts with and without the code, each decided alike (each merchant's
+            # effects are its own, so the order of the two parts changes nothing).
+            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
+                                                        (*event, "verified"))[0]:
+                verified = r[leave] < (afp.leave_attempt_probability.value
+                                       * afp.leave_code_success.value)
+                for code_ok in (False, True):
+                    part = leave[verified == code_ok]
+                    if part.size:
+                        self._decide_alike(af, "auto_follow_toggled", part,
+                                           {**event, "verified": code_ok}, T, fl)
+            else:
+                self._leave(leave, r, T, fl)
+
+        # 3. repricing outside auto-follow
+        # The walk above found the merchants to reprice among those whose enrolment the toggles
+        # could not change; the toggled are looked at again now (nothing else changed one).
+        rp = coded[(code & 5) == 4]
+        if enrol.size or leave.size:
+            toggled = np.concatenate((enrol, leave))
+            back = toggled[~s["enrolled"][toggled]
+                           & (s["margin"][toggled] < ad.reprice_below.value)]
+            if back.size:
+                rp = np.sort(np.concatenate((rp, back)))
+        if rp.size:
+            target = (s["unit_cost"][rp] + s["shipping"][rp]) / (
+                1.0 - ad.reprice_to.value - s["burden_ema"][rp])
+            up = target > s["price"][rp]
+            if up.any():
+                s["price"][rp[up]] = target[up]
+                self._cancel(rp[up], "listing_updated")
+
+    #: False: the whole-web price by numpy, not `kernels.web_prices` (tests compare).
+    _compiled_web_price = True
+
+    def _web_price(self, gu: np.ndarray) -> np.ndarray:
+        """1. the day's whole-web price of each group (`self.web`, a new array) from the
+        groups' draws `gu`; returns whether it fell, by group."""
+        wp = self.sc.web_price
+        minima = self._live_minima()
+        if self._compiled_web_price:
+            f = gu.dtype.type  # (numpy rounded the Python numbers to the draws' dtype)
+            web = np.empty_like(self.web)
+            observed = np.empty(web.size, dtype=bool)
+            kernels.web_prices(self.web, minima, self.web_floor, self.web_cap, gu[0], gu[1],
+                               f(wp.cut_probability.value), f(wp.cut_depth_low.value),
+                               f(wp.cut_depth_high.value - wp.cut_depth_low.value), f(1.0),
+                               1.0 + wp.rebound.value, web, observed)
+            self.web = web
+            return observed
+        lowest = np.minimum(self.web, minima.astype(np.float64))
+        old = self.web.copy()
+        cut = gu[0] < wp.cut_probability.value
+        depth = wp.cut_depth_low.value + (wp.cut_depth_high.value - wp.cut_depth_low.value) * gu[1]
+        self.web = np.where(cut, np.maximum(self.web_floor, lowest * (1.0 - depth)),
+                            np.minimum(self.web_cap, old * (1.0 + wp.rebound.value)))
+        return self.web < old
 
     def _periods(self, day: int) -> tuple[tuple[int, int], int, float, float]:
         """`Calendar.periods` of the day: the same for every day of a month, so worked out
@@ -2219,6 +2295,18 @@ def _distinct(values: np.ndarray) -> Sequence[Any]:
     if values.size > 64:
         return np.unique(values)
     return sorted(set(values.tolist()))
+
+
+def _positions(rules: np.ndarray, count: int) -> tuple[Sequence[Any], bool]:
+    """The rule positions (below `count`) in `rules`, increasing, once each, as
+    `_distinct(rules[rules >= 0])` finds them (one compiled pass, `kernels.mark_positions`),
+    and whether every one of `rules` has the one position found."""
+    present = np.zeros(count, dtype=np.uint8)
+    k = kernels.mark_positions(rules, present)
+    if k < 0:
+        return _distinct(rules[rules >= 0]), False
+    positions = np.flatnonzero(present)
+    return positions, positions.size == 1 and k == rules.size
 
 
 def _is_constant(values: Any) -> bool:

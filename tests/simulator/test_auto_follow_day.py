@@ -3,16 +3,18 @@ the state and flows the plain numpy path gives, bit for bit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rules.loader import load_set
-from simulator.model import Model
+from simulator import kernels
+from simulator.model import Model, _distinct, _positions
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
-from tests.simulator.model_runs import assert_identical, run_days
+from tests.simulator.model_runs import assert_identical, assert_same_bits, run_days
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT / "rules" / "books"
@@ -96,6 +98,45 @@ def test_prompt_answers_compiled_change_no_bit(rulebook_set, dtype) -> None:
                      prepare=lambda model: setattr(model, "_compiled_answers", False))
     assert_identical(compiled, plain)
     assert sum(float(day["prompts"].sum()) for day in compiled[1]) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_web_price_compiled_changes_no_bit(rulebook_set, dtype) -> None:
+    """The whole-web price in one compiled loop (`kernels.web_prices`) gives the state and
+    flows numpy's expression gives, cuts, rebounds and falls included (with a floor low
+    enough that the cuts' depths, not the floor, set the price)."""
+    # (the kernel's arithmetic against numpy's, bit by bit: test_kernels.py)
+    sc = load_scenario(TINY).with_values({**BUSY, "web_price.floor_ratio": 0.2,
+                                          "web_price.cut_probability": 0.3})
+    compiled = run_days(rulebook_set, sc, 60, dtype, 8)
+    plain = run_days(rulebook_set, sc, 60, dtype, 8,
+                     prepare=lambda model: setattr(model, "_compiled_web_price", False))
+    assert_same_bits(compiled, plain)
+    assert sum(float(day["prompts"].sum()) for day in compiled[1]) > 0  # prices fell
+
+
+@pytest.mark.parametrize("decide_once", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_toggles_compiled_change_no_bit(rulebook_set, dtype, decide_once, monkeypatch) -> None:
+    """The toggles parted and the repricing done in compiled passes (`Model._toggles`) give
+    the state and flows numpy's selections give (`Model._toggles_by_numpy`), with the
+    attempts to leave decided alike or over all of them."""
+    sc = load_scenario(TINY).with_values({**BUSY, "adaptation.reprice_below": 0.3})
+    raised = []
+    reprice = kernels.reprice
+    monkeypatch.setattr(kernels, "reprice", lambda *args: raised.append(reprice(*args))
+                        or raised[-1])
+
+    def prepare(compiled: bool) -> Callable[[Model], None]:
+        def set_up(model: Model) -> None:
+            model._compiled_toggles = compiled
+            model._decide_once = decide_once
+        return set_up
+
+    compiled = run_days(rulebook_set, sc, 60, dtype, 6, prepare=prepare(True))
+    plain = run_days(rulebook_set, sc, 60, dtype, 6, prepare=prepare(False))
+    assert_same_bits(compiled, plain)
+    assert sum(raised) > 0  # the repricing did happen
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -332,3 +373,16 @@ def test_a_later_deadline_in_a_batch_that_came_due_still_falls_due(rulebook_set)
         runs.append((s, [{k: getattr(f, k).copy() for k in f.__dataclass_fields__}
                          for f in flows]))
     assert_identical(*runs)
+
+
+def test_positions_are_distincts_positions() -> None:
+    """`_positions` gives the rule positions `_distinct` finds among those that are not -1
+    (a position beyond the rules by `_distinct` too), and says when every rule has the one
+    position found."""
+    rng = np.random.default_rng(7)
+    for values, count in (([-1, 0, 2, 4], 5), ([3], 5), ([-1, 3], 5), ([-1, 1, 7], 5)):
+        for size in (0, 1, 50, 500):
+            rules = np.array(values, dtype=np.int16)[rng.integers(0, len(values), size)]
+            positions, every = _positions(rules, count)
+            assert list(positions) == list(_distinct(rules[rules >= 0]))
+            assert every == (len(positions) == 1 and bool((rules == positions[0]).all()))

@@ -896,7 +896,7 @@ def test_prompt_answers_are_numpys_selections() -> None:
         counts = np.arange(lo, hi + 1, dtype=np.float64)
         by_count = 1.0 - (1.0 - first) * (1.0 - step) ** (counts - 1.0)
         out = np.full((3, rows.size), -1, dtype=np.int64)
-        nf, nd, ni = kernels.prompt_answers(rows, seen, r, by_count, lo, dismiss_p, *out)
+        nf, nd, ni = kernels.prompt_answers(rows, seen, r, by_count, lo, dismiss_p, out)
         pr, rr = p[rows], r[rows]
         follow = rr < pr
         dismiss = ~follow & (rr < pr + (1.0 - pr) * dismiss_p)
@@ -909,13 +909,13 @@ def test_prompt_answers_are_numpys_selections() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_toggle_codes_are_numpys_selections(dtype: type) -> None:
-    """Bits 0-2 of `toggle_codes` are the model's numpy selections of accidental enrolments,
-    attempts to leave and repricing, with the thresholds as Python floats (NEP 50: compared
-    in the arrays' dtypes): margins and draws set on and around each threshold, NaN margins,
-    every combination of live and enrolled, odd sizes."""
+    """Bits 0-3 of `toggle_codes` are the model's numpy selections of accidental enrolments,
+    attempts to leave, repricing and the attempts with the code, with the thresholds as
+    Python floats (NEP 50: compared in the arrays' dtypes): margins and draws set on and
+    around each threshold, NaN margins, every combination of live and enrolled, odd sizes."""
     rng = np.random.default_rng(11)
-    enrol_p, leave_p, leave_m, reprice_m = 0.02, 0.05, 0.05, 0.1
-    near = np.array([enrol_p, leave_p, leave_m, reprice_m, 0.0])
+    enrol_p, leave_p, leave_m, reprice_m, code_p = 0.02, 0.05, 0.05, 0.1, 0.05 * 0.3
+    near = np.array([enrol_p, leave_p, leave_m, reprice_m, code_p, 0.0])
     for n in (0, 1, 7, 33, 1000, 4099):
         alive, enrolled = rng.random(n) < 0.8, rng.random(n) < 0.5
         r = rng.random(n, dtype=np.float32)
@@ -931,14 +931,235 @@ def test_toggle_codes_are_numpys_selections(dtype: type) -> None:
         code = np.full(n, 255, dtype=np.uint8)
         kernels.toggle_codes(alive.view(np.uint8), enrolled.view(np.uint8), margin, r,
                              np.float32(enrol_p), np.float32(leave_p), dtype(leave_m),
-                             dtype(reprice_m), code)
-        assert (code < 8).all()
+                             dtype(reprice_m), np.float32(code_p), code)
+        assert (code < 16).all()
         np.testing.assert_array_equal((code & 1) != 0, alive & ~enrolled & (r < enrol_p))
         np.testing.assert_array_equal((code & 2) != 0, alive & enrolled & (margin < leave_m)
                                       & (r < leave_p))
         np.testing.assert_array_equal((code & 4) != 0, alive & ~enrolled & (margin < reprice_m))
+        np.testing.assert_array_equal((code & 8) != 0, ((code & 2) != 0) & (r < code_p))
         if n > 8:  # the thresholds decided some rows: the test can tell float32 from float64
-            assert ((r == np.float32(enrol_p)) | (r == np.float32(leave_p))).any()
+            assert ((r == np.float32(enrol_p)) | (r == np.float32(leave_p))
+                    | (r == np.float32(code_p))).any()
+
+
+@pytest.mark.parametrize("draws", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_web_prices_are_numpys(dtype: type, draws: type) -> None:
+    """`web_prices` gives the whole-web prices and falls `Model.step`'s numpy expression gave,
+    to the bit (the model's group draws are float64; float32 ones, were they so, would have
+    numpy round the Python numbers to float32): draws on and around the cut probability,
+    groups with no live seller
+    (an infinite minimum), minima above and equal to the price, floors and caps that bind,
+    NaN among the prices, minima, floors and caps."""
+    rng = np.random.default_rng(5)
+    cut_p, low, high, rebound = 0.3, 0.02, 0.1, 0.01
+    g = 2000
+    web = rng.uniform(50, 100, g)
+    minima = (web * rng.uniform(0.8, 1.2, g)).astype(dtype)
+    minima[rng.choice(g, 50)] = np.inf
+    minima[:20] = web[:20].astype(dtype)
+    floor = web * rng.uniform(0.5, 1.0, g)
+    cap = web * rng.uniform(1.0, 1.02, g)
+    for a in (web, floor, cap):
+        a[rng.choice(g, 5)] = np.nan
+    minima[rng.choice(g, 5)] = np.nan
+    gu = rng.random((2, g), dtype=draws)
+    on = draws(cut_p)
+    gu[0, rng.choice(g, 300)] = rng.choice([on, np.nextafter(on, draws(0)),
+                                            np.nextafter(on, draws(1))], 300)
+    lowest = np.minimum(web, minima.astype(np.float64))
+    depth = low + (high - low) * gu[1]
+    expected = np.where(gu[0] < cut_p, np.maximum(floor, lowest * (1.0 - depth)),
+                        np.minimum(cap, web * (1.0 + rebound)))
+    new, observed = np.empty(g), np.empty(g, dtype=bool)
+    f = draws
+    kernels.web_prices(web, minima, floor, cap, gu[0], gu[1], f(cut_p), f(low), f(high - low),
+                       f(1.0), 1.0 + rebound, new, observed)
+    assert new.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(observed, expected < web)
+    assert observed.any() and not observed.all()
+
+
+#: Every combination of `toggle_codes` bits a merchant can have.
+_TOGGLE_CODES = np.array([1, 2, 4, 5, 10], dtype=np.uint8)
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_toggle_parts_are_numpys_selections(size: int) -> None:
+    """`toggle_parts` parts the coded merchants as numpy's selections did: accidental
+    enrolments, attempts to leave without the code and with it, each in order."""
+    rng = np.random.default_rng(size + 4)
+    coded = np.sort(rng.choice(10 * size + 1, size, replace=False)).astype(np.int64)
+    code = _TOGGLE_CODES[rng.integers(0, _TOGGLE_CODES.size, size)]
+    out = np.full((4, size), -1, dtype=np.int64)
+    ne, nu, nv = kernels.toggle_parts(coded, code, out)
+    leave = (code & 2) != 0
+    np.testing.assert_array_equal(out[0, :ne], coded[(code & 1) != 0])
+    np.testing.assert_array_equal(out[1, :nu], coded[leave & ((code & 8) == 0)])
+    np.testing.assert_array_equal(out[2, :nv], coded[(code & 8) != 0])
+    assert (ne and nu and nv) or size < 9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 9, 3000])
+def test_reprice_is_numpys_repricing(dtype: type, size: int) -> None:
+    """`reprice` raises the prices of the coded merchants that numpy's selections reprice
+    (coded for repricing alone; toggled and now out of auto-follow with a margin below the
+    threshold), to the same bits (NEP 50: the Python numbers rounded to the state dtype),
+    and lists those raised in order: margins and targets on and around the thresholds,
+    NaN margins, costs and burdens."""
+    rng = np.random.default_rng(size + 9)
+    n = 4 * size + 3
+    reprice_below, reprice_to = 0.1, 0.3
+    margin = rng.uniform(-0.2, 0.3, n).astype(dtype)
+    margin[rng.choice(n, n // 4)] = dtype(reprice_below)
+    unit_cost = (rng.random(n) * 40).astype(dtype)
+    shipping = (rng.random(n) * 5).astype(dtype)
+    burden = (rng.random(n) * 0.4).astype(dtype)
+    for a in (margin, unit_cost, burden):
+        a[rng.choice(n, 2)] = np.nan
+    target = (unit_cost + shipping) / (1.0 - reprice_to - burden)
+    price = np.where(rng.random(n) < 0.5, target * dtype(0.9), target * dtype(1.1))
+    price[rng.choice(n, n // 8)] = target[rng.choice(n, n // 8)]  # (some equal: not raised)
+    price = price.astype(dtype)
+    enrolled = rng.random(n) < 0.5
+    coded = np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    code = _TOGGLE_CODES[rng.integers(0, _TOGGLE_CODES.size, size)]
+    # numpy's selections, as `Model._toggles_by_numpy` makes them
+    rp = coded[(code & 5) == 4]
+    toggled = coded[(code & 3) != 0]
+    back = toggled[~enrolled[toggled] & (margin[toggled] < reprice_below)]
+    rp = np.sort(np.concatenate((rp, back)))
+    expected = price.copy()
+    goal = (unit_cost[rp] + shipping[rp]) / (1.0 - reprice_to - burden[rp])
+    up = goal > expected[rp]
+    expected[rp[up]] = goal[up]
+    raised = np.full(size, -1, dtype=np.int64)
+    k = kernels.reprice(coded, code, enrolled.view(np.uint8), margin, dtype(reprice_below),
+                        unit_cost, shipping, burden, dtype(1.0 - reprice_to), price, raised)
+    assert price.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(raised[:k], rp[up])
+    assert k or size < 9
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_mark_positions_finds_numpys_unique_positions(size: int) -> None:
+    """`mark_positions` marks the rule positions numpy's `unique` finds among the rules that
+    are not -1 and counts those rules; a position beyond the table gives -1."""
+    rng = np.random.default_rng(size + 6)
+    for values in (np.arange(-1, 6), np.array([-1, 3]), np.array([2])):
+        rules = values[rng.integers(0, values.size, size)].astype(np.int16)
+        present = np.zeros(6, dtype=np.uint8)
+        k = kernels.mark_positions(rules, present)
+        np.testing.assert_array_equal(np.flatnonzero(present), np.unique(rules[rules >= 0]))
+        assert k == np.count_nonzero(rules >= 0)
+    if size:
+        rules[rng.integers(0, size)] = 6
+        assert kernels.mark_positions(rules, np.zeros(6, dtype=np.uint8)) == -1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_follow_and_close_prompts_are_numpys(dtype: type, size: int) -> None:
+    """`follow_prompts` takes the old prices and sets the targets (float64, rounded to the
+    state dtype: values between two float32 numbers, NaN, inf, beyond float32's range) as
+    numpy's gathers and assignment did; `close_prompts` closes the prompts and resets the
+    counts, or leaves the counts, as numpy's assignments did."""
+    rng = np.random.default_rng(size + 12)
+    n = 3 * size + 1
+    target = rng.uniform(1, 100, n) * (1 + rng.random(n) * 1e-7)
+    target[rng.choice(n, min(n, 4), replace=False)] = [np.nan, np.inf, 1e300, -0.0][:min(n, 4)]
+    price = rng.uniform(1, 100, n).astype(dtype)
+    rows = np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    expected_price, expected_old = price.copy(), price[rows]
+    with np.errstate(over="ignore"):  # (1e300 to float32: inf)
+        expected_price[rows] = target[rows]
+    old = np.full(size, -1.0, dtype=dtype)
+    kernels.follow_prompts(rows, target, price, old)
+    assert price.tobytes() == expected_price.tobytes()
+    assert old.tobytes() == expected_old.tobytes()
+    for seen_too in (True, False):
+        prompt_open, seen = rng.random(n) < 0.5, rng.integers(0, 5, n).astype(np.int32)
+        expected_open, expected_seen = prompt_open.copy(), seen.copy()
+        expected_open[rows] = False
+        if seen_too:
+            expected_seen[rows] = 0
+        kernels.close_prompts(rows, prompt_open, seen, seen_too)
+        np.testing.assert_array_equal(prompt_open, expected_open)
+        np.testing.assert_array_equal(seen, expected_seen)
+
+
+def _numpy_known_rows(idx: np.ndarray, values: np.ndarray,
+                      rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The merchants idx[rows] where an effect's argument is known, and its values there, as
+    `Model._apply_listing` picked them with numpy (a 0-d argument is one value for all)."""
+    at = idx if rows is None else idx[rows]
+    v = values if rows is None or values.ndim == 0 else values[rows]
+    ok = ~np.isnan(v) if v.dtype.kind == "f" else np.ones(v.shape, dtype=bool)
+    if v.ndim == 0:
+        return (at, v) if ok else (at[:0], v)
+    return at[ok], v[ok]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_set_price_and_silence_prompts_are_numpys(dtype: type, size: int) -> None:
+    """`set_price` and `silence_prompts` book the effects where numpy's selections and
+    scatters booked them: on the fired merchants (or every one), where the argument is
+    known (per merchant, NaN on some, or one value for all, known or not), prices rounded
+    to the state dtype, durations as float64 or whole numbers."""
+    rng = np.random.default_rng(size + 13)
+    n = 3 * size + 1
+    idx = np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    prices = rng.uniform(1, 100, size) * (1 + rng.random(size) * 1e-7)
+    prices[rng.random(size) < 0.1] = np.nan
+    durations = [rng.uniform(0, 3e5, size), rng.integers(0, 300_000, size)]
+    for fired in (None, rng.random(size) < 0.6):
+        every = np.zeros(0, dtype=np.uint8)
+        mask = every if fired is None else fired.view(np.uint8)
+        for values in (prices, np.array(42.5), np.array(np.nan)):
+            state = [rng.uniform(1, 100, n).astype(dtype), rng.random(n) < 0.5,
+                     rng.integers(0, 5, n).astype(np.int32), np.floor(rng.random(n) * 3)]
+            expected = [a.copy() for a in state]
+            j, v = _numpy_known_rows(idx, values, fired)
+            expected[0][j] = v
+            expected[1][j] = False
+            expected[2][j] = 0
+            expected[3][j] += 1
+            kernels.set_price(idx, mask, np.broadcast_to(values, idx.shape), *state)
+            for got, want in zip(state, expected, strict=True):
+                assert got.tobytes() == want.tobytes()
+        for values in (*durations, np.array(7200.0), np.array(np.nan)):
+            state = [rng.random(n) < 0.5, rng.uniform(0, 1e6, n)]
+            expected = [a.copy() for a in state]
+            j, v = _numpy_known_rows(idx, values, fired)
+            expected[0][j] = False
+            expected[1][j] = 1_000.5 + v
+            kernels.silence_prompts(idx, mask, np.broadcast_to(values, idx.shape), 1_000.5,
+                                    *state)
+            for got, want in zip(state, expected, strict=True):
+                assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 1000])
+def test_open_prompts_are_numpys_selections(size: int) -> None:
+    """`open_prompts` finds the recorded merchants whose prompt is still open, live and
+    dead, in order, as numpy's selections did, and their counts' range as `count_range`."""
+    rng = np.random.default_rng(size + 2)
+    n = 3 * size + 1
+    prompt_open, alive = rng.random(n) < 0.7, rng.random(n) < 0.8
+    seen = rng.integers(0, 9, n).astype(np.int32)
+    rows = np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    out = np.full((2, size), -1, dtype=np.int64)
+    n_live, n_dead, lo, hi = kernels.open_prompts(rows, prompt_open.view(np.uint8),
+                                                  alive.view(np.uint8), seen, *out)
+    open_ = rows[prompt_open[rows]]
+    live = open_[alive[open_]]
+    np.testing.assert_array_equal(out[0, :n_live], live)
+    np.testing.assert_array_equal(out[1, :n_dead], open_[~alive[open_]])
+    assert (lo, hi) == (tuple(kernels.count_range(live, seen)) if live.size else (0, 0))
+    assert (n_live and n_dead) or size < 9
 
 
 @pytest.mark.parametrize("n", SIZES)
