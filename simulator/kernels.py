@@ -976,9 +976,9 @@ def _accounts_mixed(lo, hi, dead_before, commission, ads, fees, refund, revenue,
     version does in the state dtype is rounded to it after each operation, which gives the
     same bits (see `simulator.simd`). `dead_before` and `alive` come as uint8 views.
 
-    Why: the scalar loop was bound by its instructions (about 9 ns a merchant, the same with
+    Why: the scalar loop was bound by its instructions (about 6.5 ns a slot, the same with
     its rows in cache), with a loss day, an exit's test and the quality cut's draw each
-    about as often taken as not on some days; in SIMD registers about 4 ns, cold."""
+    about as often taken as not on some days; in SIMD registers about 4.5 ns, cold."""
     z = simd.splat(0.0)
     one = simd.splat(1.0)
     keep_v, memory_v = simd.splat(keep), simd.splat(memory)

@@ -3,9 +3,11 @@
 Why: LLVM vectorises a numba loop only when it can prove it safe and worth it. A per-merchant
 loop that reads and writes twenty arrays of three dtypes, with a rare branch (an exit) and
 selects on random conditions, is neither to it: it stays scalar and is bound by its
-instructions (`simulator.kernels.accounts`, about 9 ns a merchant). Written with these vectors,
-eight merchants a step, the same arithmetic runs in SIMD registers (about 4 ns cold, where
-reading and writing the arrays is most of it).
+instructions (`simulator.kernels.accounts`: about 6.5 ns a slot at 200,000 merchants, cold or
+in cache alike). Written with these vectors, eight merchants a step, the same arithmetic runs in
+SIMD registers (about 4.5 ns a slot cold, where reading and writing the arrays is most of it).
+Where a loop is bound by memory, or by gathers (slow on this project's machine), or LLVM
+vectorises it already, they buy nothing (bench/RESULTS.md).
 
 `Vec` is a vector of 8 float64 numbers held in registers (LLVM's ``<8 x double>``), `Mask` a
 vector of 8 booleans (``<8 x i1>``). Every operation is exact IEEE arithmetic lane by lane and
