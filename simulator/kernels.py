@@ -56,7 +56,8 @@ the model's own tests), so they follow numpy's rules:
   - no fastmath, and division by zero gives inf / NaN as in numpy (``error_model="numpy"``).
 
 Every kernel is cached on disk (``cache=True``): the first run on a machine compiles them
-(several seconds), later processes load them.
+(several seconds), later processes load them, until any of the kernels' source files changes
+(`simulator.kernel_cache`).
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from simulator import simd
+from simulator import kernel_cache, simd
 
 _OPTIONS = {"error_model": "numpy", "nogil": True}
+
+
+kernel_cache.install()  # (before the first kernel: see `simulator.kernel_cache`)
 
 
 def _kernel(fn: Callable[..., Any]) -> Any:
