@@ -1261,22 +1261,13 @@ class Model:
         `_toggles_by_numpy`, which says why repricing may follow the toggles' decisions)."""
         if not coded.size:
             return
-        s, af = self.s, self.books["auto_follow"]
+        s = self.s
         parts = np.empty((4, coded.size), dtype=coded.dtype)
         ne, nu, nv = kernels.toggle_parts(coded, code, parts)
         if ne:
             self._enrol(parts[0, :ne], T, fl)
         if nu or nv:
-            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
-            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
-                                                        (*event, "verified"))[0]:
-                # (each part decided alike, as `_toggles_by_numpy` does)
-                for code_ok, part in ((False, parts[1, :nu]), (True, parts[2, :nv])):
-                    if part.size:
-                        self._decide_alike(af, "auto_follow_toggled", part,
-                                           {**event, "verified": code_ok}, T, fl)
-            else:
-                self._leave(coded[(code & 2) != 0], r, T, fl)
+            self._leave(coded, code, parts[1, :nu], parts[2, :nv], r, T, fl)
         ad = self.sc.adaptation
         m_type = s["margin"].dtype.type
         price = s["price"]
@@ -1297,39 +1288,40 @@ class Model:
             scope = self._scope(enrol, {"time": T, **event})
             self._decide_apply(af, "auto_follow_toggled", enrol, scope, T, fl)
 
-    def _leave(self, leave: np.ndarray, r: np.ndarray, T: float, fl: DayFlows) -> None:
-        """The attempts to leave of the merchants `leave`, with the code where their draw
-        says so, decided over them all and applied."""
+    def _leave(self, coded: np.ndarray, code: np.ndarray, without: np.ndarray,
+               with_code: np.ndarray, r: np.ndarray, T: float, fl: DayFlows) -> None:
+        """The attempts to leave among the merchants `coded` (bit 1 of their `toggle_codes`
+        `code`), parted into those `without` the code and those `with_code` by their draws
+        `r`, decided and applied: each part decided alike when the rules read only the
+        event's literal fields (each merchant's effects are its own, so the order of the two
+        parts changes nothing), else all of them at once."""
         af, afp = self.books["auto_follow"], self.sc.auto_follow
+        event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
+        if self._decide_once and self._event_reads(af, "auto_follow_toggled",
+                                                    (*event, "verified"))[0]:
+            for code_ok, part in ((False, without), (True, with_code)):
+                if part.size:
+                    self._decide_alike(af, "auto_follow_toggled", part,
+                                       {**event, "verified": code_ok}, T, fl)
+            return
+        leave = coded[(code & 2) != 0]
         verified = r[leave] < (afp.leave_attempt_probability.value
                                * afp.leave_code_success.value)
-        event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
         scope = self._scope(leave, {"time": T, **event, "verified": verified})
         self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
 
     def _toggles_by_numpy(self, coded: np.ndarray, code: np.ndarray, r: np.ndarray, T: float,
                           fl: DayFlows) -> None:
         """`_toggles` by numpy's selections."""
-        s, af, afp = self.s, self.books["auto_follow"], self.sc.auto_follow
+        s, afp = self.s, self.sc.auto_follow
         ad = self.sc.adaptation
         enrol, leave = coded[(code & 1) != 0], coded[(code & 2) != 0]
         if enrol.size:
             self._enrol(enrol, T, fl)
         if leave.size:
-            event = {"listing_id": "L", "enrolled": False, "steps": 1, "via": "settings"}
-            # The attempts with and without the code, each decided alike (each merchant's
-            # effects are its own, so the order of the two parts changes nothing).
-            if self._decide_once and self._event_reads(af, "auto_follow_toggled",
-                                                        (*event, "verified"))[0]:
-                verified = r[leave] < (afp.leave_attempt_probability.value
-                                       * afp.leave_code_success.value)
-                for code_ok in (False, True):
-                    part = leave[verified == code_ok]
-                    if part.size:
-                        self._decide_alike(af, "auto_follow_toggled", part,
-                                           {**event, "verified": code_ok}, T, fl)
-            else:
-                self._leave(leave, r, T, fl)
+            verified = r[leave] < (afp.leave_attempt_probability.value
+                                   * afp.leave_code_success.value)
+            self._leave(coded, code, leave[~verified], leave[verified], r, T, fl)
 
         # 3. repricing outside auto-follow
         # The walk above found the merchants to reprice among those whose enrolment the toggles
