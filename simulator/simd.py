@@ -16,6 +16,10 @@ version gives, on any processor (a machine without 512-bit registers runs each a
 narrower instructions). Lane l of a block at row i holds row i + l; loads and stores take how
 many rows of the block there are (`count`, 1..8): the rows past it are neither read nor
 written (masked loads and stores: they may lie past the end of an array), and read as zero.
+A count that is the constant `LANES` folds into plain loads and stores. A kernel's main loop
+should pass one (and leave a block's last rows to a scalar loop): without 512-bit registers
+(AVX2 alone) a variable count costs a mask built lane by lane for each load and store, and
+bytes loaded one by one, which made accounts twice as slow as its scalar loop there.
 
 A state array's numbers may be float32: `load` widens them exactly, `rounded` rounds a result
 to the array's dtype (and widens it back) and `store` stores it rounded. Arithmetic in float32
