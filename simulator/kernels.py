@@ -2376,16 +2376,27 @@ def appeal_outcomes(rows, r, accepted, review_human, human_success, automated_su
 def charge(out, mask, amount, alive, times):  # pragma: no cover - compiled
     """out += amount x times where the rule fired (`mask`; empty: on every row), the amount
     is known and the merchant alive; other rows add 0.0 (as ``out += np.where(ok, amount *
-    times, 0.0)``). `times` empty: 1.0 on every row. (Contiguous arrays and a select rather
-    than a branch: the loop vectorises.)"""
-    every = mask.shape[0] == 0
+    times, 0.0)``). `times` empty: 1.0 on every row.
+
+    Contiguous arrays, a select rather than a branch, and the flags read through uint8
+    views and combined with `&`, not `and`: a short-circuit `and` of two flags makes the
+    second a conditional load, which LLVM vectorises as a masked load, and a machine with
+    AVX2 alone has no masked load of bytes (958 against 100 us at 200,000 rows there)."""
     once = times.shape[0] == 0
-    for i in range(out.shape[0]):
-        a = amount[i]
-        t = 1.0 if once else times[i]
-        hit = (every or mask[i]) and alive[i] and not np.isnan(a)
-        add = a * t
-        out[i] = out[i] + (add if hit else 0.0)
+    live = alive.view(np.uint8)
+    if mask.shape[0] == 0:
+        for i in range(out.shape[0]):
+            a = amount[i]
+            t = 1.0 if once else times[i]
+            hit = live[i] != 0 and a == a
+            out[i] = out[i] + (a * t if hit else 0.0)
+    else:
+        fired = mask.view(np.uint8)
+        for i in range(out.shape[0]):
+            a = amount[i]
+            t = 1.0 if once else times[i]
+            hit = (fired[i] & live[i]) != 0 and a == a
+            out[i] = out[i] + (a * t if hit else 0.0)
 
 
 @_kernel
