@@ -941,7 +941,10 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
 
     No branch on a merchant: the dead's orders are computed too and 0.0 is selected (a
     select, never a product, which would turn inf or NaN into NaN and a negative into -0.0),
-    so the loop vectorises and costs the same whichever merchants have exited; unsigned
+    so the loop vectorises and costs the same whichever merchants have exited. The orders
+    are computed before the select and `alive` read as uint8: computed within it, their
+    draw's load was conditional (a masked load; 0.70-0.81 against 0.52-0.62 ms at 200,000
+    merchants on a machine with AVX2 alone). Unsigned
     positions spare the test for indices counted from the end. (Where two NaNs meet, which
     one comes out is the compiler's operand order, as in numpy's own loops: a NaN's sign and
     payload are no part of the bits.)
@@ -949,6 +952,7 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
     Returns how many of the blocks' ad clicks are NaN (none, as a rule: the caller then tells
     the rulebook the clicks are known on every row, which spares it a scan)."""
     unknown = 0
+    live = alive.view(np.uint8)
     for b in range(starts.shape[0]):
         for i in range(np.uint64(starts[b]), np.uint64(stops[b])):
             p = np.float64(price[i])
@@ -957,7 +961,8 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
             unknown += np.isnan(clicks)
             conv = conv_in[i] if power else conversion * np.float64(quality[i])
             lam = (exposure[i] * ctr + clicks) * conv
-            o = np.floor(lam + np.float64(u_orders[i])) if alive[i] else 0.0
+            o = np.floor(lam + np.float64(u_orders[i]))
+            o = o if live[i] != 0 else 0.0
             orders[i] = o
             revenue[i] = o * p
             below_cost[i] = o if p < unit_cost[i] else 0.0
