@@ -879,7 +879,10 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
     False), for the caller to say so next time.
 
     Each pass reads few arrays (a loop that stores into one array while reading several
-    others can stall on addresses that alias in the CPU's store buffer).
+    others can stall on addresses that alias in the CPU's store buffer). Each value is
+    computed before the select on `alive` (read as uint8), whose loads would otherwise be
+    conditional: masked loads, slow on a machine with AVX2 alone (0.77-0.84 against
+    0.44-0.49 ms at 200,000 merchants there).
 
     The admitted listings are counted as `channel x alive > 0` (the same count: a product
     with 0.0 is 0, -0.0 or NaN, never > 0), not `alive & (channel > 0)`, which compiles to a
@@ -904,19 +907,23 @@ def group_exposure(weight, alive, scale, channel, impressions, channel_share, sl
                 positive += c > 0
         pw = weight[lo:lo + slots]
         sc = scale[lo:lo + slots]
+        lv = live.view(np.uint8)
         for s in range(slots):
-            w[s] = pw[s] * sc[s] if live[s] else 0.0
+            x = pw[s] * sc[s]
+            w[s] = x if lv[s] != 0 else 0.0
         total = pairwise_sum(w, 0, slots)
         imp = impressions[g]
         for s in range(slots):
-            o[s] = imp * w[s] / total if live[s] else 0.0
+            x = imp * w[s] / total
+            o[s] = x if lv[s] != 0 else 0.0
         if admitted == 0:
             continue
         share = channel_share[g]
         for s in range(slots):
             c = ch[s]
             x = o[s]
-            o[s] = x + c * share / admitted if live[s] and c > 0 else x
+            y = x + c * share / admitted
+            o[s] = y if (lv[s] != 0) & (c > 0) else x
     return positive
 
 
