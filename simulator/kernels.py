@@ -209,7 +209,11 @@ def live_minima(bits, alive, slots, top, none, out):  # pragma: no cover - compi
     vectorises where a float one may not (it must keep NaN). A group without a live seller
     gets `none` (all bits set). Returns False, the minima unsure, if a live price has the
     sign bit (a negative number, -0.0, whose tie with 0.0 numpy may break either way) or is
-    NaN: the caller asks numpy then."""
+    NaN: the caller asks numpy then.
+
+    Every price is loaded before the select on `alive`: loaded within it, the load is
+    conditional, a masked load, slow on a machine with AVX2 alone (0.27 against 0.11-0.12 ms
+    at 200,000 merchants there)."""
     ok = True
     for g in range(bits.shape[0] // slots):
         b = bits[g * slots:(g + 1) * slots]
@@ -217,10 +221,10 @@ def live_minima(bits, alive, slots, top, none, out):  # pragma: no cover - compi
         least = none
         worst = none ^ none
         for s in range(slots):
-            x = b[s] if a[s] else none
-            least = min(least, x)
-            y = b[s] if a[s] else worst ^ worst
-            worst = max(worst, y)
+            v = b[s]  # loaded whatever the flag: see the docstring
+            live = a[s] != 0
+            least = min(least, v if live else none)
+            worst = max(worst, v if live else worst ^ worst)
         out[g] = least
         ok &= worst <= top
     return ok
