@@ -705,7 +705,8 @@ def _group_keys(score, alive, fkey, gbits, changed, first):  # pragma: no cover 
     slots = gbits.shape[0]
     fbits = fkey.view(np.uint32)
     for s in range(slots):
-        fkey[s] = -np.float32(score[s] if alive[s] else -np.inf) + np.float32(0.0)
+        x = score[s]  # loaded whatever the flag (a conditional load is a masked one)
+        fkey[s] = -np.float32(x if alive[s] != 0 else -np.inf) + np.float32(0.0)
     for s in range(slots):
         b = fbits[s]
         if b >> np.uint32(31):
