@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pytest
+from numba import njit, types
 
 from simulator import aggregation_kernels, kernels
 from simulator.aggregates import _numpy_gini, segment_sums
@@ -1500,3 +1502,47 @@ def test_clear_flow_zeroes_every_number(n: int) -> None:
         x[rng.integers(0, n)] = np.nan
     aggregation_kernels.clear_flow(x)
     assert x.tobytes() == np.zeros(n).tobytes()
+
+
+def _array(dtype: Any) -> Any:
+    return types.Array(dtype, 1, "C")
+
+
+_F32, _F64, _U8, _BOOL = (_array(types.float32), _array(types.float64), _array(types.uint8),
+                          _array(types.boolean))
+#: Per-merchant loops written so that no row's load or store depends on a condition, with
+#: argument types as the model calls them. A vectorised conditional load or store is a
+#: masked one, which a machine with AVX2 alone makes byte by byte for booleans, and its
+#: masked stores slowly for any type: each of these was several times slower there.
+_UNMASKED: dict[str, tuple[Any, ...]] = {
+    "mark_changed_in": (_array(types.uint32), _array(types.uint32), _array(types.int64),
+                        _array(types.int64), _BOOL, types.boolean),
+    "_charge_rows none": (_F64, types.none, _F64, _U8, types.none),
+    "_charge_rows mask times": (_F64, _U8, _F64, _U8, _F64),
+    "live_minima": (_array(types.uint32), _U8, types.int64, types.uint32, types.uint32,
+                    _array(types.uint32)),
+    "demand": (_array(types.int64), _array(types.int64), _BOOL, _F32, _F32, _F32, _F32, _F64,
+               _F32, types.float64, types.float64, types.float64, types.float64,
+               types.boolean, types.float64, _F64, _F64, _F64, _F64, _F64),
+    "group_exposure": (_F64, _BOOL, _F32, _F64, _F64, _F64, types.int64, _F64, _F64,
+                       types.boolean),
+    "_accounts_mixed": (types.uint64, types.uint64, _U8, _F64, _F64, _F64, _F64, _F64, _F64,
+                        _F32, _F32, _F32, _F32, _array(types.int32), _F32, _F32, _U8,
+                        _array(types.int16), _F64, _F64, _F64, _F32, _F32, _F32, _F32, _F32,
+                        types.float32, types.float64, types.int64, types.float32,
+                        types.float32, types.float32, types.float64, types.float64,
+                        types.float64),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNMASKED))
+def test_per_merchant_loops_vectorise_without_masks(case: str) -> None:
+    """The kernel compiled afresh for this machine (a cached kernel's IR cannot be read)
+    loads vectors and has no masked load or store. Were a row's load or store made
+    conditional again, LLVM would either mask it (on any machine with AVX) or leave the loop
+    scalar (a short-circuit `and` of two flags did, in `charge`)."""
+    fn = getattr(kernels, case.split()[0]).py_func
+    compiled = njit(_UNMASKED[case], error_model="numpy", nogil=True)(fn)
+    code = "\n".join(compiled.inspect_llvm().values())
+    assert re.findall(r"llvm\.masked\.\w+", code) == []
+    assert re.search(r"= load <\d+ x \w+>", code)
