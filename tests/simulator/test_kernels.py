@@ -1512,8 +1512,8 @@ _F32, _F64, _U8, _BOOL = (_array(types.float32), _array(types.float64), _array(t
                           _array(types.boolean))
 #: Per-merchant loops written so that no row's load or store depends on a condition, with
 #: argument types as the model calls them. A vectorised conditional load or store is a
-#: masked one, which a machine with AVX2 alone makes byte by byte for booleans, and its
-#: masked stores slowly for any type: each of these was several times slower there.
+#: masked one, which a machine with AVX2 alone makes byte by byte for booleans: each of
+#: these was slower there, some several times (bench/RESULTS.md).
 _UNMASKED: dict[str, tuple[Any, ...]] = {
     "mark_changed_in": (_array(types.uint32), _array(types.uint32), _array(types.int64),
                         _array(types.int64), _BOOL, types.boolean),
@@ -1542,7 +1542,7 @@ def test_per_merchant_loops_vectorise_without_masks(case: str) -> None:
     conditional again, LLVM would either mask it (on any machine with AVX) or leave the loop
     scalar (a short-circuit `and` of two flags did, in `charge`)."""
     fn = getattr(kernels, case.split()[0]).py_func
-    compiled = njit(_UNMASKED[case], error_model="numpy", nogil=True)(fn)
+    compiled = njit(_UNMASKED[case], **kernels._OPTIONS)(fn)
     code = "\n".join(compiled.inspect_llvm().values())
     assert re.findall(r"llvm\.masked\.\w+", code) == []
     assert re.search(r"= load <\d+ x \w+>", code)
