@@ -1,68 +1,179 @@
-"""Kernels that sum the day's flows and zero them as they go (`simulator.aggregates`).
+"""The one pass that takes every sum of a simulated day's figures (`simulator.aggregates`).
 
-The flows the model adds to are handed back zeroed every day (`Model.recycle_flows`). A flow
-summed by numpy and then zeroed by ``fill`` is read once and written whole: every cache line
-dirtied, including the runs of empty slots (about a sixth of the slots at 200,000 merchants)
-and the stretches of sparse counts, and each is written back to memory later, during the
-next day's stages. `total_clearing` sums a flow with numpy's bits and zeroes each leaf of up
-to 128 numbers right after summing it, while it is in cache; `clear_flow` zeroes a flow; both
-leave a stretch that is all +0.0 already unwritten (`_clear_between`).
+At 200,000 merchants a day's figures read a dozen flows and seven state arrays, some 30 MB.
+Summed one array (or one cohort's gathered merchants) at a time, with numpy's pairwise order
+kept bit for bit, they cost 4.5-6 ms a day on a machine without AVX-512, a quarter of the
+day; every array came from memory again, and pushed the model's own arrays out of the cache.
+`day_sums` reads each number once, eight slots a step in SIMD registers (`simulator.simd`),
+skips the padding slots, and zeroes the flows handed back to the model (`Model.recycle_flows`)
+as it reads them, leaving stretches that are all +0.0 unwritten (their cache lines stay clean).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from simulator.kernels import _block_sum, _kernel, _pairwise_plan
+from simulator import simd
+from simulator.kernels import _OPTIONS, _kernel
 
-#: Slots per stretch that `_clear_between` zeroes or leaves as it is.
-_CLEAR_STRETCH = 128
+#: The flows `day_sums` reads, in the order of its arguments and of the bits of its `clear`.
+FLOWS = ("commission", "ads", "fees", "revenue", "refund", "below_cost_units", "orders",
+         "prompts", "forced_follows", "exposure", "appeals_attempted", "appeals_won")
+#: The day's totals `day_sums` gives, in its `totals`' order: the first nine flows.
+TOTALS = FLOWS[:9]
+#: What `day_sums` sums over each cohort (rows of its `cohort`): six quantities and the prices
+#: relative to the starting prices over the live merchants, how many are live, then the
+#: appeals over every merchant of the cohort (live or not).
+COHORT_SUMS = ("revenue", "refund", "exposure", "quality", "price", "margin", "price_index",
+               "live", "appeals_attempted", "appeals_won")
+_C = len(COHORT_SUMS)
+_T = len(TOTALS)
+
+
+@njit(inline="always", **_OPTIONS)
+def _accumulate(acc, row, v):  # pragma: no cover - compiled
+    """acc's lanes of sum `row` += v."""
+    at = np.uint64(row * simd.LANES)
+    eight = np.uint64(simd.LANES)
+    simd.store(acc, at, eight, simd.add(simd.load(acc, at, eight), v))
+
+
+@njit(inline="always", **_OPTIONS)
+def _cleared(x, i, count, v, clear, bit):  # pragma: no cover - compiled
+    """Zero x[i:i + count] (holding v) if `clear` has `bit`, unless it is all +0.0 already (its
+    cache lines stay clean: nothing to write back to memory for the sparse flows)."""
+    if (clear >> bit) & 1 and simd.lanes(simd.any_bits(v)) != 0:
+        simd.store(x, i, count, simd.splat(0.0))
+
+
+@njit(inline="always", **_OPTIONS)
+def _flow(acc, row, x, i, count, clear):  # pragma: no cover - compiled
+    """Add x[i:i + count] to total `row` and zero it if `clear` says so; returns its numbers."""
+    v = simd.load(x, i, count)
+    _accumulate(acc, row, v)
+    _cleared(x, i, count, v, clear, row)
+    return v
+
+
+@njit(inline="always", **_OPTIONS)
+def _step(i, count, label, alive, enrolled, price, price0, margin, quality, unit_cost,
+          commission, ads, fees, revenue, refund, below, orders, prompts, forced, exposure,
+          attempted, won, clear, k, acc, gs, gq):  # pragma: no cover - compiled
+    """`day_sums` of the `count` slots from i (8 but at a run's end): adds to the lanes of
+    acc, and returns the run's exposure sums (gs, gq) with these slots'."""
+    z = simd.splat(0.0)
+    one = simd.splat(1.0)
+    a = simd.load_mask(alive, i, count)
+    _flow(acc, 0, commission, i, count, clear)
+    _flow(acc, 1, ads, i, count, clear)
+    _flow(acc, 2, fees, i, count, clear)
+    rv = simd.load(revenue, i, count)
+    _accumulate(acc, 3, rv)
+    rf = simd.load(refund, i, count)
+    _accumulate(acc, 4, rf)
+    _flow(acc, 5, below, i, count, clear)
+    _flow(acc, 6, orders, i, count, clear)
+    _flow(acc, 7, prompts, i, count, clear)
+    _flow(acc, 8, forced, i, count, clear)
+    ex = simd.load(exposure, i, count)
+    gs = simd.add(gs, ex)
+    gq = simd.add(gq, simd.multiply(ex, ex))
+    at = simd.load(attempted, i, count)
+    wo = simd.load(won, i, count)
+    p = simd.load(price, i, count)
+    q = simd.load(quality, i, count)
+    m = simd.load(margin, i, count)
+    ratio = simd.rounded(price, simd.divide(p, simd.load(price0, i, count)))
+    lab = simd.load(label, i, count)
+    for c in range(k):
+        cohort = simd.equal(lab, simd.splat(c))
+        live = simd.both(cohort, a)
+        row = _T + _C * c
+        _accumulate(acc, row, simd.where(live, rv, z))
+        _accumulate(acc, row + 1, simd.where(live, rf, z))
+        _accumulate(acc, row + 2, simd.where(live, ex, z))
+        _accumulate(acc, row + 3, simd.where(live, q, z))
+        _accumulate(acc, row + 4, simd.where(live, p, z))
+        _accumulate(acc, row + 5, simd.where(live, m, z))
+        _accumulate(acc, row + 6, simd.where(live, ratio, z))
+        _accumulate(acc, row + 7, simd.where(live, one, z))
+        _accumulate(acc, row + 8, simd.where(cohort, at, z))
+        _accumulate(acc, row + 9, simd.where(cohort, wo, z))
+    row = _T + _C * k
+    _accumulate(acc, row, simd.where(simd.both(a, simd.load_mask(enrolled, i, count)), one, z))
+    _accumulate(acc, row + 1, simd.where(simd.both(a, simd.less(p, simd.load(unit_cost, i, count))),
+                                     one, z))
+    _cleared(revenue, i, count, rv, clear, 3)
+    _cleared(refund, i, count, rf, clear, 4)
+    _cleared(exposure, i, count, ex, clear, 9)
+    _cleared(attempted, i, count, at, clear, 10)
+    _cleared(won, i, count, wo, clear, 11)
+    return gs, gq
+
+
+@njit(inline="always", **_OPTIONS)
+def _lane_sum(x, at):  # pragma: no cover - compiled
+    """The eight lanes from x[at] added pairwise."""
+    return (((x[at] + x[at + 1]) + (x[at + 2] + x[at + 3]))
+            + ((x[at + 4] + x[at + 5]) + (x[at + 6] + x[at + 7])))
 
 
 @_kernel
-def _clear_between(x, bits, lo, hi):  # pragma: no cover - compiled
-    """Zero x[lo:hi] (+0.0), `_CLEAR_STRETCH` slots at a time, leaving a stretch that is all
-    +0.0 already (`bits` is x's int64 view) unwritten: its cache lines stay clean, with
-    nothing to write back to memory (the model's flows have runs of empty slots, and sparse
-    counts). Unsigned positions: no test for a negative index, so the loops vectorise."""
-    for start in range(lo, hi, _CLEAR_STRETCH):
-        end = min(start + _CLEAR_STRETCH, hi)
-        seen = np.int64(0)
-        for i in range(np.uint64(start), np.uint64(end)):
-            seen |= bits[i]
-        if seen != 0:
-            for i in range(np.uint64(start), np.uint64(end)):
-                x[i] = 0.0
+def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, margin, quality,
+             unit_cost, commission, ads, fees, revenue, refund, below, orders, prompts, forced,
+             exposure, attempted, won, clear, totals, cohort, counts,
+             groups):  # pragma: no cover - compiled
+    """Every sum of one day's figures in one pass over the runs of slots [starts[r], stops[r])
+    (the slots that exist: the padding between them holds nothing), eight slots a step:
 
+    - totals[j]: the sum of flow j of `TOTALS` over every slot;
+    - cohort[q, c]: the sums of `COHORT_SUMS` over the slots labelled c (`label`, int8; -1
+      for none): over its live merchants (`alive`, uint8), then its appeals over all;
+    - counts: the live merchants enrolled in auto-follow, and those pricing below unit cost;
+    - groups[0, g] and groups[1, g]: the exposure and the sum of its squares over the runs of
+      group g (`run_group[r]`), added to what groups holds;
 
-@_kernel
-def clear_flow(x):  # pragma: no cover - compiled
-    """Zero the float64 x (`_clear_between`: stretches all +0.0 already are not written)."""
-    _clear_between(x, x.view(np.int64), 0, x.shape[0])
+    and the flows with bit j of `clear` set (`FLOWS` order) zeroed once read, except stretches
+    of eight that are all +0.0 already. price / price0 is divided in the state's dtype, as
+    numpy divides the arrays.
 
+    Each sum is added in eight lanes: slot i of a run goes to lane (i - start) % 8 (a run's
+    last step of fewer than eight reads zeros past its end), the lanes carried from run to
+    run and added pairwise at the end; a group's sums are its runs' sums added in order.
+    That is not numpy's pairwise order, so a sum of fractions may differ from numpy's in its
+    last bits (tests bound it); sums of whole numbers (counts, orders) are exact, whatever
+    the order."""
+    lanes = simd.LANES
+    k = cohort.shape[1]
+    acc = np.zeros((_T + _C * k + 2) * lanes)
+    eight = np.uint64(lanes)
+    for r in range(starts.shape[0]):
+        lo, hi = np.uint64(starts[r]), np.uint64(stops[r])
+        gs = simd.splat(0.0)
+        gq = simd.splat(0.0)
+        i = lo
+        whole = lo + (hi - lo) // eight * eight
+        while i < whole:
+            gs, gq = _step(i, eight, label, alive, enrolled, price, price0, margin, quality,
+                           unit_cost, commission, ads, fees, revenue, refund, below, orders,
+                           prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
+            i += eight
+        if i < hi:
+            gs, gq = _step(i, hi - i, label, alive, enrolled, price, price0, margin, quality,
+                           unit_cost, commission, ads, fees, revenue, refund, below, orders,
+                           prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
+        g = run_group[r]
+        run = np.empty(2 * lanes)
+        simd.store(run, np.uint64(0), eight, gs)
+        simd.store(run, eight, eight, gq)
+        groups[0, g] += _lane_sum(run, 0)
+        groups[1, g] += _lane_sum(run, lanes)
+    for j in range(_T):
+        totals[j] = _lane_sum(acc, j * lanes)
+    for c in range(k):
+        for q in range(_C):
+            cohort[q, c] = _lane_sum(acc, (_T + _C * c + q) * lanes)
+    counts[0] = _lane_sum(acc, (_T + _C * k) * lanes)
+    counts[1] = _lane_sum(acc, (_T + _C * k + 1) * lanes)
 
-@_kernel
-def total_clearing(x, clear):  # pragma: no cover - compiled
-    """numpy's ``np.sum`` of the float64 x (+0.0 plus `pairwise_sum`'s leaves and additions,
-    any numbers: NaN, -0.0 and fractions alike), and, with `clear`, x zeroed leaf by leaf
-    right after each leaf of up to 128 numbers is summed, while it is in cache. A leaf that
-    is all +0.0 already is not written: its cache lines stay clean, with nothing to write
-    back to memory (the model's flows have stretches of empty slots, and sparse counts)."""
-    n = x.shape[0]
-    bits = x.view(np.int64)
-    lo_of = np.empty(n // 64 + 2, dtype=np.int64)
-    n_of = np.empty(n // 64 + 2, dtype=np.int64)
-    adds = np.empty(n // 64 + 2, dtype=np.int64)
-    leaves = _pairwise_plan(n, lo_of, n_of, adds)
-    vals = np.empty(256)
-    v = 0
-    for j in range(leaves):
-        lo, m = lo_of[j], n_of[j]
-        vals[v] = _block_sum(x, lo, m)
-        v += 1
-        for _ in range(adds[j]):
-            v -= 1
-            vals[v - 1] = vals[v - 1] + vals[v]
-        if clear:
-            _clear_between(x, bits, lo, lo + m)
-    return 0.0 + vals[0]

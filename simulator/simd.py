@@ -46,7 +46,7 @@ _I1, _I8, _I32, _F32, _F64 = (ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.F
 _VEC = ir.VectorType(_F64, LANES)
 _MASK = ir.VectorType(_I1, LANES)
 #: The array dtypes a `Vec` loads from and stores to, and their LLVM element types.
-_ELEMENTS = {types.float64: _F64, types.float32: _F32, types.int32: _I32}
+_ELEMENTS = {types.float64: _F64, types.float32: _F32, types.int32: _I32, types.int8: _I8}
 
 
 class VecType(types.Type):
@@ -172,8 +172,8 @@ def splat(typingctx: Any, x: Any) -> Any:
 
 @intrinsic
 def load(typingctx: Any, arr: Any, i: Any, count: Any) -> Any:
-    """arr[i:i + count] (float64, or float32 or int32 widened exactly) as a `Vec`, 0.0 past
-    count."""
+    """arr[i:i + count] (float64, or float32, int32 or int8 widened exactly) as a `Vec`, 0.0
+    past count."""
     _check_array(arr, _ELEMENTS, "load")
     _check_int(i, count)
     dtype = arr.dtype
@@ -182,7 +182,7 @@ def load(typingctx: Any, arr: Any, i: Any, count: Any) -> Any:
         v = _masked_load(context, builder, sig.args[0], *args, _ELEMENTS[dtype])
         if dtype == types.float32:
             return builder.fpext(v, _VEC)
-        if dtype == types.int32:
+        if dtype in (types.int32, types.int8):
             return builder.sitofp(v, _VEC)
         return v
 
@@ -192,7 +192,8 @@ def load(typingctx: Any, arr: Any, i: Any, count: Any) -> Any:
 @intrinsic
 def store(typingctx: Any, arr: Any, i: Any, count: Any, v: Any) -> Any:
     """arr[i:i + count] = the first count lanes of v in arr's dtype: float64 as they are,
-    float32 rounded, int32 truncated (whole numbers in int32's range are stored exactly)."""
+    float32 rounded, int32 and int8 truncated (whole numbers in their range are stored
+    exactly)."""
     _check_array(arr, _ELEMENTS, "store")
     _check_int(i, count)
     _check(Vec, v)
@@ -202,8 +203,8 @@ def store(typingctx: Any, arr: Any, i: Any, count: Any, v: Any) -> Any:
         value = args[3]
         if dtype == types.float32:
             value = builder.fptrunc(value, ir.VectorType(_F32, LANES))
-        elif dtype == types.int32:
-            value = builder.fptosi(value, ir.VectorType(_I32, LANES))
+        elif dtype in (types.int32, types.int8):
+            value = builder.fptosi(value, ir.VectorType(_ELEMENTS[dtype], LANES))
         _masked_store(context, builder, sig.args[0], args[0], args[1], args[2], value)
         return context.get_dummy_value()
 
@@ -291,6 +292,8 @@ less = _binary(Vec, Mask, lambda b, x, y: b.fcmp_ordered("<", x, y),
                "a < b, lane by lane (False where either is NaN).")
 greater = _binary(Vec, Mask, lambda b, x, y: b.fcmp_ordered(">", x, y),
                   "a > b, lane by lane (False where either is NaN).")
+equal = _binary(Vec, Mask, lambda b, x, y: b.fcmp_ordered("==", x, y),
+                "a == b, lane by lane (False where either is NaN; -0.0 equals +0.0).")
 at_least = _binary(Vec, Mask, lambda b, x, y: b.fcmp_ordered(">=", x, y),
                    "a >= b, lane by lane (False where either is NaN).")
 both = _binary(Mask, Mask, lambda b, x, y: b.and_(x, y), "a and b, lane by lane.")
@@ -319,3 +322,17 @@ def where(typingctx: Any, mask: Any, a: Any, b: Any) -> Any:
         return builder.select(args[0], args[1], args[2])
 
     return Vec(mask, a, b), codegen
+
+
+@intrinsic
+def any_bits(typingctx: Any, v: Any) -> Any:
+    """The lanes of v with any bit set: every number but +0.0 (-0.0 and NaN included), for a
+    kernel that leaves a stretch of +0.0 unwritten."""
+    _check(Vec, v)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ints = ir.VectorType(ir.IntType(64), LANES)
+        return builder.icmp_unsigned("!=", builder.bitcast(args[0], ints),
+                                     ir.Constant(ints, [0] * LANES))
+
+    return Mask(v), codegen

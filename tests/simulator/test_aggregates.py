@@ -1,12 +1,13 @@
-"""The daily aggregates give, bit for bit, what their plain numpy expressions gave.
+"""The daily aggregates give what their plain numpy expressions give.
 
-`simulator.aggregates.aggregate` sums through fused compiled kernels (`simulator.kernels`) and
-reads the fixed samples' percentiles, median and Gini with compiled selection and sorting;
-`_numpy_aggregate` below is the same day written with numpy gathers, ``np.add.reduceat``,
-row sums, counts, ``np.quantile``, ``np.median`` and ``np.sort``, the way the module computed
-it before the kernels. Every series must have the same bits, on populations with dead
-merchants, padding slots, empty cohorts and both state dtypes, and on samples with ties,
-zeros of both signs and NaN.
+`simulator.aggregates.aggregate` takes every sum in one compiled pass
+(`simulator.aggregation_kernels.day_sums`) and reads the fixed samples' percentiles, median
+and Gini with compiled selection and sorting; `_numpy_aggregate` below is the same day written
+with numpy masks, sums, row sums, counts, ``np.quantile``, ``np.median`` and ``np.sort``. The
+figures from order statistics and counts must have numpy's bits; those from sums of fractions,
+which the pass adds in another order, must agree to 1e-12. On populations with dead merchants,
+padding slots, empty cohorts and both state dtypes, and on samples with ties, zeros of both
+signs and NaN.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from simulator.aggregates import (
     _sorted_union,
     aggregate,
     empty_series,
-    segment_sums,
 )
 from simulator.model import ADDED_FLOWS, Model
 from simulator.run import replication_seed
@@ -39,15 +39,14 @@ def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], f
     """The sum-based series, percentiles, median margin and exposure Gini of day 0 of
     replication 0, in plain numpy."""
     alive = state["alive"]
-    live = alive[samples.order]
-    live_order = samples.order[live]
-    n_c = segment_sums(live.astype(np.int64), samples.sizes).astype(np.int64)
+    cohorts = [samples.label == c for c in range(len(TIERS))]
+    n_c = np.array([np.count_nonzero(alive & c) for c in cohorts])
 
     def by(x: np.ndarray) -> np.ndarray:
-        return segment_sums(x[live_order].astype(np.float64), n_c)
+        return np.array([np.sum(x[alive & c], dtype=np.float64) for c in cohorts])
 
     def flow(x: np.ndarray) -> np.ndarray:
-        return segment_sums(x[samples.order].astype(np.float64), samples.sizes)
+        return np.array([np.sum(x[c], dtype=np.float64) for c in cohorts])
 
     def total(x: np.ndarray) -> float:
         return float(np.sum(x, dtype=np.float64))
@@ -109,11 +108,23 @@ def _numpy_aggregate(out: dict[str, np.ndarray], state: dict[str, np.ndarray], f
     out["exposure_gini"][0, 0] = _numpy_gini(flows.exposure[pooled].astype(np.float64))
 
 
-_CHECKED = ("take_rate", "refund_burden_ratio", "below_cost_sales_share", "exposure_hhi",
-            "auto_follow_share", "below_cost_listing_share", "price_index", "price_mean",
-            "margin_mean", "quality_mean", "refund_burden_ratio_by_cohort",
-            "exposure_per_quality_by_cohort", "appeal_success_by_cohort", "price_pct",
-            "margin_pct", "quality_pct", "median_margin", "exposure_gini")
+#: Figures of sums of fractions: within 1e-12 of numpy's.
+_SUMMED = ("take_rate", "refund_burden_ratio", "exposure_hhi", "price_index", "price_mean",
+           "margin_mean", "quality_mean", "refund_burden_ratio_by_cohort",
+           "exposure_per_quality_by_cohort")
+#: Figures of counts, whole numbers and order statistics: numpy's bits.
+_EXACT = ("below_cost_sales_share", "auto_follow_share", "below_cost_listing_share",
+          "appeal_success_by_cohort", "price_pct", "margin_pct", "quality_pct", "median_margin",
+          "exposure_gini")
+
+
+def _assert_same_day(got: dict[str, np.ndarray], expected: dict[str, np.ndarray],
+                     what: object = None) -> None:
+    for name in _EXACT:
+        assert got[name].tobytes() == expected[name].tobytes(), (what, name)
+    for name in _SUMMED:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-15,
+                                   equal_nan=True, err_msg=f"{what} {name}")
 
 
 def _day(rng: np.random.Generator, groups: int, slots: int, dtype: type, empty_cohort: bool,
@@ -149,17 +160,15 @@ def _day(rng: np.random.Generator, groups: int, slots: int, dtype: type, empty_c
 @pytest.mark.parametrize(("groups", "slots", "empty_cohort", "all_dead"), [
     (1, 1, False, False), (2, 7, False, False), (3, 129, True, False), (4, 50, False, True),
     (5, 4_000, False, False), (2, 150_001, False, False)])
-def test_aggregate_has_the_bits_of_the_numpy_expressions(dtype: type, groups: int, slots: int,
-                                                         empty_cohort: bool,
-                                                         all_dead: bool) -> None:
+def test_aggregate_gives_the_numpy_expressions(dtype: type, groups: int, slots: int,
+                                               empty_cohort: bool, all_dead: bool) -> None:
     rng = np.random.default_rng(groups * slots)
     state, flows, samples = _day(rng, groups, slots, dtype, empty_cohort, all_dead)
     got, expected = empty_series(1, 1), empty_series(1, 1)
     group = np.repeat(np.arange(groups), slots)
     aggregate(got, 0, 0, state, flows, group, groups, samples)
     _numpy_aggregate(expected, state, flows, groups, samples)
-    for name in _CHECKED:
-        assert got[name].tobytes() == expected[name].tobytes(), name
+    _assert_same_day(got, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -179,37 +188,17 @@ def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
         margin[rng.random(n) < 0.2] = -0.0
         if trial == 3:
             margin[rng.integers(0, n, 2)] = np.nan
+        existing = np.flatnonzero(state["exists"])  # (padding slots hold no flows)
         if trial == 4:
-            flows.exposure[rng.integers(0, n, 3)] = -0.0
+            flows.exposure[rng.choice(existing, 3)] = -0.0
         if trial == 5:
-            flows.exposure[rng.integers(0, n, 3)] = -1.0
+            flows.exposure[rng.choice(existing, 3)] = -1.0
         got, expected = empty_series(1, 1), empty_series(1, 1)
         group = np.repeat(np.arange(3), 700)
         with np.errstate(invalid="ignore"):
             aggregate(got, 0, 0, state, flows, group, 3, samples)
             _numpy_aggregate(expected, state, flows, 3, samples)
-        for name in _CHECKED:
-            assert got[name].tobytes() == expected[name].tobytes(), (trial, name)
-
-
-def test_kept_live_order_follows_deaths_and_entries_in_place() -> None:
-    """`Samples.live` keeps its walk while `alive` is unchanged: a day after merchants die
-    or enter in the same array (as the model's state changes) is aggregated from the new
-    flags, a day without change from the kept walk, both with the numpy bits."""
-    rng = np.random.default_rng(21)
-    state, flows, samples = _day(rng, 3, 900, np.float32, False, False)
-    alive = state["alive"]
-    group = np.repeat(np.arange(3), 900)
-    for day in range(6):
-        if day in (2, 4):
-            alive[rng.integers(0, alive.size, 200)] = False  # deaths
-            entrants = np.flatnonzero(state["exists"] & ~alive)[:: 7 + day]
-            alive[entrants] = True
-        got, expected = empty_series(1, 1), empty_series(1, 1)
-        aggregate(got, 0, 0, state, flows, group, 3, samples)
-        _numpy_aggregate(expected, state, flows, 3, samples)
-        for name in _CHECKED:
-            assert got[name].tobytes() == expected[name].tobytes(), (day, name)
+        _assert_same_day(got, expected, trial)
 
 
 def test_cleared_flows_are_zero_after_the_same_figures() -> None:
@@ -269,70 +258,45 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
         recycled.recycle_flows(recycled.step(40), ADDED_FLOWS - {"commission"})
 
 
-def test_live_order_follows_every_change_of_alive() -> None:
-    """`Samples.live` gives the live merchants of `order` and each cohort's count for the
-    flags it is asked about, whether they changed since the last call (anywhere, or not at
-    all), are new arrays or the same array changed in place, or views of a larger array."""
-    rng = np.random.default_rng(29)
-    n = 1_000
-    tier = rng.integers(0, len(TIERS), n).astype(np.int8)
-    samples = Samples.of(tier, rng.random(n) < 0.9, 64)
-
-    def expected(alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        order = samples.order[alive[samples.order]]
-        return order, np.bincount(tier[order], minlength=len(TIERS))
-
-    alive = rng.random(n) < 0.8
-    wide = np.zeros(2 * n, dtype=bool)
-    flipped = np.zeros(0, dtype=np.int64)
-    for step in range(60):
-        if step % 5 == 1:
-            alive = alive.copy()  # a new array, equal
-        elif step % 5 == 2:
-            flipped = np.unique(rng.integers(0, n, rng.integers(1, 4)))
-            alive[flipped] ^= True  # changed in place
-        elif step % 5 == 3:
-            alive[flipped] ^= True  # and back
-        elif step % 5 == 4:
-            wide[n:] = alive
-            alive = wide[n:]  # a view
-            alive[n - 1 - step] ^= True
-        order, counts = samples.live(alive)
-        want_order, want_counts = expected(alive)
-        assert np.array_equal(order, want_order), step
-        assert np.array_equal(counts, want_counts), step
-        assert order.dtype == samples.compact_order.dtype
-
-
-def test_cohort_labels_name_each_slot_of_the_order_once() -> None:
-    """Each slot of `order` is labelled with its cohort, every other slot -1; an order that
-    names a slot twice, or one past the flows, has no labels (the walk of the order is
-    used)."""
+def test_samples_label_each_slot_and_run_the_slots_that_exist() -> None:
+    """Each slot is labelled with its cohort, -1 where it does not exist; the runs of slots
+    that exist are cut where a group ends, and name their group."""
     rng = np.random.default_rng(23)
     tier = rng.integers(0, len(TIERS), 500).astype(np.int8)
     exists = rng.random(500) < 0.8
+    exists[99:101] = True  # a run across the end of the first group of 100
     samples = Samples.of(tier, exists, 64)
-    label = samples.cohort_labels(500)
-    assert label is not None
-    assert np.array_equal(label, np.where(exists, tier, -1))
-    assert samples.cohort_labels(400) is None
-    twice = Samples(samples.by_cohort, samples.population, samples.sizes,
-                    np.concatenate([samples.order[:-1], samples.order[:1]]))
-    assert twice.cohort_labels(500) is None
+    assert samples.label.dtype == np.int8
+    assert np.array_equal(samples.label, np.where(exists, tier, -1))
+    for groups in (1, 5, 100):
+        starts, stops, group = samples.runs(groups)
+        covered = np.zeros(500, dtype=bool)
+        for lo, hi, g in zip(starts, stops, group, strict=True):
+            assert lo < hi and exists[lo:hi].all() and not covered[lo:hi].any()
+            assert lo // (500 // groups) == (hi - 1) // (500 // groups) == g
+            covered[lo:hi] = True
+        assert np.array_equal(covered, exists)
+        # Runs end where a slot does not exist or a group ends, nowhere else.
+        ends = set(stops) - {500}
+        assert all(not exists[e] or e % (500 // groups) == 0 for e in ends)
+    with pytest.raises(ValueError, match="groups of equal size"):
+        samples.runs(3)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("groups", "slots"), [(1, 1), (3, 129), (4, 9_000)])
 def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
                                                       slots: int) -> None:
-    """Flows in flat arrays (summed and zeroed as they go, compiled) and the same flows as
-    strided views (numpy's sums and ``fill``) give the same figures and the same zeroed
-    flows, byte for byte, with a NaN, -0.0 and an all -0.0 flow among them."""
+    """Flows in flat arrays (summed and zeroed in the compiled pass) and the same flows as
+    strided views (summed from flat copies, then zeroed by ``fill``) give the same figures
+    and the same zeroed flows, byte for byte, with a NaN, -0.0 and an all -0.0 flow among
+    them."""
     rng = np.random.default_rng(groups + slots)
     state, flows, samples = _day(rng, groups, slots, dtype, False, False)
-    flows.ads[rng.integers(0, flows.ads.size)] = np.nan
-    flows.commission[rng.integers(0, flows.commission.size, 3)] = -0.0
-    flows.fees[:] = -0.0
+    existing = np.flatnonzero(state["exists"])  # (padding slots hold no flows)
+    flows.ads[rng.choice(existing)] = np.nan
+    flows.commission[rng.choice(existing, 3)] = -0.0
+    flows.fees[existing] = -0.0
     group = np.repeat(np.arange(groups), slots)
     results = []
     for flat in (True, False):

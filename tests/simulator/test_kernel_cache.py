@@ -46,7 +46,7 @@ def test_the_stamp_changes_with_any_source(tmp_path: Path) -> None:
 
 
 def test_the_kernels_caches_use_the_shared_stamp() -> None:
-    for dispatcher in (kernels.accounts, aggregation_kernels.total_clearing):
+    for dispatcher in (kernels.accounts, aggregation_kernels.day_sums):
         locator = dispatcher._cache._impl.locator
         assert isinstance(locator, kernel_cache.LOCATORS), type(locator)
         assert locator.get_source_stamp() == kernel_cache.sources_stamp(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from numba import njit, types
 
-from simulator import aggregation_kernels, kernels
-from simulator.aggregates import _numpy_gini, segment_sums
+from simulator import kernels
+from simulator.aggregates import _numpy_gini
 from simulator.population import GOLDEN, offset, position_weights
 
 SIZES = [0, 1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 255, 256, 257, 1000, 1023, 4097,
@@ -438,178 +438,6 @@ def test_changed_rows_within_blocks() -> None:
         assert np.array_equal(changed, want)
 
 
-@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 200, 4_097])
-def test_first_difference_finds_the_stretch_of_the_first_difference(n: int) -> None:
-    """`first_difference` gives -1 for equal flags, else the start of the 64-byte stretch of
-    the first differing byte (the byte itself past the last whole stretch), wherever the
-    difference is: the first byte, inside or at the end of a stretch, the tail."""
-    rng = np.random.default_rng(n)
-    a = rng.random(n) < 0.7
-    assert kernels.first_difference(a.view(np.uint8), a.copy().view(np.uint8)) == -1
-    full = n - n % 64
-    for at in sorted({0, 62, 63, 64, n // 2, n - 2, n - 1} & set(range(n))):
-        for flips in ([at], [at, n - 1]):
-            b = a.copy()
-            b[flips] = ~b[flips]
-            want = at if at >= full else at - at % 64
-            assert kernels.first_difference(a.view(np.uint8), b.view(np.uint8)) == want
-            assert kernels.first_difference(b.view(np.uint8), a.view(np.uint8)) == want
-
-
-def test_live_in_order_keeps_the_live_in_order() -> None:
-    rng = np.random.default_rng(5)
-    n = 50_000
-    alive = rng.random(n) < 0.8
-    order = rng.permutation(n)[:40_000]
-    sizes = np.array([25_000, 0, 10_000, 5_000])
-    live = alive[order]
-    expected_counts = segment_sums(live.astype(np.int64), sizes.astype(np.float64))
-    for index_dtype in (np.int64, np.int32):
-        walked = order.astype(index_dtype)
-        got_order = np.empty(order.size, dtype=index_dtype)
-        counts = np.empty(sizes.size, np.int64)
-        k = kernels.live_in_order(alive, walked, sizes, got_order, counts)
-        assert np.array_equal(got_order[:k], order[live])
-        assert np.array_equal(counts, expected_counts)
-
-
-@pytest.mark.parametrize("n", SIZES)
-def test_pairwise_plan_is_pairwise_sums_order(n: int) -> None:
-    """Summing the plan's leaves with `_block_sum` and applying its additions on a stack
-    gives ``a.sum()``, bit for bit."""
-    a = _spread(np.random.default_rng(n), n)
-    leaf_lo, leaf_n, adds = (np.empty(n // 64 + 2, np.int64) for _ in range(3))
-    leaves = kernels._pairwise_plan(n, leaf_lo, leaf_n, adds)
-    assert leaf_n[:leaves].sum() == n and leaves <= n // 64 + 1
-    stack: list[float] = []
-    for j in range(leaves):
-        assert leaf_lo[j] == leaf_n[:j].sum()
-        stack.append(kernels._block_sum(a, leaf_lo[j], leaf_n[j]))
-        for _ in range(adds[j]):
-            upper = stack.pop()
-            stack.append(stack.pop() + upper)
-    assert len(stack) == 1 and stack[0] == a.sum()
-
-
-def _segments(rng: np.random.Generator, n: int, sizes: list[int],
-              in_order: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into n slots in segments of the given sizes (each in slot order, as the
-    cohorts' merchants are, or shuffled), and the sizes as int64."""
-    idx = rng.permutation(n)[: sum(sizes)]
-    parts = np.split(idx, np.cumsum(sizes)[:-1])
-    if in_order:
-        parts = [np.sort(p) for p in parts]
-    return np.concatenate(parts).astype(np.int64), np.array(sizes, dtype=np.int64)
-
-
-_SEGMENT_SIZES = [[0], [1], [7], [8], [9], [127], [128], [129], [0, 1, 2],
-                  [8, 0, 9, 7, 129, 128, 127], [1000, 1, 4097], [65_537, 20_000, 300_001, 0]]
-
-
-def _expected(v: np.ndarray, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The numpy expression the cohort kernels replace: gather, widen, reduceat."""
-    with np.errstate(invalid="ignore"):  # inf + -inf
-        return segment_sums(v[idx].astype(np.float64), sizes.astype(np.float64))
-
-
-def _same_bits(got: np.ndarray, expected: np.ndarray) -> bool:
-    return (np.array_equal(got, expected, equal_nan=True)
-            and np.array_equal(np.signbit(got), np.signbit(expected)))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("sizes", _SEGMENT_SIZES, ids=str)
-def test_cohort_sums_have_the_bits_of_gather_and_reduceat(dtype: type,
-                                                          sizes: list[int]) -> None:
-    rng = np.random.default_rng(sum(sizes) + len(sizes))
-    n = sum(sizes) + 37 + sum(sizes) // 3
-    flows = [_spread(rng, n) for _ in range(5)]
-    flows[0][rng.integers(0, n, 5)] = -0.0  # a lone -0.0 segment stays -0.0, as in reduceat
-    state = [_spread(rng, n).astype(dtype) for _ in range(3)]
-    price0 = (rng.random(n) * 30).astype(dtype)
-    price0[rng.integers(0, n, 3)] = 0.0  # inf and NaN ratios, as numpy divides
-    state[1][rng.integers(0, n, 3)] = 0.0
-    for in_order, index_dtype in ((True, np.int64), (False, np.int64), (True, np.int32)):
-        idx, sz = _segments(rng, n, sizes, in_order)
-        idx = idx.astype(index_dtype)  # the aggregates walk int32 indices (`compact_order`)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = state[1] / price0
-        ratios = np.empty(n, ratio.dtype)
-        kernels.ratios_and_counts(state[1], price0, *np.ones((2, n), np.bool_), state[0],
-                                  ratios)
-        assert ratios.tobytes() == ratio.tobytes()
-        got = kernels.cohort_live_sums(*flows[:3], *state, ratios, idx, sz,
-                                       np.empty((7, len(sizes))))
-        for q, v in enumerate([*flows[:3], *state, ratio]):
-            assert _same_bits(got[q], _expected(v, idx, sz)), (q, in_order)
-        # The same walk reading the sampled slots as it passes them.
-        alive = rng.random(n) < 0.6
-        union = np.unique(rng.integers(0, n, max(1, n // 5)))
-        values, live = np.empty((4, union.size)), np.empty(union.size, dtype=np.bool_)
-        both = kernels.cohort_live_sums_and_samples(
-            *flows[:3], *state, ratios, idx, sz, np.empty((7, len(sizes))), alive, union,
-            values, live)
-        assert both.tobytes() == got.tobytes()
-        for row, v in enumerate((state[1], state[2], state[0], flows[2])):
-            assert values[row].tobytes() == v[union].astype(np.float64).tobytes()
-        assert np.array_equal(live, alive[union])
-        pair = kernels.cohort_pair_sums(flows[3], flows[4], idx, sz, np.empty((2, len(sizes))))
-        assert _same_bits(pair[0], _expected(flows[3], idx, sz))
-        assert _same_bits(pair[1], _expected(flows[4], idx, sz))
-
-
-def _whole(rng: np.random.Generator, n: int, dense: float) -> np.ndarray:
-    """Counts as the model's flows hold them: whole numbers, mostly +0.0."""
-    return np.floor(rng.random(n) * 5) * (rng.random(n) < dense)
-
-
-_NOT_WHOLE = (0.5, -1.0, -0.0, np.nan, np.inf, 2.0 ** 60)
-
-
-@pytest.mark.parametrize("n", [0, 1, 7, 511, 512, 513, 5_000, 300_001])
-def test_whole_total_has_numpys_bits_or_says_not(n: int) -> None:
-    """Whole numbers sum to numpy's bits, all-zero flows are told apart; a fraction, a sign
-    bit, NaN, inf or a number too large is not summed (the caller asks numpy)."""
-    rng = np.random.default_rng(n + 11)
-    limit = 2.0 ** 62 / max(1, n)
-    for dense in (0.0, 0.01, 0.4, 1.0):
-        x = _whole(rng, n, dense)
-        total, certain, nonzero = kernels.whole_total(x, limit)
-        assert certain and nonzero == bool(np.any(x != 0))
-        assert np.float64(total).tobytes() == np.add.reduce(x).tobytes()
-        for bad in _NOT_WHOLE if n else ():
-            y = x.copy()
-            y[rng.integers(0, n)] = bad
-            assert not kernels.whole_total(y, limit)[1], bad
-    if n:  # whole, but a sum past 2**53
-        assert not kernels.whole_total(np.full(n, 2.0 ** 53), 2.0 ** 62)[1]
-
-
-@pytest.mark.parametrize("sizes", [[0, 0, 0], [1, 0, 2], [700, 5, 1300], [9, 4097, 0, 30]],
-                         ids=str)
-def test_whole_cohort_pair_sums_match_the_walk_of_the_order(sizes: list[int]) -> None:
-    rng = np.random.default_rng(sum(sizes) + 3)
-    n = sum(sizes) + 600
-    limit = 2.0 ** 62 / n
-    idx, sz = _segments(rng, n, sizes, True)
-    label = np.full(n, -1, dtype=np.int8)
-    label[idx] = np.repeat(np.arange(len(sizes)), sz)
-    for dense in (0.0, 0.02, 0.5):
-        a, b = _whole(rng, n, dense), _whole(rng, n, dense / 3)
-        a[label < 0] = 7.0  # slots in no cohort count for none
-        out = np.empty((2, len(sizes)))
-        certain, any_a, any_b = kernels.whole_cohort_pair_sums(a, b, label, limit, out)
-        assert certain and any_a == bool(np.any(a)) and any_b == bool(np.any(b))
-        walked = kernels.cohort_pair_sums(a, b, idx, sz, np.empty((2, len(sizes))))
-        assert out.tobytes() == walked.tobytes()
-        for bad in _NOT_WHOLE:
-            y = b.copy()
-            y[rng.integers(0, n)] = bad
-            assert not kernels.whole_cohort_pair_sums(a, y, label, limit, out)[0], bad
-    many = np.empty((2, kernels.WHOLE_COHORTS + 1))
-    assert not kernels.whole_cohort_pair_sums(a, b, label, limit, many)[0]
-
-
 @pytest.mark.parametrize("n", [255, 256, 257, 1000, 4097, 12_288])
 def test_rank_values_are_the_sorted_numbers(n: int) -> None:
     """The counted buckets' ranks are a sort's numbers (as values: a zero may be either
@@ -640,26 +468,6 @@ def test_bucket_sort_is_numpys_sort_or_says_not(n: int) -> None:
     if n > kernels._BUCKET_MOST:  # ties crowd a bucket: the radix sort's turn
         assert not kernels._bucket_sort_nonnegative(np.full(n, 2.0), np.empty(n))
         assert kernels._bucket_sort_nonnegative(rng.random(n), np.empty(n))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_ratios_and_counts_match_division_and_count_nonzero(dtype: type) -> None:
-    rng = np.random.default_rng(9)
-    for n in (0, 1, 7, 129, 10_000):
-        alive, enrolled = rng.random(n) < 0.7, rng.random(n) < 0.4
-        price = rng.uniform(1, 3, n).astype(dtype)
-        price0 = rng.uniform(1, 3, n).astype(dtype)
-        cost = rng.uniform(1, 3, n).astype(dtype)
-        if n:
-            cost[0], price[-1], price0[n // 2] = np.nan, 0.0, 0.0
-        for start in (price0, price0.astype(np.float64)):  # numpy's dtype for the ratio
-            with np.errstate(divide="ignore", invalid="ignore"):
-                expected = price / start
-            ratio = np.empty(n, expected.dtype)
-            counts = kernels.ratios_and_counts(price, start, alive, enrolled, cost, ratio)
-            assert ratio.tobytes() == expected.tobytes()
-            assert counts == (np.count_nonzero(enrolled & alive),
-                              np.count_nonzero(alive & (price < cost)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1164,20 +972,6 @@ def test_open_prompts_are_numpys_selections(size: int) -> None:
     assert (n_live and n_dead) or size < 9
 
 
-@pytest.mark.parametrize("n", SIZES)
-def test_row_sums_squares_match_numpys_row_sums(n: int) -> None:
-    rng = np.random.default_rng(n + 1)
-    for rows in (1, 3, 7):
-        x = _spread(rng, n * rows)
-        if x.size:
-            x[rng.integers(0, x.size, 3)] = -0.0
-        sums, squares = np.empty(rows), np.empty(rows)
-        kernels.row_sums_squares(x, rows, sums, squares)
-        grid = x.reshape(rows, -1)
-        assert _same_bits(sums, grid.sum(axis=1))
-        assert _same_bits(squares, np.square(grid).sum(axis=1))
-
-
 _ORDER_SIZES = [1, 2, 3, 7, 8, 9, 127, 128, 129, 1000, 4097]
 
 
@@ -1470,38 +1264,6 @@ def test_demand_matches_numpy(dtype: type, power: bool) -> None:
     for lo, hi in zip(_STARTS, _STOPS, strict=True):
         inside[lo:hi] = True
     assert unknown == np.isnan(expected[0][inside]).sum() > 0
-
-
-@pytest.mark.parametrize("n", SIZES)
-def test_total_clearing_has_numpys_bits_and_zeroes(n: int) -> None:
-    """The sum of any float64 numbers (fractions, -0.0, NaN, all -0.0) has ``np.sum``'s
-    bits; with `clear` every number is +0.0 after it, without the flow is untouched."""
-    rng = np.random.default_rng(n + 5)
-    cases = [_spread(rng, n), np.full(n, -0.0), np.zeros(n), _whole(rng, n, 0.01)]
-    if n:
-        cases[0][rng.integers(0, n, 3)] = -0.0
-        with_nan = _spread(rng, n)
-        with_nan[rng.integers(0, n)] = np.nan
-        cases.append(with_nan)
-    for x in cases:
-        for clear in (False, True):
-            y = x.copy()
-            total = aggregation_kernels.total_clearing(y, clear)
-            assert np.float64(total).tobytes() == np.sum(x).tobytes()
-            assert y.tobytes() == (np.zeros(n) if clear else x).tobytes()
-
-
-@pytest.mark.parametrize("n", [0, 1, 127, 128, 129, 300, 5_000])
-def test_clear_flow_zeroes_every_number(n: int) -> None:
-    """Every number ends +0.0 (-0.0 and NaN too), stretches all +0.0 or not."""
-    rng = np.random.default_rng(n + 9)
-    x = _spread(rng, n)
-    x[: n // 2] = 0.0  # a run of empty slots
-    if n:
-        x[rng.integers(0, n, 3)] = -0.0
-        x[rng.integers(0, n)] = np.nan
-    aggregation_kernels.clear_flow(x)
-    assert x.tobytes() == np.zeros(n).tobytes()
 
 
 def _array(dtype: Any) -> Any:

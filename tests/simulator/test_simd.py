@@ -47,15 +47,17 @@ def _compared(x, y, flags, out, masks):  # pragma: no cover - compiled
     simd.store_mask(masks, 32, simd.LANES, simd.either(f, simd.less(a, b)))
     simd.store_mask(masks, 40, simd.LANES, simd.invert(f))
     simd.store(out, 0, simd.LANES, simd.where(f, a, simd.splat(-1)))
+    simd.store_mask(masks, 48, simd.LANES, simd.equal(a, b))
+    simd.store_mask(masks, 56, simd.LANES, simd.any_bits(b))
     return simd.lanes(f)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.int8])
 @pytest.mark.parametrize("count", [1, 2, 5, 7, 8])
 def test_loads_widen_count_numbers_and_read_zeros_past_them(dtype: type, count: int) -> None:
     rng = np.random.default_rng(count)
-    x = (rng.standard_normal(13) * 1e6).astype(dtype)
-    if dtype != np.int32:
+    x = (rng.standard_normal(13) * (1e6 if dtype != np.int8 else 60)).astype(dtype)
+    if dtype not in (np.int32, np.int8):
         x[-1] = np.nan
     i = x.size - count  # the last numbers of the array: nothing past it is read
     out = np.full(8, 7.0)
@@ -65,12 +67,13 @@ def test_loads_widen_count_numbers_and_read_zeros_past_them(dtype: type, count: 
     assert out.tobytes() == expected.tobytes()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.int8])
 @pytest.mark.parametrize("count", [1, 4, 8])
 def test_stores_write_count_numbers_in_the_arrays_dtype(dtype: type, count: int) -> None:
     v = np.array([1.0 / 3.0, -2.5, 1e10, -0.0, 7.0, 2.0 ** 24 + 1, -3.0, 0.1])
-    if dtype == np.int32:
-        v = np.trunc(v.clip(-2 ** 31, 2 ** 31 - 1))
+    if dtype in (np.int32, np.int8):
+        info = np.iinfo(dtype)
+        v = np.trunc(v.clip(info.min, info.max))
     x = np.arange(12).astype(dtype)
     _copied(x, 12 - count, count, v)
     expected = np.arange(12).astype(dtype)
@@ -92,13 +95,14 @@ def test_rounding_after_each_operation_gives_float32_arithmetic() -> None:
 
 def test_comparisons_masks_and_selects() -> None:
     x = np.array([1.0, 5.0, np.nan, -2.0, 3.0, 0.5, 9.0, -0.0])
-    y = np.array([2.0, 5.0, 1.0, -3.0, np.nan, np.nan, 10.0, 0.0])
+    y = np.array([2.0, 5.0, 1.0, -0.0, np.nan, np.nan, 10.0, 0.0])
     flags = np.array([1, 0, 1, 1, 0, 1, 0, 1], dtype=np.uint8)
-    out, masks = np.empty(8), np.empty(48, dtype=np.uint8)
+    out, masks = np.empty(8), np.empty(64, dtype=np.uint8)
     bits = _compared(x, y, flags, out, masks)
     f = flags != 0
     with np.errstate(invalid="ignore"):
-        want = [x < y, x > y, x >= y, f & (x < y), f | (x < y), ~f]
+        want = [x < y, x > y, x >= y, f & (x < y), f | (x < y), ~f, x == y,
+                y.view(np.int64) != 0]  # (any_bits: -0.0, NaN set, +0.0 not)
     for k, w in enumerate(want):
         assert masks[8 * k: 8 * k + 8].tolist() == w.astype(np.uint8).tolist(), k
     assert out.tobytes() == np.where(f, x, -1.0).tobytes()
