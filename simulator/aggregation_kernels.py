@@ -2,8 +2,8 @@
 
 At 200,000 merchants a day's figures read a dozen flows and seven state arrays, some 30 MB.
 Summed one array (or one cohort's gathered merchants) at a time, with numpy's pairwise order
-kept bit for bit, they cost 4.5-6 ms a day on a machine without AVX-512, a quarter of the
-day; every array came from memory again, and pushed the model's own arrays out of the cache.
+kept bit for bit, they took 4.7 ms of a 21-24 ms day on a machine without AVX-512; every
+array came from memory again, and pushed the model's own arrays out of the cache.
 `day_sums` reads each number once, eight slots a step in SIMD registers (`simulator.simd`),
 skips the padding slots, and zeroes the flows handed back to the model (`Model.recycle_flows`)
 as it reads them, leaving stretches that are all +0.0 unwritten (their cache lines stay clean).
@@ -127,7 +127,7 @@ def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, ma
     """Every sum of one day's figures in one pass over the runs of slots [starts[r], stops[r])
     (the slots that exist: the padding between them holds nothing), eight slots a step:
 
-    - totals[j]: the sum of flow j of `TOTALS` over every slot;
+    - totals[j]: the sum of flow j of `TOTALS` over the runs' slots, dead merchants' too;
     - cohort[q, c]: the sums of `COHORT_SUMS` over the slots labelled c (`label`, int8; -1
       for none): over its live merchants (`alive`, uint8), then its appeals over all;
     - counts: the live merchants enrolled in auto-follow, and those pricing below unit cost;
