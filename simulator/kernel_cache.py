@@ -6,7 +6,7 @@ rule programs of `rules.expression.numba_target`), so a change to a callee's fil
 `git pull` that edits `simd.py`, say) would leave its callers' cached machine code in place,
 running the old callee. The locators here give every kernel defined in `KERNEL_SOURCES` one
 stamp made of all those files' contents: a change to any of them compiles the kernels afresh
-(about 40 s once). They are numba's own locators otherwise (the directory named by
+(about a minute, once). They are numba's own locators otherwise (the directory named by
 ``NUMBA_CACHE_DIR``, the package's ``__pycache__``, or the user's cache directory, in numba's
 order); `install` puts them ahead of numba's for these files, and leaves every other file to
 numba.
