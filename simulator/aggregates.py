@@ -96,17 +96,13 @@ class Samples:
             n = self.label.size
             if n_groups < 1 or n % n_groups:
                 raise ValueError(f"{n} slots do not make {n_groups} groups of equal size")
-            exists = np.zeros(n + 2, dtype=np.int8)
-            exists[1:-1] = self.label >= 0
-            # A group's first slot starts a run, its last ends one.
-            edges = np.diff(exists)
             width = n // n_groups
-            cut = np.zeros(n + 1, dtype=bool)
-            cut[width:n:width] = True
-            start = ((edges[:-1] == 1) | (cut[:-1] & (exists[1:-1] == 1)))
-            stop = ((edges[1:] == -1) | (cut[1:] & (exists[1:-1] == 1)))
-            starts, stops = np.flatnonzero(start), np.flatnonzero(stop) + 1
-            kept[n_groups] = (starts, stops, starts // width)
+            exists = (self.label >= 0).reshape(n_groups, width).astype(np.int8)
+            # Within each group's row, +1 where a run starts and -1 one past where it ends.
+            edges = np.diff(exists, axis=1, prepend=0, append=0)
+            group, start = np.nonzero(edges == 1)
+            stop_group, stop = np.nonzero(edges == -1)
+            kept[n_groups] = (group * width + start, stop_group * width + stop, group)
         return kept[n_groups]
 
     @cached_property

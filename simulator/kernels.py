@@ -1594,7 +1594,7 @@ def sample_statistics(price, margin, quality, exposure, alive, union, cohort_pos
 @_kernel
 def sampled_statistics(values, live, cohort_pos, bounds, pooled_pos, q, quantiles, exact,
                        pooled_exposure):  # pragma: no cover - compiled
-    """`sample_statistics` of the sampled merchants' numbers read already (`_gather_samples`:
+    """`sample_statistics` of the sampled merchants' numbers read already (`sample_values`:
     values[0:4] their float64 price, margin, quality and exposure, live whether alive)."""
     buf = np.empty(max(cohort_pos.shape[0], pooled_pos.shape[0]))
     for v in range(3):
