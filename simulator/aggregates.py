@@ -13,7 +13,9 @@ Every sum (flow totals, sums over each cohort's live merchants, live counts, eac
 exposure concentration) comes from one compiled pass over the slots that exist
 (`simulator.aggregation_kernels.day_sums`), eight slots a step. A caller that hands the flows
 back to the model (`simulator.run`) has the flows the model adds to zeroed in that pass, as
-they are read, instead of the model zeroing new arrays the next day.
+they are read, instead of the model zeroing new arrays the next day. `simulator.run` hands the
+model a `DaySums`, and the model takes the pass with its accounts (`Model.step`), unless
+something changes the state after them (entry); `aggregate` then reads those sums.
 
 Sums of whole numbers (counts, orders, appeals) are exact. Sums of fractions are added in eight
 lanes, not in numpy's pairwise order, so they may differ from numpy's sums in their last bits

@@ -7,6 +7,14 @@ array came from memory again, and pushed the model's own arrays out of the cache
 `day_sums` reads each number once, eight slots a step in SIMD registers (`simulator.simd`),
 skips the padding slots, and zeroes the flows handed back to the model (`Model.recycle_flows`)
 as it reads them, leaving stretches that are all +0.0 unwritten (their cache lines stay clean).
+
+`accounts_and_sums` is the model's accounts (`simulator.kernels.accounts`) with this pass, a
+stretch of slots at a time: the pass reads a stretch's flows and state just after the
+accounts wrote them, from the cache. Timed alone at 200,000 merchants the two took 4.0-4.2 ms
+(p10) together against 4.3-4.8 ms one after the other. Less than the bytes spared promised:
+with their arrays in the cache (20,000 merchants, run twice) the accounts and the pass cost
+9-10 ns a slot each, about what they cost from memory (11-12 ns): their instructions, not
+memory, bound them.
 """
 
 from __future__ import annotations
