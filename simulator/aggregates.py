@@ -13,9 +13,7 @@ Every sum (flow totals, sums over each cohort's live merchants, live counts, eac
 exposure concentration) comes from one compiled pass over the slots that exist
 (`simulator.aggregation_kernels.day_sums`), eight slots a step. A caller that hands the flows
 back to the model (`simulator.run`) has the flows the model adds to zeroed in that pass, as
-they are read, instead of the model zeroing new arrays the next day. `simulator.run` hands the
-model a `DaySums`, and the model takes the pass with its accounts (`Model.step`), unless
-something changes the state after them (entry); `aggregate` then reads those sums.
+they are read, instead of the model zeroing new arrays the next day.
 
 Sums of whole numbers (counts, orders, appeals) are exact. Sums of fractions are added in eight
 lanes, not in numpy's pairwise order, so they may differ from numpy's sums in their last bits
@@ -25,14 +23,14 @@ lanes, not in numpy's pairwise order, so they may differ from numpy's sums in th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from simulator.aggregation_kernels import COHORT_SUMS, FLOWS, TOTALS, day_sums, lanes_needed
+from simulator.aggregation_kernels import COHORT_SUMS, FLOWS, TOTALS, day_sums
 from simulator.kernels import gini, sample_statistics
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
@@ -120,53 +118,6 @@ class Samples:
         union = _sorted_union(flat, self.population)
         return (union, np.searchsorted(union, flat), bounds,
                 np.searchsorted(union, self.population))
-
-
-class DaySums:
-    """The sums of a day's figures taken by the model with its accounts, for every replication
-    of the model (`simulator.aggregation_kernels.accounts_and_sums`): the same numbers
-    `day_sums` gives after the step, without reading the day's arrays from memory again.
-
-    Built once for a model's replications (their `Samples`, in the model's order: replication
-    k's slots are k x n1 to (k + 1) x n1); the model fills it each day it can
-    (`Model.step`) and says so in `taken`; `aggregate` then reads replication k's sums from
-    `of(k)` instead of taking them. The flows named in `clear` are zeroed as in
-    `aggregate`."""
-
-    def __init__(self, samples: Sequence[Samples], n_groups: int, clear: Collection[str]):
-        n1 = samples[0].label.size if samples else 0
-        runs = [s.runs(n_groups) for s in samples]
-        self.starts = np.concatenate([st + k * n1 for k, (st, _, _) in enumerate(runs)]
-                                     + [np.empty(0, dtype=np.int64)]).astype(np.int64)
-        self.stops = np.concatenate([sp + k * n1 for k, (_, sp, _) in enumerate(runs)]
-                                    + [np.empty(0, dtype=np.int64)]).astype(np.int64)
-        self.run_group = np.concatenate([g for _, _, g in runs]
-                                        + [np.empty(0, dtype=np.int64)]).astype(np.int64)
-        self.run_rep = np.concatenate([np.full(st.size, k, dtype=np.int64)
-                                       for k, (st, _, _) in enumerate(runs)]
-                                      + [np.empty(0, dtype=np.int64)])
-        self.label = np.concatenate([s.label for s in samples]
-                                    + [np.empty(0, dtype=np.int8)])
-        self.clear = sum(1 << j for j, name in enumerate(FLOWS) if name in clear)
-        self.cleared = frozenset(clear)
-        r, k = len(samples), len(TIERS)
-        self.acc = np.zeros((r, lanes_needed(k)))
-        self.totals = np.empty((r, len(TOTALS)))
-        self.cohort = np.empty((r, len(COHORT_SUMS), k))
-        self.counts = np.empty((r, 2))
-        self.groups = np.zeros((r, 2, n_groups))
-        #: Whether the model took today's sums (`Model.step` sets it every day).
-        self.taken = False
-
-    def start(self) -> None:
-        """Zero what the kernel adds to, before the model takes a day's sums."""
-        self.acc.fill(0.0)
-        self.groups.fill(0.0)
-        self.taken = False
-
-    def of(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Replication k's sums as `_sums` gives them (totals, by cohort, counts, by group)."""
-        return self.totals[k], self.cohort[k], self.counts[k], self.groups[k]
 
 
 def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -296,9 +247,7 @@ def _ratio(a: float, b: float) -> float:
 
 def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
               flows: DayFlows, group: np.ndarray, n_groups: int, samples: Samples,
-              clear: Collection[str] = (),
-              sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-              ) -> None:
+              clear: Collection[str] = ()) -> None:
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
 
     Every sum the figures need is taken in one compiled pass over the slots that exist
@@ -308,14 +257,12 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     stage of the model writes there). The percentiles, median margin and exposure Gini are
     read on the fixed samples (`_sample_statistics`). `group` is the product group of each
     merchant; groups are contiguous blocks of equal size. The flows named in `clear` are
-    zeroed once read (for `simulator.model.Model.recycle_flows`). `sums`: the day's sums
-    already taken, with those flows zeroed (`DaySums.of`), instead of the pass.
+    zeroed once read (for `simulator.model.Model.recycle_flows`).
     """
     k = len(TIERS)
     # The samples first: the pass below zeroes the flows it is asked to.
     _sample_statistics(out, r, t, state, flows.exposure, samples)
-    totals, by_cohort, counts, by_group = (
-        sums if sums is not None else _sums(state, flows, samples, n_groups, clear, k))
+    totals, by_cohort, counts, by_group = _sums(state, flows, samples, n_groups, clear, k)
     commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = totals
     (revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel, n_c,
      attempted, won) = by_cohort

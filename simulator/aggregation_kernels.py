@@ -7,14 +7,6 @@ array came from memory again, and pushed the model's own arrays out of the cache
 `day_sums` reads each number once, eight slots a step in SIMD registers (`simulator.simd`),
 skips the padding slots, and zeroes the flows handed back to the model (`Model.recycle_flows`)
 as it reads them, leaving stretches that are all +0.0 unwritten (their cache lines stay clean).
-
-`accounts_and_sums` is the model's accounts (`simulator.kernels.accounts`) with this pass, a
-stretch of slots at a time: the pass reads a stretch's flows and state just after the
-accounts wrote them, from the cache. Timed alone at 200,000 merchants the two took 4.0-4.2 ms
-(p10) together against 4.3-4.8 ms one after the other. Less than the bytes spared promised:
-with their arrays in the cache (20,000 merchants, run twice) the accounts and the pass cost
-9-10 ns a slot each, about what they cost from memory (11-12 ns): their instructions, not
-memory, bound them.
 """
 
 from __future__ import annotations
@@ -23,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from simulator import simd
-from simulator.kernels import _OPTIONS, ACCOUNTS_STRETCH, _kernel, accounts_stretch
+from simulator.kernels import _OPTIONS, _kernel
 
 #: The flows `day_sums` reads, in the order of its arguments and of the bits of its `clear`.
 FLOWS = ("commission", "ads", "fees", "revenue", "refund", "below_cost_units", "orders",
@@ -37,10 +29,6 @@ COHORT_SUMS = ("revenue", "refund", "exposure", "quality", "price", "margin", "p
                "live", "appeals_attempted", "appeals_won")
 _C = len(COHORT_SUMS)
 _T = len(TOTALS)
-#: Slots per stretch of `accounts_and_sums` (a multiple of `ACCOUNTS_STRETCH`): their
-#: accounts, then their sums. 512 (one stretch of the accounts) saved nothing at 200,000
-#: merchants; 2,048 to 8,192 about a tenth of the two passes' time (bench/RESULTS.md).
-SUMS_STRETCH = 4096
 
 
 @njit(inline="always", **_OPTIONS)
@@ -132,61 +120,6 @@ def _lane_sum(x, at):  # pragma: no cover - compiled
 
 
 @_kernel
-def _span_sums(lo, hi, label, alive, enrolled, price, price0, margin, quality, unit_cost,
-               commission, ads, fees, revenue, refund, below, orders, prompts, forced,
-               exposure, attempted, won, clear, k, acc, gs, gq):  # pragma: no cover - compiled
-    """`_step` over the slots [lo, hi) of a run, lo a multiple of eight slots from the run's
-    start: whole steps of eight, then the rest; returns the run's exposure sums."""
-    eight = np.uint64(simd.LANES)
-    i = np.uint64(lo)
-    hi = np.uint64(hi)
-    whole = i + (hi - i) // eight * eight
-    while i < whole:
-        gs, gq = _step(i, eight, label, alive, enrolled, price, price0, margin, quality,
-                       unit_cost, commission, ads, fees, revenue, refund, below, orders,
-                       prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
-        i += eight
-    if i < hi:
-        gs, gq = _step(i, hi - i, label, alive, enrolled, price, price0, margin, quality,
-                       unit_cost, commission, ads, fees, revenue, refund, below, orders,
-                       prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
-    return gs, gq
-
-
-@_kernel
-def _group_sums(groups, g, gs, gq):  # pragma: no cover - compiled
-    """Add a run's exposure and squares (lanes gs, gq) to groups[0, g] and groups[1, g]."""
-    lanes = simd.LANES
-    eight = np.uint64(lanes)
-    run = np.empty(2 * lanes)
-    simd.store(run, np.uint64(0), eight, gs)
-    simd.store(run, eight, eight, gq)
-    groups[0, g] += _lane_sum(run, 0)
-    groups[1, g] += _lane_sum(run, lanes)
-
-
-@_kernel
-def _finish(acc, totals, cohort, counts):  # pragma: no cover - compiled
-    """The sums' lanes added pairwise into totals, cohort and counts."""
-    lanes = simd.LANES
-    k = cohort.shape[1]
-    for j in range(_T):
-        totals[j] = _lane_sum(acc, j * lanes)
-    for c in range(k):
-        for q in range(_C):
-            cohort[q, c] = _lane_sum(acc, (_T + _C * c + q) * lanes)
-    counts[0] = _lane_sum(acc, (_T + _C * k) * lanes)
-    counts[1] = _lane_sum(acc, (_T + _C * k + 1) * lanes)
-
-
-@njit(**_OPTIONS)
-def lanes_needed(k):  # pragma: no cover - compiled
-    """How many numbers `day_sums`' lanes take with k cohorts (`accounts_and_sums`' `acc`
-    holds that many per replication)."""
-    return (_T + _C * k + 2) * simd.LANES
-
-
-@_kernel
 def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, margin, quality,
              unit_cost, commission, ads, fees, revenue, refund, below, orders, prompts, forced,
              exposure, attempted, won, clear, totals, cohort, counts,
@@ -211,59 +144,36 @@ def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, ma
     That is not numpy's pairwise order, so a sum of fractions may differ from numpy's in its
     last bits (tests bound it); sums of whole numbers (counts, orders) are exact, whatever
     the order."""
+    lanes = simd.LANES
     k = cohort.shape[1]
-    acc = np.zeros(lanes_needed(k))
+    acc = np.zeros((_T + _C * k + 2) * lanes)
+    eight = np.uint64(lanes)
     for r in range(starts.shape[0]):
-        gs, gq = _span_sums(starts[r], stops[r], label, alive, enrolled, price, price0, margin,
-                            quality, unit_cost, commission, ads, fees, revenue, refund, below,
-                            orders, prompts, forced, exposure, attempted, won, clear, k, acc,
-                            simd.splat(0.0), simd.splat(0.0))
-        _group_sums(groups, run_group[r], gs, gq)
-    _finish(acc, totals, cohort, counts)
-
-
-@_kernel
-def accounts_and_sums(starts, stops, run_group, run_rep, stretch, dead_before, commission, ads,
-                      fees, refund, revenue, orders, unit_cost, shipping, fixed_cost, cash,
-                      loss_days, burden_ema, last_revenue, alive, dl_rule, dl_due,
-                      dl_event_time, dl_event_price, price, margin, quality, full_cost,
-                      u_adapt, keep, memory, loss_days_limit, margin_threshold,
-                      quality_floor_s, adapt_probability, quality_floor, quality_step,
-                      cost_share, label, enrolled, price0, below, prompts, forced, exposure,
-                      attempted, won, clear, acc, totals, cohort, counts,
-                      groups):  # pragma: no cover - compiled
-    """The model's accounts (`simulator.kernels.accounts`) of the slots in the runs
-    [starts[r], stops[r]), and then `day_sums` of each replication's runs (replication
-    `run_rep[r]`, ascending; its sums into acc[rep], totals[rep], cohort[rep], counts[rep] and
-    groups[rep], which start zeroed), stretch by stretch: `stretch` slots (a multiple of
-    eight) from a run's start have their accounts taken, then their sums while they are
-    still in the cache, instead of the pass reading the day's arrays from memory again after
-    the accounts of every merchant. Every number is the one `accounts` over the same slots
-    then `day_sums` over each replication's runs give, bit for bit: the sums add each slot
-    in the same lane, in the same order. Slots outside the runs (padding, which is never
-    alive) are left as they are; `accounts` would add 0.0 to their cash."""
-    k = cohort.shape[2]
-    live = alive.view(np.uint8)
-    chosen = enrolled.view(np.uint8)
-    for r in range(starts.shape[0]):
-        rep = run_rep[r]
-        lanes = acc[rep]
+        lo, hi = np.uint64(starts[r]), np.uint64(stops[r])
         gs = simd.splat(0.0)
         gq = simd.splat(0.0)
-        for lo in range(starts[r], stops[r], stretch):
-            hi = min(lo + stretch, stops[r])
-            for a in range(lo, hi, ACCOUNTS_STRETCH):
-                accounts_stretch(a, min(a + ACCOUNTS_STRETCH, hi), dead_before, commission,
-                                 ads, fees, refund, revenue, orders, unit_cost, shipping,
-                                 fixed_cost, cash, loss_days, burden_ema, last_revenue, alive,
-                                 dl_rule, dl_due, dl_event_time, dl_event_price, price, margin,
-                                 quality, full_cost, u_adapt, keep, memory, loss_days_limit,
-                                 margin_threshold, quality_floor_s, adapt_probability,
-                                 quality_floor, quality_step, cost_share)
-            gs, gq = _span_sums(lo, hi, label, live, chosen, price, price0, margin, quality,
-                                unit_cost, commission, ads, fees, revenue, refund, below,
-                                orders, prompts, forced, exposure, attempted, won, clear, k,
-                                lanes, gs, gq)
-        _group_sums(groups[rep], run_group[r], gs, gq)
-    for rep in range(acc.shape[0]):
-        _finish(acc[rep], totals[rep], cohort[rep], counts[rep])
+        i = lo
+        whole = lo + (hi - lo) // eight * eight
+        while i < whole:
+            gs, gq = _step(i, eight, label, alive, enrolled, price, price0, margin, quality,
+                           unit_cost, commission, ads, fees, revenue, refund, below, orders,
+                           prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
+            i += eight
+        if i < hi:
+            gs, gq = _step(i, hi - i, label, alive, enrolled, price, price0, margin, quality,
+                           unit_cost, commission, ads, fees, revenue, refund, below, orders,
+                           prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
+        g = run_group[r]
+        run = np.empty(2 * lanes)
+        simd.store(run, np.uint64(0), eight, gs)
+        simd.store(run, eight, eight, gq)
+        groups[0, g] += _lane_sum(run, 0)
+        groups[1, g] += _lane_sum(run, lanes)
+    for j in range(_T):
+        totals[j] = _lane_sum(acc, j * lanes)
+    for c in range(k):
+        for q in range(_C):
+            cohort[q, c] = _lane_sum(acc, (_T + _C * c + q) * lanes)
+    counts[0] = _lane_sum(acc, (_T + _C * k) * lanes)
+    counts[1] = _lane_sum(acc, (_T + _C * k + 1) * lanes)
+

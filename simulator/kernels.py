@@ -977,7 +977,7 @@ def demand(starts, stops, alive, price, last_revenue, quality, unit_cost, exposu
 
 
 #: Rows per stretch of `accounts`: each stretch takes the path for its share of the dead.
-ACCOUNTS_STRETCH = 512
+_ACCOUNTS_STRETCH = 512
 
 
 @_kernel
@@ -1154,56 +1154,39 @@ def accounts(starts, stops, dead_before, commission, ads, fees, refund, revenue,
         = max(quality_floor, quality - quality_step), unit_cost = full_cost x (1 - cost_share
         x (1 - that quality, unrounded)), and the margin again with the stored unit cost.
 
-    Each stretch of `ACCOUNTS_STRETCH` rows from a block's start is one `accounts_stretch`."""
+    Each stretch of `_ACCOUNTS_STRETCH` rows takes `_accounts_sparse` when more than half of
+    it is dead, else `_accounts_mixed` for its whole blocks of eight and `_accounts_sparse`
+    for the rows left: the same numbers either way."""
     for b in range(starts.shape[0]):
-        for lo in range(starts[b], stops[b], ACCOUNTS_STRETCH):
-            accounts_stretch(lo, min(lo + ACCOUNTS_STRETCH, stops[b]), dead_before,
-                             commission, ads, fees, refund, revenue, orders, unit_cost,
-                             shipping, fixed_cost, cash, loss_days, burden_ema, last_revenue,
-                             alive, dl_rule, dl_due, dl_event_time, dl_event_price, price,
-                             margin, quality, full_cost, u_adapt, keep, memory,
-                             loss_days_limit, margin_threshold, quality_floor_s,
+        for lo in range(starts[b], stops[b], _ACCOUNTS_STRETCH):
+            hi = min(lo + _ACCOUNTS_STRETCH, stops[b])
+            n_dead = 0
+            for i in range(np.uint64(lo), np.uint64(hi)):
+                n_dead += dead_before[i]
+            if 2 * n_dead > hi - lo:
+                _accounts_sparse(lo, hi, dead_before, commission, ads, fees, refund, revenue,
+                                 orders, unit_cost, shipping, fixed_cost, cash, loss_days,
+                                 burden_ema, last_revenue, alive, dl_rule, dl_due,
+                                 dl_event_time, dl_event_price, price, margin, quality,
+                                 full_cost, u_adapt, keep, memory, loss_days_limit,
+                                 margin_threshold, quality_floor_s, adapt_probability,
+                                 quality_floor, quality_step, cost_share)
+                continue
+            # Whole blocks of eight in SIMD, the last few rows (if any) one by one.
+            whole = lo + (hi - lo) // simd.LANES * simd.LANES
+            _accounts_mixed(lo, whole, dead_before.view(np.uint8), commission, ads, fees,
+                            refund, revenue, orders, unit_cost, shipping, fixed_cost, cash,
+                            loss_days, burden_ema, last_revenue, alive.view(np.uint8),
+                            dl_rule, dl_due, dl_event_time, dl_event_price, price, margin,
+                            quality, full_cost, u_adapt, keep, memory, loss_days_limit,
+                            margin_threshold, quality_floor_s, adapt_probability,
+                            quality_floor, quality_step, cost_share)
+            _accounts_sparse(whole, hi, dead_before, commission, ads, fees, refund, revenue,
+                             orders, unit_cost, shipping, fixed_cost, cash, loss_days,
+                             burden_ema, last_revenue, alive, dl_rule, dl_due, dl_event_time,
+                             dl_event_price, price, margin, quality, full_cost, u_adapt, keep,
+                             memory, loss_days_limit, margin_threshold, quality_floor_s,
                              adapt_probability, quality_floor, quality_step, cost_share)
-
-
-@_kernel
-def accounts_stretch(lo, hi, dead_before, commission, ads, fees, refund, revenue, orders,
-                     unit_cost, shipping, fixed_cost, cash, loss_days, burden_ema,
-                     last_revenue, alive, dl_rule, dl_due, dl_event_time, dl_event_price,
-                     price, margin, quality, full_cost, u_adapt, keep, memory,
-                     loss_days_limit, margin_threshold, quality_floor_s, adapt_probability,
-                     quality_floor, quality_step, cost_share):  # pragma: no cover - compiled
-    """`accounts` of rows [lo, hi): `_accounts_sparse` when more than half of them are dead,
-    else `_accounts_mixed` for their whole blocks of eight and `_accounts_sparse` for the rows
-    left: the same numbers either way. (Also the first half of each stretch of
-    `simulator.aggregation_kernels.accounts_and_sums`.)"""
-    n_dead = 0
-    for i in range(np.uint64(lo), np.uint64(hi)):
-        n_dead += dead_before[i]
-    if 2 * n_dead > hi - lo:
-        _accounts_sparse(lo, hi, dead_before, commission, ads, fees, refund, revenue,
-                         orders, unit_cost, shipping, fixed_cost, cash, loss_days,
-                         burden_ema, last_revenue, alive, dl_rule, dl_due,
-                         dl_event_time, dl_event_price, price, margin, quality,
-                         full_cost, u_adapt, keep, memory, loss_days_limit,
-                         margin_threshold, quality_floor_s, adapt_probability,
-                         quality_floor, quality_step, cost_share)
-        return
-    # Whole blocks of eight in SIMD, the last few rows (if any) one by one.
-    whole = lo + (hi - lo) // simd.LANES * simd.LANES
-    _accounts_mixed(lo, whole, dead_before.view(np.uint8), commission, ads, fees,
-                    refund, revenue, orders, unit_cost, shipping, fixed_cost, cash,
-                    loss_days, burden_ema, last_revenue, alive.view(np.uint8),
-                    dl_rule, dl_due, dl_event_time, dl_event_price, price, margin,
-                    quality, full_cost, u_adapt, keep, memory, loss_days_limit,
-                    margin_threshold, quality_floor_s, adapt_probability,
-                    quality_floor, quality_step, cost_share)
-    _accounts_sparse(whole, hi, dead_before, commission, ads, fees, refund, revenue,
-                     orders, unit_cost, shipping, fixed_cost, cash, loss_days,
-                     burden_ema, last_revenue, alive, dl_rule, dl_due, dl_event_time,
-                     dl_event_price, price, margin, quality, full_cost, u_adapt, keep,
-                     memory, loss_days_limit, margin_threshold, quality_floor_s,
-                     adapt_probability, quality_floor, quality_step, cost_share)
 
 
 @_kernel

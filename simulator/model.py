@@ -108,8 +108,7 @@ from rules.expression.numpy_target import Column, as_columns
 from rules.rulebook import RulebookSet
 from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook, compile_set
 from simulator import kernels
-from simulator.aggregates import DayFlows, DaySums
-from simulator.aggregation_kernels import SUMS_STRETCH, accounts_and_sums
+from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds, appellants
 from simulator.memory import mapped_zeros
 from simulator.population import (
@@ -1163,9 +1162,7 @@ class Model:
         return open_[follow], open_[dismiss], open_[ignore]
 
     # -- the day ----------------------------------------------------------------------------
-    def step(self, day: int, sums: DaySums | None = None) -> DayFlows:
-        """Simulate day `day` and return its flows. With `sums`, the day's sums are taken
-        with the accounts (`_accounts`) where they can be, and `sums.taken` says whether."""
+    def step(self, day: int) -> DayFlows:
         sc, s, lay = self.sc, self.s, self.layout
         T = self.calendar.time(day)
         month, year, next_month, next_year = self._periods(day)
@@ -1244,10 +1241,8 @@ class Model:
 
         # 8. accounts and exit, 9. adaptation: each merchant on its own, block by block
         dead_before = ~alive  # a copy: s["alive"] changes below
+        self._accounts(u, fl, dead_before)
         entry_p = sc.exit.entry_probability.value
-        self._accounts(u, fl, dead_before, sums if entry_p <= 0 else None)
-        if sums is not None:
-            sums.taken = entry_p <= 0
         if entry_p > 0:
             new = np.flatnonzero(dead_before & s["exists"] & (u[U_ADAPT] < entry_p))
             if new.size:
@@ -1624,38 +1619,19 @@ class Model:
                   if max(lo, b.start) < min(hi, b.stop)]
         return slice(inside[0][0], inside[-1][1]) if inside else None
 
-    def _accounts(self, u: np.ndarray, fl: DayFlows, dead_before: np.ndarray,
-                  sums: DaySums | None = None) -> None:
+    def _accounts(self, u: np.ndarray, fl: DayFlows, dead_before: np.ndarray) -> None:
         """The day's accounts of the merchants in the blocks, each on its own
         (`kernels.accounts`): profit, cash, the run of loss days, the burden average, exit,
-        and cutting quality under a squeezed margin. With `sums` (when nothing changes the
-        state after the accounts: no entry), the day's sums are taken in the same pass, a
-        stretch of merchants at a time while their numbers are in the cache
-        (`simulator.aggregation_kernels.accounts_and_sums`), over the slots that exist
-        only (the padding inside the blocks, never alive, is not touched)."""
-        arrays = self._accounts_args(u, fl, dead_before)
-        if sums is None:
-            kernels.accounts(self._starts, self._stops, *arrays)
-            return
-        sums.start()
-        accounts_and_sums(
-            sums.starts, sums.stops, sums.run_group, sums.run_rep, SUMS_STRETCH, *arrays,
-            sums.label, self.s["enrolled"], self.s["price0"], fl.below_cost_units, fl.prompts,
-            fl.forced_follows, fl.exposure, fl.appeals_attempted, fl.appeals_won, sums.clear,
-            sums.acc, sums.totals, sums.cohort, sums.counts, sums.groups)
-
-    def _accounts_args(self, u: np.ndarray, fl: DayFlows,
-                       dead_before: np.ndarray) -> tuple[Any, ...]:
-        """`kernels.accounts`' arguments after its blocks."""
+        and cutting quality under a squeezed margin."""
         s, sc = self.s, self.sc
         ad = sc.adaptation
         f = self.dtype.type
-        return (
-            dead_before, fl.commission, fl.ads, fl.fees, fl.refund, fl.revenue, fl.orders,
-            s["unit_cost"], s["shipping"], s["fixed_cost"], s["cash"], s["loss_days"],
-            s["burden_ema"], s["last_revenue"], s["alive"], s["dl_rule"], s["dl_due"],
-            s["dl_event_time"], s["dl_event_price"], s["price"], s["margin"], s["quality"],
-            s["full_cost"], u[U_ADAPT],
+        kernels.accounts(
+            self._starts, self._stops, dead_before, fl.commission, fl.ads, fl.fees, fl.refund,
+            fl.revenue, fl.orders, s["unit_cost"], s["shipping"], s["fixed_cost"], s["cash"],
+            s["loss_days"], s["burden_ema"], s["last_revenue"], s["alive"], s["dl_rule"],
+            s["dl_due"], s["dl_event_time"], s["dl_event_price"], s["price"], s["margin"],
+            s["quality"], s["full_cost"], u[U_ADAPT],
             # Python numbers numpy combined with state arrays round in the state dtype.
             f(1.0 - BURDEN_MEMORY), float(BURDEN_MEMORY), int(sc.exit.loss_days.value),
             f(ad.margin_threshold.value), f(ad.quality_floor.value),

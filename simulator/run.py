@@ -31,15 +31,7 @@ from typing import Any
 import numpy as np
 
 from rules.rulebook import RulebookSet
-from simulator.aggregates import (
-    EXTRA_SERIES,
-    QUANTILES,
-    DayFlows,
-    DaySums,
-    Samples,
-    aggregate,
-    empty_series,
-)
+from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
 from simulator.model import ADDED_FLOWS, Model
 from simulator.population import Layout
 from simulator.projection import Projection
@@ -108,19 +100,17 @@ def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet,
     # Each slot's group within its replication: `s["group"] % G` of a new model, without
     # the division.
     local_group = layout.group_of()
-    # The day's sums, taken by the model with its accounts when it can.
-    sums = DaySums(samples, model.G, ADDED_FLOWS)
     for day in range(days):
-        flows = model.step(day, sums)
+        flows = model.step(day)
         if len(part) == 1:  # the replication is the whole model: no views to cut
             aggregate(out, base, day, model.s, flows, local_group, model.G, samples[0],
-                      ADDED_FLOWS, sums.of(0) if sums.taken else None)
+                      ADDED_FLOWS)
         else:
             for k in range(len(part)):
                 sl = slice(k * n1, (k + 1) * n1)
                 state = {key: model.s[key][sl] for key in _AGGREGATED}
                 aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
-                          model.G, samples[k], ADDED_FLOWS, sums.of(k) if sums.taken else None)
+                          model.G, samples[k], ADDED_FLOWS)
         model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
         if progress is not None:
             progress(done + day + 1, total)

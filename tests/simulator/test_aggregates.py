@@ -21,7 +21,6 @@ from rules.loader import load_set
 from simulator.aggregates import (
     QUANTILES,
     DayFlows,
-    DaySums,
     Samples,
     _numpy_gini,
     _sorted_union,
@@ -222,27 +221,19 @@ def test_cleared_flows_are_zero_after_the_same_figures() -> None:
             assert after.tobytes() == before.tobytes(), k
 
 
-def _twin_models(values: dict[str, float], seed: int, dtype: type
-                 ) -> tuple[Model, Model, list[Samples], np.ndarray]:
-    """Two identical models of two replications of the tiny scenario (with `values`), each
-    replication's samples, and each slot's group within its replication."""
-    book = load_set(ROOT / "rules" / "books" / "lowprice-2024")
-    sc = load_scenario(ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml").with_values(
-        values)
-    seeds = [replication_seed(seed, i) for i in range(2)]
-    one, two = Model(book, sc, seeds, dtype=dtype), Model(book, sc, seeds, dtype=dtype)
-    n1 = one.n1
-    samples = [Samples.of(one.s["tier"][k * n1:(k + 1) * n1],
-                          one.s["exists"][k * n1:(k + 1) * n1], 4096) for k in range(2)]
-    return one, two, samples, one.s["group"][:n1] % one.G
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
     """Handing the day's flows back (`Model.recycle_flows`, zeroed by the aggregation) gives
     every later day the flows and state that new arrays give."""
-    fresh, recycled, samples, group = _twin_models({}, 5, dtype)
+    book = load_set(ROOT / "rules" / "books" / "lowprice-2024")
+    sc = load_scenario(ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml")
+    seeds = [replication_seed(5, i) for i in range(2)]
+    fresh = Model(book, sc, seeds, dtype=dtype)
+    recycled = Model(book, sc, seeds, dtype=dtype)
     n1 = recycled.n1
+    samples = [Samples.of(recycled.s["tier"][k * n1:(k + 1) * n1],
+                          recycled.s["exists"][k * n1:(k + 1) * n1], 4096) for k in range(2)]
+    group = recycled.s["group"][:n1] % recycled.G
     out = empty_series(2, 40)
     arrays: list[np.ndarray] = []
     for day in range(40):
@@ -265,46 +256,6 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
     # Flows handed back without zeroing what the day adds to are refused.
     with pytest.raises(ValueError, match="commission"):
         recycled.recycle_flows(recycled.step(40), ADDED_FLOWS - {"commission"})
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("entry", [0.0, 0.2])
-def test_sums_taken_with_the_accounts_give_the_days_of_the_pass(dtype: type,
-                                                                entry: float) -> None:
-    """A model that takes the day's sums with its accounts (`DaySums`) ends each day with the
-    state and flows of one that does not, and `aggregate` given those sums writes the
-    series the pass writes, bit for bit, for each of two replications. With entry, which
-    changes the state after the accounts, the sums are left to the pass."""
-    plain, taking, samples, group = _twin_models(
-        {"exit.entry_probability": entry, "exit.loss_days": 3}, 9, dtype)
-    n1 = plain.n1
-    sums = DaySums(samples, plain.G, ADDED_FLOWS)
-    want, got = empty_series(2, 30), empty_series(2, 30)
-    for day in range(30):
-        flows = {"want": plain.step(day), "got": taking.step(day, sums)}
-        assert sums.taken is (entry == 0.0)
-        for key, value in plain.s.items():
-            if isinstance(value, np.ndarray):
-                assert value.tobytes() == taking.s[key].tobytes(), (day, key)
-        for k in range(2):
-            sl = slice(k * n1, (k + 1) * n1)
-            for name, model, out, taken in (("want", plain, want, None),
-                                            ("got", taking, got, sums.of(k)
-                                             if sums.taken else None)):
-                state = {key: model.s[key][sl] for key in ("alive", "price", "quality",
-                                                           "margin", "unit_cost", "enrolled",
-                                                           "price0")}
-                day_flows = DayFlows(**{f: getattr(flows[name], f)[sl]
-                                        for f in DayFlows.__dataclass_fields__})
-                aggregate(out, k, day, state, day_flows, group, model.G, samples[k],
-                          ADDED_FLOWS, taken)
-        for f in DayFlows.__dataclass_fields__:
-            assert getattr(flows["got"], f).tobytes() == getattr(flows["want"], f).tobytes(), f
-        plain.recycle_flows(flows["want"], ADDED_FLOWS)
-        taking.recycle_flows(flows["got"], ADDED_FLOWS)
-    for name, series in want.items():
-        assert series.tobytes() == got[name].tobytes(), name
-    assert not plain.s["alive"][plain.s["exists"]].all()  # merchants left on the way
 
 
 def test_samples_label_each_slot_and_run_the_slots_that_exist() -> None:

@@ -1,5 +1,4 @@
-"""`day_sums`: every sum of a day's figures in one pass, in the order it documents; and
-`accounts_and_sums`, the model's accounts with that pass, stretch by stretch.
+"""`day_sums`: every sum of a day's figures in one pass, in the order it documents.
 
 Each sum is checked bit for bit against the same order written in numpy (`_lane_sums`: slot i
 of a run in lane (i - start) % 8, the lanes carried from run to run, added pairwise at the
@@ -13,17 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator import kernels
-from simulator.aggregates import Samples
-from simulator.aggregation_kernels import (
-    COHORT_SUMS,
-    FLOWS,
-    TOTALS,
-    accounts_and_sums,
-    day_sums,
-    lanes_needed,
-)
-from tests.simulator.test_kernels import _accounts_case, _same_bits_or_nan
+from simulator.aggregation_kernels import COHORT_SUMS, FLOWS, TOTALS, day_sums
 
 LANES = 8
 
@@ -171,89 +160,3 @@ def test_day_sums_zero_the_flows_asked_for_and_nothing_outside_the_runs(width: i
             assert x[~outside].tobytes() == bytes(8 * np.count_nonzero(~outside)), name
         else:
             assert x.tobytes() == before[name].tobytes(), name
-
-
-#: `accounts_and_sums`' arguments after the accounts' (`_accounts_case`), in its order.
-_SUMS_ONLY = ("below_cost_units", "prompts", "forced_follows", "exposure", "appeals_attempted",
-              "appeals_won")
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("stretch", [512, 1024, 4096])
-@pytest.mark.parametrize("clear", [0, 0b110010000111])
-def test_accounts_and_sums_are_the_accounts_then_the_pass(dtype: type, stretch: int,
-                                                         clear: int) -> None:
-    """Two replications of four groups of 775 slots (one full, one with padding, one of a
-    single seller, one empty), their accounts' case (`_accounts_case`: live, dead and mostly
-    dead stretches, exits, quality cuts, NaN and infinite numbers) and the pass's other
-    arrays: `accounts_and_sums` leaves every array as `kernels.accounts` over the runs then
-    `day_sums` over each replication leave it, with the same sums, bit for bit, and leaves
-    the padding slots as they were."""
-    rng = np.random.default_rng(stretch + clear)
-    reps, groups, width = 2, 4, 775
-    n1 = groups * width  # the accounts case's 3,100 rows
-    exists = np.zeros((groups, width), dtype=bool)
-    for g, size in enumerate((775, 500, 1, 0)):
-        exists[g, :size] = True
-    exists = exists.ravel()
-    samples = [Samples.of(rng.integers(0, 3, n1).astype(np.int8), exists, 64)
-               for _ in range(reps)]
-    cases = [_accounts_case(rng, dtype) for _ in range(reps)]
-    arrays = [np.concatenate(parts) for parts in zip(*(a for a, _ in cases), strict=True)]
-    numbers = cases[0][1]
-    n = reps * n1
-    extra = {name: np.floor(rng.random(n) * 4) * (rng.random(n) < 0.5) for name in _SUMS_ONLY}
-    extra["exposure"] = rng.random(n) * 1e3
-    extra["appeals_won"][rng.random(n) < 0.1] = -0.0
-    label = np.concatenate([s.label for s in samples])
-    enrolled = rng.random(n) < 0.3
-    price0 = rng.uniform(1, 30, n).astype(dtype)
-    runs = [s.runs(groups) for s in samples]
-
-    # Expected: the accounts over the runs, then the pass over each replication's slots.
-    want = [a.copy() for a in arrays]
-    want_extra = {k: v.copy() for k, v in extra.items()}
-    starts = np.concatenate([st + k * n1 for k, (st, _, _) in enumerate(runs)])
-    stops = np.concatenate([sp + k * n1 for k, (_, sp, _) in enumerate(runs)])
-    with np.errstate(all="ignore"):
-        kernels.accounts(starts, stops, *want, *numbers)
-    flows = dict(zip(("commission", "ads", "fees", "refund", "revenue", "orders"), want[1:7],
-                     strict=True))
-    flows.update(want_extra)
-    alive, price, margin, quality, unit_cost = want[14], want[19], want[20], want[21], want[7]
-    expected = []
-    for k in range(reps):
-        sl = slice(k * n1, (k + 1) * n1)
-        totals, cohort = np.empty(len(TOTALS)), np.empty((len(COHORT_SUMS), 3))
-        counts, by_group = np.empty(2), np.zeros((2, groups))
-        day_sums(*runs[k], samples[k].label, alive[sl].view(np.uint8),
-                 enrolled[sl].view(np.uint8), price[sl], price0[sl], margin[sl], quality[sl],
-                 unit_cost[sl], *(flows[name][sl] for name in FLOWS), clear, totals, cohort,
-                 counts, by_group)
-        expected.append((totals, cohort, counts, by_group))
-
-    got = [a.copy() for a in arrays]
-    got_extra = {k: v.copy() for k, v in extra.items()}
-    acc = np.zeros((reps, lanes_needed(3)))
-    totals, cohort = np.empty((reps, len(TOTALS))), np.empty((reps, len(COHORT_SUMS), 3))
-    counts, by_group = np.empty((reps, 2)), np.zeros((reps, 2, groups))
-    run_group = np.concatenate([g for _, _, g in runs])
-    run_rep = np.concatenate([np.full(st.size, k) for k, (st, _, _) in enumerate(runs)])
-    with np.errstate(all="ignore"):
-        accounts_and_sums(starts, stops, run_group, run_rep, stretch, *got, *numbers, label,
-                          enrolled, price0, *(got_extra[name] for name in _SUMS_ONLY), clear,
-                          acc, totals, cohort, counts, by_group)
-
-    for j, (g, w, before) in enumerate(zip(got, want, arrays, strict=True)):
-        assert _same_bits_or_nan(g, w), j
-        padding = ~np.tile(exists, reps)
-        assert g[padding].tobytes() == before[padding].tobytes(), j
-    for name in _SUMS_ONLY:
-        assert got_extra[name].tobytes() == want_extra[name].tobytes(), name
-    for k in range(reps):
-        for g, w in zip((totals[k], cohort[k], counts[k], by_group[k]), expected[k],
-                        strict=True):
-            assert _same_bits_or_nan(g, w)
-    assert (arrays[14] & ~got[14]).any()  # exits happened
-    if clear:
-        assert not got[1][np.tile(exists, reps)].any()  # commission zeroed where it exists
