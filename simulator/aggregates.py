@@ -246,7 +246,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
-              flows: DayFlows, group: np.ndarray, n_groups: int, samples: Samples,
+              flows: DayFlows, n_groups: int, samples: Samples,
               clear: Collection[str] = ()) -> None:
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
 
@@ -255,8 +255,8 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     over each cohort's live merchants, the live counts, and each group's exposure and sum of
     squared exposures. Slots that do not exist (padding) are skipped: they hold no flows (no
     stage of the model writes there). The percentiles, median margin and exposure Gini are
-    read on the fixed samples (`_sample_statistics`). `group` is the product group of each
-    merchant; groups are contiguous blocks of equal size. The flows named in `clear` are
+    read on the fixed samples (`_sample_statistics`). The `n_groups` product groups are
+    contiguous blocks of slots of equal size. The flows named in `clear` are
     zeroed once read (for `simulator.model.Model.recycle_flows`).
     """
     k = len(TIERS)

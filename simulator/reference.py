@@ -692,8 +692,7 @@ def reference_replications(rulebook_set: RulebookSet, scenario: Scenario, days: 
         rep = ReferenceReplication(rulebook_set, scenario, replication_seed(seed, index))
         start = rep.arrays()
         samples = Samples.of(start["tier"], start["exists"], size)
-        group = np.array([m["group"] for m in rep.merchants])
         for day in range(days):
             flows = rep.step(day)
-            aggregate(out, k, day, rep.arrays(), flows, group, len(rep.layout.groups), samples)
+            aggregate(out, k, day, rep.arrays(), flows, len(rep.layout.groups), samples)
     return out

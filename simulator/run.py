@@ -76,7 +76,7 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
     for p, part in enumerate(parts):
         # A chunk's model lives in `_run_chunk` alone: nothing else refers to it, so its memory
         # is free for the next chunk's model (or the next run's) as soon as it returns.
-        _run_chunk(out, p * chunk, rulebook_set, sc, layout, days, seed, part, dtype,
+        _run_chunk(out, p * chunk, rulebook_set, sc, days, seed, part, dtype,
                    progress, p * days, total)
     return out
 
@@ -87,7 +87,7 @@ _AGGREGATED = ("alive", "exists", "tier", "price", "quality", "margin", "unit_co
 
 
 def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet, sc: Scenario,
-               layout: Layout, days: int, seed: int, part: Sequence[int], dtype: Any,
+               days: int, seed: int, part: Sequence[int], dtype: Any,
                progress: Progress | None, done: int, total: int) -> None:
     """Simulate the replications `part` together, their series written at rows base, ...;
     `progress(done + days simulated, total)` after each day."""
@@ -97,20 +97,17 @@ def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet,
     samples = [Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
                           model.s["exists"][k * n1:(k + 1) * n1], size)
                for k in range(len(part))]
-    # Each slot's group within its replication: `s["group"] % G` of a new model, without
-    # the division.
-    local_group = layout.group_of()
     for day in range(days):
         flows = model.step(day)
         if len(part) == 1:  # the replication is the whole model: no views to cut
-            aggregate(out, base, day, model.s, flows, local_group, model.G, samples[0],
+            aggregate(out, base, day, model.s, flows, model.G, samples[0],
                       ADDED_FLOWS)
         else:
             for k in range(len(part)):
                 sl = slice(k * n1, (k + 1) * n1)
                 state = {key: model.s[key][sl] for key in _AGGREGATED}
-                aggregate(out, base + k, day, state, _slice_flows(flows, sl), local_group,
-                          model.G, samples[k], ADDED_FLOWS)
+                aggregate(out, base + k, day, state, _slice_flows(flows, sl), model.G,
+                          samples[k], ADDED_FLOWS)
         model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
         if progress is not None:
             progress(done + day + 1, total)

@@ -165,8 +165,7 @@ def test_aggregate_gives_the_numpy_expressions(dtype: type, groups: int, slots: 
     rng = np.random.default_rng(groups * slots)
     state, flows, samples = _day(rng, groups, slots, dtype, empty_cohort, all_dead)
     got, expected = empty_series(1, 1), empty_series(1, 1)
-    group = np.repeat(np.arange(groups), slots)
-    aggregate(got, 0, 0, state, flows, group, groups, samples)
+    aggregate(got, 0, 0, state, flows, groups, samples)
     _numpy_aggregate(expected, state, flows, groups, samples)
     _assert_same_day(got, expected)
 
@@ -194,9 +193,8 @@ def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
         if trial == 5:
             flows.exposure[rng.choice(existing, 3)] = -1.0
         got, expected = empty_series(1, 1), empty_series(1, 1)
-        group = np.repeat(np.arange(3), 700)
         with np.errstate(invalid="ignore"):
-            aggregate(got, 0, 0, state, flows, group, 3, samples)
+            aggregate(got, 0, 0, state, flows, 3, samples)
             _numpy_aggregate(expected, state, flows, 3, samples)
         _assert_same_day(got, expected, trial)
 
@@ -208,9 +206,8 @@ def test_cleared_flows_are_zero_after_the_same_figures() -> None:
     state, flows, samples = _day(rng, 2, 3_001, np.float64, False, False)
     kept = {k: getattr(flows, k).copy() for k in DayFlows.__dataclass_fields__}
     plain, cleared = empty_series(1, 1), empty_series(1, 1)
-    group = np.repeat(np.arange(2), 3_001)
-    aggregate(plain, 0, 0, state, flows, group, 2, samples)
-    aggregate(cleared, 0, 0, state, flows, group, 2, samples, ADDED_FLOWS)
+    aggregate(plain, 0, 0, state, flows, 2, samples)
+    aggregate(cleared, 0, 0, state, flows, 2, samples, ADDED_FLOWS)
     for name in plain:
         assert plain[name].tobytes() == cleared[name].tobytes(), name
     for k, before in kept.items():
@@ -233,7 +230,6 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
     n1 = recycled.n1
     samples = [Samples.of(recycled.s["tier"][k * n1:(k + 1) * n1],
                           recycled.s["exists"][k * n1:(k + 1) * n1], 4096) for k in range(2)]
-    group = recycled.s["group"][:n1] % recycled.G
     out = empty_series(2, 40)
     arrays: list[np.ndarray] = []
     for day in range(40):
@@ -250,7 +246,7 @@ def test_recycled_flows_give_the_days_of_new_flows(dtype: type) -> None:
             state = {key: recycled.s[key][sl] for key in ("alive", "price", "quality", "margin",
                                                           "unit_cost", "enrolled", "price0")}
             flows = DayFlows(**{f: getattr(got, f)[sl] for f in DayFlows.__dataclass_fields__})
-            aggregate(out, k, day, state, flows, group, recycled.G, samples[k], ADDED_FLOWS)
+            aggregate(out, k, day, state, flows, recycled.G, samples[k], ADDED_FLOWS)
         recycled.recycle_flows(got, ADDED_FLOWS)
     assert all(a is arrays[0] for a in arrays)  # the same arrays every day
     # Flows handed back without zeroing what the day adds to are refused.
@@ -297,7 +293,6 @@ def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
     flows.ads[rng.choice(existing)] = np.nan
     flows.commission[rng.choice(existing, 3)] = -0.0
     flows.fees[existing] = -0.0
-    group = np.repeat(np.arange(groups), slots)
     results = []
     for flat in (True, False):
         copies = {}
@@ -309,7 +304,7 @@ def test_compiled_and_numpy_zeroing_give_the_same_day(dtype: type, groups: int,
         day = DayFlows(**copies)
         got = empty_series(1, 1)
         with np.errstate(invalid="ignore"):
-            aggregate(got, 0, 0, state, day, group, groups, samples, ADDED_FLOWS)
+            aggregate(got, 0, 0, state, day, groups, samples, ADDED_FLOWS)
         results.append((got, day))
     (flat_out, flat_flows), (strided_out, strided_flows) = results
     for name in flat_out:
