@@ -3,7 +3,7 @@
     python bench/simulator_throughput.py [--merchants 200000] [--days 60]
         [--reference-merchants 400] [--reference-days 30] [--sweep-tasks 4]
         [--memory-merchants 1000000] [--memory-days 365]
-        [--skip model|stages|reference|sweep|memory] [--json FILE]
+        [--skip model|stages|kernels|reference|sweep|memory] [--json FILE]
 
 What it measures, all on the default scenario under ``lowprice-2024``:
 
@@ -11,7 +11,10 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    replication, aggregation included), with the process pinned to one CPU and BLAS and OpenMP
    pools to one thread; best of ``--repeat``, by wall time and by CPU time (on a shared machine
    wall time also counts other processes' turns, so the ratio to the reference uses CPU time).
-   Then where a simulated day's CPU goes, stage by stage (`stage_split`, up to 30 days).
+   Then where a simulated day's CPU goes, stage by stage (`stage_split`, up to 30 days), and
+   each compiled kernel's CPU per merchant-day (`kernel_split`): run at two sizes, one whose
+   model fits in the cache (20,000 merchants) and one whose does not, it tells a kernel
+   bound by its instructions (the same cost per merchant at both) from one bound by memory.
 2. **The reference next to it**: merchant-days per second of ``simulator.reference`` stepping
    the same scenario, in the same run (a smaller population: it is plain Python; its
    aggregation is not timed, which flatters it), and the ratio.
@@ -163,6 +166,46 @@ def stage_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
     ms["the rest of the day"] = 1000 * (spent["step"] - in_step) / days
     return {"merchants": merchants, "days": days, "ms_per_day": 1000 * total / days,
             "stages_ms_per_day": dict(sorted(ms.items(), key=lambda kv: -kv[1]))}
+
+
+def kernel_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
+    """CPU nanoseconds per merchant-day of each compiled kernel (a numba dispatcher of the
+    simulator's or the rules' modules) over one projection after a warm-up, from cProfile: a
+    kernel is one call, so the time cProfile gives it is its own, and nested kernels are
+    inside their caller's. Also the whole day's CPU per merchant-day under the profiler
+    (which slows the Python between the kernels)."""
+    import cProfile
+    import pstats
+
+    from numba.core.registry import CPUDispatcher
+
+    from simulator import run
+    from simulator.memory import keep_freed_memory
+
+    keep_freed_memory()
+    rs = load_set(SET_DIR)
+    scenario = scaled_scenario(merchants)
+    run.project(rs, scenario, min(days, WARM_UP_DAYS), 1, seed)
+    profile = cProfile.Profile()
+    c0 = time.process_time()
+    profile.enable()
+    try:
+        run.project(rs, scenario, days, 1, seed)
+    finally:
+        profile.disable()
+    total = time.process_time() - c0
+    compiled = {(d.py_func.__code__.co_filename, d.py_func.__name__)
+                for name, module in list(sys.modules.items())
+                if name.startswith(("simulator.", "rules.")) and module is not None
+                for d in vars(module).values() if isinstance(d, CPUDispatcher)}
+    per = 1e9 / (merchants * days)
+    spent: dict[str, float] = {}
+    for (file, _, name), row in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        if (file, name) in compiled:
+            spent[name] = spent.get(name, 0.0) + row[2] * per
+    kernels = dict(sorted(spent.items(), key=lambda kv: -kv[1]))
+    return {"merchants": merchants, "days": days, "ns_per_merchant_day": total * per,
+            "kernels_ns_per_merchant_day": kernels}
 
 
 def reference_rate(merchants: int, days: int, seed: int) -> dict[str, Any]:
@@ -379,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-merchants", type=int, default=1_000_000)
     ap.add_argument("--memory-days", type=int, default=365)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=("model", "stages", "reference", "sweep", "memory"))
+                    choices=("model", "stages", "kernels", "reference", "sweep", "memory"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -408,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         split = figures["stages"]["stages_ms_per_day"]
         print(f"stages: {figures['stages']['ms_per_day']:.1f} ms of CPU per day; "
               + ", ".join(f"{k} {v:.1f}" for k, v in split.items()), flush=True)
+    if "kernels" not in args.skip:
+        figures["kernels"] = kernel_split(args.merchants, args.days, args.seed)
+        split = figures["kernels"]["kernels_ns_per_merchant_day"]
+        print(f"kernels: ns of CPU per merchant-day (all, profiled: "
+              f"{figures['kernels']['ns_per_merchant_day']:.1f}); "
+              + ", ".join(f"{k} {v:.1f}" for k, v in split.items() if v >= 0.05), flush=True)
     if "reference" not in args.skip:
         figures["reference"] = reference_rate(args.reference_merchants, args.reference_days,
                                               args.seed)
