@@ -200,7 +200,7 @@ def kernel_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
                 for d in vars(module).values() if isinstance(d, CPUDispatcher)}
     per = 1e9 / (merchants * days)
     spent: dict[str, float] = {}
-    for (file, _, name), row in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+    for (file, _, name), row in pstats.Stats(profile).stats.items():
         if (file, name) in compiled:
             spent[name] = spent.get(name, 0.0) + row[2] * per
     kernels = dict(sorted(spent.items(), key=lambda kv: -kv[1]))
