@@ -12,7 +12,7 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    pools to one thread; best of ``--repeat``, by wall time and by CPU time (on a shared machine
    wall time also counts other processes' turns, so the ratio to the reference uses CPU time).
    Then where a simulated day's CPU goes, stage by stage (`stage_split`, up to 30 days), and
-   each compiled kernel's CPU per merchant-day (`kernel_split`): run at two sizes, one whose
+   each compiled kernel's time per merchant-day (`kernel_split`): run at two sizes, one whose
    model fits in the cache (20,000 merchants) and one whose does not, it tells a kernel
    bound by its instructions (the same cost per merchant at both) from one bound by memory.
 2. **The reference next to it**: merchant-days per second of ``simulator.reference`` stepping
@@ -169,11 +169,12 @@ def stage_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
 
 
 def kernel_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
-    """CPU nanoseconds per merchant-day of each compiled kernel (a numba dispatcher of the
-    simulator's or the rules' modules) over one projection after a warm-up, from cProfile: a
-    kernel is one call, so the time cProfile gives it is its own, and nested kernels are
-    inside their caller's. Also the whole day's CPU per merchant-day under the profiler
-    (which slows the Python between the kernels)."""
+    """Nanoseconds per merchant-day of each compiled kernel (a numba dispatcher of the
+    simulator's or the rules' modules) over one projection after a warm-up, from cProfile's
+    clock (wall time: `main` pins the process to one core first): a kernel is one call, so
+    the time cProfile gives it is its own, and kernels a kernel calls are inside its time.
+    Also the whole day's time per merchant-day under the profiler (which slows the Python
+    between the kernels)."""
     import cProfile
     import pstats
 
@@ -187,13 +188,13 @@ def kernel_split(merchants: int, days: int, seed: int) -> dict[str, Any]:
     scenario = scaled_scenario(merchants)
     run.project(rs, scenario, min(days, WARM_UP_DAYS), 1, seed)
     profile = cProfile.Profile()
-    c0 = time.process_time()
+    t0 = time.perf_counter()
     profile.enable()
     try:
         run.project(rs, scenario, days, 1, seed)
     finally:
         profile.disable()
-    total = time.process_time() - c0
+    total = time.perf_counter() - t0
     compiled = {(d.py_func.__code__.co_filename, d.py_func.__name__)
                 for name, module in list(sys.modules.items())
                 if name.startswith(("simulator.", "rules.")) and module is not None
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     if "kernels" not in args.skip:
         figures["kernels"] = kernel_split(args.merchants, args.days, args.seed)
         split = figures["kernels"]["kernels_ns_per_merchant_day"]
-        print(f"kernels: ns of CPU per merchant-day (all, profiled: "
+        print(f"kernels: ns per merchant-day (the whole day, profiled: "
               f"{figures['kernels']['ns_per_merchant_day']:.1f}); "
               + ", ".join(f"{k} {v:.1f}" for k, v in split.items() if v >= 0.05), flush=True)
     if "reference" not in args.skip:
