@@ -147,6 +147,7 @@ def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, ma
     lanes = simd.LANES
     k = cohort.shape[1]
     acc = np.zeros((_T + _C * k + 2) * lanes)
+    run = np.empty(2 * lanes)  # a run's exposure lanes, to add up
     eight = np.uint64(lanes)
     for r in range(starts.shape[0]):
         lo, hi = np.uint64(starts[r]), np.uint64(stops[r])
@@ -164,7 +165,6 @@ def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, ma
                            unit_cost, commission, ads, fees, revenue, refund, below, orders,
                            prompts, forced, exposure, attempted, won, clear, k, acc, gs, gq)
         g = run_group[r]
-        run = np.empty(2 * lanes)
         simd.store(run, np.uint64(0), eight, gs)
         simd.store(run, eight, eight, gq)
         groups[0, g] += _lane_sum(run, 0)
