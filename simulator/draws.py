@@ -1,13 +1,22 @@
-"""numpy's float32 uniforms from a PCG64 Generator, drawn by a compiled kernel: same bits, faster.
+"""numpy's float32 uniforms drawn by compiled kernels: the same bits as numpy's, faster.
 
-Why: a day of a large population draws six float32 uniforms per merchant (`population.day_draws`),
-and numpy's ``Generator.random(dtype=np.float32)`` spends about twice the time the PCG64 steps
-themselves take (it calls the bit generator through a function pointer once per number). Here the
-PCG64 steps and the conversion to float32 run in one compiled loop over 64 lanes: lane l draws
-outputs l, l + 64, l + 128, ... (it steps 64 outputs at a time, by the composed multiplier and
-increment `jump` gives), so each round of the lanes writes 64 consecutive outputs and the lanes'
-128-bit multiplications run side by side in SIMD registers: about 2.2 times the speed of two
-interleaved scalar streams, and four to five times numpy's, for a quarter of a million merchants.
+Two sources (`simulator.population` says which draws come from which):
+  - a replication's PCG64 Generator (`uniform_float32`): the starting population and, each day,
+    the appeals' draws;
+  - its merchants' lanes (`MerchantLanes`): numpy SFC64 generators side by side, seeded from
+    the replication's seed, for the six numbers a merchant draws each day, the bulk of a large
+    population's draws. SFC64 steps with 64-bit additions, shifts and xors, which SIMD units
+    run lane by lane; PCG64's 128-bit multiplication has no SIMD instruction on AVX2, which
+    made those numbers cost about twice as much (bench/RESULTS.md).
+
+Why a kernel for the PCG64 Generator: numpy's ``Generator.random(dtype=np.float32)`` spends
+about twice the time the PCG64 steps themselves take (it calls the bit generator through a
+function pointer once per number). Here the PCG64 steps and the conversion to float32 run in one
+compiled loop over 64 lanes: lane l draws outputs l, l + 64, l + 128, ... (it steps 64 outputs
+at a time, by the composed multiplier and increment `jump` gives), so each round of the lanes
+writes 64 consecutive outputs and the lanes' 128-bit multiplications run side by side in SIMD
+registers: about 2.2 times the speed of two interleaved scalar streams, and four to five times
+numpy's, for a quarter of a million merchants.
 
 What it guarantees: `uniform_float32(rng, shape)` returns exactly the numbers
 ``rng.random(shape, dtype=np.float32)`` would, bit for bit, and leaves ``rng.bit_generator.state``
@@ -249,6 +258,84 @@ def pcg64_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
         st["uinteger"] = int(high)
     bg.state = st
     return out
+
+
+# -- the merchants' daily numbers: SFC64 generators side by side -------------------------------
+
+#: numpy SFC64 generators that draw a replication's daily merchant numbers side by side
+#: (`MerchantLanes`): enough independent chains for the SIMD units to run in parallel.
+SFC64_LANES = 16
+#: The spawn-key word that sets a replication's lane seeds apart from any child its seed has.
+_LANE_KEY = 0x5F_C6_4D
+_S3, _S11, _S24, _S40 = np.uint64(3), np.uint64(11), np.uint64(24), np.uint64(40)
+
+
+@_kernel
+def sfc64_fill_float32(out, rounds, a, b, c, counter):  # pragma: no cover - compiled
+    """`rounds` rounds of the lanes' SFC64 generators (state words a, b, c and the counter,
+    one array each, stepped in place) into `out` (float32, 2 x lanes x rounds): round k of
+    lane l writes numpy's float32 uniforms of its 64-bit output's low half to out[2 (k
+    lanes + l)] and of its high half after it, the order in which numpy's
+    ``Generator(SFC64).random(dtype=np.float32)`` takes the halves, so lane l's numbers are
+    that Generator's, in order.
+
+    SFC64 is additions, shifts and xors of 64-bit words (numpy's ``sfc64_next``), which SIMD
+    units do lane by lane; PCG64's 128-bit multiplication has no SIMD instruction on AVX2
+    (`_fill_lanes` builds it from 32-bit products)."""
+    lanes = a.shape[0]
+    p = 0
+    for _ in range(rounds):
+        for lane in range(lanes):
+            x, y, z, w = a[lane], b[lane], c[lane], counter[lane]
+            r = x + y + w
+            a[lane] = y ^ (y >> _S11)
+            b[lane] = z + (z << _S3)
+            c[lane] = ((z << _S24) | (z >> _S40)) + r
+            counter[lane] = w + _U1
+            out[p + 2 * lane] = _to_float32(r & _M32)
+            out[p + 2 * lane + 1] = _to_float32(r >> _S32)
+        p += 2 * lanes
+
+
+def lane_seeds(seed: np.random.SeedSequence) -> list[np.random.SeedSequence]:
+    """The seeds of a replication's `SFC64_LANES` lanes: children of its own seed, named by
+    spawn key (not ``seed.spawn()``, which would give other children the second time one
+    seed object is used, as the reference and the model both use it in the tests)."""
+    return [np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, _LANE_KEY, lane),
+                                   pool_size=seed.pool_size)
+            for lane in range(SFC64_LANES)]
+
+
+class MerchantLanes:
+    """A replication's source of its merchants' daily float32 uniforms: `SFC64_LANES` numpy
+    SFC64 generators seeded by `lane_seeds`, drawn side by side by `sfc64_fill_float32`.
+
+    What a call gives, in numpy's terms: each lane's Generator draws 2 x rounds float32
+    uniforms (``random(2 * rounds, dtype=np.float32)``, rounds = ceil(size / (2 x lanes)), an
+    even count, so no half-output is ever left buffered); the k-th pair of lane l's numbers is
+    numbers 2 (k lanes + l) and 2 (k lanes + l) + 1 of the result (flat, C order), and the
+    numbers past its size are dropped. `tests/simulator/test_draws.py` checks it against
+    numpy's own generators.
+
+    Why not the replication's PCG64 Generator, as before: at 200,000 merchants its day's
+    numbers took 1.4-1.8 ms of CPU (a day is 19-26), these lanes' 0.9-1.3, alternating in
+    the same runs (bench/RESULTS.md).
+    """
+
+    def __init__(self, seed: np.random.SeedSequence | int):
+        if not isinstance(seed, np.random.SeedSequence):
+            seed = np.random.SeedSequence(seed)
+        words = [np.random.SFC64(s).state["state"]["state"] for s in lane_seeds(seed)]
+        #: The lanes' state words a, b, c and counter, a row each (each row contiguous).
+        self.state = np.ascontiguousarray(np.array(words, dtype=np.uint64).T)
+
+    def uniform_float32(self, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        rounds = -(-size // (2 * SFC64_LANES))
+        out = np.empty(2 * SFC64_LANES * rounds, dtype=np.float32)
+        if rounds:
+            sfc64_fill_float32(out, rounds, *self.state)
+        return out[:size].reshape(shape)
 
 
 def uniform_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -110,6 +110,7 @@ from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook
 from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds, appellants
+from simulator.draws import MerchantLanes
 from simulator.memory import mapped_zeros
 from simulator.population import (
     DAY,
@@ -589,6 +590,7 @@ class Model:
         self.n1 = lay.n
         self.G = len(lay.groups)
         self.rngs = [np.random.default_rng(s) for s in seeds]
+        self.lanes = [MerchantLanes(s) for s in seeds]
         f = self.dtype
         # The floats come in the model's dtype already (`start_state`); web_start reads the
         # float64 prices.
@@ -1173,7 +1175,8 @@ class Model:
             s["appeals_filed_year"][:] = 0
             s["appeals_failed_year"][:] = 0
         self.period = (month, year)
-        draws = [day_draws(rng, lay) for rng in self.rngs]
+        draws = [day_draws(rng, lanes, lay)
+                 for rng, lanes in zip(self.rngs, self.lanes, strict=True)]
         if len(draws) == 1:  # one replication: its draws as they are, no copy
             gu, u = draws[0].group, draws[0].merchant
         else:

@@ -1,7 +1,7 @@
 """The starting population of one replication and the random numbers of each of its days.
 
 Both the vectorised model and the plain-Python reference start from `initial_state` and read the
-day's draws from `day_draws`/`appeal_draws`, in the same order from the same Generator: that is
+day's draws from `day_draws`/`appeal_draws`, in the same order from the same sources: that is
 what lets the reference be an exact oracle for the model, and what makes a replication's numbers
 depend only on its own seed (not on which other replications run beside it).
 
@@ -9,15 +9,21 @@ Layout of one replication: merchants are slots ``g * slots + s`` for product gro
 seller ``s < slots``, where ``slots`` is the largest group's seller count; slots beyond a smaller
 group's sellers are padding that never lives (``exists`` is False).
 
+A replication's numbers come from two sources, both made from its seed: its Generator
+(``default_rng(seed)``, PCG64), which draws the starting population, and then each day the
+group draws and the appeals' draws; and its `simulator.draws.MerchantLanes` (SFC64 generators
+side by side, seeded by children of the same seed), which draws the merchants' daily numbers.
 Draws of a day, in this order:
-  1. ``group``: float64 (2, G): whether the whole-web price is cut today, and how deep;
-  2. ``merchant``: float32 (6, n), one row per stage (see the ``U_*`` row names);
-  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) for the m merchants (in slot
-     order) that want to appeal today; nothing is drawn when m == 0.
+  1. ``group``: float64 (2, G) from the Generator: whether the whole-web price is cut today,
+     and how deep;
+  2. ``merchant``: float32 (6, n) from the lanes, one row per stage (see the ``U_*`` row names);
+  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) from the Generator for the m
+     merchants (in slot order) that want to appeal today; nothing is drawn when m == 0.
 A stage that needs several rounding offsets for one merchant-day takes them from one uniform,
 shifted by multiples of the golden ratio (`offset`): each offset is uniform on [0, 1).
-The float32 draws come from `simulator.draws.uniform_float32`: numpy's own numbers and Generator
-state, bit for bit, drawn by a compiled kernel when the Generator is a PCG64 (as here).
+The Generator's float32 draws come from `simulator.draws.uniform_float32`: numpy's own numbers
+and Generator state, bit for bit, drawn by a compiled kernel when the Generator is a PCG64 (as
+here).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from simulator.draws import _halves, _lcg_step, _output, uniform_float32
+from simulator.draws import MerchantLanes, _halves, _lcg_step, _output, uniform_float32
 from simulator.kernels import _kernel
 from simulator.scenario import TIERS, Scenario
 
@@ -332,12 +338,11 @@ class DayDraws:
     merchant: np.ndarray  # float32 (6, n)
 
 
-def day_draws(rng: np.random.Generator, layout: Layout) -> DayDraws:
-    """The day's group and merchant draws: ``rng.random((2, G))`` then
-    ``rng.random((6, n), dtype=np.float32)``, the latter by the compiled kernel when large (same
-    bits and Generator state; it is the bulk of a large population's day's draws)."""
+def day_draws(rng: np.random.Generator, lanes: MerchantLanes, layout: Layout) -> DayDraws:
+    """The day's group and merchant draws: ``rng.random((2, G))``, then the lanes' float32
+    (6, n) (`MerchantLanes.uniform_float32`: the bulk of a large population's draws)."""
     g = rng.random((2, len(layout.groups)))
-    u = uniform_float32(rng, (N_MERCHANT_DRAWS, layout.n))
+    u = lanes.uniform_float32((N_MERCHANT_DRAWS, layout.n))
     return DayDraws(g, u)
 
 

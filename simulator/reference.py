@@ -49,6 +49,7 @@ import numpy as np
 from rules.effects import EFFECTS
 from rules.rulebook import EffectCallIR, Rulebook, RulebookSet, RuleIR
 from simulator.aggregates import DayFlows, Samples, aggregate, empty_series
+from simulator.draws import MerchantLanes
 from simulator.population import (
     DAY,
     REJECTED,
@@ -128,6 +129,7 @@ class ReferenceReplication:
         self.scenario = scenario
         self.m = scenario.model
         self.rng = np.random.default_rng(seed)
+        self.lanes = MerchantLanes(seed)
         self.layout = Layout.of(scenario)
         st = initial_state(scenario, self.rng)
         web, cap, floor = web_start(scenario, st)
@@ -233,7 +235,7 @@ class ReferenceReplication:
             for m in self.merchants:
                 m["appeals_filed_year"] = m["appeals_failed_year"] = 0
         self.period = (month, year)
-        draws = day_draws(self.rng, lay)
+        draws = day_draws(self.rng, self.lanes, lay)
         # Python floats throughout: rules compare with `is True`, as the engine's values are.
         gu, u = draws.group.tolist(), draws.merchant
         n = lay.n

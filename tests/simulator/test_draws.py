@@ -1,8 +1,10 @@
-"""The compiled float32 draws are numpy's: same bits, and the Generator left in the same state.
+"""The compiled float32 draws are numpy's: same bits, and the generators left in the same state.
 
-Every check runs twin Generators from one seed, one through `simulator.draws` (or the
-`population` functions that use it) and one through plain numpy, and compares the arrays' bits
-and the whole ``bit_generator.state`` dictionaries, buffered half-output included.
+Every check runs twins from one seed, one through `simulator.draws` (or the `population`
+functions that use it) and one through plain numpy, and compares the arrays' bits and the whole
+``bit_generator.state`` dictionaries, buffered half-output included: the replication's PCG64
+Generator (`uniform_float32`, `pcg64_float32`) and its merchants' SFC64 lanes
+(`MerchantLanes`), whose numpy twins are one ``Generator(SFC64)`` per lane.
 """
 
 from __future__ import annotations
@@ -92,10 +94,28 @@ def test_a_run_of_mixed_draws_stays_in_step() -> None:
             _same_state(fast, plain)
 
 
-def _plain_day(rng: np.random.Generator, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """What `day_draws` was before the kernel: the documented numpy calls."""
+def _plain_lanes(seed: int) -> list[np.random.Generator]:
+    """The merchants' lanes of a seed as numpy Generators, one per lane (`MerchantLanes`)."""
+    return [np.random.Generator(np.random.SFC64(s))
+            for s in draws.lane_seeds(np.random.SeedSequence(seed))]
+
+
+def _plain_lane_numbers(lanes: list[np.random.Generator], shape: tuple[int, ...]) -> np.ndarray:
+    """What `MerchantLanes.uniform_float32` documents: every lane draws 2 x rounds float32s;
+    the k-th pair of lane l's is numbers 2 (k L + l) and 2 (k L + l) + 1, the rest dropped."""
+    size = int(np.prod(shape))
+    rounds = -(-size // (2 * len(lanes)))
+    numbers = np.empty((rounds, len(lanes), 2), dtype=np.float32)
+    for lane, g in enumerate(lanes):
+        numbers[:, lane, :] = g.random(2 * rounds, dtype=np.float32).reshape(rounds, 2)
+    return numbers.reshape(-1)[:size].reshape(shape)
+
+
+def _plain_day(rng: np.random.Generator, lanes: list[np.random.Generator],
+               layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """`day_draws` by the documented numpy calls."""
     return (rng.random((2, len(layout.groups))),
-            rng.random((N_MERCHANT_DRAWS, layout.n), dtype=np.float32))
+            _plain_lane_numbers(lanes, (N_MERCHANT_DRAWS, layout.n)))
 
 
 def _plain_appeals(rng: np.random.Generator, m: int, per_day: int) -> np.ndarray:
@@ -113,23 +133,61 @@ def _days(slots: int, groups: int = 3) -> Layout:
 def test_days_and_appeals_match_plain_numpy(compiled: bool, slots: int,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """day_draws, appeal_draws with odd and even counts, day_draws again, ...: the population
-    functions give the plain numpy calls' numbers and state, by kernel or by numpy."""
+    functions give the plain numpy calls' numbers and states, the appeals by kernel or by
+    numpy."""
     if compiled:
         monkeypatch.setattr(draws, "FAST_MIN_DRAWS", 0)
     layout = _days(slots)
     appeals = [(3, 1), (0, 2), (5, 3), (2, 0), (4, 2), (7, 1), (10_001, 3), (1, 1)]
     for seed in SEEDS:
         fast, plain = _twins(seed)
+        lanes, plain_lanes = draws.MerchantLanes(np.random.SeedSequence(seed)), _plain_lanes(seed)
         for m, per_day in appeals:
-            got, want = day_draws(fast, layout), _plain_day(plain, layout)
+            got, want = day_draws(fast, lanes, layout), _plain_day(plain, plain_lanes, layout)
             _same(got.group, want[0])
             _same(got.merchant, want[1])
             _same_state(fast, plain)
+            for lane, twin in enumerate(plain_lanes):
+                state = twin.bit_generator.state
+                assert state["has_uint32"] == 0  # no half-output left to be used first
+                assert np.array_equal(lanes.state[:, lane], state["state"]["state"])
             _same(appeal_draws(fast, m, per_day), _plain_appeals(plain, m, per_day))
             _same_state(fast, plain)
 
 
-def test_a_large_day_takes_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("k", [0, 1, 2, 31, 32, 33, 63, 64, 65, 1000, 1_440_003])
+def test_lanes_give_numpys_sfc64_numbers(k: int) -> None:
+    """Several days of a size that does not fill the lanes' last round: each day starts where
+    the last one left every lane (its unused numbers dropped, none carried over)."""
+    for seed in (0, 1, 7):
+        lanes, plain = draws.MerchantLanes(np.random.SeedSequence(seed)), _plain_lanes(seed)
+        for _ in range(3):
+            _same(lanes.uniform_float32((k,)), _plain_lane_numbers(plain, (k,)))
+
+
+def test_lane_seeds_are_the_replications_own() -> None:
+    """A replication's lanes follow from its seed alone (a second object of the same seed
+    gives the same numbers: nothing is spawned from the object), differ from lane to lane
+    and from replication to replication, and are none of the seed's spawned children."""
+    from simulator.run import replication_seed
+
+    first = draws.MerchantLanes(replication_seed(4, 0)).uniform_float32((5, 1000))
+    seed = replication_seed(4, 0)
+    again = draws.MerchantLanes(seed)
+    draws.MerchantLanes(seed)  # the same object used twice (the model and the reference)
+    _same(again.uniform_float32((5, 1000)), first)
+    other = draws.MerchantLanes(replication_seed(4, 1)).uniform_float32((5, 1000))
+    assert not np.array_equal(first, other)
+    words = draws.MerchantLanes(seed).state
+    assert len({tuple(words[:, lane]) for lane in range(draws.SFC64_LANES)}) == draws.SFC64_LANES
+    children = {tuple(c.generate_state(4)) for c in seed.spawn(draws.SFC64_LANES + 2)}
+    assert not children & {tuple(s.generate_state(4)) for s in draws.lane_seeds(seed)}
+    # An integer seed is taken as SeedSequence(seed).
+    _same(draws.MerchantLanes(9).uniform_float32((77,)),
+          draws.MerchantLanes(np.random.SeedSequence(9)).uniform_float32((77,)))
+
+
+def test_large_appeals_take_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, ...]] = []
     kernel = draws.pcg64_float32
 
@@ -139,12 +197,10 @@ def test_a_large_day_takes_the_compiled_path(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(draws, "pcg64_float32", counted)
     fast, plain = _twins(5)
-    layout = _days(80_000)
-    got, want = day_draws(fast, layout), _plain_day(plain, layout)
-    _same(got.merchant, want[1])
+    _same(appeal_draws(fast, 80_000, 3), _plain_appeals(plain, 80_000, 3))
     _same_state(fast, plain)
-    assert calls == [(N_MERCHANT_DRAWS, layout.n)]
-    day_draws(fast, _days(10))  # small: numpy draws it
+    assert calls == [(3, 80_000)]
+    appeal_draws(fast, 10, 3)  # small: numpy draws it
     assert len(calls) == 1
 
 
