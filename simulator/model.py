@@ -1928,11 +1928,11 @@ class Model:
         per_day = self.sc.appeals.max_per_day.value
         active = appellants(want)  # np.flatnonzero(want > 0), compiled
         if self.R == 1:  # one replication: its draws as they are, no copy
-            au = appeal_draws(self.rngs[0], active.size, per_day)
+            au = appeal_draws(self.lanes[0], active.size, per_day)
         else:
             bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
-            au = np.concatenate([appeal_draws(rng, int(bounds[r + 1] - bounds[r]), per_day)
-                                 for r, rng in enumerate(self.rngs)], axis=1)
+            au = np.concatenate([appeal_draws(lanes, int(bounds[r + 1] - bounds[r]), per_day)
+                                 for r, lanes in enumerate(self.lanes)], axis=1)
         if not active.size:
             return
         rounds = self._appeal_rounds

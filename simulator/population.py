@@ -10,20 +10,16 @@ seller ``s < slots``, where ``slots`` is the largest group's seller count; slots
 group's sellers are padding that never lives (``exists`` is False).
 
 A replication's numbers come from two sources, both made from its seed: its Generator
-(``default_rng(seed)``, PCG64), which draws the starting population, and then each day the
-group draws and the appeals' draws; and its `simulator.draws.MerchantLanes` (SFC64 generators
-side by side, seeded by children of the same seed), which draws the merchants' daily numbers.
-Draws of a day, in this order:
+(``default_rng(seed)``, PCG64), which draws the starting population and each day's group draws,
+and its `simulator.draws.MerchantLanes` (SFC64 generators side by side, seeded by children of
+the same seed), which draw the merchants' numbers of each day. Draws of a day, in this order:
   1. ``group``: float64 (2, G) from the Generator: whether the whole-web price is cut today,
      and how deep;
   2. ``merchant``: float32 (6, n) from the lanes, one row per stage (see the ``U_*`` row names);
-  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) from the Generator for the m
+  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) from the lanes for the m
      merchants (in slot order) that want to appeal today; nothing is drawn when m == 0.
 A stage that needs several rounding offsets for one merchant-day takes them from one uniform,
 shifted by multiples of the golden ratio (`offset`): each offset is uniform on [0, 1).
-The Generator's float32 draws come from `simulator.draws.uniform_float32`: numpy's own numbers
-and Generator state, bit for bit, drawn by a compiled kernel when the Generator is a PCG64 (as
-here).
 """
 
 from __future__ import annotations
@@ -36,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from simulator.draws import MerchantLanes, _halves, _lcg_step, _output, uniform_float32
+from simulator.draws import MerchantLanes, _halves, _lcg_step, _output
 from simulator.kernels import _kernel
 from simulator.scenario import TIERS, Scenario
 
@@ -346,12 +342,10 @@ def day_draws(rng: np.random.Generator, lanes: MerchantLanes, layout: Layout) ->
     return DayDraws(g, u)
 
 
-def appeal_draws(rng: np.random.Generator, m: int, per_day: int) -> np.ndarray:
-    """``rng.random((per_day, m), dtype=np.float32)`` for the m appealing merchants (compiled
-    when large, as in `day_draws`); nothing is drawn when m or per_day is 0."""
-    if m == 0 or per_day == 0:
-        return np.empty((per_day, 0), dtype=np.float32)
-    return uniform_float32(rng, (per_day, m))
+def appeal_draws(lanes: MerchantLanes, m: int, per_day: int) -> np.ndarray:
+    """The lanes' float32 (per_day, m) for the m appealing merchants; nothing is drawn when m
+    or per_day is 0."""
+    return lanes.uniform_float32((per_day, m))
 
 
 @dataclass(frozen=True)

@@ -436,7 +436,7 @@ class ReferenceReplication:
                                      + float(offset(u[U_REFUND, i], 7)))
         active = [i for i in range(n) if want[i] > 0]
         per_day = sc.appeals.max_per_day.value
-        au = appeal_draws(self.rng, len(active), per_day)
+        au = appeal_draws(self.lanes, len(active), per_day)
         for j, i in enumerate(active):
             m = self.merchants[i]
             for a in range(min(want[i], per_day)):
