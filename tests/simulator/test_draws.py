@@ -115,3 +115,15 @@ def test_the_lanes_numbers_are_uniform() -> None:
     for lag in (1, 2, draws.SFC64_LANES, 2 * draws.SFC64_LANES):
         r = np.corrcoef(flat[:-lag], flat[lag:])[0, 1]
         assert abs(r) < 0.005, lag
+
+
+def test_the_kernel_refuses_arrays_of_the_wrong_size() -> None:
+    """The kernel writes whole rounds of the lanes: an `out` too short for them, or a state
+    of another number of lanes, is refused before anything is written."""
+    state = draws.MerchantLanes(1).state.reshape(-1).copy()
+    before = state.copy()
+    with pytest.raises(ValueError, match="wrong size"):
+        draws.sfc64_fill_float32(np.zeros(2 * draws.SFC64_LANES * 3 - 1, np.float32), 3, state)
+    with pytest.raises(ValueError, match="wrong size"):
+        draws.sfc64_fill_float32(np.zeros(2 * draws.SFC64_LANES, np.float32), 1, state[:-4])
+    assert np.array_equal(state, before)
