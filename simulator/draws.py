@@ -15,9 +15,10 @@ Why SFC64 lanes: a day of 200,000 merchants draws 1.44 million float32 uniforms.
 per number; the compiled PCG64 loop that replaced it (64 lanes stepping 64 outputs at a time)
 was still bound by PCG64's 128-bit multiplication, which AVX2 builds from 32-bit products. SFC64
 steps with 64-bit additions, shifts and xors, which SIMD units run lane by lane: at 200,000
-merchants the day's numbers took 0.9-1.3 ms of CPU against that loop's 1.4-1.8, in the same
-runs (bench/RESULTS.md). Each lane's numbers are exactly its numpy ``Generator(SFC64)``'s
-float32 uniforms, which `tests/simulator/test_draws.py` checks day after day.
+merchants the day's numbers took 0.5-0.8 ms of CPU against that loop's 1.3-1.8, alternating in
+the same runs (bench/RESULTS.md, round of 2026-12-01 14:35 UTC). Each lane's numbers are
+exactly its numpy ``Generator(SFC64)``'s float32 uniforms, which `tests/simulator/test_draws.py`
+checks day after day.
 
 numpy's definitions followed here:
   - SFC64 (numpy's ``sfc64_next``): output = a + b + counter, then a = b ^ (b >> 11),
@@ -107,12 +108,12 @@ def _sfc64_rounds(typingctx: Any, out: Any, rounds: Any, state: Any) -> Any:
     from round to round (four AVX2 registers a word), and a round's outputs, split into their
     32-bit halves and interleaved, become floats in one stretch stored at once. Left to
     numba's loops the lanes ran one at a time: LLVM could not tell the four state arrays
-    apart, so it did not vectorise them (0.85-1.1 against 0.55-0.67 ms for a day's 1.44
-    million numbers, timed alone)."""
+    apart, so it did not vectorise them (0.84-0.94 against 0.59-0.69 ms for a day's 1.44
+    million numbers, timed alone: bench/RESULTS.md)."""
     _check = (isinstance(out, types.Array) and out.dtype == types.float32 and out.ndim == 1
-              and out.layout == "C" and isinstance(state, types.Array)
+              and out.layout == "C" and out.mutable and isinstance(state, types.Array)
               and state.dtype == types.uint64 and state.ndim == 1 and state.layout == "C"
-              and isinstance(rounds, types.Integer))
+              and state.mutable and isinstance(rounds, types.Integer))
     if not _check:
         return None
     sig = types.void(out, rounds, state)
@@ -172,7 +173,8 @@ def sfc64_fill_float32(out, rounds, state):  # pragma: no cover - compiled
     to out[2 (k lanes + l)] and of its high half after it, the order in which numpy's
     ``Generator(SFC64).random(dtype=np.float32)`` takes the halves, so lane l's numbers are
     that Generator's, in order (`_sfc64_rounds`)."""
-    if out.shape[0] < 2 * SFC64_LANES * rounds or state.shape[0] != 4 * SFC64_LANES:
+    # (Divided, not multiplied: a huge count must not wrap around to a small product.)
+    if not 0 <= rounds <= out.shape[0] // (2 * SFC64_LANES) or state.shape[0] != 4 * SFC64_LANES:
         raise ValueError("sfc64_fill_float32: out or state of the wrong size")
     _sfc64_rounds(out, rounds, state)
 

@@ -11,8 +11,9 @@ appeals, which change the counters the next appeal reads, go round by round (at 
 State is flat arrays over (replication x product group x seller slot), replication-major, in the
 scenario's float dtype (float32 by default: prices, costs, cash and quality need ~7 digits);
 event times and deadlines stay float64 (epoch seconds), counts are integers. Each replication's
-random numbers come from its own Generator in the order `simulator.population` documents, so a
-replication gives the same numbers whether it runs alone or beside others.
+random numbers come from its own Generator and its own merchants' lanes, both made from its
+seed, in the order `simulator.population` documents, so a replication gives the same numbers
+whether it runs alone or beside others.
 
 Rule arithmetic runs in float64 whatever the state dtype (the vectorised target's numbers are
 float64). In float32 mode ranking scores are compared at float32 precision (see

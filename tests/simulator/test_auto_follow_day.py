@@ -361,8 +361,12 @@ def test_a_later_deadline_in_a_batch_that_came_due_still_falls_due(rulebook_set)
     not lost when the batch's earliest came due."""
     runs = []
     for track in (True, False):
-        model, m, T, pos = _three_days_on(rulebook_set, track, seed=0)
+        model, _, T, pos = _three_days_on(rulebook_set, track, seed=2)
         s = model.s
+        # Two merchants outside auto-follow: nothing arms them again on days 3-4, whatever
+        # the draws (an enrolled one may be given a deadline of its own meanwhile).
+        m = np.flatnonzero(s["alive"] & ~s["enrolled"])[:2]
+        assert m.size == 2
         model._set_deadlines(m, np.ones(2, dtype=bool), np.array([0.5, 2.5]) * 86400.0,
                              -np.inf, pos, T, np.array([2.0, 2.0]))
         model.step(3)
