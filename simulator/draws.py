@@ -93,8 +93,13 @@ def _halves(x: int) -> tuple[np.uint64, np.uint64]:
 #: numpy SFC64 generators that draw a replication's daily merchant numbers side by side
 #: (`MerchantLanes`): enough independent chains for the SIMD units to run in parallel.
 SFC64_LANES = 16
-#: The spawn-key word that sets a replication's lane seeds apart from any child its seed has.
-_LANE_KEY = 0x5F_C6_4D
+#: The spawn-key words that set a replication's lanes apart from any child its seed has: one
+#: set of lanes for the merchants' numbers of each day (`population.day_draws`), another for
+#: the appeals' (`population.appeal_draws`), so that how many merchants appeal on a day
+#: moves none of the later days' numbers (two rulebook sets compared on the same seeds then
+#: share every day's numbers, whatever their appeals: `simulator.whatif`'s pairs differ by
+#: the rules, not by the draws).
+DAY_STREAM, APPEAL_STREAM = 0x5F_C6_4D, 0x5F_C6_4E
 
 
 @intrinsic
@@ -179,18 +184,21 @@ def sfc64_fill_float32(out, rounds, state):  # pragma: no cover - compiled
     _sfc64_rounds(out, rounds, state)
 
 
-def lane_seeds(seed: np.random.SeedSequence) -> list[np.random.SeedSequence]:
-    """The seeds of a replication's `SFC64_LANES` lanes: children of its own seed, named by
-    spawn key (not ``seed.spawn()``, which would give other children the second time one
-    seed object is used, as the reference and the model both use it in the tests)."""
-    return [np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, _LANE_KEY, lane),
+def lane_seeds(seed: np.random.SeedSequence,
+               stream: int = DAY_STREAM) -> list[np.random.SeedSequence]:
+    """The seeds of a replication's `SFC64_LANES` lanes of one stream: children of its own
+    seed, named by spawn key (not ``seed.spawn()``, which would give other children the
+    second time one seed object is used, as the reference and the model both use it in the
+    tests)."""
+    return [np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, stream, lane),
                                    pool_size=seed.pool_size)
             for lane in range(SFC64_LANES)]
 
 
 class MerchantLanes:
-    """A replication's source of its merchants' daily float32 uniforms: `SFC64_LANES` numpy
-    SFC64 generators seeded by `lane_seeds`, drawn side by side by `sfc64_fill_float32`.
+    """A replication's source of one stream of its merchants' float32 uniforms (`DAY_STREAM`
+    or `APPEAL_STREAM`): `SFC64_LANES` numpy SFC64 generators seeded by `lane_seeds`, drawn
+    side by side by `sfc64_fill_float32`.
 
     What a call gives, in numpy's terms: each lane's Generator draws 2 x rounds float32
     uniforms (``random(2 * rounds, dtype=np.float32)``, rounds = ceil(size / (2 x lanes)), an
@@ -199,10 +207,10 @@ class MerchantLanes:
     numbers past its size are dropped. `tests/simulator/test_draws.py` checks it against
     numpy's own generators."""
 
-    def __init__(self, seed: np.random.SeedSequence | int):
+    def __init__(self, seed: np.random.SeedSequence | int, stream: int = DAY_STREAM):
         if not isinstance(seed, np.random.SeedSequence):
             seed = np.random.SeedSequence(seed)
-        words = [np.random.SFC64(s).state["state"]["state"] for s in lane_seeds(seed)]
+        words = [np.random.SFC64(s).state["state"]["state"] for s in lane_seeds(seed, stream)]
         #: The lanes' state words a, b, c and counter, a row each (C order: row after row).
         self.state = np.ascontiguousarray(np.array(words, dtype=np.uint64).T)
 

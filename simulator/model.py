@@ -11,7 +11,7 @@ appeals, which change the counters the next appeal reads, go round by round (at 
 State is flat arrays over (replication x product group x seller slot), replication-major, in the
 scenario's float dtype (float32 by default: prices, costs, cash and quality need ~7 digits);
 event times and deadlines stay float64 (epoch seconds), counts are integers. Each replication's
-random numbers come from its own Generator and its own merchants' lanes, both made from its
+random numbers come from its own Generator and its own merchants' lanes, all made from its
 seed, in the order `simulator.population` documents, so a replication gives the same numbers
 whether it runs alone or beside others.
 
@@ -111,7 +111,7 @@ from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook
 from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds, appellants
-from simulator.draws import MerchantLanes
+from simulator.draws import APPEAL_STREAM, MerchantLanes
 from simulator.memory import mapped_zeros
 from simulator.population import (
     DAY,
@@ -592,6 +592,7 @@ class Model:
         self.G = len(lay.groups)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         self.lanes = [MerchantLanes(s) for s in seeds]
+        self.appeal_lanes = [MerchantLanes(s, APPEAL_STREAM) for s in seeds]
         f = self.dtype
         # The floats come in the model's dtype already (`start_state`); web_start reads the
         # float64 prices.
@@ -1929,11 +1930,11 @@ class Model:
         per_day = self.sc.appeals.max_per_day.value
         active = appellants(want)  # np.flatnonzero(want > 0), compiled
         if self.R == 1:  # one replication: its draws as they are, no copy
-            au = appeal_draws(self.lanes[0], active.size, per_day)
+            au = appeal_draws(self.appeal_lanes[0], active.size, per_day)
         else:
             bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
             au = np.concatenate([appeal_draws(lanes, int(bounds[r + 1] - bounds[r]), per_day)
-                                 for r, lanes in enumerate(self.lanes)], axis=1)
+                                 for r, lanes in enumerate(self.appeal_lanes)], axis=1)
         if not active.size:
             return
         rounds = self._appeal_rounds

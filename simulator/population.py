@@ -9,15 +9,18 @@ Layout of one replication: merchants are slots ``g * slots + s`` for product gro
 seller ``s < slots``, where ``slots`` is the largest group's seller count; slots beyond a smaller
 group's sellers are padding that never lives (``exists`` is False).
 
-A replication's numbers come from two sources, both made from its seed: its Generator
+A replication's numbers come from three sources, all made from its seed: its Generator
 (``default_rng(seed)``, PCG64), which draws the starting population and each day's group draws,
-and its `simulator.draws.MerchantLanes` (SFC64 generators side by side, seeded by children of
-the same seed), which draw the merchants' numbers of each day. Draws of a day, in this order:
+and two sets of `simulator.draws.MerchantLanes` (SFC64 generators side by side, seeded by
+children of the same seed), which draw the merchants' numbers of each day and the appeals'.
+Draws of a day, in this order:
   1. ``group``: float64 (2, G) from the Generator: whether the whole-web price is cut today,
      and how deep;
-  2. ``merchant``: float32 (6, n) from the lanes, one row per stage (see the ``U_*`` row names);
-  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) from the lanes for the m
-     merchants (in slot order) that want to appeal today; nothing is drawn when m == 0.
+  2. ``merchant``: float32 (6, n) from the day lanes, one row per stage (see the ``U_*`` row
+     names);
+  3. after refunds, ``appeal_draws``: float32 (max_per_day, m) from the appeal lanes for the m
+     merchants (in slot order) that want to appeal today; nothing is drawn when m == 0. (Their
+     own lanes: how many appeal today moves no later day's merchant numbers.)
 A stage that needs several rounding offsets for one merchant-day takes them from one uniform,
 shifted by multiples of the golden ratio (`offset`): each offset is uniform on [0, 1).
 """
@@ -335,7 +338,7 @@ class DayDraws:
 
 
 def day_draws(rng: np.random.Generator, lanes: MerchantLanes, layout: Layout) -> DayDraws:
-    """The day's group and merchant draws: ``rng.random((2, G))``, then the lanes' float32
+    """The day's group and merchant draws: ``rng.random((2, G))``, then the day lanes' float32
     (6, n) (`MerchantLanes.uniform_float32`: the bulk of a large population's draws)."""
     g = rng.random((2, len(layout.groups)))
     u = lanes.uniform_float32((N_MERCHANT_DRAWS, layout.n))
@@ -343,8 +346,8 @@ def day_draws(rng: np.random.Generator, lanes: MerchantLanes, layout: Layout) ->
 
 
 def appeal_draws(lanes: MerchantLanes, m: int, per_day: int) -> np.ndarray:
-    """The lanes' float32 (per_day, m) for the m appealing merchants; nothing is drawn when m
-    or per_day is 0."""
+    """The appeal lanes' float32 (per_day, m) for the m appealing merchants; nothing is drawn
+    when m or per_day is 0."""
     return lanes.uniform_float32((per_day, m))
 
 

@@ -49,7 +49,7 @@ import numpy as np
 from rules.effects import EFFECTS
 from rules.rulebook import EffectCallIR, Rulebook, RulebookSet, RuleIR
 from simulator.aggregates import DayFlows, Samples, aggregate, empty_series
-from simulator.draws import MerchantLanes
+from simulator.draws import APPEAL_STREAM, MerchantLanes
 from simulator.population import (
     DAY,
     REJECTED,
@@ -130,6 +130,7 @@ class ReferenceReplication:
         self.m = scenario.model
         self.rng = np.random.default_rng(seed)
         self.lanes = MerchantLanes(seed)
+        self.appeal_lanes = MerchantLanes(seed, APPEAL_STREAM)
         self.layout = Layout.of(scenario)
         st = initial_state(scenario, self.rng)
         web, cap, floor = web_start(scenario, st)
@@ -436,7 +437,7 @@ class ReferenceReplication:
                                      + float(offset(u[U_REFUND, i], 7)))
         active = [i for i in range(n) if want[i] > 0]
         per_day = sc.appeals.max_per_day.value
-        au = appeal_draws(self.lanes, len(active), per_day)
+        au = appeal_draws(self.appeal_lanes, len(active), per_day)
         for j, i in enumerate(active):
             m = self.merchants[i]
             for a in range(min(want[i], per_day)):

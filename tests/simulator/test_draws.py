@@ -25,10 +25,10 @@ def _same(got: np.ndarray, want: np.ndarray) -> None:
     assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
-def _plain_lanes(seed: int) -> list[np.random.Generator]:
+def _plain_lanes(seed: int, stream: int = draws.DAY_STREAM) -> list[np.random.Generator]:
     """The merchants' lanes of a seed as numpy Generators, one per lane (`MerchantLanes`)."""
     return [np.random.Generator(np.random.SFC64(s))
-            for s in draws.lane_seeds(np.random.SeedSequence(seed))]
+            for s in draws.lane_seeds(np.random.SeedSequence(seed), stream)]
 
 
 def _plain_lane_numbers(lanes: list[np.random.Generator], shape: tuple[int, ...]) -> np.ndarray:
@@ -73,14 +73,37 @@ def test_days_and_appeals_match_plain_numpy(slots: int) -> None:
     for seed in SEEDS:
         rng, plain_rng = (np.random.default_rng(np.random.SeedSequence(seed)) for _ in range(2))
         lanes, plain = draws.MerchantLanes(np.random.SeedSequence(seed)), _plain_lanes(seed)
+        appeal_lanes = draws.MerchantLanes(np.random.SeedSequence(seed), draws.APPEAL_STREAM)
+        plain_appeals = _plain_lanes(seed, draws.APPEAL_STREAM)
         for m, per_day in appeals:
             got = day_draws(rng, lanes, layout)
             _same(got.group, plain_rng.random((2, len(layout.groups))))
             _same(got.merchant, _plain_lane_numbers(plain, (N_MERCHANT_DRAWS, layout.n)))
             assert rng.bit_generator.state == plain_rng.bit_generator.state
             _same_lanes(lanes, plain)
-            _same(appeal_draws(lanes, m, per_day), _plain_lane_numbers(plain, (per_day, m)))
-            _same_lanes(lanes, plain)
+            _same(appeal_draws(appeal_lanes, m, per_day),
+                  _plain_lane_numbers(plain_appeals, (per_day, m)))
+            _same_lanes(appeal_lanes, plain_appeals)
+
+
+def test_appeals_move_no_later_days_numbers() -> None:
+    """However many merchants appeal on a day, the next days' merchant numbers are the same
+    (what keeps two rulebook sets' projections on the same seeds paired day by day)."""
+    layout = _days(1001)
+    days = []
+    for appellants in (0, 7, 5000):
+        seed = replication_seed(2, 0)
+        rng, lanes = np.random.default_rng(seed), draws.MerchantLanes(seed)
+        appeal_lanes = draws.MerchantLanes(seed, draws.APPEAL_STREAM)
+        run = []
+        for _ in range(3):
+            run.append(day_draws(rng, lanes, layout))
+            appeal_draws(appeal_lanes, appellants, 3)
+        days.append(run)
+    for run in days[1:]:
+        for got, want in zip(run, days[0], strict=True):
+            _same(got.group, want.group)
+            _same(got.merchant, want.merchant)
 
 
 def test_lane_seeds_are_the_replications_own() -> None:
@@ -96,7 +119,10 @@ def test_lane_seeds_are_the_replications_own() -> None:
     words = draws.MerchantLanes(seed).state
     assert len({tuple(words[:, lane]) for lane in range(draws.SFC64_LANES)}) == draws.SFC64_LANES
     children = {tuple(c.generate_state(4)) for c in seed.spawn(draws.SFC64_LANES + 2)}
-    assert not children & {tuple(s.generate_state(4)) for s in draws.lane_seeds(seed)}
+    day, appeals = ({tuple(s.generate_state(4)) for s in draws.lane_seeds(seed, stream)}
+                    for stream in (draws.DAY_STREAM, draws.APPEAL_STREAM))
+    assert len(day | appeals) == 2 * draws.SFC64_LANES  # the streams' lanes all differ
+    assert not children & (day | appeals)
     # An integer seed is taken as SeedSequence(seed).
     _same(draws.MerchantLanes(9).uniform_float32((77,)),
           draws.MerchantLanes(np.random.SeedSequence(9)).uniform_float32((77,)))
