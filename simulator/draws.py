@@ -7,8 +7,9 @@ which draw comes from which):
     that `simulator.population` draws with compiled loops from this module's PCG64 steps
     (`_lcg_step`, `_output`);
   - its merchants' lanes (`MerchantLanes`): numpy SFC64 generators side by side, seeded from
-    the replication's seed, for the numbers every merchant draws each day and the appeals'
-    draws, the bulk of a large population's.
+    the replication's seed, one set for the numbers every merchant draws each day
+    (`DAY_STREAM`) and one for the appeals' (`APPEAL_STREAM`): the bulk of a large
+    population's numbers.
 
 Why SFC64 lanes: a day of 200,000 merchants draws 1.44 million float32 uniforms. numpy's
 ``Generator.random(dtype=np.float32)`` calls its bit generator through a function pointer once
