@@ -57,14 +57,16 @@ Every kernel is cached on disk (``cache=True``): the first run on a machine comp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numba import njit, types
+from numba.core.errors import TypingError
 from numba.extending import overload
 
 from simulator import kernel_cache, simd
+from simulator.fixed import Fixed, FixedType
 
 _OPTIONS = {"error_model": "numpy", "nogil": True}
 
@@ -2065,21 +2067,6 @@ def answer_both(left_lacking, left_valid, capacity, answered_lacking, unanswered
         unanswered_valid[i] = left_valid[i] - a
 
 
-def _rule_at(rule, i):  # pragma: no cover - compiled (see the overload below)
-    """The rule of row i: `rule[i]` for a per-row rule array, `rule` itself for one rule
-    every row got (an integer)."""
-    return rule if isinstance(rule, int) else rule[i]
-
-
-@overload(_rule_at)
-def _rule_at_compiled(rule, i):  # pragma: no cover - compiled
-    # Typed apart: a kernel is compiled once per mix of per-row and single rules, and a
-    # single rule costs no load (the loop keeps vectorising).
-    if isinstance(rule, types.Array):
-        return lambda rule, i: rule[i]
-    return lambda rule, i: rule
-
-
 @_kernel
 def _stage(p, count, lacking, masks, cost, b, w, wb, rejected, auto, human):  # pragma: no cover
     """One routing stage of a row's `count` claims, whose rule is at position `p`:
@@ -2104,16 +2091,156 @@ def _stage(p, count, lacking, masks, cost, b, w, wb, rejected, auto, human):  # 
     return b, w, wb, rejected, auto, human
 
 
-@_kernel
-def _masks(masks, s):  # pragma: no cover - compiled
-    """Stage s's four effect masks (see `_stage`) as numbers."""
-    return masks[s, 0], masks[s, 1], masks[s, 2], masks[s, 3]
+def refund_stages(masks: np.ndarray, keys: np.ndarray, present: np.ndarray,
+                  rules: Sequence[Any]) -> tuple[Fixed, np.ndarray]:
+    """`refund_day`'s `stages` and `fees` from the stages' tables: `masks` (8 stages x 4
+    effects, int64), the grants' cost keys `keys` (9 x 3: merchant pays, with return, recall
+    fee; row 8 the review's), `present` (5 flags) and its six rule arguments (the stages
+    whose argument is one position decide every row alike: `stages` holds it)."""
+    positions = tuple(None if isinstance(rule, np.ndarray) else int(rule) for rule in rules)
+    return (Fixed((tuple(tuple(int(m) for m in row) for row in masks),
+                   tuple(bool(k) for k in keys[:, 0]), tuple(bool(k) for k in keys[:, 1]),
+                   tuple(bool(p) for p in present), positions)),
+            np.ascontiguousarray(keys[:, 2], dtype=np.float64))
+
+
+def _position(fixed, rule, i):  # pragma: no cover - compiled (see the overload below)
+    """The rule of row i: `fixed` when the stage decides every row alike, else `rule[i]`."""
+    return rule[i] if fixed is None else fixed
+
+
+@overload(_position)
+def _position_compiled(fixed, rule, i):  # pragma: no cover - compiled
+    if isinstance(fixed, types.NoneType):
+        if not isinstance(rule, types.Array):
+            raise TypingError(f"refund_day: a stage decided row by row takes an array of "
+                              f"rules, got {rule}")
+        return lambda fixed, rule, i: rule[i]
+    return lambda fixed, rule, i: fixed
+
+
+def _refund_rows(stages, orders, quality, u_claims, u_refund, claim_rate, elasticity,
+                 lacking_share, share, escalation_share, review_share, propensity, shifts,
+                 rule_bv, rule_bl, rule_dl, rule_dv, rule_fv, rule_fl, fees, capacity, unit_cost,
+                 shipping, alive, out_refund, out_wrongful, out_wrongful_burden,
+                 out_want):  # pragma: no cover - compiled (see the overload below)
+    """`refund_day`'s loop, built for its `stages`."""
+    raise NotImplementedError
+
+
+@overload(_refund_rows)
+def _refund_rows_compiled(stages, orders, quality, u_claims, u_refund, claim_rate, elasticity,
+                          lacking_share, share, escalation_share, review_share, propensity,
+                          shifts, rule_bv, rule_bl, rule_dl, rule_dv, rule_fv, rule_fl, fees,
+                          capacity, unit_cost, shipping, alive, out_refund, out_wrongful,
+                          out_wrongful_burden, out_want):  # pragma: no cover - compiled
+    if not isinstance(stages, FixedType):
+        raise TypingError(f"refund_day: its stages (`refund_stages`) expected, got {stages}")
+    masks, pays, back, present, positions = stages.values
+    # The tables as constants of the loop (LLVM folds a stage's tests of them away).
+    m0, m1, m2, m3, m4, m5, m6, m7 = masks
+    p_bv, p_bl, p_dl, p_dv, p_fv, p_fl = positions
+    auto_valid, human_valid, auto_lacking, escalate_valid, escalate_lacking = present
+    has_valid = auto_valid or human_valid
+
+    def rows(stages, orders, quality, u_claims, u_refund, claim_rate, elasticity,
+             lacking_share, share, escalation_share, review_share, propensity, shifts,
+             rule_bv, rule_bl, rule_dl, rule_dv, rule_fv, rule_fl, fees, capacity, unit_cost,
+             shipping, alive, out_refund, out_wrongful, out_wrongful_burden, out_want):
+        # The fees and shifts read into locals before the loop (loads from arrays the loop
+        # might write, for all the compiler knows, would be repeated on every row).
+        fee = (fees[0], fees[1], fees[2], fees[3], fees[4], fees[5], fees[6], fees[7],
+               fees[8])
+        shift = (shifts[0], shifts[1], shifts[2], shifts[3], shifts[4], shifts[5], shifts[6],
+                 shifts[7])
+        for i in range(orders.shape[0]):
+            o = orders[i]
+            rate = claim_rate * (1.0 + elasticity * (1.0 - np.float64(quality[i])))
+            claims = min(o, np.floor(o * rate + np.float64(u_claims[i])))
+            r = np.float64(u_refund[i])
+            lack = min(claims, np.floor(claims * lacking_share + r))
+            valid = claims - lack
+            v = r + shift[1]
+            v -= np.floor(v)
+            part_valid = np.floor(valid * share + v)
+            left_valid = valid - part_valid
+            v = r + shift[2]
+            v -= np.floor(v)
+            part_lacking = np.floor(lack * share + v)
+            left_lacking = lack - part_lacking
+            product = np.float64(unit_cost[i])
+            ship = np.float64(shipping[i])
+            b, w, wb = 0.0, 0.0, 0.0
+            rv, av, hv, rl, al, hl = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            b, w, wb, rv, av, hv = _stage(
+                _position(p_bv, rule_bv, i), part_valid, False, m0,
+                _grant_cost(product, ship, pays[0], back[0], fee[0]), b, w, wb, rv, av, hv)
+            b, w, wb, rl, al, hl = _stage(
+                _position(p_bl, rule_bl, i), part_lacking, True, m1,
+                _grant_cost(product, ship, pays[1], back[1], fee[1]), b, w, wb, rl, al, hl)
+            c = np.float64(capacity[i])
+            a = min(left_lacking, c)
+            answered_lacking = a
+            unanswered_lacking = left_lacking - a
+            c = c - a
+            a = min(left_valid, c)
+            answered_valid = a
+            unanswered_valid = left_valid - a
+            b, w, wb, rl, al, hl = _stage(
+                _position(p_dl, rule_dl, i), answered_lacking, True, m2,
+                _grant_cost(product, ship, pays[2], back[2], fee[2]), b, w, wb, rl, al, hl)
+            b, w, wb, rv, av, hv = _stage(
+                _position(p_dv, rule_dv, i), answered_valid, False, m3,
+                _grant_cost(product, ship, pays[3], back[3], fee[3]), b, w, wb, rv, av, hv)
+            b, w, wb, rv, av, hv = _stage(
+                0, unanswered_valid, False, m4,
+                _grant_cost(product, ship, pays[4], back[4], fee[4]), b, w, wb, rv, av, hv)
+            b, w, wb, rl, al, hl = _stage(
+                0, unanswered_lacking, True, m5,
+                _grant_cost(product, ship, pays[5], back[5], fee[5]), b, w, wb, rl, al, hl)
+            if escalate_valid:
+                v = r + shift[3]
+                v -= np.floor(v)
+                b, w, wb, rv, av, hv = _stage(
+                    _position(p_fv, rule_fv, i), np.floor(rv * escalation_share + v), False,
+                    m6, _grant_cost(product, ship, pays[6], back[6], fee[6]), b, w, wb, rv, av,
+                    hv)
+            if escalate_lacking:
+                v = r + shift[4]
+                v -= np.floor(v)
+                b, w, wb, rl, al, hl = _stage(
+                    _position(p_fl, rule_fl, i), np.floor(rl * escalation_share + v), True,
+                    m7, _grant_cost(product, ship, pays[7], back[7], fee[7]), b, w, wb, rl, al,
+                    hl)
+            if has_valid or auto_lacking:
+                cost = _grant_cost(product, ship, pays[8], back[8], fee[8])
+                if has_valid:
+                    b += cost * _reviewed(av, auto_valid, hv, human_valid, review_share, r,
+                                          shift[5])
+                if auto_lacking:
+                    # Human reviews grant nothing lacking evidence.
+                    c = _reviewed(al, True, 0.0, False, review_share, r, shift[6])
+                    per = cost * c
+                    b += per
+                    w += c
+                    wb += per
+            out_refund[i] = b
+            out_wrongful[i] = w
+            out_wrongful_burden[i] = wb
+            if alive[i] and w > 0:
+                v = r + shift[7]
+                v -= np.floor(v)
+                out_want[i] = np.floor(w * propensity + v)
+            else:
+                out_want[i] = 0
+
+    return rows
 
 
 @_kernel
-def refund_day(orders, quality, u_claims, u_refund, claim_rate, elasticity, lacking_share,
-               share, escalation_share, review_share, propensity, shifts, rule_bv, rule_bl,
-               rule_dl, rule_dv, rule_fv, rule_fl, masks, keys, present, capacity, unit_cost,
+def refund_day(stages, orders, quality, u_claims, u_refund, claim_rate, elasticity,
+               lacking_share, share, escalation_share, review_share, propensity, shifts,
+               rule_bv, rule_bl, rule_dl, rule_dv, rule_fv, rule_fl, fees, capacity, unit_cost,
                shipping, alive, out_refund, out_wrongful, out_wrongful_burden,
                out_want):  # pragma: no cover - compiled
     """A block's whole refund day when every claim request awaits the merchant, in one pass
@@ -2125,113 +2252,26 @@ def refund_day(orders, quality, u_claims, u_refund, claim_rate, elasticity, lack
     lacking), the escalation of rejected claims (`floor_share`, then 6 valid, 7 lacking),
     then the platform's reviews and the day's close (`review_close`).
 
-    Stage s books through `_stage` with the rule of its decision (`rule_..`, an array or
-    one position; the deadlines' stages decide every row alike, position 0), `masks[s]`
-    and the cost key `keys[s]` (merchant pays, with return, recall fee; row 8: the
-    review's). `present`: whether the stages can add to the valid class's automated and
-    human reviews, the lacking class's automated reviews, and each class's rejected claims
-    (valid, lacking). `shifts[k]` is the offset shift k x GOLDEN of `population.offset`.
+    `stages` (`refund_stages`) is what the kernel is compiled for (`simulator.fixed`): stage
+    s's effect masks (`masks[s]`: grant, reject, automated review, human review, each with
+    bit p + 1 for the rule positions p with that effect), its grants' cost key (merchant
+    pays, with return; `fees[s]` the recall fee; entry 8 the review's), whether the stages
+    can add to the valid class's automated and human reviews, the lacking class's automated
+    reviews, and each class's rejected claims (valid, lacking), and the position of each
+    stage that decides every row alike (its rule argument `rule_..` is then not read; the
+    others' is an int32 array of the rows' rules; the deadlines' stages decide every row
+    alike, position 0). Stage s books through `_stage`. `shifts[k]` is the offset shift
+    k x GOLDEN of `population.offset`.
 
     A row books only the effects of its own rule, where the stages one at a time also add
     the other rules' share of its claims, zero (count x 0): adding zero changes no sum, as
     long as a grant's cost is finite (an infinite product or shipping cost times no claims
     would be NaN there)."""
-    # Every table read into locals before the loop (loads from arrays the loop might write,
-    # for all the compiler knows, would be repeated on every row).
-    m0, m1, m2, m3 = _masks(masks, 0), _masks(masks, 1), _masks(masks, 2), _masks(masks, 3)
-    m4, m5, m6, m7 = _masks(masks, 4), _masks(masks, 5), _masks(masks, 6), _masks(masks, 7)
-    pays = (keys[0, 0] != 0, keys[1, 0] != 0, keys[2, 0] != 0, keys[3, 0] != 0,
-            keys[4, 0] != 0, keys[5, 0] != 0, keys[6, 0] != 0, keys[7, 0] != 0,
-            keys[8, 0] != 0)
-    back = (keys[0, 1] != 0, keys[1, 1] != 0, keys[2, 1] != 0, keys[3, 1] != 0,
-            keys[4, 1] != 0, keys[5, 1] != 0, keys[6, 1] != 0, keys[7, 1] != 0,
-            keys[8, 1] != 0)
-    fee = (keys[0, 2], keys[1, 2], keys[2, 2], keys[3, 2], keys[4, 2], keys[5, 2], keys[6, 2],
-           keys[7, 2], keys[8, 2])
-    shift = (shifts[0], shifts[1], shifts[2], shifts[3], shifts[4], shifts[5], shifts[6],
-             shifts[7])
-    auto_valid, human_valid = present[0], present[1]
-    has_valid = auto_valid or human_valid
-    auto_lacking = present[2]
-    escalate_valid, escalate_lacking = present[3], present[4]
-    for i in range(orders.shape[0]):
-        o = orders[i]
-        rate = claim_rate * (1.0 + elasticity * (1.0 - np.float64(quality[i])))
-        claims = min(o, np.floor(o * rate + np.float64(u_claims[i])))
-        r = np.float64(u_refund[i])
-        lack = min(claims, np.floor(claims * lacking_share + r))
-        valid = claims - lack
-        v = r + shift[1]
-        v -= np.floor(v)
-        part_valid = np.floor(valid * share + v)
-        left_valid = valid - part_valid
-        v = r + shift[2]
-        v -= np.floor(v)
-        part_lacking = np.floor(lack * share + v)
-        left_lacking = lack - part_lacking
-        product = np.float64(unit_cost[i])
-        ship = np.float64(shipping[i])
-        b, w, wb = 0.0, 0.0, 0.0
-        rv, av, hv, rl, al, hl = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        b, w, wb, rv, av, hv = _stage(
-            _rule_at(rule_bv, i), part_valid, False, m0,
-            _grant_cost(product, ship, pays[0], back[0], fee[0]), b, w, wb, rv, av, hv)
-        b, w, wb, rl, al, hl = _stage(
-            _rule_at(rule_bl, i), part_lacking, True, m1,
-            _grant_cost(product, ship, pays[1], back[1], fee[1]), b, w, wb, rl, al, hl)
-        c = np.float64(capacity[i])
-        a = min(left_lacking, c)
-        answered_lacking = a
-        unanswered_lacking = left_lacking - a
-        c = c - a
-        a = min(left_valid, c)
-        answered_valid = a
-        unanswered_valid = left_valid - a
-        b, w, wb, rl, al, hl = _stage(
-            _rule_at(rule_dl, i), answered_lacking, True, m2,
-            _grant_cost(product, ship, pays[2], back[2], fee[2]), b, w, wb, rl, al, hl)
-        b, w, wb, rv, av, hv = _stage(
-            _rule_at(rule_dv, i), answered_valid, False, m3,
-            _grant_cost(product, ship, pays[3], back[3], fee[3]), b, w, wb, rv, av, hv)
-        b, w, wb, rv, av, hv = _stage(
-            0, unanswered_valid, False, m4,
-            _grant_cost(product, ship, pays[4], back[4], fee[4]), b, w, wb, rv, av, hv)
-        b, w, wb, rl, al, hl = _stage(
-            0, unanswered_lacking, True, m5,
-            _grant_cost(product, ship, pays[5], back[5], fee[5]), b, w, wb, rl, al, hl)
-        if escalate_valid:
-            v = r + shift[3]
-            v -= np.floor(v)
-            b, w, wb, rv, av, hv = _stage(
-                _rule_at(rule_fv, i), np.floor(rv * escalation_share + v), False, m6,
-                _grant_cost(product, ship, pays[6], back[6], fee[6]), b, w, wb, rv, av, hv)
-        if escalate_lacking:
-            v = r + shift[4]
-            v -= np.floor(v)
-            b, w, wb, rl, al, hl = _stage(
-                _rule_at(rule_fl, i), np.floor(rl * escalation_share + v), True, m7,
-                _grant_cost(product, ship, pays[7], back[7], fee[7]), b, w, wb, rl, al, hl)
-        if has_valid or auto_lacking:
-            cost = _grant_cost(product, ship, pays[8], back[8], fee[8])
-            if has_valid:
-                b += cost * _reviewed(av, auto_valid, hv, human_valid, review_share, r,
-                                      shift[5])
-            if auto_lacking:
-                # Human reviews grant nothing lacking evidence.
-                c = _reviewed(al, True, 0.0, False, review_share, r, shift[6])
-                per = cost * c
-                b += per
-                w += c
-                wb += per
-        out_refund[i] = b
-        out_wrongful[i] = w
-        out_wrongful_burden[i] = wb
-        if alive[i] and w > 0:
-            v = r + shift[7]
-            v -= np.floor(v)
-            out_want[i] = np.floor(w * propensity + v)
-        else:
-            out_want[i] = 0
+    _refund_rows(stages, orders, quality, u_claims, u_refund, claim_rate, elasticity,
+                 lacking_share, share, escalation_share, review_share, propensity, shifts,
+                 rule_bv, rule_bl, rule_dl, rule_dv, rule_fv, rule_fl, fees, capacity,
+                 unit_cost, shipping, alive, out_refund, out_wrongful, out_wrongful_burden,
+                 out_want)
 
 
 @_kernel

@@ -112,6 +112,7 @@ from simulator import kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds, appellants
 from simulator.draws import APPEAL_STREAM, MerchantLanes
+from simulator.fixed import Fixed
 from simulator.memory import mapped_zeros
 from simulator.population import (
     DAY,
@@ -1907,10 +1908,10 @@ class Model:
         by `plan` (its rules over those rows)."""
         s, rf = self.s, self.sc.refunds
         kernels.refund_day(
-            *self._claim_args(rows, u, fl), float(rf.intervention_share.value),
+            plan.stages, *self._claim_args(rows, u, fl), float(rf.intervention_share.value),
             float(rf.escalation_after_rejection.value),
             float(rf.automated_review_grant_share.value),
-            float(self.sc.appeals.propensity.value), _SHIFTS, *plan,
+            float(self.sc.appeals.propensity.value), _SHIFTS, *plan[:6], plan.fees,
             s["capacity"][rows], s["unit_cost"][rows], s["shipping"][rows],
             s["alive"][rows], fl.refund[rows], wrongful[rows], wrongful_burden[rows],
             want[rows])
@@ -2233,9 +2234,10 @@ _STAGE_TABLES_KEPT = 256
 
 
 class _DayPlan(NamedTuple):
-    """`kernels.refund_day`'s rule arguments, in its order: each stage's rule per row (an
-    int32 array over the block) or one rule for every row, the stages' effect masks, their
-    grants' cost keys (the review's last) and which reviews and escalations happen."""
+    """`kernels.refund_day`'s rule arguments: each stage's rule per row (an int32 array over
+    the block) or one rule for every row, in its order, then its `stages` and `fees`
+    (`kernels.refund_stages`: the stages' effect masks, their grants' cost keys, the
+    review's last, which reviews and escalations happen, the stages' single positions)."""
 
     intervene_valid: Any
     intervene_lacking: Any
@@ -2243,9 +2245,8 @@ class _DayPlan(NamedTuple):
     answer_valid: Any  # (and accepts the valid ones)
     escalate_valid: Any
     escalate_lacking: Any
-    masks: np.ndarray
-    keys: np.ndarray
-    present: np.ndarray
+    stages: Fixed
+    fees: np.ndarray
 
 
 def _column(values: np.ndarray) -> Column:
@@ -2873,10 +2874,15 @@ class _Claims:
                           if rejected else (0, _NO_EFFECTS))
         if any(stage is None or stage[1] is None for stage in stages):
             return None
-        # The kernel's tables, made once for each combination of the stages' effects.
+        # The kernel's tables, made once for each combination of the stages' effects and the
+        # positions of the stages that decide every row alike.
         shape = tuple(stage[1] for stage in stages)
+        rules = tuple(stages[s][0] for s in (_INTERVENE_VALID, _INTERVENE_LACKING,
+                                             _ANSWER_LACKING, _ANSWER_VALID, _ESCALATE_VALID,
+                                             _ESCALATE_LACKING))
+        positions = tuple(None if isinstance(rule, np.ndarray) else rule for rule in rules)
         tables = self.model._claim_constants.setdefault(("day tables",), {})
-        found = tables.get((shape, escalate, review_key))
+        found = tables.get((shape, escalate, review_key, positions))
         if found is None:
             if len(tables) >= _STAGE_TABLES_KEPT:
                 tables.clear()
@@ -2886,13 +2892,11 @@ class _Claims:
                                   _ESCALATE_VALID]]
             lacking_tables = masks[[_INTERVENE_LACKING, _ANSWER_LACKING, _DEADLINE_LACKING,
                                     _ESCALATE_LACKING]]
-            found = tables[(shape, escalate, review_key)] = (
+            found = tables[(shape, escalate, review_key, positions)] = kernels.refund_stages(
                 masks, np.array([m[4] for m in shape] + [review_key], dtype=np.float64),
                 np.array([valid_tables[:, 2].any(), valid_tables[:, 3].any(),
-                          lacking_tables[:, 2].any(), *escalate]))
-        return _DayPlan(stages[_INTERVENE_VALID][0], stages[_INTERVENE_LACKING][0],
-                        stages[_ANSWER_LACKING][0], stages[_ANSWER_VALID][0],
-                        stages[_ESCALATE_VALID][0], stages[_ESCALATE_LACKING][0], *found)
+                          lacking_tables[:, 2].any(), *escalate]), rules)
+        return _DayPlan(*rules, *found)
 
     def _deadline_stage(self, valid: bool) -> tuple[int, tuple[Any, ...] | None] | None:
         """The stage of `plan` that books the claims of a class nobody answered, when the

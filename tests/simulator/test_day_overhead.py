@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rules.loader import load_set
+from simulator import kernels
 from simulator import model as model_module
 from simulator.model import Model, _Claims, _distinct
 from simulator.run import replication_seed
@@ -121,7 +122,8 @@ def test_plan_rows_cut_each_stage_as_before(offset: int, size: int) -> None:
     and leaves one rule for every row (an int) and the tables as they are."""
     rules = (np.arange(6, dtype=np.int32), 3, np.arange(6, dtype=np.int32)[::-1].copy(), -1,
              np.full(6, 2, dtype=np.int32), 0)
-    plan = model_module._DayPlan(*rules, np.zeros((8, 4)), np.zeros(9), np.zeros(5))
+    plan = model_module._DayPlan(*rules, *kernels.refund_stages(
+        np.zeros((8, 4), dtype=np.int64), np.zeros((9, 3)), np.zeros(5, dtype=bool), rules))
     got = model_module._plan_rows(plan, offset, size)
     for rule, cut in zip(rules, got[:6], strict=True):
         if np.ndim(rule) == 0:

@@ -16,8 +16,9 @@ from simulator import aggregation_kernels, kernel_cache, kernels, simd  # noqa: 
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: What marks a module as defining compiled functions or intrinsics.
-_COMPILED = re.compile(r"^@(_kernel|njit|intrinsic|overload)\b|= _kernel\(|njit\(", re.M)
+#: What marks a module as defining compiled functions, intrinsics or how a type is compiled.
+_COMPILED = re.compile(r"^@(_kernel|njit|intrinsic|overload|unbox)\b|= _kernel\(|njit\(",
+                       re.M)
 
 
 def test_the_stamp_covers_every_module_that_compiles() -> None:

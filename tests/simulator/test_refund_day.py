@@ -152,9 +152,11 @@ def test_refund_day_books_what_the_stages_book_one_at_a_time(dtype: type, seed: 
     args = (0.37, 0.45, 0.55, 0.7)
     want = _stages(x, rules, masks, keys, present, *args)
     got = [np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)]
-    kernels.refund_day(x["orders"], x["quality"], x["u_claims"], x["u_refund"], 0.3, 0.8, 0.35,
-                       *args, SHIFTS, *(rules[s] for s in PER_ROW), masks, keys, present,
-                       x["capacity"], x["unit_cost"], x["shipping"], x["alive"], *got)
+    plan = [rules[s] for s in PER_ROW]
+    stages, fees = kernels.refund_stages(masks, keys, present, plan)
+    kernels.refund_day(stages, x["orders"], x["quality"], x["u_claims"], x["u_refund"], 0.3, 0.8,
+                       0.35, *args, SHIFTS, *plan, fees, x["capacity"], x["unit_cost"],
+                       x["shipping"], x["alive"], *got)
     for a, b in zip(want, got, strict=True):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
     assert got[0].sum() > 0
@@ -166,10 +168,12 @@ def test_refund_day_of_an_empty_block() -> None:
     x = _inputs(np.float64, 0, 1)
     masks = np.zeros((8, 4), dtype=np.int64)
     under = [np.full(4, 7.0), np.full(4, 7.0), np.full(4, 7.0), np.full(4, 7, dtype=np.int64)]
-    kernels.refund_day(x["orders"], x["quality"], x["u_claims"], x["u_refund"], 0.3, 0.8, 0.35,
-                       0.37, 0.45, 0.55, 0.7, SHIFTS, *(0 for _ in PER_ROW), masks,
-                       np.zeros((9, 3)), np.zeros(5, dtype=bool), x["capacity"], x["unit_cost"],
-                       x["shipping"], x["alive"], *(a[:0] for a in under))
+    stages, fees = kernels.refund_stages(masks, np.zeros((9, 3)), np.zeros(5, dtype=bool),
+                                         [0] * len(PER_ROW))
+    kernels.refund_day(stages, x["orders"], x["quality"], x["u_claims"], x["u_refund"], 0.3, 0.8,
+                       0.35, 0.37, 0.45, 0.55, 0.7, SHIFTS, *(0 for _ in PER_ROW), fees,
+                       x["capacity"], x["unit_cost"], x["shipping"], x["alive"],
+                       *(a[:0] for a in under))
     assert all((a == 7).all() for a in under)
 
 
