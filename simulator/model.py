@@ -53,7 +53,9 @@ does not change a bit):
     and add claims to the stage's tables at most once each (both bundled sets do), a
     block's whole refund day is one compiled pass (`kernels.refund_day`): each stage's
     decision becomes its rule per row (or one rule for all) and bit masks of the effects
-    of each rule (`_Claims.plan`), and no intermediate count is ever written;
+    of each rule (`_Claims.plan`), and no intermediate count is ever written. The pass is
+    compiled for the stages' tables (`simulator.fixed`), once for each combination (one
+    for each bundled set, over a year);
   - a claim or order decision that reads state fields (say, the refund amount against a
     protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
     day only the merchants whose fields changed, in every block, are decided again, in one
