@@ -3,7 +3,8 @@
     python bench/simulator_throughput.py [--merchants 200000] [--days 60]
         [--reference-merchants 400] [--reference-days 30] [--sweep-tasks 4]
         [--memory-merchants 1000000] [--memory-days 365]
-        [--skip model|stages|kernels|reference|sweep|memory] [--json FILE]
+        [--skip model|stages|kernels|reference|sweep|memory] [--seed 1] [--other-seeds 2]
+        [--json FILE]
 
 What it measures, all on the default scenario under ``lowprice-2024``:
 
@@ -11,6 +12,7 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    replication, aggregation included), with the process pinned to one CPU and BLAS and OpenMP
    pools to one thread; best of ``--repeat``, by wall time and by CPU time (on a shared machine
    wall time also counts other processes' turns, so the ratio to the reference uses CPU time).
+   The same at ``--other-seeds`` further seeds, and the median over all (`over_seeds`).
    Then where a simulated day's CPU goes, stage by stage (`stage_split`, up to 30 days), and
    each compiled kernel's time per merchant-day (`kernel_split`): run at two sizes, one whose
    model fits in the cache (20,000 merchants) and one whose does not, it tells a kernel
@@ -105,6 +107,21 @@ def model_rate(merchants: int, days: int, seed: int, repeat: int) -> dict[str, A
     return {"merchants": merchants, "days": days, "seconds": best, "cpu_seconds": best_cpu,
             "merchant_days_per_s": merchants * days / best,
             "merchant_days_per_cpu_s": merchants * days / best_cpu}
+
+
+def over_seeds(first: dict[str, Any], merchants: int, days: int, seed: int, others: int,
+               repeat: int) -> dict[str, Any]:
+    """`model_rate` at `seed` (`first`, measured already) and the `others` seeds after it.
+
+    Why: a seed is one realisation of the scenario, and how much a day costs depends on what
+    happens in it (how many merchants are prompted to follow a price, appeal, exit): a change
+    to the random draws changes the realisation the headline figure times. The median over
+    a few seeds tells such a change from a change of speed."""
+    rates = [first["merchant_days_per_cpu_s"]]
+    for k in range(1, others + 1):
+        rates.append(model_rate(merchants, days, seed + k, repeat)["merchant_days_per_cpu_s"])
+    return {"seeds": list(range(seed, seed + others + 1)), "merchant_days_per_cpu_s": rates,
+            "median_merchant_days_per_cpu_s": statistics.median(rates)}
 
 
 #: The day's stages timed by `stage_split`: `Model` methods, and functions its module and
@@ -425,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", action="append", default=[],
                     choices=("model", "stages", "kernels", "reference", "sweep", "memory"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--other-seeds", type=int, default=2,
+                    help="also time the model at this many seeds after --seed, each a "
+                         "realisation of its own, for the median over seeds")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -447,6 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     if "model" not in args.skip:
         figures["model"] = model_rate(args.merchants, args.days, args.seed, args.repeat)
         _report("model", figures["model"])
+        if args.other_seeds > 0:
+            figures["model_over_seeds"] = over_seeds(figures["model"], args.merchants,
+                                                     args.days, args.seed, args.other_seeds,
+                                                     args.repeat)
+            over = figures["model_over_seeds"]
+            print(f"model over seeds {over['seeds']}: merchant-days per CPU-second "
+                  + ", ".join(f"{r:,.0f}" for r in over["merchant_days_per_cpu_s"])
+                  + f" (median {over['median_merchant_days_per_cpu_s']:,.0f})", flush=True)
     if "stages" not in args.skip:
         figures["stages"] = stage_split(args.merchants, min(args.days, 30), args.seed)
         split = figures["stages"]["stages_ms_per_day"]
