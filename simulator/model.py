@@ -1218,8 +1218,7 @@ class Model:
                              np.float32(afp.leave_attempt_probability.value),
                              m_type(afp.leave_margin_threshold.value),
                              m_type(ad.reprice_below.value),
-                             np.float32(afp.leave_attempt_probability.value
-                                        * afp.leave_code_success.value), codes)
+                             np.float32(_with_code_below(afp)), codes)
         coded = np.flatnonzero(codes != 0)  # (numpy's nonzero is slow on uint8 itself)
         code = codes[coded]
         # the toggles' decisions, then 3. repricing outside auto-follow
@@ -1313,8 +1312,7 @@ class Model:
                                        {**event, "verified": code_ok}, T, fl)
             return
         leave = coded[(code & 2) != 0]
-        verified = r[leave] < (afp.leave_attempt_probability.value
-                               * afp.leave_code_success.value)
+        verified = r[leave] < _with_code_below(afp)
         scope = self._scope(leave, {"time": T, **event, "verified": verified})
         self._decide_apply(af, "auto_follow_toggled", leave, scope, T, fl)
 
@@ -1327,8 +1325,7 @@ class Model:
         if enrol.size:
             self._enrol(enrol, T, fl)
         if leave.size:
-            verified = r[leave] < (afp.leave_attempt_probability.value
-                                   * afp.leave_code_success.value)
+            verified = r[leave] < _with_code_below(afp)
             self._leave(coded, code, leave[~verified], leave[verified], r, T, fl)
 
         # 3. repricing outside auto-follow
@@ -2183,6 +2180,13 @@ _FEE_CATEGORY = {"commission": "commission", "ad_click": "ads"}
 #: `kernels.charge`'s arguments for a rule that decided every row, and for one fee per row.
 _EVERY_ROW = np.empty(0, dtype=bool)
 _ONCE = np.empty(0)
+
+
+def _with_code_below(afp: Any) -> float:
+    """The draw below which a merchant's attempt to leave auto-follow has the code it needs
+    (`verified`): of the draws that attempt (below the attempt's probability), the code's
+    success share. Compared with the float32 draws, it rounds to float32 (NEP 50)."""
+    return afp.leave_attempt_probability.value * afp.leave_code_success.value
 
 
 def _constant(values: Any) -> Any:
