@@ -6,11 +6,11 @@ test, or a select, on every row; numba compiles one version per argument *type*,
 value, and LLVM does not unswitch a loop over two dozen such tests. A `Fixed` argument puts
 its values in the type instead: numba compiles the kernel once per distinct value (cached on
 disk like any other signature), and an ``@overload`` that takes it builds the implementation
-with the values as constants, which LLVM folds (`kernels.refund_day`: about a quarter fewer
-cycles a row, bench/RESULTS.md).
+with the values as constants, which LLVM folds (`kernels.refund_day`: a third less time,
+bench/RESULTS.md).
 
 Meant for a few distinct values per run (a rulebook set's tables): each is a compilation of
-its own, a second or so for a large kernel.
+its own, two seconds or so for a large kernel, once per machine.
 """
 
 from __future__ import annotations
@@ -21,24 +21,47 @@ from numba import types
 from numba.extending import NativeValue, models, register_model, typeof_impl, unbox
 
 
+def _checked(value: Any, where: str) -> None:
+    """Raise unless `value` is an int, a bool, None or a tuple of them (nested too): values
+    whose repr says all there is to them, since the type is keyed by it (and numba's cache
+    on disk by the type, across processes)."""
+    if value is None or type(value) in (int, bool):
+        return
+    if type(value) is tuple:
+        for k, item in enumerate(value):
+            _checked(item, f"{where}[{k}]")
+        return
+    raise TypeError(f"Fixed values are ints, bools, None and tuples of them; {where} is "
+                    f"{type(value).__name__} {value!r}")
+
+
 class Fixed:
     """A tuple of ints, bools and None (nested tuples of them too) that a kernel is compiled
-    for. Equal values give the same type, so the same machine code."""
+    for. Values with the same repr are one type, so the same machine code (True and 1 are
+    two: they are told apart as the type is)."""
 
-    __slots__ = ("values",)
+    __slots__ = ("_type", "key", "values")
 
     def __init__(self, values: tuple[Any, ...]):
-        hash(values)  # (a type's key must be hashable: fail here, not inside numba)
+        _checked(values, "values")
         self.values = values
+        self.key = f"Fixed{values!r}"
+        self._type: FixedType | None = None
+
+    def numba_type(self) -> FixedType:
+        """Its numba type, made once (the dispatcher asks on every call)."""
+        if self._type is None:
+            self._type = FixedType(self.values)
+        return self._type
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Fixed) and other.values == self.values
+        return isinstance(other, Fixed) and other.key == self.key
 
     def __hash__(self) -> int:
-        return hash(self.values)
+        return hash(self.key)
 
     def __repr__(self) -> str:
-        return f"Fixed{self.values!r}"
+        return self.key
 
 
 class FixedType(types.Dummy):
@@ -52,7 +75,7 @@ class FixedType(types.Dummy):
 
 @typeof_impl.register(Fixed)
 def _typeof_fixed(val: Fixed, c: Any) -> FixedType:
-    return FixedType(val.values)
+    return val.numba_type()
 
 
 register_model(FixedType)(models.OpaqueModel)

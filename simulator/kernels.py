@@ -52,7 +52,8 @@ the model's own tests), so they follow numpy's rules:
 
 Every kernel is cached on disk (``cache=True``): the first run on a machine compiles them
 (several seconds), later processes load them, until any of the kernels' source files changes
-(`simulator.kernel_cache`).
+(`simulator.kernel_cache`). `refund_day` is compiled for each set of refund tables it meets
+(`simulator.fixed`), two seconds or so each, once.
 """
 
 from __future__ import annotations
@@ -2091,16 +2092,22 @@ def _stage(p, count, lacking, masks, cost, b, w, wb, rejected, auto, human):  # 
     return b, w, wb, rejected, auto, human
 
 
+def refund_positions(rules: Sequence[Any]) -> tuple[int | None, ...]:
+    """The position of each of `refund_day`'s six rule arguments that is one rule for every
+    row (an int), None for those that are an array of the rows' rules."""
+    return tuple(None if isinstance(rule, np.ndarray) else int(rule) for rule in rules)
+
+
 def refund_stages(masks: np.ndarray, keys: np.ndarray, present: np.ndarray,
                   rules: Sequence[Any]) -> tuple[Fixed, np.ndarray]:
     """`refund_day`'s `stages` and `fees` from the stages' tables: `masks` (8 stages x 4
     effects, int64), the grants' cost keys `keys` (9 x 3: merchant pays, with return, recall
     fee; row 8 the review's), `present` (5 flags) and its six rule arguments (the stages
-    whose argument is one position decide every row alike: `stages` holds it)."""
-    positions = tuple(None if isinstance(rule, np.ndarray) else int(rule) for rule in rules)
+    whose argument is one position decide every row alike: `stages` holds it,
+    `refund_positions`)."""
     return (Fixed((tuple(tuple(int(m) for m in row) for row in masks),
                    tuple(bool(k) for k in keys[:, 0]), tuple(bool(k) for k in keys[:, 1]),
-                   tuple(bool(p) for p in present), positions)),
+                   tuple(bool(p) for p in present), refund_positions(rules))),
             np.ascontiguousarray(keys[:, 2], dtype=np.float64))
 
 
@@ -2116,6 +2123,9 @@ def _position_compiled(fixed, rule, i):  # pragma: no cover - compiled
             raise TypingError(f"refund_day: a stage decided row by row takes an array of "
                               f"rules, got {rule}")
         return lambda fixed, rule, i: rule[i]
+    if not isinstance(rule, types.Integer):
+        raise TypingError(f"refund_day: a stage that decides every row alike takes its one "
+                          f"rule (an int), got {rule}")
     return lambda fixed, rule, i: fixed
 
 

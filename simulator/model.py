@@ -54,8 +54,8 @@ does not change a bit):
     block's whole refund day is one compiled pass (`kernels.refund_day`): each stage's
     decision becomes its rule per row (or one rule for all) and bit masks of the effects
     of each rule (`_Claims.plan`), and no intermediate count is ever written. The pass is
-    compiled for the stages' tables (`simulator.fixed`), once for each combination (one
-    for each bundled set, over a year);
+    compiled for the stages' tables and single positions (`simulator.fixed`), once for
+    each combination and state dtype (one for each bundled set over a year);
   - a claim or order decision that reads state fields (say, the refund amount against a
     protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
     day only the merchants whose fields changed, in every block, are decided again, in one
@@ -2886,7 +2886,7 @@ class _Claims:
         rules = tuple(stages[s][0] for s in (_INTERVENE_VALID, _INTERVENE_LACKING,
                                              _ANSWER_LACKING, _ANSWER_VALID, _ESCALATE_VALID,
                                              _ESCALATE_LACKING))
-        positions = tuple(None if isinstance(rule, np.ndarray) else rule for rule in rules)
+        positions = kernels.refund_positions(rules)
         tables = self.model._claim_constants.setdefault(("day tables",), {})
         found = tables.get((shape, escalate, review_key, positions))
         if found is None:

@@ -131,7 +131,9 @@ def test_plan_rows_cut_each_stage_as_before(offset: int, size: int) -> None:
         else:
             assert np.array_equal(cut, rule[offset:offset + size])
     assert all(a is b for a, b in zip(got[6:], plan[6:], strict=True))
-    uniform = model_module._DayPlan(3, 0, 1, 2, 0, 0, *plan[6:])
+    single = (3, 0, 1, 2, 0, 0)
+    uniform = model_module._DayPlan(*single, *kernels.refund_stages(
+        np.zeros((8, 4), dtype=np.int64), np.zeros((9, 3)), np.zeros(5, dtype=bool), single))
     assert model_module._plan_rows(uniform, offset, size) is uniform
 
 
