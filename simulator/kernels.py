@@ -694,12 +694,17 @@ def _key_bits(x, live, tmp, tmp_bits):  # pragma: no cover - compiled
     return b ^ np.uint32(0xFFFFFFFF) if b >> np.uint32(31) else b ^ np.uint32(0x80000000)
 
 
+#: Above every (key << 32) | slot (a slot is below 2**32 - 1): no least yet.
+_NO_LEAST = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
 @_kernel
 def _group_keys(score, alive, fkey, gbits, changed, first):  # pragma: no cover - compiled
     """Every listing's key of one group (`_key_bits`, in passes that vectorise: the floats
     into `fkey`, then their bits in place), compared with the stored `gbits`, which take the
     new keys; the listings whose key changed (every one if `first`) go to `changed` as
-    (key << 32) | slot in slot order, compacted without a branch on each. Returns how many."""
+    (key << 32) | slot in slot order, compacted without a branch on each. Returns how many,
+    and the least and greatest of their old (key << 32) | slot (`_NO_LEAST`, 0 if none)."""
     slots = gbits.shape[0]
     fbits = fkey.view(np.uint32)
     for s in range(slots):
@@ -713,35 +718,49 @@ def _group_keys(score, alive, fkey, gbits, changed, first):  # pragma: no cover 
             fbits[s] = b ^ np.uint32(0x80000000)
     shift = np.uint64(32)
     k = 0
+    least, most = _NO_LEAST, np.uint64(0)
     for s in range(slots):
         b = fbits[s]
         changed[k] = (np.uint64(b) << shift) | np.uint64(s)
-        k += first or b != gbits[s]
+        moved = b != gbits[s]
+        old = (np.uint64(gbits[s]) << shift) | np.uint64(s)
+        least = min(least, old if moved else _NO_LEAST)
+        most = max(most, old if moved else np.uint64(0))
+        k += first or moved
     for s in range(slots):
         gbits[s] = fbits[s]
-    return k
+    return k, least, most
 
 
 @_kernel
-def _merge_moved(moved, granked, gweight, weights, moved_slot, stay):  # pragma: no cover
+def _merge_moved(moved, granked, gweight, weights, moved_slot, stay, least,
+                 most):  # pragma: no cover - compiled
     """Merge the sorted `moved` keys of a group into its ranking `granked` (yesterday's, still
-    sorted by the keys that did not move) and write every listing's position weight. The
-    listings that stayed are compacted without branches (a branch taken at random for one
-    listing in ten is mispredicted each time), reading yesterday's ranking in order with a
-    small table of the moved slots (`moved_slot`, all False on entry and on return), not each
-    listing's key at random. `stay` has room for a group and one more."""
+    sorted by the keys that did not move) and write the position weight of every listing
+    whose rank may have changed. The listings that stayed are compacted without branches (a
+    branch taken at random for one listing in ten is mispredicted each time), reading
+    yesterday's ranking in order with a small table of the moved slots (`moved_slot`, all
+    False on entry and on return), not each listing's key at random. `stay` has room for a
+    group and one more.
+
+    Only the stretch of the ranking from the least to the greatest of the moved listings'
+    keys, old (`least`, `most`: their old (key << 32) | slot) and new, is merged: a listing
+    ranked above all of them, or below, has as many moved listings above it as yesterday,
+    so the same rank and weight, and is not written (on most days, the dead and the padding
+    at the bottom of each group, and the top)."""
     low = np.uint64(0xFFFFFFFF)
-    slots = granked.shape[0]
     k = moved.shape[0]
+    lo = np.searchsorted(granked, min(least, moved[0]))
+    hi = np.searchsorted(granked, max(most, moved[k - 1]), side="right")
     for t in range(k):
         moved_slot[moved[t] & low] = True
     n_stay = 0
-    for r in range(slots):
+    for r in range(lo, hi):
         c = granked[r]
         stay[n_stay] = c
         n_stay += not moved_slot[c & low]
-    stay[n_stay] = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every key (a slot is below 2**32 - 1)
-    m = 0
+    stay[n_stay] = _NO_LEAST  # above every key
+    m = lo
     i = 0
     for t in range(k):
         b = moved[t]
@@ -782,8 +801,8 @@ def rank_float32(score, alive, slots, weights, key, seen_alive, ranked, weight, 
     or everywhere if `every` (or `first`). A group none of whose keys changed keeps
     yesterday's `ranked` and `weight`; in the others (updated in place) yesterday's `ranked`
     is still sorted by the keys that did not change, so only the changed listings are
-    sorted (`_sort_by_high_bits`) and merged in (`_merge_moved`). Returns how many groups
-    were re-ranked."""
+    sorted (`_sort_by_high_bits`) and merged in (`_merge_moved`), over the stretch of the
+    ranking between their old and new keys. Returns how many groups were re-ranked."""
     n = score.shape[0]
     shift = np.uint64(32)
     low = np.uint64(0xFFFFFFFF)
@@ -810,13 +829,14 @@ def rank_float32(score, alive, slots, weights, key, seen_alive, ranked, weight, 
         for s in range(slots):
             flip |= galive[s] ^ gseen[s]
         if every or first or flip:
-            k = _group_keys(score[lo:hi], galive, fkey, gbits, changed, first)
+            k, least, most = _group_keys(score[lo:hi], galive, fkey, gbits, changed, first)
             for s in range(slots):
                 gseen[s] = galive[s]
             while p < n_rows and rows[p] < hi:
                 p += 1
         else:
             k = 0
+            least, most = _NO_LEAST, np.uint64(0)
             while p < n_rows and rows[p] < hi:
                 i = rows[p]
                 b = _key_bits(score[i], alive[i], tmp, tmp_bits)
@@ -824,6 +844,9 @@ def rank_float32(score, alive, slots, weights, key, seen_alive, ranked, weight, 
                 if b != gbits[s]:
                     changed[k] = (np.uint64(b) << shift) | np.uint64(s)
                     k += 1
+                    old = (np.uint64(gbits[s]) << shift) | np.uint64(s)
+                    least = min(least, old)
+                    most = max(most, old)
                     gbits[s] = b
                 p += 1
         if k == 0:
@@ -837,7 +860,7 @@ def rank_float32(score, alive, slots, weights, key, seen_alive, ranked, weight, 
                 granked[r] = moved[r]
                 gweight[moved[r] & low] = weights[r]
         else:
-            _merge_moved(moved, granked, gweight, weights, moved_slot, stay)
+            _merge_moved(moved, granked, gweight, weights, moved_slot, stay, least, most)
         redone += 1
     return redone
 

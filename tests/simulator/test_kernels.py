@@ -273,11 +273,14 @@ def _rank_numpy(score: np.ndarray, alive: np.ndarray, slots: int,
     return weight.ravel()
 
 
+@pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("told", [False, True])
-def test_rank_float32_matches_a_stable_sort_day_after_day(told: bool) -> None:
+def test_rank_float32_matches_a_stable_sort_day_after_day(told: bool, narrow: bool) -> None:
     """Day after day, some scores move (none in one group, none at all on one day), some
     merchants die and some enter: the weights are a stable sort's, whether the kernel is told
-    the rows whose score moved (`told`) or computes every key."""
+    the rows whose score moved (`told`) or computes every key. `narrow`: the scores move
+    within a band, so the ranks above and below the moved listings' old and new places stay
+    (and the kernel leaves them unwritten)."""
     rng = np.random.default_rng(11)
     groups, slots = 3, 500
     n = groups * slots
@@ -298,7 +301,10 @@ def test_rank_float32_matches_a_stable_sort_day_after_day(told: bool) -> None:
         # (not on day 3: then only the rows told are looked at).
         moved = rng.random(n) < (0.0 if day == 5 else 0.05)
         moved[:slots] = False
-        score = np.where(moved, -np.round(rng.uniform(5, 20, n), 1), score)
+        if narrow:  # a few listings within one band of scores
+            moved &= (score < -11.0) & (score > -13.0) & (rng.random(n) < 0.5)
+        low, high = (11, 13) if narrow else (5, 20)
+        score = np.where(moved, -np.round(rng.uniform(low, high, n), 1), score)
         score[moved & (rng.random(n) < 0.1)] = -0.0
         if day != 3:
             alive = (alive & (rng.random(n) < 0.99)) | (rng.random(n) < 0.005)
