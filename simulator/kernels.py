@@ -2033,6 +2033,27 @@ def _reviewed(auto, has_auto, human, has_human, share, u, shift):  # pragma: no 
 
 
 @_kernel
+def _lacking_reviewed(auto, cost, share, u, shift, b, w, wb):  # pragma: no cover - compiled
+    """The burden, wrongful claims and their burden (b, w, wb) with the grants of the
+    platform's automated reviews of `auto` claims lacking evidence added, at `cost` a claim
+    (`_reviewed`; human reviews grant nothing lacking evidence): all wrongful."""
+    c = _reviewed(auto, True, 0.0, False, share, u, shift)
+    per = cost * c
+    return b + per, w + c, wb + per
+
+
+@_kernel
+def _wanted(alive, w, u, shift, propensity):  # pragma: no cover - compiled
+    """The appeals a merchant wants after a day of `w` wrongful refunds: floor(w x
+    propensity + offset) if alive and w > 0, else none."""
+    if alive and w > 0:
+        v = u + shift
+        v -= np.floor(v)
+        return np.floor(w * propensity + v)
+    return 0.0
+
+
+@_kernel
 def review_close(auto_valid, human_valid, auto_lacking, share, u, shift_valid, shift_lacking,
                  unit_cost, shipping, merchant_pays, with_return, recall, burden, wrongful,
                  wrongful_burden, alive, close_shift, propensity, out_refund, out_wrongful,
@@ -2058,21 +2079,12 @@ def review_close(auto_valid, human_valid, auto_lacking, share, u, shift_valid, s
                                       human_valid[i] if human else 0.0, human, share, u[i],
                                       shift_valid)
             if lacking:
-                # Human reviews grant nothing lacking evidence.
-                c = _reviewed(auto_lacking[i], True, 0.0, False, share, u[i], shift_lacking)
-                per = cost * c
-                b += per
-                w += c
-                wb += per
+                b, w, wb = _lacking_reviewed(auto_lacking[i], cost, share, u[i], shift_lacking,
+                                             b, w, wb)
         out_refund[i] = b
         out_wrongful[i] = w
         out_wrongful_burden[i] = wb
-        if alive[i] and w > 0:
-            v = u[i] + close_shift
-            v -= np.floor(v)
-            out_want[i] = np.floor(w * propensity + v)
-        else:
-            out_want[i] = 0
+        out_want[i] = _wanted(alive[i], w, u[i], close_shift, propensity)
 
 
 @_kernel
@@ -2251,21 +2263,11 @@ def _refund_rows_compiled(stages, orders, quality, u_claims, u_refund, claim_rat
                     b += cost * _reviewed(av, auto_valid, hv, human_valid, review_share, r,
                                           shift[5])
                 if auto_lacking:
-                    # Human reviews grant nothing lacking evidence.
-                    c = _reviewed(al, True, 0.0, False, review_share, r, shift[6])
-                    per = cost * c
-                    b += per
-                    w += c
-                    wb += per
+                    b, w, wb = _lacking_reviewed(al, cost, review_share, r, shift[6], b, w, wb)
             out_refund[i] = b
             out_wrongful[i] = w
             out_wrongful_burden[i] = wb
-            if alive[i] and w > 0:
-                v = r + shift[7]
-                v -= np.floor(v)
-                out_want[i] = np.floor(w * propensity + v)
-            else:
-                out_want[i] = 0
+            out_want[i] = _wanted(alive[i], w, r, shift[7], propensity)
 
     return rows
 
