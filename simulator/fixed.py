@@ -40,28 +40,39 @@ class Fixed:
     for. Values with the same repr are one type, so the same machine code (True and 1 are
     two: they are told apart as the type is)."""
 
-    __slots__ = ("_type", "key", "values")
+    __slots__ = ("_key", "_type", "_values")
 
     def __init__(self, values: tuple[Any, ...]):
+        if type(values) is not tuple:
+            raise TypeError(f"Fixed takes a tuple, not {type(values).__name__} {values!r}")
         _checked(values, "values")
-        self.values = values
-        self.key = f"Fixed{values!r}"
+        self._values = values
+        self._key = f"Fixed{values!r}"
         self._type: FixedType | None = None
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        return self._values
+
+    @property
+    def key(self) -> str:
+        """Its repr, which is its numba type's name and key."""
+        return self._key
 
     def numba_type(self) -> FixedType:
         """Its numba type, made once (the dispatcher asks on every call)."""
         if self._type is None:
-            self._type = FixedType(self.values)
+            self._type = FixedType(self._values)
         return self._type
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Fixed) and other.key == self.key
+        return isinstance(other, Fixed) and other.key == self._key
 
     def __hash__(self) -> int:
-        return hash(self.key)
+        return hash(self._key)
 
     def __repr__(self) -> str:
-        return self.key
+        return self._key
 
 
 class FixedType(types.Dummy):

@@ -58,6 +58,7 @@ Every kernel is cached on disk (``cache=True``): the first run on a machine comp
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -704,7 +705,8 @@ def _group_keys(score, alive, fkey, gbits, changed, first):  # pragma: no cover 
     into `fkey`, then their bits in place), compared with the stored `gbits`, which take the
     new keys; the listings whose key changed (every one if `first`) go to `changed` as
     (key << 32) | slot in slot order, compacted without a branch on each. Returns how many,
-    and the least and greatest of their old (key << 32) | slot (`_NO_LEAST`, 0 if none)."""
+    and the least and greatest of their old (key << 32) | slot (`_NO_LEAST`, 0 if none;
+    meaningless if `first`: `gbits` holds no keys yet)."""
     slots = gbits.shape[0]
     fbits = fkey.view(np.uint32)
     for s in range(slots):
@@ -747,7 +749,7 @@ def _merge_moved(moved, granked, gweight, weights, moved_slot, stay, least,
     keys, old (`least`, `most`: their old (key << 32) | slot) and new, is merged: a listing
     ranked above all of them, or below, has as many moved listings above it as yesterday,
     so the same rank and weight, and is not written (on most days, the dead and the padding
-    at the bottom of each group, and the top)."""
+    at the bottom of each group, and a few listings at the top)."""
     low = np.uint64(0xFFFFFFFF)
     k = moved.shape[0]
     lo = np.searchsorted(granked, min(least, moved[0]))
@@ -2130,7 +2132,8 @@ def _stage(p, count, lacking, masks, cost, b, w, wb, rejected, auto, human):  # 
 def refund_positions(rules: Sequence[Any]) -> tuple[int | None, ...]:
     """The position of each of `refund_day`'s six rule arguments that is one rule for every
     row (an int), None for those that are an array of the rows' rules."""
-    return tuple(None if isinstance(rule, np.ndarray) else int(rule) for rule in rules)
+    return tuple(None if isinstance(rule, np.ndarray) else operator.index(rule)
+                 for rule in rules)
 
 
 def refund_stages(masks: np.ndarray, keys: np.ndarray, present: np.ndarray,

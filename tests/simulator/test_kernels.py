@@ -312,6 +312,42 @@ def test_rank_float32_matches_a_stable_sort_day_after_day(told: bool, narrow: bo
         rows = np.flatnonzero(moved | (rng.random(n) < 0.01)) if told else None
 
 
+def test_merge_moved_writes_only_the_stretch_that_moved() -> None:
+    """Two listings of a group move within it: the ranking is a stable sort's again, and the
+    listings ranked above both moved listings' old and new places, or below, keep their
+    weight without a write (NaN here stays NaN). `_group_keys` gives the moved listings' old
+    keys' least and greatest."""
+    slots = 12
+    weights = position_weights(slots, 1.0)
+    old_score = -(100.0 + 10.0 * np.arange(slots))  # best first: slot s at rank s
+    new_score = old_score.copy()
+    new_score[4], new_score[7] = -175.0, -125.0  # 4 drops past 7, 7 climbs past 3
+    alive = np.ones(slots, dtype=np.uint8)
+    fkey, gbits = np.empty(slots, np.float32), np.empty(slots, np.uint32)
+    changed = np.empty(slots, np.uint64)
+    k, _, _ = kernels._group_keys(old_score, alive, fkey, gbits, changed, True)
+    granked = np.sort(changed[:k])
+    old_bits = gbits.copy()
+    k, least, most = kernels._group_keys(new_score, alive, fkey, gbits, changed, False)
+    assert k == 2
+    old = (old_bits[[4, 7]].astype(np.uint64) << np.uint64(32)) | np.array([4, 7], np.uint64)
+    assert (least, most) == (old.min(), old.max())
+    moved = np.sort(changed[:k])
+    gweight = np.full(slots, np.nan)
+    moved_slot = np.zeros(slots, dtype=np.bool_)
+    kernels._merge_moved(moved, granked, gweight, weights, moved_slot, np.empty(slots + 1,
+                         np.uint64), least, most)
+    order = np.argsort(-new_score.astype(np.float32), kind="stable")
+    assert np.array_equal(granked & np.uint64(0xFFFFFFFF), order)
+    # New ranks 3..7 (slot 7 climbs to rank 3, slot 4 drops to rank 7) are written; the rest
+    # kept their rank and were not.
+    written = np.zeros(slots, dtype=bool)
+    written[order[3:8]] = True
+    assert np.isnan(gweight[~written]).all()
+    assert np.array_equal(gweight[order[3:8]], weights[3:8])
+    assert not moved_slot.any()
+
+
 def test_group_exposure_is_the_numpy_expression() -> None:
     """Weight x scale over the group's (pairwise) total, times the group's impressions, plus
     an equal share of its channel impressions for the admitted; zero for the dead. Groups
