@@ -88,16 +88,19 @@ def _set_one_core() -> None:
         os.sched_setaffinity(0, {cpus[0]})
 
 
-def model_rate(merchants: int, days: int, seed: int, repeat: int) -> dict[str, Any]:
+def model_rate(merchants: int, days: int, seed: int, repeat: int,
+               warm_up: bool = True) -> dict[str, Any]:
     from simulator.memory import keep_freed_memory
     from simulator.run import project
 
     keep_freed_memory()  # as `rulebook simulate` runs (simulator.memory)
     rs = load_set(SET_DIR)
     scenario = scaled_scenario(merchants)
-    # Warm-up: imports, compiled rulebooks, and every kernel's first load (the first response
-    # deadlines and prompts fall due on days 4-7, so a shorter warm-up times their loading).
-    project(rs, scenario, min(days, WARM_UP_DAYS), 1, seed)
+    if warm_up:
+        # Imports, compiled rulebooks, and every kernel's first load (the first response
+        # deadlines and prompts fall due on days 4-7, so a shorter warm-up times their
+        # loading).
+        project(rs, scenario, min(days, WARM_UP_DAYS), 1, seed)
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -119,7 +122,9 @@ def over_seeds(first: dict[str, Any], merchants: int, days: int, seed: int, othe
     a few seeds tells such a change from a change of speed."""
     rates = [first["merchant_days_per_cpu_s"]]
     for k in range(1, others + 1):
-        rates.append(model_rate(merchants, days, seed + k, repeat)["merchant_days_per_cpu_s"])
+        # (warm already: `first` was measured in this process)
+        rates.append(model_rate(merchants, days, seed + k, repeat,
+                                warm_up=False)["merchant_days_per_cpu_s"])
     return {"seeds": list(range(seed, seed + others + 1)), "merchant_days_per_cpu_s": rates,
             "median_merchant_days_per_cpu_s": statistics.median(rates)}
 

@@ -1252,15 +1252,11 @@ def claims_split(orders, quality, u_claims, u_refund, claim_rate, elasticity, la
         ur[i] = r
         lack = min(claims, np.floor(claims * lacking_share + r))
         valid = claims - lack
-        v = r + shift_valid
-        v -= np.floor(v)
-        p = np.floor(valid * share + v)
+        p = _share_floor(valid, share, r, shift_valid)
         part_valid[i] = p
         rest_valid[i] = valid - p
         positive_valid += 1 if p > 0 else 0
-        v = r + shift_lacking
-        v -= np.floor(v)
-        p = np.floor(lack * share + v)
+        p = _share_floor(lack, share, r, shift_lacking)
         part_lacking[i] = p
         rest_lacking[i] = lack - p
         positive_lacking += 1 if p > 0 else 0
@@ -1268,13 +1264,19 @@ def claims_split(orders, quality, u_claims, u_refund, claim_rate, elasticity, la
 
 
 @_kernel
+def _share_floor(count, share, u, shift):  # pragma: no cover - compiled
+    """floor(count x share + offset), the offset being `population.offset` of the draw `u`
+    with shift = k x GOLDEN (u + shift, less its floor)."""
+    v = u + shift
+    v -= np.floor(v)
+    return np.floor(count * share + v)
+
+
+@_kernel
 def floor_share(count, share, u, shift, out):  # pragma: no cover - compiled
-    """floor(count x share + offset) per row, the offset being `population.offset` of the
-    draw `u` with shift = k x GOLDEN (u + shift, less its floor)."""
+    """`_share_floor` per row."""
     for i in range(count.shape[0]):
-        v = u[i] + shift
-        v -= np.floor(v)
-        out[i] = np.floor(count[i] * share + v)
+        out[i] = _share_floor(count[i], share, u[i], shift)
     return out
 
 
@@ -2011,9 +2013,7 @@ def split_share(count, share, u, shift, part, rest):  # pragma: no cover - compi
     returns how many rows have a positive part (as `count_positive(part)`)."""
     positive = 0
     for i in range(count.shape[0]):
-        v = u[i] + shift
-        v -= np.floor(v)
-        p = np.floor(count[i] * share + v)
+        p = _share_floor(count[i], share, u[i], shift)
         part[i] = p
         rest[i] = count[i] - p
         if p > 0:
@@ -2027,9 +2027,7 @@ def _reviewed(auto, has_auto, human, has_human, share, u, shift):  # pragma: no 
     plus `floor_share` of the automated ones (`auto`), added in that order; a kind it does not
     have (`has_...` False) adds nothing."""
     if has_auto:
-        v = u + shift
-        v -= np.floor(v)
-        extra = np.floor(auto * share + v)
+        extra = _share_floor(auto, share, u, shift)
         return human + extra if has_human else extra
     return human
 
@@ -2049,9 +2047,7 @@ def _wanted(alive, w, u, shift, propensity):  # pragma: no cover - compiled
     """The appeals a merchant wants after a day of `w` wrongful refunds: floor(w x
     propensity + offset) if alive and w > 0, else none."""
     if alive and w > 0:
-        v = u + shift
-        v -= np.floor(v)
-        return np.floor(w * propensity + v)
+        return _share_floor(w, propensity, u, shift)
     return 0.0
 
 
@@ -2208,13 +2204,9 @@ def _refund_rows_compiled(stages, orders, quality, u_claims, u_refund, claim_rat
             r = np.float64(u_refund[i])
             lack = min(claims, np.floor(claims * lacking_share + r))
             valid = claims - lack
-            v = r + shift[1]
-            v -= np.floor(v)
-            part_valid = np.floor(valid * share + v)
+            part_valid = _share_floor(valid, share, r, shift[1])
             left_valid = valid - part_valid
-            v = r + shift[2]
-            v -= np.floor(v)
-            part_lacking = np.floor(lack * share + v)
+            part_lacking = _share_floor(lack, share, r, shift[2])
             left_lacking = lack - part_lacking
             product = np.float64(unit_cost[i])
             ship = np.float64(shipping[i])
@@ -2247,19 +2239,15 @@ def _refund_rows_compiled(stages, orders, quality, u_claims, u_refund, claim_rat
                 0, unanswered_lacking, True, m5,
                 _grant_cost(product, ship, pays[5], back[5], fee[5]), b, w, wb, rl, al, hl)
             if escalate_valid:
-                v = r + shift[3]
-                v -= np.floor(v)
                 b, w, wb, rv, av, hv = _stage(
-                    _position(p_fv, rule_fv, i), np.floor(rv * escalation_share + v), False,
-                    m6, _grant_cost(product, ship, pays[6], back[6], fee[6]), b, w, wb, rv, av,
-                    hv)
+                    _position(p_fv, rule_fv, i), _share_floor(rv, escalation_share, r, shift[3]),
+                    False, m6, _grant_cost(product, ship, pays[6], back[6], fee[6]), b, w, wb,
+                    rv, av, hv)
             if escalate_lacking:
-                v = r + shift[4]
-                v -= np.floor(v)
                 b, w, wb, rl, al, hl = _stage(
-                    _position(p_fl, rule_fl, i), np.floor(rl * escalation_share + v), True,
-                    m7, _grant_cost(product, ship, pays[7], back[7], fee[7]), b, w, wb, rl, al,
-                    hl)
+                    _position(p_fl, rule_fl, i), _share_floor(rl, escalation_share, r, shift[4]),
+                    True, m7, _grant_cost(product, ship, pays[7], back[7], fee[7]), b, w, wb,
+                    rl, al, hl)
             if has_valid or auto_lacking:
                 cost = _grant_cost(product, ship, pays[8], back[8], fee[8])
                 if has_valid:

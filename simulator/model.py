@@ -1929,14 +1929,14 @@ class Model:
                  T: float, next_month: float, next_year: float, fl: DayFlows) -> None:
         per_day = self.sc.appeals.max_per_day.value
         active = appellants(want)  # np.flatnonzero(want > 0), compiled
+        if not active.size:  # (no appellant draws anything)
+            return
         if self.R == 1:  # one replication: its draws as they are, no copy
             au = appeal_draws(self.appeal_lanes[0], active.size, per_day)
         else:
             bounds = np.searchsorted(active, np.arange(self.R + 1) * self.n1)
             au = np.concatenate([appeal_draws(lanes, int(bounds[r + 1] - bounds[r]), per_day)
                                  for r, lanes in enumerate(self.appeal_lanes)], axis=1)
-        if not active.size:
-            return
         rounds = self._appeal_rounds
         if rounds is not None and self._fused_appeals:
             # Every round of every appellant in one compiled pass (`simulator.appeal_rounds`),
