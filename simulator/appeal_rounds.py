@@ -27,10 +27,14 @@ random, are booked without branches that would be mispredicted.
 How a chunk of a round's appellants goes (`appeal_day`), each step a pass over the chunk or
 over the appeals it concerns:
 
-  - both programs run in place over one matrix (`Program.flatten`): their fields, constants
-    and registers are rows of it, so a program costs only its computing ops (no copies of its
-    fields and constants into registers), and only the fields a program reads and that change
-    from appeal to appeal are written per chunk (the payload's, once a day);
+  - the filing rules are compiled into the pass that files the chunk's appeals
+    (`simulator.fixed_programs`: `appeal_day` is compiled once for the program): each appeal
+    is read, decided and its refusals booked in one loop, the fields read where the state
+    keeps them (`_field_value`). A program past `fixed_programs.MAX_OPS` runs through the
+    interpreter instead, as the decided rules always do: in place over one matrix
+    (`Program.flatten`), whose fields, constants and registers are rows of it, so a program
+    costs only its computing ops, and only the fields a program reads and that change from
+    appeal to appeal are written per chunk (the payload's, once a day);
   - the booking is split by what an appeal changes: refusals over the chunk, which packs the
     accepted appeals to the front; outcomes and counters over those, which packs the upheld
     ones; the refunds they recover over those. The counters accepted appeals book are written
@@ -45,6 +49,8 @@ over the appeals it concerns:
 
 At 200,000 merchants (about 90,000 appellants and 113,000 appeals a day) this took the
 kernel from about 2.9 to about 1.6 ms of CPU a day in the same process (shared machine).
+Compiling the filing rules into the first pass took a day's call (day 30, 91,769
+appellants, captured) from 1.5-1.8 to 1.3-1.5 ms, timed alone in one process (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -68,7 +74,8 @@ from rules.expression.numba_target import (
     first_hit_block,
     run_block,
 )
-from simulator.kernels import _kernel
+from simulator.fixed_programs import FixedProgram, first_rule_reading
+from simulator.kernels import _OPTIONS, _kernel
 
 #: Where a row of the rounds' input matrix comes from (`AppealRounds.sources`): a value of the
 #: day's event that is one for every appellant, a row of the appellants' static matrix (their
@@ -175,6 +182,17 @@ class AppealRounds:
                                      dtype=np.int64)
         self.per_row = bool(np.any(sources == ROW))
         self._no_static = np.empty((0, 0))
+        #: The filing program as `appeal_day` is compiled for it (None: it runs through the
+        #: interpreter, a block at a time: a program past `fixed_programs.MAX_OPS`, or
+        #: `compile_filed` False).
+        program = FixedProgram.of(filed.flat, filed.conditions.tolist(),
+                                  {row: int(sources[row]) for row in filed.rows.values()})
+        self.filed_program = program.fixed if program is not None and self.compile_filed \
+            else None
+
+    #: False: the filing rules run through the interpreter (`run_block`) whatever their size
+    #: (tests compare).
+    compile_filed = True
 
     @staticmethod
     def _repeats(filed: _EventProgram, sources: np.ndarray, accepts: np.ndarray,
@@ -310,9 +328,9 @@ class AppealRounds:
         self.matrix[self._constant_rows] = constants[self._constant_rows, None]
         appeal_day(per_day, BLOCK, active, want, au, shift, human_share, human_success,
                    automated_success, next_month, next_year, self.sources, static, self.matrix,
-                   f.gathered, f.flat.ops, f.flat.consts, f.conditions, d.gathered, d.flat.ops,
-                   d.flat.consts, d.conditions, self._outcome_row, self._reviewer_row,
-                   self._booked_rows,
+                   self.filed_program, f.gathered, f.flat.ops, f.flat.consts, f.conditions,
+                   d.gathered, d.flat.ops, d.flat.consts, d.conditions, self._outcome_row,
+                   self._reviewer_row, self._booked_rows,
                    *self._padded, self.repeats, self.codes,
                    counters["appeals_filed_month"], counters["appeals_filed_year"],
                    counters["appeals_failed_month"], counters["appeals_failed_year"],
@@ -374,6 +392,54 @@ def _prefetch(typingctx: Any, array: Any, index: Any) -> Any:
     return sig, codegen
 
 
+@njit(inline="always", **_OPTIONS)
+def _human_requested(rt, shift, share):  # pragma: no cover - compiled
+    """Whether the appeal whose draw is rt asks for a human review: the draw's offset by
+    `shift` is under `share` (1.0 or 0.0)."""
+    v = np.float64(rt) + shift
+    v -= np.floor(v)
+    return 1.0 if v < share else 0.0
+
+
+@njit(inline="always", **_OPTIONS)
+def _field_value(src, f, i, j, rt, static, matrix, filed_m, filed_y, failed_m, failed_y,
+                 refused_m, blocked, shift, share):  # pragma: no cover - compiled
+    """The value of field row `f` (of source `src`) for appeal j, of merchant i, whose draw is
+    rt, as `_gather` reads it: a static field of the appellant, a counter as it stands, the
+    request for a human review the draw makes, or the day's payload (its row of the matrix,
+    filled once a day)."""
+    if src == ROW:
+        return static[f, j]
+    if src == FILED_MONTH:
+        return np.float64(filed_m[i])
+    if src == FILED_YEAR:
+        return np.float64(filed_y[i])
+    if src == FAILED_MONTH:
+        return np.float64(failed_m[i])
+    if src == FAILED_YEAR:
+        return np.float64(failed_y[i])
+    if src == REFUSED_MONTH:
+        return np.float64(refused_m[i])
+    if src == BLOCKED:
+        return blocked[i]
+    if src == HUMAN_REQUESTED:
+        return _human_requested(rt, shift, share)
+    return matrix[f, 0]  # CONSTANT
+
+
+@njit(inline="always", **_OPTIONS)
+def _read_field(src, f, env):  # pragma: no cover - compiled
+    """`_field_value` for `first_filed_rule`: env is (i, j, rt, static, matrix, the six
+    counters, shift, share)."""
+    return _field_value(src, f, env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7],
+                        env[8], env[9], env[10], env[11], env[12])
+
+
+#: ``first_filed_rule(filed, env)``: the first `appeal_filed` rule known True for the appeal
+#: `env` describes (`_read_field`), compiled for the program `filed` (`FixedProgram`).
+first_filed_rule = first_rule_reading(_read_field)
+
+
 @_kernel
 def _gather(sources, gathered, static, ci, cj, c, matrix, filed_m, filed_y, failed_m,
             failed_y, refused_m, blocked, r, shift, share):  # pragma: no cover - compiled
@@ -401,11 +467,9 @@ def _gather(sources, gathered, static, ci, cj, c, matrix, filed_m, filed_y, fail
             _gather_counter(refused_m, ci, c, out)
         elif src == BLOCKED:
             _gather_counter(blocked, ci, c, out)
-        elif src == HUMAN_REQUESTED:  # the draw offset by `shift` under `share`
+        elif src == HUMAN_REQUESTED:
             for t in range(c):
-                v = r[t] + shift
-                v -= np.floor(v)
-                out[t] = 1.0 if v < share else 0.0
+                out[t] = _human_requested(r[t], shift, share)
 
 
 @_kernel
@@ -425,11 +489,81 @@ def _first_rules(ops, consts, conditions, matrix, c, hit):  # pragma: no cover -
     first_hit_block(matrix, conditions, c, hit, 0)
 
 
+@njit(inline="always", **_OPTIONS)
+def _book_filed(p, t, i, j, left, refuses, repeats, accepts, refused_m, later, n_later, taken,
+                n_decided):  # pragma: no cover - compiled
+    """Book appeal t (merchant i, number j, `left` rounds after this one) decided by table
+    entry p: its refusals, and an appeal the next rounds would decide alike for them too
+    (arithmetic, not a choice: LLVM would branch on it); j kept in `later` if it files
+    again, t in `taken` if accepted, each without a branch to mispredict. Returns the new
+    counts of `later` and `taken`."""
+    again = repeats[p]  # 0 or 1
+    refused_m[i] += refuses[p] * (np.int32(1) + np.int32(left) * again)
+    later[n_later] = j
+    n_later += np.uint64(left > 0) * np.uint64(1 - again)
+    taken[n_decided] = t
+    n_decided += np.uint64(accepts[p] > 0)
+    return n_later, n_decided
+
+
+@njit(inline="always", **_OPTIONS)
+def _file(filed, t, i, j, left, draws, cj, ci, r, hit, static, matrix, filed_m, filed_y,
+          failed_m, failed_y, refused_m, blocked, shift, share, none_f, refuses, repeats,
+          accepts, later, n_later, taken, n_decided):  # pragma: no cover - compiled
+    """Appeal t of a chunk (merchant i, number j, `left` rounds after this one) filed: its
+    numbers kept by position, the filing rules' decision (`first_filed_rule`, compiled for
+    `filed`) and its booking (`_book_filed`). Returns the new counts of `later` and `taken`."""
+    rt = np.float64(draws[j])
+    cj[t] = j
+    ci[t] = i
+    r[t] = rt
+    h = first_filed_rule(filed, (i, j, rt, static, matrix, filed_m, filed_y, failed_m, failed_y,
+                                 refused_m, blocked, shift, share))
+    hit[t] = h
+    return _book_filed(np.uint64(none_f if h < 0 else h), t, i, j, left, refuses, repeats,
+                       accepts, refused_m, later, n_later, taken, n_decided)
+
+
+@_kernel
+def _file_chunk(filed, a, first, base, cu, per_day, active, want, rows, draws, day_attempted,
+                cj, ci, r, hit, static, matrix, filed_m, filed_y, failed_m, failed_y, refused_m,
+                blocked, shift, share, none_f, refuses, repeats, accepts, later, n_later,
+                taken):  # pragma: no cover - compiled
+    """Round a's appeals of a chunk of cu appellants, in one pass (`appeal_day`'s first
+    passes with the filing rules compiled for `filed`): in the first round the block's
+    appellants from number `first` on (each files, its attempts counted), later the numbers
+    `rows[base:]`; each appeal's numbers kept by position, the filing rules' decision
+    (`first_filed_rule`) and its booking (`_book_filed`). Its own function: the kernel's
+    registers are then this pass's. Returns the counts of `later` and of the accepted
+    appeals (`taken`)."""
+    n_decided = _U0
+    if a == 0:  # every appellant of the block, in order
+        for t in range(cu):
+            j = first + t
+            i = np.uint64(active[j])
+            wants = min(want[i], per_day)
+            day_attempted[i] = day_attempted[i] + np.float64(wants)
+            n_later, n_decided = _file(filed, t, i, j, wants - 1, draws, cj, ci, r, hit,
+                                       static, matrix, filed_m, filed_y, failed_m, failed_y,
+                                       refused_m, blocked, shift, share, none_f, refuses,
+                                       repeats, accepts, later, n_later, taken, n_decided)
+    else:
+        for t in range(cu):
+            j = rows[base + t]
+            i = np.uint64(active[j])
+            n_later, n_decided = _file(filed, t, i, j, min(want[i], per_day) - 1 - a, draws,
+                                       cj, ci, r, hit, static, matrix, filed_m, filed_y,
+                                       failed_m, failed_y, refused_m, blocked, shift, share,
+                                       none_f, refuses, repeats, accepts, later, n_later,
+                                       taken, n_decided)
+    return n_later, n_decided
+
+
 @_kernel
 def appeal_day(per_day, block, active, want, au, shift, human_share, human_success,
-               automated_success, next_month, next_year, sources, static, matrix, gathered_f,
-               ops_f, consts_f, cond_f, gathered_d, ops_d, consts_d, cond_d, outcome_row,
-               reviewer_row, booked_rows, accepts, refuses, human_review, block_month,
+               automated_success, next_month, next_year, sources, static, matrix, filed,
+               gathered_f, ops_f, consts_f, cond_f, gathered_d, ops_d, consts_d, cond_d,
+               outcome_row, reviewer_row, booked_rows, accepts, refuses, human_review, block_month,
                block_year, repeats, codes, filed_m, filed_y, failed_m, failed_y, refused_m, blocked,
                wrongful, wrongful_burden, day_refund, day_attempted, day_won
                ):  # pragma: no cover - compiled
@@ -496,56 +630,57 @@ def appeal_day(per_day, block, active, want, au, shift, human_share, human_succe
             for low in range(0, k, width):
                 c = min(width, k - low)
                 cu = np.uint64(c)
-                if a == 0:  # every appellant of the block, in order: each files one appeal
-                    first = np.uint64(lo + low)
-                    for t in range(cu):
-                        j = first + t
-                        i = np.uint64(active[j])
-                        cj[t] = j
-                        ci[t] = i
-                        r[t] = draws[j]
-                        ahead = np.uint64(active[min(j + np.uint64(AHEAD), last)])
-                        _prefetch(want, ahead)
-                        _prefetch(day_attempted, ahead)
-                        wants = want[i]
-                        day_attempted[i] = day_attempted[i] + np.float64(min(wants, per_day))
-                        # The counters the chunk's next passes read and book.
-                        _prefetch(blocked, i)
-                        _prefetch(filed_m, i)
-                        _prefetch(refused_m, i)
-                        _prefetch(filed_y, i)
-                        _prefetch(failed_m, i)
-                        _prefetch(failed_y, i)
-                        rest[t] = min(wants, per_day) - 1
+                if filed is not None:
+                    # The filing rules compiled into one pass over the chunk (`FixedProgram`).
+                    n_later, n_decided = _file_chunk(
+                        filed, a, np.uint64(lo + low), np.uint64(low), cu, per_day, active,
+                        want, rows, draws, day_attempted, cj, ci, r, hit, static, matrix,
+                        filed_m, filed_y, failed_m, failed_y, refused_m, blocked, shift,
+                        human_share, none_f, refuses, repeats, accepts, later, n_later, taken)
                 else:
-                    base = np.uint64(low)
+                    if a == 0:  # every appellant of the block, in order: each files one appeal
+                        first = np.uint64(lo + low)
+                        for t in range(cu):
+                            j = first + t
+                            i = np.uint64(active[j])
+                            cj[t] = j
+                            ci[t] = i
+                            r[t] = draws[j]
+                            ahead = np.uint64(active[min(j + np.uint64(AHEAD), last)])
+                            _prefetch(want, ahead)
+                            _prefetch(day_attempted, ahead)
+                            wants = want[i]
+                            day_attempted[i] = day_attempted[i] + np.float64(min(wants, per_day))
+                            # The counters the chunk's next passes read and book.
+                            _prefetch(blocked, i)
+                            _prefetch(filed_m, i)
+                            _prefetch(refused_m, i)
+                            _prefetch(filed_y, i)
+                            _prefetch(failed_m, i)
+                            _prefetch(failed_y, i)
+                            rest[t] = min(wants, per_day) - 1
+                    else:
+                        base = np.uint64(low)
+                        for t in range(cu):
+                            j = rows[base + t]
+                            i = np.uint64(active[j])
+                            cj[t] = j
+                            ci[t] = i
+                            r[t] = draws[j]
+                            rest[t] = min(want[i], per_day) - 1 - a
+                    _gather(sources, gathered_f, static, ci, cj, c, matrix, filed_m, filed_y,
+                            failed_m, failed_y, refused_m, blocked, r, shift, human_share)
+                    _first_rules(ops_f, consts_f, cond_f, matrix, c, hit)
+                    # Booked in three passes, each over the appeals it changes anything for, with
+                    # no branch on the data (the outcomes are random, branches on them
+                    # mispredicted): refusals (no rule is the tables' last entry, which adds
+                    # zeros) over the chunk, packing the accepted appeals to the front; their
+                    # outcomes over those, packing the upheld ones; the refunds they recover.
+                    n_decided = _U0
                     for t in range(cu):
-                        j = rows[base + t]
-                        i = np.uint64(active[j])
-                        cj[t] = j
-                        ci[t] = i
-                        r[t] = draws[j]
-                        rest[t] = min(want[i], per_day) - 1 - a
-                _gather(sources, gathered_f, static, ci, cj, c, matrix, filed_m, filed_y,
-                        failed_m, failed_y, refused_m, blocked, r, shift, human_share)
-                _first_rules(ops_f, consts_f, cond_f, matrix, c, hit)
-                # Booked in three passes, each over the appeals it changes anything for, with
-                # no branch on the data (the outcomes are random, branches on them
-                # mispredicted): refusals (no rule is the tables' last entry, which adds
-                # zeros) over the chunk, packing the accepted appeals to the front; their
-                # outcomes over those, packing the upheld ones; the refunds they recover.
-                n_decided = _U0
-                for t in range(cu):
-                    p = np.uint64(none_f if hit[t] < 0 else hit[t])
-                    # An appeal the next rounds would decide alike is booked for them now.
-                    # (Arithmetic, not a choice: LLVM would branch on it.)
-                    left = rest[t]
-                    again = repeats[p]  # 0 or 1
-                    refused_m[ci[t]] += refuses[p] * (np.int32(1) + np.int32(left) * again)
-                    later[n_later] = cj[t]  # kept if it files again (no branch to mispredict)
-                    n_later += np.uint64(left > 0) * np.uint64(1 - again)
-                    taken[n_decided] = t
-                    n_decided += np.uint64(accepts[p] > 0)
+                        n_later, n_decided = _book_filed(
+                            np.uint64(none_f if hit[t] < 0 else hit[t]), t, ci[t], cj[t], rest[t],
+                            refuses, repeats, accepts, refused_m, later, n_later, taken, n_decided)
                 n_upheld = _U0
                 for u in range(n_decided):
                     t = taken[u]

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (`tests/simulator/test_kernel_cache.py` checks no such module is missing).
 KERNEL_SOURCES = tuple(ROOT / name for name in (
     "simulator/aggregation_kernels.py", "simulator/appeal_rounds.py", "simulator/draws.py",
-    "simulator/fixed.py", "simulator/kernels.py", "simulator/population.py",
+    "simulator/fixed.py", "simulator/fixed_programs.py", "simulator/kernels.py",
+    "simulator/population.py",
     "simulator/simd.py", "rules/expression/numba_target.py"))
 
 

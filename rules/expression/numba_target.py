@@ -625,13 +625,88 @@ def _round_tens(x: float, s: float) -> float:
     return math.copysign(0.0, x) if result == 0.0 else result
 
 
+@njit(inline="always")
+def op_value(code: int, x: float, y: float, z: float) -> float:
+    """The value of op `code` on one row whose operands hold x, y and z (those the op does not
+    take are ignored): the one definition of each computing op but ROUND_DIGITS, IN and
+    NOT_IN (`round_value`, `member_value`). `run_block` applies it over a block, an op at a
+    time; a kernel compiled for a program's ops (`simulator.fixed_programs`) on one row. With
+    `code` a constant, as both call it, only its own case is left."""
+    nan = np.nan
+    if code == NEG:
+        return -x
+    if code == NOT:
+        return nan if x != x else (1.0 if x == 0.0 else 0.0)
+    if code == ADD:
+        return x + y
+    if code == SUB:
+        return x - y
+    if code == MUL:
+        return x * y
+    if code == DIV:
+        return nan if y == 0.0 else x / y
+    if code == LT:
+        return nan if (x != x) | (y != y) else (1.0 if x < y else 0.0)
+    if code == LE:
+        return nan if (x != x) | (y != y) else (1.0 if x <= y else 0.0)
+    if code == GT:
+        return nan if (x != x) | (y != y) else (1.0 if x > y else 0.0)
+    if code == GE:
+        return nan if (x != x) | (y != y) else (1.0 if x >= y else 0.0)
+    if code == EQ:
+        return nan if (x != x) | (y != y) else (1.0 if x == y else 0.0)
+    if code == NE:
+        return nan if (x != x) | (y != y) else (1.0 if x != y else 0.0)
+    if code == AND:
+        # a known False decides; otherwise unknown if either side is (NaN spreads)
+        return 0.0 if (x == 0.0) | (y == 0.0) else (nan if (x != x) | (y != y) else 1.0)
+    if code == OR:
+        return 1.0 if ((x != 0.0) & (x == x)) | ((y != 0.0) & (y == y)) else (
+            nan if (x != x) | (y != y) else 0.0)
+    if code == IF:  # x the condition, y its value where true, z where false
+        return nan if x != x else (y if x != 0.0 else z)
+    if code == ABS:
+        return abs(x)
+    if code == CEIL:
+        return nan if (x == np.inf) | (x == -np.inf) else np.ceil(x)
+    if code == FLOOR:
+        return nan if (x == np.inf) | (x == -np.inf) else np.floor(x)
+    if code == ROUND:
+        return nan if (x == np.inf) | (x == -np.inf) else np.rint(x)
+    if code == MAX:
+        return nan if (x != x) | (y != y) else (y if y > x else x)
+    if code == MIN:
+        return nan if (x != x) | (y != y) else (y if y < x else x)
+    return nan  # (not a computing op of one row's operands)
+
+
+@njit(inline="always")
+def round_value(x: float, digits: int) -> float:
+    """ROUND_DIGITS on one row: ``round(x, digits)`` as Python rounds."""
+    if digits >= 0:
+        return _round_places(x, _POW10[digits])
+    return _round_tens(x, _POW10[-digits])
+
+
+@njit(inline="always")
+def member_value(code: int, x: float, items: Any) -> float:
+    """IN (NOT_IN) on one row: whether x is (is not) one of `items` (an array or a tuple of
+    float64); unknown where x is."""
+    hit = 1.0 if code == IN else 0.0
+    found = False
+    for item in items:
+        found |= x == item
+    return np.nan if x != x else (hit if found else 1.0 - hit)
+
+
 @njit(cache=True, nogil=True)
 def run_block(ops: np.ndarray, consts: np.ndarray, inputs: np.ndarray, start: int, stop: int,
               regs: np.ndarray) -> None:
     """Run every op over rows [start, stop) of `inputs`; register r holds row start + i at
-    ``regs[r, i]``. ``stop - start`` must not exceed ``regs.shape[1]``."""
+    ``regs[r, i]``. ``stop - start`` must not exceed ``regs.shape[1]``. Each op is one loop
+    over the rows, applying `op_value` (`round_value`, `member_value`) with the op's code a
+    constant."""
     m = stop - start
-    nan = np.nan
     for k in range(ops.shape[0]):
         code = ops[k, 0]
         d = regs[ops[k, 1]]
@@ -646,159 +721,118 @@ def run_block(ops: np.ndarray, consts: np.ndarray, inputs: np.ndarray, start: in
         elif code == NEG:
             a = regs[ops[k, 2]]
             for i in range(m):
-                d[i] = -a[i]
+                d[i] = op_value(NEG, a[i], 0.0, 0.0)
         elif code == NOT:
             a = regs[ops[k, 2]]
             for i in range(m):
-                x = a[i]
-                d[i] = nan if x != x else (1.0 if x == 0.0 else 0.0)
+                d[i] = op_value(NOT, a[i], 0.0, 0.0)
         elif code == ADD:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                d[i] = a[i] + b[i]
+                d[i] = op_value(ADD, a[i], b[i], 0.0)
         elif code == SUB:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                d[i] = a[i] - b[i]
+                d[i] = op_value(SUB, a[i], b[i], 0.0)
         elif code == MUL:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                d[i] = a[i] * b[i]
+                d[i] = op_value(MUL, a[i], b[i], 0.0)
         elif code == DIV:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                y = b[i]
-                d[i] = nan if y == 0.0 else a[i] / y
+                d[i] = op_value(DIV, a[i], b[i], 0.0)
         elif code == LT:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x < y else 0.0)
+                d[i] = op_value(LT, a[i], b[i], 0.0)
         elif code == LE:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x <= y else 0.0)
+                d[i] = op_value(LE, a[i], b[i], 0.0)
         elif code == GT:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x > y else 0.0)
+                d[i] = op_value(GT, a[i], b[i], 0.0)
         elif code == GE:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x >= y else 0.0)
+                d[i] = op_value(GE, a[i], b[i], 0.0)
         elif code == EQ:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x == y else 0.0)
+                d[i] = op_value(EQ, a[i], b[i], 0.0)
         elif code == NE:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (1.0 if x != y else 0.0)
+                d[i] = op_value(NE, a[i], b[i], 0.0)
         elif code == AND:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                # a known False decides; otherwise unknown if either side is (NaN spreads)
-                d[i] = 0.0 if (x == 0.0) | (y == 0.0) else (
-                    nan if (x != x) | (y != y) else 1.0)
+                d[i] = op_value(AND, a[i], b[i], 0.0)
         elif code == OR:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = 1.0 if ((x != 0.0) & (x == x)) | ((y != 0.0) & (y == y)) else (
-                    nan if (x != x) | (y != y) else 0.0)
+                d[i] = op_value(OR, a[i], b[i], 0.0)
         elif code == IF:
-            t = regs[ops[k, 2]]
-            a = regs[ops[k, 3]]
-            b = regs[ops[k, 4]]
+            a = regs[ops[k, 2]]
+            b = regs[ops[k, 3]]
+            c = regs[ops[k, 4]]
             for i in range(m):
-                c = t[i]
-                d[i] = nan if c != c else (a[i] if c != 0.0 else b[i])
+                d[i] = op_value(IF, a[i], b[i], c[i])
         elif code == ABS:
             a = regs[ops[k, 2]]
             for i in range(m):
-                d[i] = abs(a[i])
+                d[i] = op_value(ABS, a[i], 0.0, 0.0)
         elif code == CEIL:
             a = regs[ops[k, 2]]
             for i in range(m):
-                x = a[i]
-                d[i] = nan if (x == np.inf) | (x == -np.inf) else np.ceil(x)
+                d[i] = op_value(CEIL, a[i], 0.0, 0.0)
         elif code == FLOOR:
             a = regs[ops[k, 2]]
             for i in range(m):
-                x = a[i]
-                d[i] = nan if (x == np.inf) | (x == -np.inf) else np.floor(x)
+                d[i] = op_value(FLOOR, a[i], 0.0, 0.0)
         elif code == ROUND:
             a = regs[ops[k, 2]]
             for i in range(m):
-                x = a[i]
-                d[i] = nan if (x == np.inf) | (x == -np.inf) else np.rint(x)
+                d[i] = op_value(ROUND, a[i], 0.0, 0.0)
         elif code == ROUND_DIGITS:
             a = regs[ops[k, 2]]
             digits = ops[k, 3]
-            if digits >= 0:
-                s = _POW10[digits]
-                for i in range(m):
-                    d[i] = _round_places(a[i], s)
-            else:
-                s = _POW10[-digits]
-                for i in range(m):
-                    d[i] = _round_tens(a[i], s)
+            for i in range(m):
+                d[i] = round_value(a[i], digits)
         elif code == MAX:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (y if y > x else x)
+                d[i] = op_value(MAX, a[i], b[i], 0.0)
         elif code == MIN:
             a = regs[ops[k, 2]]
             b = regs[ops[k, 3]]
             for i in range(m):
-                x = a[i]
-                y = b[i]
-                d[i] = nan if (x != x) | (y != y) else (y if y < x else x)
-        elif code >= IN:  # IN, NOT_IN
+                d[i] = op_value(MIN, a[i], b[i], 0.0)
+        elif code == IN:
             a = regs[ops[k, 2]]
-            offset = ops[k, 3]
-            count = ops[k, 4]
-            hit = 1.0 if code == IN else 0.0
+            items = consts[ops[k, 3]:ops[k, 3] + ops[k, 4]]
             for i in range(m):
-                d[i] = 1.0 - hit
-            for j in range(count):
-                item = consts[offset + j]
-                for i in range(m):
-                    if a[i] == item:
-                        d[i] = hit
+                d[i] = member_value(IN, a[i], items)
+        elif code == NOT_IN:
+            a = regs[ops[k, 2]]
+            items = consts[ops[k, 3]:ops[k, 3] + ops[k, 4]]
             for i in range(m):
-                x = a[i]
-                if x != x:
-                    d[i] = nan
+                d[i] = member_value(NOT_IN, a[i], items)
 
 
 @njit(cache=True, nogil=True)
@@ -816,6 +850,12 @@ def evaluate_range(ops: np.ndarray, consts: np.ndarray, inputs: np.ndarray, star
             o[i] = r[i]
 
 
+@njit(inline="always")
+def known_true(x: float) -> bool:
+    """Whether a condition's value x is known True: known (not NaN) and not zero."""
+    return (x == x) & (x != 0.0)
+
+
 @njit(cache=True, nogil=True)
 def first_hit_block(regs: np.ndarray, conditions: np.ndarray, m: int, out: np.ndarray,
                     offset: int) -> None:
@@ -827,8 +867,7 @@ def first_hit_block(regs: np.ndarray, conditions: np.ndarray, m: int, out: np.nd
     for j in range(conditions.shape[0] - 1, -1, -1):
         c = regs[conditions[j]]
         for i in range(m):
-            x = c[i]
-            o[i] = j if (x == x) & (x != 0.0) else o[i]
+            o[i] = j if known_true(c[i]) else o[i]
 
 
 @njit(cache=True, nogil=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rules.loader import load_set_from_texts
-from simulator import appeal_rounds
+from simulator import appeal_rounds, fixed_programs
 from simulator.appeal_rounds import AppealRounds
 from simulator.model import Model
 from simulator.run import replication_seed
@@ -27,10 +27,15 @@ def _with_appeals(base: str, appeal_yaml: str):
     return load_set_from_texts(f"{base}-appeals", files)
 
 
-def _run(rulebook_set, scenario, days: int, fused: bool, dtype) -> Run:
+def _run(rulebook_set, scenario, days: int, fused: bool, dtype, compiled: bool = True) -> Run:
     def prepare(model: Model) -> None:
-        assert model._appeal_rounds is not None
+        rounds = model._appeal_rounds
+        assert rounds is not None
         model._fused_appeals = fused
+        if not compiled:
+            rounds.filed_program = None
+        elif fused:
+            assert rounds.filed_program is not None
 
     return run_days(rulebook_set, scenario, days, dtype, seed=5, prepare=prepare)
 
@@ -68,6 +73,29 @@ def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
     assert (s["appeal_blocked_until"] > 0).any()
     # Two acceptances per automated appeal: filed counts run ahead of attempts.
     assert s["appeals_filed_year"].sum() > 0
+
+
+@pytest.mark.parametrize("book", [MIXED, MIXED.parent / "appeal_in_place.yaml",
+                                  BOOKS / "lowprice-2024" / "appeal.yaml"],
+                         ids=lambda p: p.parent.name + "/" + p.name)
+def test_filing_rules_compiled_into_the_rounds_give_the_interpreters_bits(book: Path) -> None:
+    """The filing rules compiled into `appeal_day`'s pass (`FixedProgram`) against the
+    same rules run by the interpreter a block at a time, both in the fused rounds."""
+    rulebook_set = _with_appeals("lowprice-2024", book.read_text())
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8,
+                                          "appeals.human_review_request_share": 0.5})
+    compiled = _run(rulebook_set, sc, 60, True, np.float32)
+    assert_identical(compiled, _run(rulebook_set, sc, 60, True, np.float32, compiled=False))
+    assert sum(f["appeals_won"].sum() for f in compiled[1]) > 0
+
+
+def test_a_filing_program_past_the_limit_runs_through_the_interpreter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fixed_programs, "MAX_OPS", 1)
+    assert _rounds(MIXED.read_text()).filed_program is None
+    monkeypatch.setattr(AppealRounds, "compile_filed", False)
+    assert _rounds((BOOKS / "lowprice-2024" / "appeal.yaml").read_text()).filed_program is None
 
 
 @pytest.mark.parametrize("book", ["appeal_mixed.yaml", "appeal_in_place.yaml"])
