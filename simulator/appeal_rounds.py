@@ -45,7 +45,7 @@ over the appeals it concerns:
     rounds that day would be decided alike, so they are booked with it (`repeats`). Most
     appellants who file more than once a day are blocked ones;
   - the first round asks for the counters' cache lines as it reads the appellants
-    (`_prefetch`), so that the passes after it find them in the cache.
+    (`kernels.prefetch`), so that the passes after it find them in the cache.
 
 At 200,000 merchants (about 90,000 appellants and 113,000 appeals a day) this took the
 kernel from about 2.9 to about 1.6 ms of CPU a day in the same process (shared machine).
@@ -61,10 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from rules.expression.numba_target import (
     FlatProgram,
@@ -75,7 +72,7 @@ from rules.expression.numba_target import (
     run_block,
 )
 from simulator.fixed_programs import FixedProgram, first_rule_reading
-from simulator.kernels import _OPTIONS, _kernel
+from simulator.kernels import _OPTIONS, _kernel, prefetch
 
 #: Where a row of the rounds' input matrix comes from (`AppealRounds.sources`): a value of the
 #: day's event that is one for every appellant, a row of the appellants' static matrix (their
@@ -112,7 +109,7 @@ _U0 = np.uint64(0)
 #: measured alike once the programs ran in place).
 CHUNK = 1024
 #: How many appellants ahead of the one it books the first round asks for its merchant's
-#: `want` and day's attempts (`_prefetch`): far enough that they arrive in time.
+#: `want` and day's attempts (`kernels.prefetch`): far enough that they arrive in time.
 AHEAD = 32
 #: Appellants whose rounds run together before the next ones' (`appeal_day`): their state rows
 #: stay in the nearer caches from round to round (4,096 made the day's rounds about an eighth
@@ -364,32 +361,6 @@ def appellants(want):  # pragma: no cover - compiled
         out[k] = x
         k += want[x] > 0
     return out[:k]
-
-
-@intrinsic
-def _prefetch(typingctx: Any, array: Any, index: Any) -> Any:
-    """Ask for the cache line of array[index] (for writing, kept in every cache level), and go
-    on without waiting for it: the first round reads and books each merchant's counters in
-    several passes over its chunk, and the hardware's prefetchers, following a dozen arrays
-    at once, leave many of those reads waiting for memory (about an eighth of the rounds'
-    time at 200,000 merchants). Only a hint: it changes no value, and no index is checked."""
-    sig = types.void(array, index)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        kind = signature.args[0]
-        view = context.make_array(kind)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, kind, view, [args[1]],
-                                           wraparound=False)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        hint = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        # (address, 1: for writing, 3: keep in every level, 1: data)
-        builder.call(hint, [builder.bitcast(pointer, i8p), ir.Constant(i32, 1),
-                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @njit(inline="always", **_OPTIONS)
@@ -647,17 +618,17 @@ def appeal_day(per_day, block, active, want, au, shift, human_share, human_succe
                             ci[t] = i
                             r[t] = draws[j]
                             ahead = np.uint64(active[min(j + np.uint64(AHEAD), last)])
-                            _prefetch(want, ahead)
-                            _prefetch(day_attempted, ahead)
+                            prefetch(want, ahead)
+                            prefetch(day_attempted, ahead)
                             wants = want[i]
                             day_attempted[i] = day_attempted[i] + np.float64(min(wants, per_day))
                             # The counters the chunk's next passes read and book.
-                            _prefetch(blocked, i)
-                            _prefetch(filed_m, i)
-                            _prefetch(refused_m, i)
-                            _prefetch(filed_y, i)
-                            _prefetch(failed_m, i)
-                            _prefetch(failed_y, i)
+                            prefetch(blocked, i)
+                            prefetch(filed_m, i)
+                            prefetch(refused_m, i)
+                            prefetch(filed_y, i)
+                            prefetch(failed_m, i)
+                            prefetch(failed_y, i)
                             rest[t] = min(wants, per_day) - 1
                     else:
                         base = np.uint64(low)

@@ -126,10 +126,11 @@ def _emit_rows(context: Any, builder: Any, values: tuple[Any, ...], read: Any, e
     consts = [_float(b) for b in const_bits]
     f64, i64 = types.float64, types.int64
     rows: dict[int, Any] = {}
-    read_sig = signature(f64, i64, i64, env_type)
     for row, tag in inputs:
+        # The tag and row as literal types: `read` may index a tuple with them.
         rows[row] = context.compile_internal(
-            builder, read.py_func, read_sig,
+            builder, read.py_func, signature(f64, types.literal(tag), types.literal(row),
+                                             env_type),
             [context.get_constant(i64, tag), context.get_constant(i64, row), env])
     for row, bits in fills:
         rows[row] = context.get_constant(f64, _float(bits))

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KERNEL_SOURCES = tuple(ROOT / name for name in (
     "simulator/aggregation_kernels.py", "simulator/appeal_rounds.py", "simulator/draws.py",
     "simulator/fixed.py", "simulator/fixed_programs.py", "simulator/kernels.py",
-    "simulator/population.py",
-    "simulator/simd.py", "rules/expression/numba_target.py"))
+    "simulator/population.py", "simulator/ranking_rules.py", "simulator/simd.py",
+    "rules/expression/numba_target.py"))
 
 
 def sources_stamp(paths: tuple[Path, ...]) -> str:

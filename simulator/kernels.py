@@ -63,9 +63,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from simulator import kernel_cache, simd
 from simulator.fixed import Fixed, FixedType
@@ -89,6 +91,32 @@ def _kernel(fn: Callable[..., Any]) -> Any:
 #: (a signed constant would turn it into a float under numpy's promotion rules).
 _U1, _U2, _U3, _U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 _U5, _U6, _U7 = np.uint64(5), np.uint64(6), np.uint64(7)
+
+
+@intrinsic
+def prefetch(typingctx: Any, array: Any, index: Any) -> Any:
+    """Ask for the cache line of array[index] (for writing, kept in every cache level), and go
+    on without waiting for it: for a kernel that reads and writes rows at scattered indices
+    it knows ahead (the appeal rounds' appellants, the ranking's changed listings), which the
+    hardware's prefetchers do not foresee. Only a hint: it changes no value, and no index is
+    checked."""
+    sig = types.void(array, index)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        kind = signature.args[0]
+        view = context.make_array(kind)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, kind, view, [args[1]],
+                                           wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # (address, 1: for writing, 3: keep in every level, 1: data)
+        builder.call(hint, [builder.bitcast(pointer, i8p), ir.Constant(i32, 1),
+                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @_kernel

@@ -135,6 +135,7 @@ from simulator.population import (
     start_state,
     web_start,
 )
+from simulator.ranking_rules import CompiledRanking
 from simulator.reference import BURDEN_MEMORY
 from simulator.scenario import TIERS, Scenario
 
@@ -679,6 +680,8 @@ class Model:
         # rule admits one, cleared by `kernels.group_exposure` when it finds none; while it
         # is False no channel is written or read (the channels start at zero).
         self._channels = False
+        #: The ranking rules for one compiled pass, in a 1-tuple once made (`_ranking_rules`).
+        self._ranking: tuple[CompiledRanking | None] | None = None
         # The day's appeals in one compiled pass (a set without appeal rules, or tests with
         # `_fused_appeals` False, take the numpy path, which tells the same story).
         self._appeal_rounds = AppealRounds.of(self.books["appeal"])
@@ -1035,10 +1038,7 @@ class Model:
             old_price = np.empty(fi.size, dtype=s["price"].dtype)
             kernels.follow_prompts(fi, s["prompt_target"], s["price"], old_price)
             self._cancel(fi, "listing_updated")
-            event = {"time": T, "listing_id": "L", "product_group": self.group_names,
-                     "price": s["price"], "unit_cost": s["unit_cost"],
-                     "quality": s["quality"], "promo_signup_price": s["promo"]}
-            scope = self._scope(fi, event, previous_price=old_price)
+            scope = self._scope(fi, self._listing_event(T), previous_price=old_price)
             self._decide_apply(af, "listing_updated", fi, scope, T, fl)
             kernels.close_prompts(fi, s["prompt_open"], s["prompts_seen"], True)
         if di.size:
@@ -1683,9 +1683,7 @@ class Model:
         s = self.s
         rk = self.books["ranking"]
         score, channel = self._scratch["score"], self._scratch["channel"]
-        event = {"time": T, "listing_id": "L", "product_group": self.group_names,
-                 "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
-                 "promo_signup_price": s["promo"]}
+        event = self._listing_event(T)
         # Scores are per listing: decided block by block (see _BLOCK), the dead included
         # (the kernels rank them last and give them no exposure, whatever their score and
         # channel); only the ranking itself needs the whole group. A listing none of whose
@@ -1713,6 +1711,14 @@ class Model:
             self._rank(rk, sub, event, score, channel)
         return self._exposure(score, channel, out)
 
+    def _listing_event(self, T: float) -> dict[str, Any]:
+        """The `listing_updated` event of every listing at time T (the ranking's, and the
+        auto-follow rules' after a merchant follows a prompt)."""
+        s = self.s
+        return {"time": T, "listing_id": "L", "product_group": self.group_names,
+                "price": s["price"], "unit_cost": s["unit_cost"], "quality": s["quality"],
+                "promo_signup_price": s["promo"]}
+
     def _rank(self, rk: Any, sub: np.ndarray | slice, event: dict[str, Any],
               score: np.ndarray, channel: np.ndarray) -> None:
         """The ranking rulebook's score and channel of the listings `sub` (a block, decided in
@@ -1722,6 +1728,15 @@ class Model:
         none is (`_channels` False) and no rule admits a listing to one today, the channels
         of `sub` are left as they are (zero, negative or NaN, all alike to the exposure)
         instead of written with zeros."""
+        compiled = self._ranking_rules(rk, event)
+        if compiled is not None:
+            rows = np.arange(sub.start, sub.stop) if isinstance(sub, slice) else sub
+            channels = np.empty(rows.size)
+            admits = compiled.decide(rows, event, score, channels)
+            if admits or self._channels:
+                channel[sub] = channels
+            self._channels |= admits
+            return
         dec = rk.decide("listing_updated", self._scope(sub, event),
                         sub.stop - sub.start if isinstance(sub, slice) else sub.size)
         fired = list(self._fired_effects(rk, dec))
@@ -1744,6 +1759,23 @@ class Model:
             score[sub] = block_score
             if block_channel is not None:
                 channel[sub] = block_channel
+
+    #: False: the ranking rulebook decides through the numpy target, never in one compiled
+    #: pass (`simulator.ranking_rules`; tests compare).
+    _compiled_ranking = True
+
+    def _ranking_rules(self, rk: Any, event: dict[str, Any]) -> CompiledRanking | None:
+        """The ranking rulebook's rules prepared for one compiled pass (made on the first
+        day: the event's arrays are the state's for good), or None: the numpy target decides
+        (`CompiledRanking.of`)."""
+        if not self._compiled_ranking:
+            return None
+        found = self._ranking
+        if found is None:
+            merchant, listing = self._ns_fields()
+            found = self._ranking = (CompiledRanking.of(
+                rk, event, {"merchant": merchant, "listing": listing}, self.s["price"].dtype),)
+        return found[0]
 
     @staticmethod
     def _ranked_rows(values: np.ndarray, sub: np.ndarray | slice) -> np.ndarray:

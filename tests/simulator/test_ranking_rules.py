@@ -1,0 +1,120 @@
+"""The ranking rules decided in one compiled pass (`simulator.ranking_rules`) against the numpy
+target's decisions they replace (`Model._rank`), bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rules.loader import load_set_from_texts
+from simulator.model import Model
+from simulator.ranking_rules import CompiledRanking
+from simulator.run import replication_seed
+from simulator.scenario import load_scenario
+from tests.simulator.model_runs import Run, assert_same_bits, run_days
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKS = ROOT / "rules" / "books"
+TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
+MIXED = ROOT / "tests" / "fixtures" / "rulebooks" / "ranking_mixed.yaml"
+
+
+def _with_ranking(base: str, ranking_yaml: str):
+    files = {p.name: p.read_text() for p in (BOOKS / base).glob("*.yaml")}
+    files["ranking.yaml"] = ranking_yaml
+    return load_set_from_texts(f"{base}-ranking", files)
+
+
+def _run(rulebook_set, days: int, dtype, compiled: bool) -> Run:
+    def prepare(model: Model) -> None:
+        model._compiled_ranking = compiled
+
+    return run_days(rulebook_set, load_scenario(TINY), days, dtype, seed=7, prepare=prepare)
+
+
+def _compiled(rulebook_set) -> CompiledRanking | None:
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)])
+    model.step(0)
+    assert model._ranking is not None
+    return model._ranking[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ranking", [BOOKS / "lowprice-2024" / "ranking.yaml",
+                                     BOOKS / "reformed-2025" / "ranking.yaml", MIXED],
+                         ids=lambda p: p.parent.name + "/" + p.name)
+def test_compiled_ranking_gives_the_numpy_paths_bits(ranking: Path, dtype: type) -> None:
+    rulebook_set = _with_ranking("lowprice-2024", ranking.read_text())
+    assert _compiled(rulebook_set) is not None
+    compiled = _run(rulebook_set, 40, dtype, True)
+    assert_same_bits(compiled, _run(rulebook_set, 40, dtype, False))
+
+
+def test_the_mixed_rules_reach_every_kind_of_row() -> None:
+    """The test rulebook admits some listings to its channel, leaves some unscored and some
+    at a score that is unknown (a division by zero), so the comparison above covers them."""
+    rulebook_set = _with_ranking("lowprice-2024", MIXED.read_text())
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(7, 0)])
+    model._compiled_ranking = False
+    seen = {"admitted": False, "zero": False, "demoted": False}
+    for day in range(40):
+        model.step(day)
+        score, channel = model._scratch["score"], model._scratch["channel"]
+        alive = model.s["alive"]
+        seen["admitted"] |= bool((channel[alive] > 0).any())
+        seen["zero"] |= bool((score[alive] == 0).any())
+        seen["demoted"] |= bool((score[alive] == -1000).any())
+    assert all(seen.values()), seen
+
+
+@pytest.mark.parametrize(("rule", "why"), [
+    ("when: listing.product_group == 'sofa'", "a text field"),
+    ("when: listing.prompt_pending", "a flag field"),
+    ("when: merchant.appeals_filed_month > 1", "an integer counter"),
+])
+def test_rules_reading_other_fields_are_left_to_numpy(rule: str, why: str) -> None:
+    text = MIXED.read_text().replace("when: event.price > event.unit_cost * 1.35", rule)
+    assert _compiled(_with_ranking("lowprice-2024", text)) is None, why
+
+
+def test_a_rule_with_two_scores_is_left_to_numpy() -> None:
+    text = MIXED.read_text().replace("""      - effect: assign_ranking_score
+        score: -1000
+""", """      - effect: assign_ranking_score
+        score: -1000
+      - effect: assign_ranking_score
+        score: event.price
+""")
+    assert _compiled(_with_ranking("lowprice-2024", text)) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_decision_gives_the_numpy_scores_and_channels(dtype: type) -> None:
+    """Crafted listings (unknown prices, promotion prices equal to the price, which the test
+    rules divide by, quality at 1): the compiled pass writes the scores and channels the numpy
+    path writes, bit for bit, at the rows decided and nowhere else."""
+    rulebook_set = _with_ranking("lowprice-2024", MIXED.read_text())
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)], dtype=dtype)
+    model.step(0)
+    s, n = model.s, model.n
+    rng = np.random.default_rng(3)
+    s["price"][:] = rng.choice([19.9, 25.0, 30.0, 600.0, np.nan, 0.0], n)
+    s["promo"][:] = np.where(rng.random(n) < 0.4, s["price"], s["price"] * 1.2)
+    s["quality"][:] = rng.choice([1.0, 0.96, 0.92, 0.5, np.nan], n)
+    s["unit_cost"][:] = rng.choice([5.0, 20.0, 400.0, np.nan], n)
+    rows = np.flatnonzero(rng.random(n) < 0.6)
+    got = {}
+    for compiled in (True, False):
+        model._compiled_ranking = compiled
+        model._channels = True  # (the channels written either way)
+        score, channel = np.full(n, -7.0), np.full(n, -7.0)
+        model._rank(model.books["ranking"], rows, model._listing_event(1.75e9), score, channel)
+        got[compiled] = (score, channel)
+    for a, b in zip(got[True], got[False], strict=True):
+        assert a.tobytes() == b.tobytes()
+    score, channel = got[True]
+    others = np.setdiff1d(np.arange(n), rows)
+    assert (score[others] == -7.0).all() and (channel[others] == -7.0).all()
+    assert (score[rows] == 0).any() and (channel[rows] > 0).any() and (score[rows] > 0).any()
