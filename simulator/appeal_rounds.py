@@ -49,8 +49,9 @@ over the appeals it concerns:
 
 At 200,000 merchants (about 90,000 appellants and 113,000 appeals a day) this took the
 kernel from about 2.9 to about 1.6 ms of CPU a day in the same process (shared machine).
-Compiling the filing rules into the first pass took a day's call (day 30, 91,769
-appellants, captured) from 1.5-1.8 to 1.3-1.5 ms, timed alone in one process (bench/RESULTS.md).
+Compiling the filing rules into the pass that files the appeals took a day's call (day 30,
+91,769 appellants, captured) to 0.85-0.89 of its time, timed alone in one process
+(bench/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -4,14 +4,28 @@ alternative path of the model (a compiled pass, kept decisions) against the one 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rules.loader import load_set_from_texts
 from simulator.model import Model
 from simulator.run import replication_seed
 
 Run = tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKS = ROOT / "rules" / "books"
+TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
+FIXTURE_BOOKS = ROOT / "tests" / "fixtures" / "rulebooks"
+
+
+def with_rulebook(base: str, family: str, text: str) -> Any:
+    """The bundled set `base` with its `family` rulebook replaced by the YAML `text`."""
+    files = {p.name: p.read_text() for p in (BOOKS / base).glob("*.yaml")}
+    files[f"{family}.yaml"] = text
+    return load_set_from_texts(f"{base}-{family}", files)
 
 
 def run_days(rulebook_set: Any, scenario: Any, days: int, dtype: Any, seed: int,

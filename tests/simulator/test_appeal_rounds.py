@@ -13,18 +13,21 @@ from simulator.appeal_rounds import AppealRounds
 from simulator.model import Model
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
-from tests.simulator.model_runs import Run, assert_identical, run_days
+from tests.simulator.model_runs import (
+    BOOKS,
+    FIXTURE_BOOKS,
+    TINY,
+    Run,
+    assert_identical,
+    run_days,
+    with_rulebook,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BOOKS = ROOT / "rules" / "books"
-TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
-MIXED = ROOT / "tests" / "fixtures" / "rulebooks" / "appeal_mixed.yaml"
+MIXED = FIXTURE_BOOKS / "appeal_mixed.yaml"
 
 
 def _with_appeals(base: str, appeal_yaml: str):
-    files = {p.name: p.read_text() for p in (BOOKS / base).glob("*.yaml")}
-    files["appeal.yaml"] = appeal_yaml
-    return load_set_from_texts(f"{base}-appeals", files)
+    return with_rulebook(base, "appeal", appeal_yaml)
 
 
 def _run(rulebook_set, scenario, days: int, fused: bool, dtype, compiled: bool = True) -> Run:
@@ -75,7 +78,7 @@ def test_every_table_entry_and_field_source_agrees(dtype: type) -> None:
     assert s["appeals_filed_year"].sum() > 0
 
 
-@pytest.mark.parametrize("book", [MIXED, MIXED.parent / "appeal_in_place.yaml",
+@pytest.mark.parametrize("book", [MIXED, FIXTURE_BOOKS / "appeal_in_place.yaml",
                                   BOOKS / "lowprice-2024" / "appeal.yaml"],
                          ids=lambda p: p.parent.name + "/" + p.name)
 def test_filing_rules_compiled_into_the_rounds_give_the_interpreters_bits(book: Path) -> None:
@@ -139,7 +142,7 @@ def test_a_set_without_appeal_rules_keeps_the_numpy_path() -> None:
         model.step(day)
 
 
-IN_PLACE = ROOT / "tests" / "fixtures" / "rulebooks" / "appeal_in_place.yaml"
+IN_PLACE = FIXTURE_BOOKS / "appeal_in_place.yaml"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

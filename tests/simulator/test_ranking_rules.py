@@ -8,23 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rules.loader import load_set_from_texts
 from simulator.model import Model
 from simulator.ranking_rules import CompiledRanking
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
-from tests.simulator.model_runs import Run, assert_same_bits, run_days
+from tests.simulator.model_runs import (
+    BOOKS,
+    FIXTURE_BOOKS,
+    TINY,
+    Run,
+    assert_same_bits,
+    run_days,
+    with_rulebook,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BOOKS = ROOT / "rules" / "books"
-TINY = ROOT / "tests" / "fixtures" / "scenarios" / "tiny.yaml"
-MIXED = ROOT / "tests" / "fixtures" / "rulebooks" / "ranking_mixed.yaml"
+MIXED = FIXTURE_BOOKS / "ranking_mixed.yaml"
 
 
 def _with_ranking(base: str, ranking_yaml: str):
-    files = {p.name: p.read_text() for p in (BOOKS / base).glob("*.yaml")}
-    files["ranking.yaml"] = ranking_yaml
-    return load_set_from_texts(f"{base}-ranking", files)
+    return with_rulebook(base, "ranking", ranking_yaml)
 
 
 def _run(rulebook_set, days: int, dtype, compiled: bool) -> Run:
