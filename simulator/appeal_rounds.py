@@ -4,9 +4,11 @@
 change the counters the next round's rules read). Deciding every round through the numpy
 target costs a handful of whole-column passes and a few dozen Python calls per round. Here the
 whole day runs in one kernel instead: the rules' conditions are compiled by the numba target
-(`rules.expression.numba_target`, a bytecode interpreter compiled once; no rule text becomes
-code), and the effects the model knows for appeals, whose arguments are literal words, become
-small tables indexed by the rule that fired:
+(`rules.expression.numba_target`) into programs, which the kernel runs as data (the filing
+rules compiled into the kernel's loop, `simulator.fixed_programs`; the others through the
+target's interpreter; no rule text becomes code), and the effects the model knows for
+appeals, whose arguments are literal words, become small tables indexed by the rule that
+fired:
 
   - `accept_appeal` (review: "human" or not) counts the appeal as filed this month and year;
   - `refuse_appeal` counts it as refused this month;
@@ -44,8 +46,10 @@ over the appeals it concerns:
     they read the refusals or the request for a human review): the appellant's further
     rounds that day would be decided alike, so they are booked with it (`repeats`). Most
     appellants who file more than once a day are blocked ones;
-  - the first round asks for the counters' cache lines as it reads the appellants
-    (`kernels.prefetch`), so that the passes after it find them in the cache.
+  - where the filing rules run through the interpreter, the first round asks for the
+    counters' cache lines as it reads the appellants (`kernels.prefetch`), so that the passes
+    after it find them in the cache (the compiled pass, which reads them at once, gains
+    nothing from it).
 
 At 200,000 merchants (about 90,000 appellants and 113,000 appeals a day) this took the
 kernel from about 2.9 to about 1.6 ms of CPU a day in the same process (shared machine).
@@ -109,8 +113,9 @@ _U0 = np.uint64(0)
 #: reference-counted (1,024 made the rounds about a tenth faster than 256; 512 to 4,096
 #: measured alike once the programs ran in place).
 CHUNK = 1024
-#: How many appellants ahead of the one it books the first round asks for its merchant's
-#: `want` and day's attempts (`kernels.prefetch`): far enough that they arrive in time.
+#: How many appellants ahead of the one it books the interpreter's first round asks for its
+#: merchant's `want` and day's attempts (`kernels.prefetch`): far enough that they arrive in
+#: time.
 AHEAD = 32
 #: Appellants whose rounds run together before the next ones' (`appeal_day`): their state rows
 #: stay in the nearer caches from round to round (4,096 made the day's rounds about an eighth
@@ -555,13 +560,15 @@ def appeal_day(per_day, block, active, want, au, shift, human_share, human_succe
     which changes nothing: appellants never read one another's state, so only each one's
     own rounds must keep their order.
 
-    The rules run in place over `matrix` (`AppealRounds`), a chunk of the round's appellants
-    (`matrix.shape[1]`) at a time: the `appeal_filed` program over the chunk, the
-    `appeal_decided` program over its accepted appeals only, packed to the front of the
-    matrix as they are booked. Each program's fields that change from appeal to appeal and
-    that the booking does not write (`gathered_f`, `gathered_d`) are read from the state just
-    before it runs; the outcome, the reviewer and the counters filing changes are written
-    as accepted appeals are booked, to the decided program's rows of them (`outcome_row`,
+    A chunk of the round's appellants (`matrix.shape[1]`) at a time: the `appeal_filed`
+    rules decide the chunk, compiled into the pass that files it (`_file_chunk`) when
+    `filed` is their `FixedProgram.fixed`, else (None) run by the interpreter in place over
+    `matrix` (`AppealRounds`); the `appeal_decided` program runs in place over the chunk's
+    accepted appeals only, packed to the front of the matrix as they are booked. Each
+    interpreted program's fields that change from appeal to appeal and that the booking does
+    not write (`gathered_f`, `gathered_d`) are read from the state just before it runs; the
+    outcome, the reviewer and the counters filing changes are written as accepted appeals
+    are booked, to the decided program's rows of them (`outcome_row`,
     `reviewer_row`, `booked_rows`: the counters in `_BOOKED`'s order) or to the spare row.
     An appeal decided by an entry whose `repeats` is 1 (`AppealRounds._repeats`) is booked
     for the appellant's further rounds too, which it then leaves. `codes` are the vocabulary

@@ -36,19 +36,13 @@ from numba.core.typing import signature
 from numba.extending import intrinsic
 
 from rules.expression.numba_target import (
-    ABS,
-    CEIL,
     CONST,
-    FLOOR,
-    IF,
     IN,
     LOAD,
-    NEG,
-    NOT,
     NOT_IN,
-    ROUND,
     ROUND_DIGITS,
     FlatProgram,
+    _operand_slots,
     known_true,
     member_value,
     op_value,
@@ -59,11 +53,6 @@ from simulator.fixed import Fixed, FixedType
 #: The largest program a kernel is compiled for (past it, the interpreter runs it): each op
 #: adds its instructions to the kernel's loop, and LLVM's time to compile it.
 MAX_OPS = 64
-
-#: Ops of one operand; IF takes three, ROUND_DIGITS one and its digits, IN and NOT_IN one
-#: and their items; the others two.
-_UNARY = frozenset((NEG, NOT, ABS, CEIL, FLOOR, ROUND))
-
 
 def _bits(value: float) -> int:
     """A float64 as the int of its bits (a `Fixed` holds ints: their repr is exact)."""
@@ -106,14 +95,9 @@ class FixedProgram:
 
 def _operand_rows(op: tuple[int, ...]) -> tuple[int, ...]:
     """The rows op reads (ROUND_DIGITS' b is its digits, IN's b and c its items)."""
-    code, _, a, b, c = op
-    if code in (LOAD, CONST):
+    if op[0] in (LOAD, CONST):
         raise ValueError("a flattened program has no LOAD or CONST ops")
-    if code == IF:
-        return (a, b, c)
-    if code in _UNARY or code in (ROUND_DIGITS, IN, NOT_IN):
-        return (a,)
-    return (a, b)
+    return tuple(op[slot] for slot in _operand_slots(op[0]))
 
 
 def _emit_rows(context: Any, builder: Any, values: tuple[Any, ...], read: Any, env_type: Any,
@@ -152,8 +136,8 @@ def _emit_rows(context: Any, builder: Any, values: tuple[Any, ...], read: Any, e
                  context.make_tuple(builder, kind,
                                     [context.get_constant(f64, v) for v in items])])
         else:
-            y = rows[b] if code not in _UNARY else zero
-            z = rows[c] if code == IF else zero
+            operands = [rows[r] for r in _operand_rows(op)] + [zero, zero]
+            y, z = operands[1], operands[2]
             rows[dst] = context.compile_internal(
                 builder, op_value.py_func, signature(f64, i64, f64, f64, f64),
                 [context.get_constant(i64, code), x, y, z])

@@ -1722,7 +1722,8 @@ class Model:
     def _rank(self, rk: Any, sub: np.ndarray | slice, event: dict[str, Any],
               score: np.ndarray, channel: np.ndarray) -> None:
         """The ranking rulebook's score and channel of the listings `sub` (a block, decided in
-        place, or indices).
+        place, or indices): in one compiled pass where the rules allow
+        (`simulator.ranking_rules`), else through the numpy target.
 
         A channel is read only for whether it is positive (`kernels.group_exposure`): while
         none is (`_channels` False) and no rule admits a listing to one today, the channels

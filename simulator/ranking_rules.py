@@ -11,7 +11,15 @@ them: one pass, each listing's score and channel written as `Model._rank` writes
 
 `CompiledRanking.of` says None (and the numpy path decides) unless every field the rules read
 is a state array of the state's float dtype or a number the event gives every row alike
-(its time), every argument read is a number, and no rule has two effects of one kind.
+(its time), and they read at least one such array; every argument booked is a number; no
+rule has two effects of one kind; no text is compared; and the numba target compiles the
+rules (`compile_program`) within `fixed_programs.MAX_OPS`.
+
+The pass gives the numpy path's scores and channels bit for bit, with the numba target's one
+difference (`rules.expression.numba_target`, "Semantics"): a NaN computed from infinities
+(``inf - inf``) is unknown here and a known NaN to numpy, which a `not` or a `!=` can then
+tell apart. The fields the ranking reads are prices, costs and qualities, finite in the
+model (its scenario's numbers, and what its stages compute from them).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from rules.expression.errors import ExpressionError
 from rules.expression.nodes import Const, Node
 from rules.expression.numba_target import Vocabulary, compile_program
 from simulator.fixed_programs import FixedProgram, first_rule_reading, values_reading
@@ -121,8 +130,11 @@ class CompiledRanking:
                 table[p] = len(nodes)
                 nodes.append(node)
         vocabulary = Vocabulary()
-        tested = compile_program([r.when.node for r in rules], vocabulary)
-        booked = compile_program(nodes, vocabulary)
+        try:
+            tested = compile_program([r.when.node for r in rules], vocabulary)
+            booked = compile_program(nodes, vocabulary)
+        except ExpressionError:  # beyond the numba target (a rounding to 30 digits, say)
+            return None
         if len(vocabulary):  # a text the rules compare a field with
             return None
         fields = sorted(set(tested.fields) | set(booked.fields))
@@ -141,6 +153,8 @@ class CompiledRanking:
                 constants.append(name)
             else:
                 return None
+        if not arrays:  # (rules that read no listing's field: nothing to gain)
+            return None
         programs = []
         for program in (tested, booked):
             rows = {f: k for k, f in enumerate(program.fields)}

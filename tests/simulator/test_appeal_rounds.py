@@ -85,6 +85,30 @@ def test_filing_rules_compiled_into_the_rounds_give_the_interpreters_bits(book: 
     """The filing rules compiled into `appeal_day`'s pass (`FixedProgram`) against the
     same rules run by the interpreter a block at a time, both in the fused rounds."""
     rulebook_set = _with_appeals("lowprice-2024", book.read_text())
+    _compiled_against_interpreter(rulebook_set)
+
+
+#: The mixed rulebook's quota rule reading every counter besides: with it, the filing rules
+#: read a field of every source (`appeal_rounds._field_value`).
+EVERY_SOURCE = MIXED.read_text().replace(
+    "when: merchant.appeals_filed_month + merchant.appeals_refused_month >= quota",
+    "when: merchant.appeals_filed_month + merchant.appeals_refused_month >= quota"
+    " or (merchant.appeals_failed_month >= failed_limit"
+    " and merchant.appeals_filed_year > quota)")
+
+
+def test_filing_rules_reading_every_source_give_the_interpreters_bits() -> None:
+    rulebook_set = _with_appeals("lowprice-2024", EVERY_SOURCE)
+    rounds = _rounds(EVERY_SOURCE)
+    read = {int(rounds.sources[row]) for row in rounds.filed.rows.values()}
+    assert read == {appeal_rounds.CONSTANT, appeal_rounds.ROW, appeal_rounds.FILED_MONTH,
+                    appeal_rounds.FILED_YEAR, appeal_rounds.FAILED_MONTH,
+                    appeal_rounds.FAILED_YEAR, appeal_rounds.REFUSED_MONTH,
+                    appeal_rounds.BLOCKED, appeal_rounds.HUMAN_REQUESTED}
+    _compiled_against_interpreter(rulebook_set)
+
+
+def _compiled_against_interpreter(rulebook_set) -> None:
     sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
                                           "appeals.propensity": 0.8,
                                           "appeals.human_review_request_share": 0.5})
@@ -101,9 +125,11 @@ def test_a_filing_program_past_the_limit_runs_through_the_interpreter(
     assert _rounds((BOOKS / "lowprice-2024" / "appeal.yaml").read_text()).filed_program is None
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreted"])
 @pytest.mark.parametrize("book", ["appeal_mixed.yaml", "appeal_in_place.yaml"])
 @pytest.mark.parametrize(("block", "chunk"), [(1, 1), (5, 3), (64, 16)])
 def test_blocks_and_chunks_of_any_size_give_the_same_bits(block: int, chunk: int, book: str,
+                                                          compiled: bool,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """Appellants go block by block and each round chunk by chunk: with blocks and chunks
@@ -116,7 +142,7 @@ def test_blocks_and_chunks_of_any_size_give_the_same_bits(block: int, chunk: int
     sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
                                           "appeals.propensity": 0.8,
                                           "appeals.human_review_request_share": 0.5})
-    fused = _run(rulebook_set, sc, 40, True, np.float32)
+    fused = _run(rulebook_set, sc, 40, True, np.float32, compiled=compiled)
     assert_identical(fused, _run(rulebook_set, sc, 40, False, np.float32))
     assert sum(f["appeals_attempted"].sum() for f in fused[1]) > 10 * block
 

@@ -75,6 +75,7 @@ def test_the_mixed_rules_reach_every_kind_of_row() -> None:
     ("when: listing.product_group == 'sofa'", "a text field"),
     ("when: listing.prompt_pending", "a flag field"),
     ("when: merchant.appeals_filed_month > 1", "an integer counter"),
+    ("when: round(event.price, 30) > 1", "a rounding the numba target does not take"),
 ])
 def test_rules_reading_other_fields_are_left_to_numpy(rule: str, why: str) -> None:
     text = MIXED.read_text().replace("when: event.price > event.unit_cost * 1.35", rule)
@@ -120,3 +121,53 @@ def test_one_decision_gives_the_numpy_scores_and_channels(dtype: type) -> None:
     others = np.setdiff1d(np.arange(n), rows)
     assert (score[others] == -7.0).all() and (channel[others] == -7.0).all()
     assert (score[rows] == 0).any() and (channel[rows] > 0).any() and (score[rows] > 0).any()
+
+
+def test_rules_that_read_no_listings_field_are_left_to_numpy() -> None:
+    """Rules on the event's time alone, or on nothing, read no state array: the numpy path,
+    and the model still steps."""
+    for when in ("event.time > 1720000000", "true"):
+        text = f"""rulebook:
+  platform: lowprice
+  family: ranking
+  version: "test"
+  published: 2024-07-01
+  effective: 2024-07-01
+  timezone: Asia/Shanghai
+  description: Test rules; not a platform's.
+rules:
+  - id: only
+    description: One score for everyone.
+    on: [listing_updated]
+    when: {when}
+    then:
+      - effect: assign_ranking_score
+        score: 5
+    source: "assumption: test rule"
+"""
+        rulebook_set = _with_ranking("lowprice-2024", text)
+        assert _compiled(rulebook_set) is None, when
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_written_while_some_may_be_positive_though_none_is_admitted(
+        dtype: type) -> None:
+    """A decision that admits no listing still zeroes the channels of its rows while some
+    channel may be positive (`Model._channels`), as the numpy path does."""
+    rulebook_set = _with_ranking("lowprice-2024", MIXED.read_text())
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)], dtype=dtype)
+    model.step(0)
+    s, n = model.s, model.n
+    s["price"][:] = 600.0  # above the channel's line: nobody admitted
+    rows = np.arange(0, n, 3)
+    got = {}
+    for compiled in (True, False):
+        model._compiled_ranking = compiled
+        model._channels = True
+        score, channel = np.full(n, -7.0), np.full(n, -7.0)
+        model._rank(model.books["ranking"], rows, model._listing_event(1.75e9), score, channel)
+        got[compiled] = (score, channel, model._channels)
+    assert got[True][2] and got[False][2]
+    for a, b in zip(got[True][:2], got[False][:2], strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert (got[True][1][rows] == 0).all()
