@@ -20,8 +20,8 @@ machine code is specialised for them, the way `simulator.fixed` does for a refun
 tables.
 
 Meant for small programs (a rulebook's conditions for one event type), a few per run: each
-distinct program is a compilation of the kernel of its own (about two seconds for
-`appeal_day`), once per machine. `FixedProgram.of` says None for a program past `MAX_OPS`.
+distinct program is a compilation of the kernel of its own (3-4 s for `appeal_day`), once
+per machine. `FixedProgram.of` says None for a program past `MAX_OPS`.
 """
 
 from __future__ import annotations
