@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: functions or intrinsics, and the rule programs the appeal rounds call
 #: (`tests/simulator/test_kernel_cache.py` checks no such module is missing).
 KERNEL_SOURCES = tuple(ROOT / name for name in (
-    "simulator/aggregation_kernels.py", "simulator/appeal_rounds.py", "simulator/draws.py",
+    "simulator/aggregation_kernels.py", "simulator/appeal_rounds.py",
+    "simulator/charge_rules.py", "simulator/draws.py",
     "simulator/fixed.py", "simulator/fixed_programs.py", "simulator/kernels.py",
-    "simulator/population.py", "simulator/ranking_rules.py", "simulator/simd.py",
+    "simulator/population.py", "simulator/ranking_rules.py", "simulator/rule_fields.py",
+    "simulator/simd.py",
     "rules/expression/numba_target.py"))
 
 

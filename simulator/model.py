@@ -110,9 +110,10 @@ import numpy as np
 from rules.expression.numpy_target import Column, as_columns
 from rules.rulebook import RulebookSet
 from rules.targets.vectorised import Decisions, VectorEffect, VectorisedRulebook, compile_set
-from simulator import kernels
+from simulator import charge_rules, kernels
 from simulator.aggregates import DayFlows
 from simulator.appeal_rounds import AppealRounds, appellants
+from simulator.charge_rules import CompiledCharges
 from simulator.draws import APPEAL_STREAM, MerchantLanes
 from simulator.fixed import Fixed
 from simulator.memory import mapped_zeros
@@ -682,6 +683,8 @@ class Model:
         self._channels = False
         #: The ranking rules for one compiled pass, in a 1-tuple once made (`_ranking_rules`).
         self._ranking: tuple[CompiledRanking | None] | None = None
+        #: The commission's fees for one compiled pass, likewise (`_charge_rules`).
+        self._charges: tuple[CompiledCharges | None] | None = None
         # The day's appeals in one compiled pass (a set without appeal rules, or tests with
         # `_fused_appeals` False, take the numpy path, which tells the same story).
         self._appeal_rounds = AppealRounds.of(self.books["appeal"])
@@ -782,13 +785,16 @@ class Model:
         return found
 
     def _order_ns(self, idx: np.ndarray, **extra: Any) -> _View:
+        return _View(self._order_fields(**extra), idx, self.n)
+
+    def _order_fields(self, **extra: Any) -> dict[str, Any]:
         s = self.s
         fields: dict[str, Any] = {
             "amount": s["price"], "quantity": 1, "shipping_cost": s["shipping"],
             "product_cost": s["unit_cost"], "shipped": True,
         }
         fields.update(extra)
-        return _View(fields, idx, self.n)
+        return fields
 
     def _scope(self, idx: np.ndarray | slice, event: dict[str, Any],
                order: _View | None = None, **listing: Any) -> Scope:
@@ -1509,6 +1515,14 @@ class Model:
         span = self._span(rows)
         if span is None:
             return
+        cm = self.books["commission"]
+        if rows.indices(self.n)[:2] == (0, self.n):
+            compiled = self._charge_rules(cm, T, ad_clicks)
+            if compiled is not None:
+                compiled.charge(self._starts, self._stops, self.s["alive"], fl.orders,
+                                self._commission_scopes(T, ad_clicks),
+                                [getattr(fl, flow) for flow in charge_rules.FLOWS])
+                return
         clicks: Any = ad_clicks  # (read at `rows` by the scope)
         if self._clicks_known == (id(ad_clicks), self._stepped):
             clicks = Column(ad_clicks, np.asarray(True))  # (spares the rulebook a NaN scan)
@@ -1516,13 +1530,10 @@ class Model:
         s = self.s
         alive = s["alive"][rows]
         orders = fl.orders[rows]
-        cm = self.books["commission"]
         size = orders.size
-        for etype, event, times in (
-            ("order_placed", {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
-                              "amount": s["price"], "shipping_cost": s["shipping"]}, orders),
-            ("ad_click_charged", {"time": T, "listing_id": "L", "clicks": clicks}, 1.0),
-        ):
+        events = self._commission_events(T, clicks)
+        for etype, event, times in (("order_placed", events["order_placed"], orders),
+                                    ("ad_click_charged", events["ad_click_charged"], 1.0)):
             kept = (self._kept_decisions(cm, etype, (etype,), _ORDER_LITERALS)
                     if etype == "order_placed" and self.n >= self._keep_from else None)
             if kept is not None:
@@ -1578,6 +1589,39 @@ class Model:
                         if hit.any():
                             t = times[hit] if isinstance(times, np.ndarray) else times
                             getattr(fl, cat)[rows.start + np.flatnonzero(hit)] += amount[hit] * t
+
+    def _commission_events(self, T: float, clicks: Any) -> dict[str, dict[str, Any]]:
+        """The commission rulebook's events of every merchant at time T: an order (of one
+        unit at the merchant's price) and the day's ad clicks (`clicks`)."""
+        s = self.s
+        return {"order_placed": {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
+                                 "amount": s["price"], "shipping_cost": s["shipping"]},
+                "ad_click_charged": {"time": T, "listing_id": "L", "clicks": clicks}}
+
+    def _commission_scopes(self, T: float, clicks: np.ndarray
+                           ) -> dict[str, dict[str, Mapping[str, Any]]]:
+        """Each commission event's scope over every merchant, as `charge_rules` reads it."""
+        merchant, listing = self._ns_fields()
+        order = self._order_fields(listing_id="L")
+        return {etype: {"event": event, "order": order, "merchant": merchant,
+                        "listing": listing}
+                for etype, event in self._commission_events(T, clicks).items()}
+
+    #: False: the commission rulebook charges through the numpy target, never in one
+    #: compiled pass (`simulator.charge_rules`; tests compare).
+    _compiled_charges = True
+
+    def _charge_rules(self, cm: Any, T: float, clicks: np.ndarray) -> CompiledCharges | None:
+        """The commission rulebook's rules prepared for one compiled pass (made on the first
+        day: the arrays the events read are the model's for good), or None: the numpy
+        target decides (`CompiledCharges.of`)."""
+        if not self._compiled_charges:
+            return None
+        found = self._charges
+        if found is None:
+            found = self._charges = (CompiledCharges.of(cm, self._commission_scopes(T,
+                                                                                  clicks)),)
+        return found[0]
 
     def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
         """The orders' amount and costs (`_CLAIM_COLUMNS`) at the merchants `where` only, as
@@ -1775,7 +1819,7 @@ class Model:
         if found is None:
             merchant, listing = self._ns_fields()
             found = self._ranking = (CompiledRanking.of(
-                rk, event, {"merchant": merchant, "listing": listing}, self.s["price"].dtype),)
+                rk, event, {"merchant": merchant, "listing": listing}),)
         return found[0]
 
     @staticmethod
@@ -2475,6 +2519,39 @@ class _Claims:
     def shipping(self) -> np.ndarray:
         """The orders' shipping cost over the m rows, float64."""
         return self.claim_columns.widen("shipping")
+
+    def _commission_events(self, T: float, clicks: Any) -> dict[str, dict[str, Any]]:
+        """The commission rulebook's events of every merchant at time T: an order (of one
+        unit at the merchant's price) and the day's ad clicks (`clicks`)."""
+        s = self.s
+        return {"order_placed": {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
+                                 "amount": s["price"], "shipping_cost": s["shipping"]},
+                "ad_click_charged": {"time": T, "listing_id": "L", "clicks": clicks}}
+
+    def _commission_scopes(self, T: float, clicks: np.ndarray
+                           ) -> dict[str, dict[str, Mapping[str, Any]]]:
+        """Each commission event's scope over every merchant, as `charge_rules` reads it."""
+        merchant, listing = self._ns_fields()
+        order = self._order_fields(listing_id="L")
+        return {etype: {"event": event, "order": order, "merchant": merchant,
+                        "listing": listing}
+                for etype, event in self._commission_events(T, clicks).items()}
+
+    #: False: the commission rulebook charges through the numpy target, never in one
+    #: compiled pass (`simulator.charge_rules`; tests compare).
+    _compiled_charges = True
+
+    def _charge_rules(self, cm: Any, T: float, clicks: np.ndarray) -> CompiledCharges | None:
+        """The commission rulebook's rules prepared for one compiled pass (made on the first
+        day: the arrays the events read are the model's for good), or None: the numpy
+        target decides (`CompiledCharges.of`)."""
+        if not self._compiled_charges:
+            return None
+        found = self._charges
+        if found is None:
+            found = self._charges = (CompiledCharges.of(cm, self._commission_scopes(T,
+                                                                                  clicks)),)
+        return found[0]
 
     def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
         """The claim columns at the merchants `where` only (`Model._columns_at`)."""
