@@ -80,6 +80,7 @@ def _run(rulebook_set, days: int, keep: bool, dtype) -> Run:
     def prepare(model: Model) -> None:
         model._keep_decisions = keep
         model._keep_from = 0  # (kept at the tiny scenario's size too)
+        model._compiled_charges = False  # (the orders' decisions: the numpy path's)
 
     return run_days(rulebook_set, sc, days, dtype, seed=9, prepare=prepare)
 
@@ -178,6 +179,7 @@ def test_what_changed_is_found_once_a_day_and_kept_until_every_reader_caught_up(
 def test_kept_decisions_on_the_same_fields_share_what_changed() -> None:
     model = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
     model._keep_from = 0  # (kept at the tiny scenario's size too)
+    model._compiled_charges = False  # (the numpy path decides the orders)
     for day in range(5):
         model.step(day)
     # The commission's orders and the intervention (one decision for claims awaiting the
@@ -196,6 +198,8 @@ def test_order_decisions_are_kept_from_a_models_size() -> None:
     assert small.n < small._keep_from
     kept = Model(_set(17.5), load_scenario(TINY), [np.random.SeedSequence(1)])
     kept._keep_from = kept.n
+    for model in (small, kept):
+        model._compiled_charges = False  # (the numpy path decides the orders)
     for day in range(3):
         small.step(day)
         kept.step(day)
