@@ -1449,11 +1449,13 @@ class Model:
         self._spare_flows = flows
 
     #: The fewest slots for which the commission's decisions on orders are kept from day
-    #: to day (`_demand`). Finding the merchants whose fields changed, deciding them and
-    #: patching them in costs a dozen small passes and their bookkeeping, whatever their
-    #: number; deciding every merchant's order afresh costs less in a small model. (The
-    #: claims' decisions are kept at any size: a decision made afresh also has its stage
-    #: masks found afresh, `_Claims.plan`.) Tests set 0 to keep them at any size.
+    #: to day (`_demand`'s numpy path; its compiled pass, `simulator.charge_rules`, decides
+    #: every merchant each day, for less than keeping them costs). Finding the merchants
+    #: whose fields changed, deciding them and patching them in costs a dozen small passes
+    #: and their bookkeeping, whatever their number; deciding every merchant's order afresh
+    #: costs less in a small model. (The claims' decisions are kept at any size: a decision
+    #: made afresh also has its stage masks found afresh, `_Claims.plan`.) Tests set 0 to
+    #: keep them at any size.
     _keep_from = 1 << 13
 
     def _kept_decisions(self, book: Any, event_type: str, key: tuple[Any, ...],
@@ -1511,7 +1513,9 @@ class Model:
         counted (`_orders`): the commission rulebook decides the merchants from the first
         block's within `rows` to the last's (`_span`: the padding slots outside the blocks are
         never alive, have no orders and are charged nothing, so those beyond them are left
-        out); charges are kept only where the merchant is alive."""
+        out); charges are kept only where the merchant is alive. Over every merchant, in one
+        compiled pass where the rules allow (`simulator.charge_rules`), else through the
+        numpy target."""
         span = self._span(rows)
         if span is None:
             return
@@ -2519,39 +2523,6 @@ class _Claims:
     def shipping(self) -> np.ndarray:
         """The orders' shipping cost over the m rows, float64."""
         return self.claim_columns.widen("shipping")
-
-    def _commission_events(self, T: float, clicks: Any) -> dict[str, dict[str, Any]]:
-        """The commission rulebook's events of every merchant at time T: an order (of one
-        unit at the merchant's price) and the day's ad clicks (`clicks`)."""
-        s = self.s
-        return {"order_placed": {"time": T, "order_id": "O", "listing_id": "L", "quantity": 1,
-                                 "amount": s["price"], "shipping_cost": s["shipping"]},
-                "ad_click_charged": {"time": T, "listing_id": "L", "clicks": clicks}}
-
-    def _commission_scopes(self, T: float, clicks: np.ndarray
-                           ) -> dict[str, dict[str, Mapping[str, Any]]]:
-        """Each commission event's scope over every merchant, as `charge_rules` reads it."""
-        merchant, listing = self._ns_fields()
-        order = self._order_fields(listing_id="L")
-        return {etype: {"event": event, "order": order, "merchant": merchant,
-                        "listing": listing}
-                for etype, event in self._commission_events(T, clicks).items()}
-
-    #: False: the commission rulebook charges through the numpy target, never in one
-    #: compiled pass (`simulator.charge_rules`; tests compare).
-    _compiled_charges = True
-
-    def _charge_rules(self, cm: Any, T: float, clicks: np.ndarray) -> CompiledCharges | None:
-        """The commission rulebook's rules prepared for one compiled pass (made on the first
-        day: the arrays the events read are the model's for good), or None: the numpy
-        target decides (`CompiledCharges.of`)."""
-        if not self._compiled_charges:
-            return None
-        found = self._charges
-        if found is None:
-            found = self._charges = (CompiledCharges.of(cm, self._commission_scopes(T,
-                                                                                  clicks)),)
-        return found[0]
 
     def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
         """The claim columns at the merchants `where` only (`Model._columns_at`)."""
