@@ -4,10 +4,11 @@ Why: each day every merchant's orders and ad clicks are charged by the commissio
 (`Model._demand`). Through the numpy target that is two decisions over every merchant (the
 orders' kept from day to day for the merchants whose price did not change, the clicks' made
 afresh), each fee's amount evaluated as a column and added to the day's flows by a pass of
-its own (`kernels.charge`): about 1.9 ms a day at 200,000 merchants, for a comparison and a
-product or two per merchant. Here the rules' conditions and the fees' amounts are
-`FixedProgram`s (`simulator.rule_fields`) and `charge_day` takes each live merchant's first
-order rule and first click rule and adds their fees where `Model._demand` adds them.
+its own (`kernels.charge`): 1.9-2.3 ms a day at 200,000 merchants, for a comparison and a
+product or two per merchant; this pass takes 1.0-1.2 (bench/RESULTS.md). Here the rules'
+conditions and the fees' amounts are `FixedProgram`s (`simulator.rule_fields`), the fees
+themselves a table the kernel is compiled for (`_book_fees`), and `charge_day` takes each
+merchant's first order rule and first click rule and adds their fees to the flows.
 
 `CompiledCharges.of` says None (and the numpy path decides) unless every field the rules
 read is a float array over every merchant (a state array, the day's ad clicks) or a number
@@ -17,14 +18,16 @@ the numba target compiles the rules within `fixed_programs.MAX_OPS`.
 
 The same bits as the numpy path (tests compare whole runs): a merchant's fees are added in
 the order the numpy path adds them (its order rule's fees in the rule's order, then its
-click rule's), each as ``flow + amount x times`` (the orders, or 1.0 for a click), where the
-merchant is alive and the amount known. Where the numpy path adds 0.0 instead (a rule that
-did not fire, a dead merchant, an unknown amount) this pass adds nothing: the flows are +0.0
-before the day's fees (`Model._new_flows`; no stage before charges them), and +0.0 + 0.0 is
-+0.0. The numba target's one difference applies (`rules.expression.numba_target`,
-"Semantics"): a NaN computed from infinities is unknown here and a known NaN to numpy,
-which a `not` or a `!=` can then tell apart; the prices, costs and clicks the rules read are
-finite in the model.
+click rule's), each as ``flow + amount x times`` (the orders, or 1.0 for a click) where the
+merchant is alive and the amount known, ``flow + 0.0`` elsewhere, on every merchant and for
+every fee. The numpy path adds that 0.0 only for the rules that fired somewhere that day,
+and on the padding slots between the blocks, which this pass leaves alone. The two agree
+because the flows hold +0.0 before the day's fees (`Model._new_flows`, or zeroed to +0.0 by
+`simulator.aggregates`; no stage before charges them), and a sum that starts at +0.0 is
+never -0.0: adding 0.0 to it changes nothing. The numba target's one difference applies
+(`rules.expression.numba_target`, "Semantics"): a NaN computed from infinities is unknown
+here and a known NaN to numpy, which a `not` or a `!=` can then tell apart; the prices,
+costs and clicks the rules read are finite in the model.
 """
 
 from __future__ import annotations
@@ -44,11 +47,11 @@ from simulator.fixed_programs import FixedProgram, first_rule_reading, values_re
 from simulator.kernels import _OPTIONS, _kernel
 from simulator.rule_fields import FieldSources, fixed_rules, number_argument, read_field
 
-#: The event types the pass decides, in the order their fees are added, with the multiple
-#: of each fee (the merchant's orders, or one per click: the clicks are in the amount).
+#: The event types the pass decides, in the order their fees are added (an order's fee
+#: times the merchant's orders, a click's once: the clicks are in its amount).
 EVENT_TYPES = ("order_placed", "ad_click_charged")
-#: The flows a fee's kind goes to (`charge_day`'s `flows`, in this order); any other kind
-#: is a fee.
+#: The flows a fee's kind goes to (`charge_day`'s last three arguments, in this order); any
+#: other kind is a fee.
 FLOWS = ("commission", "ads", "fees")
 _KIND_FLOW = {"commission": 0, "ad_click": 1}
 
@@ -98,15 +101,17 @@ def _book_fees(typingctx: Any, table: Any, p: Any, q: Any, order_values: Any,
 def charge_day(starts, stops, alive, orders, order_rules, order_amounts, click_rules,
                click_amounts, table, arrays, constants, commission, ads,
                fees):  # pragma: no cover - compiled
-    """The fees of the merchants in the blocks [starts[b], stops[b]) (`alive` uint8): each
+    """The fees of the merchants in the blocks [starts[b], stops[b]) (`alive`: bool): each
     merchant's first order rule (`order_rules`) and first click rule (`click_rules`), the
     fees' amounts (`order_amounts`, `click_amounts`), each fee of `table` added to its flow
     where it applies (`_book_fees`). Fields are read by `read_field` from `arrays` and
     `constants`.
 
-    Every row is computed and stored, without a branch, so that LLVM can run the loop in
-    SIMD registers: a fee that does not apply adds 0.0, as the numpy path's pass adds it
-    (`kernels.charge`)."""
+    Every row is computed and stored, without a branch on the merchant: a fee that does
+    not apply adds 0.0, as the numpy path's pass adds it (`kernels.charge`). (LLVM still
+    runs the loop a merchant at a time, 4-6 ns each. A first version that handed the flows
+    to a helper took twenty times as long: numba counted references to them on every
+    merchant.)"""
     live = alive.view(np.uint8)
     for b in range(starts.shape[0]):
         for i in range(np.uint64(starts[b]), np.uint64(stops[b])):

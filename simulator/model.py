@@ -26,7 +26,9 @@ does not change a bit):
     its few dozen whole-array passes work on arrays that stay in the CPU cache instead of
     streaming the population from memory each time; blocks skip the padding slots of smaller
     product groups. Commission and ad fees, a few passes whose decisions cost more per call
-    than per merchant, are decided and charged for all merchants at once;
+    than per merchant, are decided and charged for all merchants at once: in one compiled
+    pass where the commission rules allow (`simulator.charge_rules`, both bundled sets),
+    else through the numpy target;
   - a decision that no per-merchant field decides (`Decisions.uniform`: say, every claim of a
     class goes to the merchant first) is booked over all rows at once, and a refund event
     whose rules never read the evidence is decided once for both evidence classes;
@@ -56,8 +58,9 @@ does not change a bit):
     of each rule (`_Claims.plan`), and no intermediate count is ever written. The pass is
     compiled for the stages' tables and single positions (`simulator.fixed`), once for
     each combination and state dtype (one for each bundled set over a year);
-  - a claim or order decision that reads state fields (say, the refund amount against a
-    protection line) is kept from day to day over all merchants (`_KeptDecisions`): once a
+  - a claim or order decision (the latter on the numpy path of the fees) that reads state
+    fields (say, the refund amount against a protection line) is kept from day to day over
+    all merchants (`_KeptDecisions`): once a
     day only the merchants whose fields changed, in every block, are decided again, in one
     decision, and patched in; each block reads its rows through a view. The fields are
     compared once a day for all the kept decisions that read them (`_Changes`), and the
@@ -708,8 +711,9 @@ class Model:
         # Claim decisions and due deadlines that read only a claim scope's literal fields
         # (`_CLAIM_LITERALS`): alike for every block of one size and every day (`_Claims`).
         self._claim_constants: dict[tuple[Any, ...], Any] = {}
-        # Per-row decisions on claims and orders over all merchants, by event shape, kept
-        # from day to day (`_KeptDecisions`); None where the rules read more than state.
+        # Per-row decisions on claims and orders (where the numpy target charges the fees)
+        # over all merchants, by event shape, kept from day to day (`_KeptDecisions`); None
+        # where the rules read more than state.
         self._kept: dict[tuple[Any, ...], _KeptDecisions | None] = {}
         self._keep_decisions = True  # False: decide every block afresh (tests compare)
         # Days stepped: kept decisions are brought up to date once in each.
@@ -1439,9 +1443,10 @@ class Model:
     def recycle_flows(self, flows: DayFlows, zeroed: Collection[str]) -> None:
         """Take back the flows `step` returned, for the next step to fill again: for a caller
         that reads a day's flows before the next step and keeps none, and that has zeroed
-        (`zeroed`, which it names) every flow of `ADDED_FLOWS` (`simulator.aggregates.
+        (`zeroed`, which it names) every flow of `ADDED_FLOWS` to +0.0 (`simulator.aggregates.
         aggregate` with that `clear` does, each right after reading it): tomorrow's stages add
-        to those. Not recycled, each day's flows are new arrays, which a caller can keep."""
+        to those (`simulator.charge_rules` counts on +0.0, not -0.0). Not recycled, each
+        day's flows are new arrays, which a caller can keep."""
         missing = ADDED_FLOWS.difference(zeroed)
         if missing:
             raise ValueError(f"flows {', '.join(sorted(missing))} are not zeroed: the next "
@@ -1520,11 +1525,11 @@ class Model:
         if span is None:
             return
         cm = self.books["commission"]
-        if rows.indices(self.n)[:2] == (0, self.n):
-            compiled = self._charge_rules(cm, T, ad_clicks)
+        if rows.indices(self.n) == (0, self.n, 1):
+            scopes = self._commission_scopes(T, ad_clicks)
+            compiled = self._charge_rules(cm, scopes)
             if compiled is not None:
-                compiled.charge(self._starts, self._stops, self.s["alive"], fl.orders,
-                                self._commission_scopes(T, ad_clicks),
+                compiled.charge(self._starts, self._stops, self.s["alive"], fl.orders, scopes,
                                 [getattr(fl, flow) for flow in charge_rules.FLOWS])
                 return
         clicks: Any = ad_clicks  # (read at `rows` by the scope)
@@ -1615,24 +1620,25 @@ class Model:
     #: compiled pass (`simulator.charge_rules`; tests compare).
     _compiled_charges = True
 
-    def _charge_rules(self, cm: Any, T: float, clicks: np.ndarray) -> CompiledCharges | None:
+    def _charge_rules(self, cm: Any, scopes: Mapping[str, Mapping[str, Mapping[str, Any]]]
+                      ) -> CompiledCharges | None:
         """The commission rulebook's rules prepared for one compiled pass (made on the first
-        day: the arrays the events read are the model's for good), or None: the numpy
-        target decides (`CompiledCharges.of`)."""
+        day, from the day's `scopes`: the arrays the events read are the model's for good),
+        or None: the numpy target decides (`CompiledCharges.of`)."""
         if not self._compiled_charges:
             return None
         found = self._charges
         if found is None:
-            found = self._charges = (CompiledCharges.of(cm, self._commission_scopes(T,
-                                                                                  clicks)),)
+            found = self._charges = (CompiledCharges.of(cm, scopes),)
         return found[0]
 
     def _columns_at(self, where: np.ndarray) -> dict[str, _Lazy]:
         """The orders' amount and costs (`_CLAIM_COLUMNS`) at the merchants `where` only, as
         the claim columns over all rows read there give them (but for a known mask that says
         "all known" once), each gathered and widened when a rule first reads it. Gathered
-        once a day for the same merchants (the same array: the kept decisions on orders and
-        claims, which share their changes, are handed one), since no stage between two such
+        once a day for the same merchants (the same array: the kept decisions on orders, on
+        the numpy path of the fees, and on claims, which share their changes, are handed
+        one), since no stage between two such
         decisions changes the orders' amount and costs; decisions only read them (their
         number arguments are new arrays)."""
         found = self._claim_columns_at
@@ -1823,7 +1829,7 @@ class Model:
         if found is None:
             merchant, listing = self._ns_fields()
             found = self._ranking = (CompiledRanking.of(
-                rk, event, {"merchant": merchant, "listing": listing}),)
+                rk, event, {"merchant": merchant, "listing": listing}, self.dtype),)
         return found[0]
 
     @staticmethod

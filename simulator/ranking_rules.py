@@ -10,8 +10,9 @@ compiled for (`simulator.fixed_programs`), each listing's fields read where the 
 them: one pass, each listing's score and channel written as `Model._rank` writes them.
 
 `CompiledRanking.of` says None (and the numpy path decides) unless every field the rules read
-is a float array over every listing (a state array) or a number the event gives every row
-alike (its time), and they read at least one such array (`simulator.rule_fields`); every
+is an array over every listing of the state's float dtype (a state array) or a number every
+row shares (the event's time), and they read at least one such array
+(`simulator.rule_fields`: `rank_rows` loops over the arrays, which must be of one type); every
 argument booked is a number; no rule has two effects of one kind; no text is compared; and
 the numba target compiles the rules (`compile_program`) within `fixed_programs.MAX_OPS`.
 
@@ -84,15 +85,18 @@ class CompiledRanking:
     and where each field is read (a state array, or the event's value for every row)."""
 
     def __init__(self, conditions: FixedProgram, arguments: FixedProgram,
-                 score_arg: np.ndarray, channel_arg: np.ndarray, sources: FieldSources):
+                 score_arg: np.ndarray, channel_arg: np.ndarray, sources: FieldSources,
+                 namespaces: Mapping[str, Mapping[str, Any]]):
         self.conditions, self.arguments = conditions, arguments
         self.score_arg, self.channel_arg = score_arg, channel_arg
         self.sources = sources
         self.arrays = tuple(sources.arrays)
+        #: The listing's and merchant's fields (the event's are given on each call).
+        self.namespaces = namespaces
 
     @classmethod
     def of(cls, book: Any, event: Mapping[str, Any],
-           namespaces: Mapping[str, Mapping[str, Any]]) -> CompiledRanking | None:
+           namespaces: Mapping[str, Mapping[str, Any]], dtype: Any) -> CompiledRanking | None:
         """For the ranking rulebook `book`, the event's fields (`event`: arrays over every
         listing, or one value) and the listing's and merchant's (`namespaces`); None when the
         rules read anything `rank_rows` does not (see the module doc)."""
@@ -117,19 +121,19 @@ class CompiledRanking:
                     return None
                 table[p] = len(nodes)
                 nodes.append(node)
-        sources = FieldSources()
+        sources = FieldSources((dtype,))
         scope = {**namespaces, "event": event}
         programs = fixed_rules([r.when.node for r in rules], nodes,
                                lambda dotted: sources.tag(dotted, scope))
         if programs is None or not sources.arrays:  # (rules that read no listing's field:
             return None                             # nothing to gain)
-        return cls(programs[0], programs[1], score_arg, channel_arg, sources)
+        return cls(programs[0], programs[1], score_arg, channel_arg, sources, namespaces)
 
     def decide(self, rows: np.ndarray, event: Mapping[str, Any], score: np.ndarray,
                channel: np.ndarray) -> bool:
         """Score (into `score`, at rows) and channel impressions (into `channel`, by position)
         of the listings `rows`; whether some rule admits one to a channel."""
-        constants = self.sources.values({"": {"event": event}})
+        constants = self.sources.values({"": {**self.namespaces, "event": event}})
         return bool(rank_rows(self.conditions.fixed, self.arguments.fixed, self.score_arg,
                               self.channel_arg, rows, self.arrays, constants, score, channel))
 

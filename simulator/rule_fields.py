@@ -24,8 +24,9 @@ from rules.expression.numba_target import Vocabulary, compile_program
 from simulator.fixed_programs import FixedProgram
 from simulator.kernels import _OPTIONS
 
-#: The arrays a field may be read from: numbers, widened to float64 as the numpy target
-#: widens them (integers, flags and text are not taken: their semantics differ).
+#: The arrays a field may be read from (unless a pass takes fewer): numbers, widened to
+#: float64 as the numpy target widens them (integers, flags and text are not taken: their
+#: semantics differ).
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -43,7 +44,10 @@ class FieldSources:
     event's time changes from day to day). One pass may decide several event types, each
     with its own scope (`key`): a field of one name may differ between them."""
 
-    def __init__(self) -> None:
+    def __init__(self, dtypes: tuple[Any, ...] = _FLOATS) -> None:
+        #: The dtypes an array may have (a pass that loops over its arrays, to prefetch
+        #: them, needs them of one dtype: numba iterates over a tuple of one type only).
+        self.dtypes = tuple(np.dtype(d) for d in dtypes)
         self.arrays: list[np.ndarray] = []
         self.constants: list[tuple[str, str, str]] = []
         self._tags: dict[tuple[str, str], int] = {}
@@ -51,15 +55,15 @@ class FieldSources:
     def tag(self, dotted: str, scope: Mapping[str, Mapping[str, Any]],
             key: str = "") -> int | None:
         """The tag of field `dotted` ("namespace.name") as `scope` (the scope `key`) gives
-        it: a 1-D float array (every row's value; one tag per array), or a number (not a
-        flag) that every row shares; None for anything else."""
+        it: a 1-D array of one of `dtypes` (every row's value; one tag per array), or a
+        number (not a flag) that every row shares; None for anything else."""
         found = self._tags.get((key, dotted))
         if found is not None:
             return found
         namespace, name = dotted.split(".", 1)
         value = (scope.get(namespace) or {}).get(name)
         if isinstance(value, np.ndarray):
-            if value.ndim != 1 or value.dtype not in _FLOATS:
+            if value.ndim != 1 or value.dtype not in self.dtypes:
                 return None
             tag = next((t for t, a in enumerate(self.arrays) if a is value), len(self.arrays))
             if tag == len(self.arrays):

@@ -87,9 +87,9 @@ def test_rules_reading_other_fields_are_left_to_numpy(old: str, new: str, why: s
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_day_gives_the_numpy_fees_where_some_flows_hold_fees_already(dtype: type) -> None:
-    """Crafted merchants (unknown and zero prices, costs above the price, dead ones) with
-    flows that hold numbers already: each fee is added to what is there, as the numpy path
-    adds it, and nothing is written for the dead."""
+    """Crafted merchants (unknown and zero prices, costs above the price, low qualities,
+    dead ones) with flows that hold numbers already: each fee is added to what is there, as
+    the numpy path adds it, and nothing is written for the dead."""
     rulebook_set = _with_commission(MIXED.read_text())
     model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)], dtype=dtype)
     model.step(0)
@@ -101,6 +101,7 @@ def test_one_day_gives_the_numpy_fees_where_some_flows_hold_fees_already(dtype: 
     s["alive"][:] &= rng.random(n) < 0.8
     clicks = model._scratch["ad_clicks"]
     clicks[:] = rng.choice([0.0, 1.0, 2.5, 7.0, np.nan], n)
+    model._clicks_known = None  # (the numpy path must not take them for known)
     T = model.calendar.time(1)
     got = {}
     for compiled in (True, False):
@@ -119,6 +120,11 @@ def test_one_day_gives_the_numpy_fees_where_some_flows_hold_fees_already(dtype: 
     assert (ads[dead] == 0).all() and (fees[dead] == 0).all()
     assert (commission[dead] == np.where(np.arange(n) % 7 == 0, 1.25, 0.0)[dead]).all()
     assert (fees > 0).any()
+    # The first order rule charges nothing, and shadows the near-cost rule's fees.
+    low = s["alive"] & (s["quality"] == dtype(0.5))
+    assert (fees[low] == 0).all()
+    assert (low & (s["unit_cost"] + s["shipping"] > s["price"] * dtype(0.8))
+            & (_orders > 0)).any()
     # The click rules: many clicks at the rulebook's rate, the others at 1.5 a click,
     # unknown clicks at neither (the first rule's condition and the second's amount unknown).
     live = s["alive"] & ~np.isnan(clicks)

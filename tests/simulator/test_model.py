@@ -362,9 +362,10 @@ def test_refund_day_over_the_span_of_the_blocks_is_the_day_block_by_block(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_commission_for_everyone_at_once_is_commission_block_by_block(lowprice, monkeypatch,
                                                                         dtype) -> None:
-    """Commission and ads are decided and charged over all the blocks at once, the padding
-    slots between them included (never alive, charged nothing): block by block they come out
-    the same."""
+    """Commission and ads are decided and charged over all the blocks at once (in one
+    compiled pass, `simulator.charge_rules`, over the blocks; through the numpy target over
+    the span, the padding slots between them included, never alive, charged nothing): block
+    by block, through the numpy target, they come out the same."""
     import simulator.model as model_module
 
     monkeypatch.setattr(model_module, "_BLOCK", 6)
@@ -443,6 +444,7 @@ def test_ad_clicks_said_known_charge_as_the_clicks_themselves(lowprice) -> None:
     which stays) withdraws the word."""
     sc = load_scenario(TINY).with_values({"groups.0.sellers": 3, "groups.2.sellers": 4})
     model = Model(lowprice, sc, [replication_seed(6, 0)])
+    model._compiled_charges = False  # (the numpy path, which the word spares a scan)
     for day in range(12):
         if day == 7:
             model.s["last_revenue"][model.blocks[0].start] = np.nan

@@ -76,6 +76,9 @@ def test_the_mixed_rules_reach_every_kind_of_row() -> None:
     ("when: listing.prompt_pending", "a flag field"),
     ("when: merchant.appeals_filed_month > 1", "an integer counter"),
     ("when: round(event.price, 30) > 1", "a rounding the numba target does not take"),
+    ("when: listing.competitor_price < event.price",
+     "an array of another dtype (float64 in a float32 model): `rank_rows` loops over its "
+     "arrays, which numba does over a tuple of one type only"),
 ])
 def test_rules_reading_other_fields_are_left_to_numpy(rule: str, why: str) -> None:
     text = MIXED.read_text().replace("when: event.price > event.unit_cost * 1.35", rule)
