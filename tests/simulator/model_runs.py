@@ -12,6 +12,7 @@ import numpy as np
 from rules.loader import load_set_from_texts
 from simulator.model import Model
 from simulator.run import replication_seed
+from simulator.scenario import load_scenario
 
 Run = tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]
 
@@ -40,6 +41,23 @@ def run_days(rulebook_set: Any, scenario: Any, days: int, dtype: Any, seed: int,
         fl = model.step(day)
         flows.append({k: getattr(fl, k).copy() for k in fl.__dataclass_fields__})
     return model.s, flows
+
+
+def run_switched(rulebook_set: Any, days: int, dtype: Any, switch: str, on: bool) -> Run:
+    """`run_days` on the tiny scenario (seed 7) with the model's path `switch` (an attribute
+    such as `_compiled_ranking`) set to `on`."""
+    return run_days(rulebook_set, load_scenario(TINY), days, dtype, seed=7,
+                    prepare=lambda model: setattr(model, switch, on))
+
+
+def prepared_on_first_day(rulebook_set: Any, attribute: str) -> Any:
+    """What a model of the tiny scenario (one replication) has prepared in `attribute` (a
+    1-tuple, such as `_ranking`) by the end of its first day: a compiled pass, or None."""
+    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)])
+    model.step(0)
+    found = getattr(model, attribute)
+    assert found is not None
+    return found[0]
 
 
 def assert_identical(a: Run, b: Run) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.charge_rules import CompiledCharges
 from simulator.model import Model
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
@@ -16,9 +15,9 @@ from tests.simulator.model_runs import (
     BOOKS,
     FIXTURE_BOOKS,
     TINY,
-    Run,
     assert_same_bits,
-    run_days,
+    prepared_on_first_day,
+    run_switched,
     with_rulebook,
 )
 
@@ -29,29 +28,15 @@ def _with_commission(text: str):
     return with_rulebook("lowprice-2024", "commission", text)
 
 
-def _run(rulebook_set, days: int, dtype, compiled: bool) -> Run:
-    def prepare(model: Model) -> None:
-        model._compiled_charges = compiled
-
-    return run_days(rulebook_set, load_scenario(TINY), days, dtype, seed=7, prepare=prepare)
-
-
-def _compiled(rulebook_set) -> CompiledCharges | None:
-    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)])
-    model.step(0)
-    assert model._charges is not None
-    return model._charges[0]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("commission", [BOOKS / "lowprice-2024" / "commission.yaml",
                                         BOOKS / "reformed-2025" / "commission.yaml", MIXED],
                          ids=lambda p: p.parent.name + "/" + p.name)
 def test_compiled_charges_give_the_numpy_paths_bits(commission: Path, dtype: type) -> None:
     rulebook_set = _with_commission(commission.read_text())
-    assert _compiled(rulebook_set) is not None
-    compiled = _run(rulebook_set, 30, dtype, True)
-    assert_same_bits(compiled, _run(rulebook_set, 30, dtype, False))
+    assert prepared_on_first_day(rulebook_set, "_charges") is not None
+    compiled = run_switched(rulebook_set, 30, dtype, "_compiled_charges", True)
+    assert_same_bits(compiled, run_switched(rulebook_set, 30, dtype, "_compiled_charges", False))
 
 
 def test_the_mixed_rules_reach_every_kind_of_order() -> None:
@@ -60,7 +45,7 @@ def test_the_mixed_rules_reach_every_kind_of_order() -> None:
     division by zero), so the comparison above covers each; no flow is unknown or
     infinite. (The click rules: `test_one_day_...`.)"""
     rulebook_set = _with_commission(MIXED.read_text())
-    _state, flows = _run(rulebook_set, 30, np.float32, False)
+    _state, flows = run_switched(rulebook_set, 30, np.float32, "_compiled_charges", False)
     seen = {"service": False, "full": False}
     for day in flows:
         ordered = day["orders"] > 0
@@ -82,7 +67,7 @@ def test_the_mixed_rules_reach_every_kind_of_order() -> None:
 def test_rules_reading_other_fields_are_left_to_numpy(old: str, new: str, why: str) -> None:
     text = MIXED.read_text()
     assert old in text
-    assert _compiled(_with_commission(text.replace(old, new))) is None, why
+    assert prepared_on_first_day(_with_commission(text.replace(old, new)), "_charges") is None, why
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 
 from simulator.model import Model
-from simulator.ranking_rules import CompiledRanking
 from simulator.run import replication_seed
 from simulator.scenario import load_scenario
 from tests.simulator.model_runs import (
     BOOKS,
     FIXTURE_BOOKS,
     TINY,
-    Run,
     assert_same_bits,
-    run_days,
+    prepared_on_first_day,
+    run_switched,
     with_rulebook,
 )
 
@@ -29,29 +28,15 @@ def _with_ranking(base: str, ranking_yaml: str):
     return with_rulebook(base, "ranking", ranking_yaml)
 
 
-def _run(rulebook_set, days: int, dtype, compiled: bool) -> Run:
-    def prepare(model: Model) -> None:
-        model._compiled_ranking = compiled
-
-    return run_days(rulebook_set, load_scenario(TINY), days, dtype, seed=7, prepare=prepare)
-
-
-def _compiled(rulebook_set) -> CompiledRanking | None:
-    model = Model(rulebook_set, load_scenario(TINY), [replication_seed(1, 0)])
-    model.step(0)
-    assert model._ranking is not None
-    return model._ranking[0]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ranking", [BOOKS / "lowprice-2024" / "ranking.yaml",
                                      BOOKS / "reformed-2025" / "ranking.yaml", MIXED],
                          ids=lambda p: p.parent.name + "/" + p.name)
 def test_compiled_ranking_gives_the_numpy_paths_bits(ranking: Path, dtype: type) -> None:
     rulebook_set = _with_ranking("lowprice-2024", ranking.read_text())
-    assert _compiled(rulebook_set) is not None
-    compiled = _run(rulebook_set, 40, dtype, True)
-    assert_same_bits(compiled, _run(rulebook_set, 40, dtype, False))
+    assert prepared_on_first_day(rulebook_set, "_ranking") is not None
+    compiled = run_switched(rulebook_set, 40, dtype, "_compiled_ranking", True)
+    assert_same_bits(compiled, run_switched(rulebook_set, 40, dtype, "_compiled_ranking", False))
 
 
 def test_the_mixed_rules_reach_every_kind_of_row() -> None:
@@ -82,7 +67,7 @@ def test_the_mixed_rules_reach_every_kind_of_row() -> None:
 ])
 def test_rules_reading_other_fields_are_left_to_numpy(rule: str, why: str) -> None:
     text = MIXED.read_text().replace("when: event.price > event.unit_cost * 1.35", rule)
-    assert _compiled(_with_ranking("lowprice-2024", text)) is None, why
+    assert prepared_on_first_day(_with_ranking("lowprice-2024", text), "_ranking") is None, why
 
 
 def test_a_rule_with_two_scores_is_left_to_numpy() -> None:
@@ -93,7 +78,7 @@ def test_a_rule_with_two_scores_is_left_to_numpy() -> None:
       - effect: assign_ranking_score
         score: event.price
 """)
-    assert _compiled(_with_ranking("lowprice-2024", text)) is None
+    assert prepared_on_first_day(_with_ranking("lowprice-2024", text), "_ranking") is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -149,7 +134,7 @@ rules:
     source: "assumption: test rule"
 """
         rulebook_set = _with_ranking("lowprice-2024", text)
-        assert _compiled(rulebook_set) is None, when
+        assert prepared_on_first_day(rulebook_set, "_ranking") is None, when
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
