@@ -60,11 +60,11 @@ does not change a bit):
     each combination and state dtype (one for each bundled set over a year);
   - a claim or order decision (the latter on the numpy path of the fees) that reads state
     fields (say, the refund amount against a protection line) is kept from day to day over
-    all merchants (`_KeptDecisions`): once a
-    day only the merchants whose fields changed, in every block, are decided again, in one
-    decision, and patched in; each block reads its rows through a view. The fields are
-    compared once a day for all the kept decisions that read them (`_Changes`), and the
-    claim columns at the merchants that changed are gathered once for all of them;
+    all merchants (`_KeptDecisions`): once a day only the merchants whose fields changed,
+    in every block, are decided again, in one decision, and patched in; each block reads
+    its rows through a view. The fields are compared once a day for all the kept decisions
+    that read them (`_Changes`), and the claim columns at the merchants that changed are
+    gathered once for all of them;
   - a day's appeals run in one compiled call (`simulator.appeal_rounds`) over every round of
     every appellant, booking straight into the state and the day's flows: the appeal rules'
     conditions go through the numba compile target (`rules.expression.numba_target`) on
@@ -1638,9 +1638,8 @@ class Model:
         "all known" once), each gathered and widened when a rule first reads it. Gathered
         once a day for the same merchants (the same array: the kept decisions on orders, on
         the numpy path of the fees, and on claims, which share their changes, are handed
-        one), since no stage between two such
-        decisions changes the orders' amount and costs; decisions only read them (their
-        number arguments are new arrays)."""
+        one), since no stage between two such decisions changes the orders' amount and
+        costs; decisions only read them (their number arguments are new arrays)."""
         found = self._claim_columns_at
         if found is not None and found[0] == self._stepped and found[1] is where:
             return found[2]

@@ -125,8 +125,9 @@ class CompiledRanking:
         scope = {**namespaces, "event": event}
         programs = fixed_rules([r.when.node for r in rules], nodes,
                                lambda dotted: sources.tag(dotted, scope))
-        if programs is None or not sources.arrays:  # (rules that read no listing's field:
-            return None                             # nothing to gain)
+        # (rules that read no listing's field: nothing to gain)
+        if programs is None or not sources.arrays:
+            return None
         return cls(programs[0], programs[1], score_arg, channel_arg, sources, namespaces)
 
     def decide(self, rows: np.ndarray, event: Mapping[str, Any], score: np.ndarray,
