@@ -4,8 +4,9 @@ Why: each day every merchant's orders and ad clicks are charged by the commissio
 (`Model._demand`). Through the numpy target that is two decisions over every merchant (the
 orders' kept from day to day for the merchants whose price did not change, the clicks' made
 afresh), each fee's amount evaluated as a column and added to the day's flows by a pass of
-its own (`kernels.charge`): 1.9-2.3 ms a day at 200,000 merchants, for a comparison and a
-product or two per merchant; this pass takes 1.0-1.2 (bench/RESULTS.md). Here the rules'
+its own (`kernels.charge`): `_demand` took 1.9-2.3 ms a day at 200,000 merchants, for a
+comparison and a product or two per merchant, and takes 1.0-1.2 with this pass
+(bench/RESULTS.md). Here the rules'
 conditions and the fees' amounts are `FixedProgram`s (`simulator.rule_fields`), the fees
 themselves a table the kernel is compiled for (`_book_fees`), and `charge_day` takes each
 merchant's first order rule and first click rule and adds their fees to the flows.
@@ -50,10 +51,16 @@ from simulator.rule_fields import FieldSources, fixed_rules, number_argument, re
 #: The event types the pass decides, in the order their fees are added (an order's fee
 #: times the merchant's orders, a click's once: the clicks are in its amount).
 EVENT_TYPES = ("order_placed", "ad_click_charged")
-#: The flows a fee's kind goes to (`charge_day`'s last three arguments, in this order); any
-#: other kind is a fee.
+#: The flows fees go to (`charge_day`'s last three arguments, in this order).
 FLOWS = ("commission", "ads", "fees")
-_KIND_FLOW = {"commission": 0, "ad_click": 1}
+#: The flow of a fee of each kind (`charge_fee`'s `kind`), this pass's and the numpy
+#: path's (`Model._demand`); any other kind is a fee.
+FEE_FLOW = {"commission": "commission", "ad_click": "ads"}
+
+
+def fee_flow(kind: str) -> str:
+    """The flow a fee of `kind` goes to."""
+    return FEE_FLOW.get(kind, "fees")
 
 _first_rule = first_rule_reading(read_field)
 _amounts = values_reading(read_field)
@@ -109,7 +116,7 @@ def charge_day(starts, stops, alive, orders, order_rules, order_amounts, click_r
 
     Every row is computed and stored, without a branch on the merchant: a fee that does
     not apply adds 0.0, as the numpy path's pass adds it (`kernels.charge`). (LLVM still
-    runs the loop a merchant at a time, 4-6 ns each. A first version that handed the flows
+    runs the loop a merchant at a time, 3-6 ns each. A first version that handed the flows
     to a helper took twenty times as long: numba counted references to them on every
     merchant.)"""
     live = alive.view(np.uint8)
@@ -163,7 +170,7 @@ class CompiledCharges:
                     node = number_argument(call, "amount")
                     if node is None or not isinstance(kind, str):
                         return None
-                    table.append((event, position, len(amounts), _KIND_FLOW.get(kind, 2)))
+                    table.append((event, position, len(amounts), FLOWS.index(fee_flow(kind))))
                     amounts.append(node)
             # (no rule, or no fee: a condition that never holds, an amount never read, so
             # that each program has a value to give)

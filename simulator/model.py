@@ -1580,14 +1580,14 @@ class Model:
                     one = _constant(kind_arg)
                     if one is not None and amount.dtype == np.float64:
                         # A literal kind: no per-row text comparison; one compiled pass.
-                        cat = _FEE_CATEGORY.get(str(one), "fees")
+                        cat = charge_rules.fee_flow(str(one))
                         kernels.charge(getattr(fl, cat)[rows], _EVERY_ROW if every else mask,
                                        np.ascontiguousarray(amount), alive,
                                        times if isinstance(times, np.ndarray) else _ONCE)
                         continue
                     ok = mask & _known(amount) & alive
                     if one is not None:
-                        cat = _FEE_CATEGORY.get(str(one), "fees")
+                        cat = charge_rules.fee_flow(str(one))
                         getattr(fl, cat)[rows] += np.where(ok, amount * times, 0.0)
                         continue
                     kind = np.broadcast_to(kind_arg, amount.shape)
@@ -2262,7 +2262,6 @@ _EVERY_ONE = np.empty(0, dtype=np.uint8)
 #: No listing's score changed (`kernels.rank_float32`'s rows when it computes every key).
 _NO_ROWS = np.empty(0, dtype=np.int64)
 
-_FEE_CATEGORY = {"commission": "commission", "ad_click": "ads"}
 #: `kernels.charge`'s arguments for a rule that decided every row, and for one fee per row.
 _EVERY_ROW = np.empty(0, dtype=bool)
 _ONCE = np.empty(0)
