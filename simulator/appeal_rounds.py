@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from rules.expression.errors import ExpressionError
 from rules.expression.numba_target import (
     FlatProgram,
     Program,
@@ -213,13 +214,19 @@ class AppealRounds:
 
     @classmethod
     def of(cls, book: Any) -> AppealRounds | None:
+        """The appeal rulebook `book` prepared for `appeal_day`; None for a set without
+        one, or where the numba target refuses a rule's condition (a rounding to 30 digits,
+        say), whose appeals then take the numpy path, which tells the same story."""
         rulebook = getattr(book, "rulebook", None)
         if rulebook is None:
             return None
         vocabulary = Vocabulary()
         rules = {et: [rulebook.rule(rid) for rid in book.rules_for(et)] for et in _EVENT_TYPES}
-        programs = {et: compile_program([r.when.node for r in rules[et]], vocabulary)
-                    for et in _EVENT_TYPES}
+        try:
+            programs = {et: compile_program([r.when.node for r in rules[et]], vocabulary)
+                        for et in _EVENT_TYPES}
+        except ExpressionError:
+            return None
         shared: dict[Any, int] = {}
         sources: list[int] = []
         bound = {}

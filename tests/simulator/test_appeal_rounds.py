@@ -168,6 +168,35 @@ def test_a_set_without_appeal_rules_keeps_the_numpy_path() -> None:
         model.step(day)
 
 
+def test_a_condition_the_numba_target_refuses_keeps_the_numpy_path() -> None:
+    """A rounding to 30 digits is beyond the numba target (not beyond the rule language):
+    the model takes the numpy path instead of failing, and as the rounding of a counter to
+    30 digits changes nothing, its run is the plain rulebook's (compiled) run."""
+    plain = (BOOKS / "lowprice-2024" / "appeal.yaml").read_text()
+    condition = "when: merchant.appeals_filed_month >= appeal_quota_month"
+    assert condition in plain
+    rounded = plain.replace(condition, "when: round(merchant.appeals_filed_month, 30) >= "
+                                       "appeal_quota_month")
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8})
+    refused = Model(_with_appeals("lowprice-2024", rounded), sc, [replication_seed(1, 0)])
+    assert refused._appeal_rounds is None
+    paths = {}
+
+    def prepare(expected: bool):
+        def check(model: Model) -> None:
+            paths[expected] = model._appeal_rounds is not None
+
+        return check
+
+    runs = [run_days(_with_appeals("lowprice-2024", text), sc, 40, np.float32, seed=5,
+                     prepare=prepare(compiled))
+            for text, compiled in ((rounded, False), (plain, True))]
+    assert paths == {False: False, True: True}
+    assert_identical(*runs)
+    assert sum(f["appeals_attempted"].sum() for f in runs[0][1]) > 100
+
+
 IN_PLACE = FIXTURE_BOOKS / "appeal_in_place.yaml"
 
 
