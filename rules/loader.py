@@ -55,7 +55,9 @@ def _pydantic_violations(doc: Document, exc: ValidationError) -> list[Violation]
         clean = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         if isinstance(loc[-1], str) and loc[-1] in {"bool", "int", "float", "str"}:
             clean = clean[:-1]
-        out.append(doc.violation(clean, err["msg"]))
+        # A validator's own message, without pydantic's "Value error, " before it.
+        error = err.get("ctx", {}).get("error") if kind == "value_error" else None
+        out.append(doc.violation(clean, str(error) if error is not None else err["msg"]))
     # Deduplicate (unions report one error per alternative).
     seen: set[tuple[int, int, str]] = set()
     unique = []

@@ -93,6 +93,19 @@ class Parameter(_Strict):
     source: Source
     description: Text | None = None
 
+    @field_validator("value")
+    @classmethod
+    def _within_float(cls, value: ParamValue) -> ParamValue:
+        # Rules compute in float64: a whole number past its range (1 and 400 zeros) would
+        # fail every target (the expression parser refuses such a literal the same way).
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool):
+                try:
+                    float(item)
+                except OverflowError:
+                    raise ValueError("this number is too large") from None
+        return value
+
 
 class EffectCall(BaseModel):
     """One effect: `effect` names it, the other keys are its arguments (see rules.effects)."""

@@ -270,6 +270,11 @@ class _Converter:
             value = apply_unit(value, unit)
         if isinstance(value, float) and not math.isfinite(value):
             raise self._fail("this number is too large", node)
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                float(value)  # (rules compute in float64: a whole number past its range)
+            except OverflowError:
+                raise self._fail("this number is too large", node) from None
         return Const(value, unit, **span)
 
     def _name(self, node: ast.Name) -> Node:

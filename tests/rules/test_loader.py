@@ -157,6 +157,16 @@ def test_durations_and_percentages_in_parameters() -> None:
     assert "duration" in msg
 
 
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "[1, -1" + "0" * 400 + "]"])
+def test_a_whole_number_past_a_floats_range_is_refused_where_it_is_written(value: str) -> None:
+    """Rules compute in float64: a parameter's whole number past its range would fail every
+    target, so the file is refused at the number (pydantic's "Value error, " not repeated)."""
+    text = GOOD.replace("value: 5%\n    unit: fraction", f"value: {value}\n    unit: count")
+    assert text != GOOD
+    [msg] = errors_of(text)
+    assert msg.endswith(":10:12: parameters.commission_rate.value: this number is too large")
+
+
 def test_counts_cannot_be_negative() -> None:
     text = GOOD.replace("value: 5%\n    unit: fraction", "value: -1\n    unit: count")
     assert text != GOOD

@@ -242,6 +242,7 @@ def error_of(text: str) -> ExpressionError:
         ("f'{x}'", "f-strings are not supported", 0),
         ("{'a': 1}", "{...} is not supported", 0),
         ("1e999", "this number is too large", 0),
+        ("x * 1" + "0" * 400, "this number is too large", 4),
         ("", "the expression is empty", 0),
         ("a < ", "syntax error: the expression is incomplete", 4),
         ("(a < 1", "syntax error: '(' was never closed", 0),
