@@ -50,8 +50,9 @@ from rules.expression.numba_target import (
 )
 from simulator.fixed import Fixed, FixedType
 
-#: The largest program a kernel is compiled for (past it, the interpreter runs it): each op
-#: adds its instructions to the kernel's loop, and LLVM's time to compile it.
+#: The largest program a kernel is compiled for (past it, the interpreter runs it), in ops,
+#: an `in` list's items counted as ops too: each adds its instructions to the kernel's loop,
+#: and LLVM's time to compile it.
 MAX_OPS = 64
 
 def _bits(value: float) -> int:
@@ -76,10 +77,13 @@ class FixedProgram:
            max_ops: int | None = None) -> FixedProgram | None:
         """The program `flat` whose rules' conditions are the rows `conditions` (in rule
         order), reading the field rows `fields` (row -> the tag its `read` is given); None
-        when it has more than `max_ops` ops (`MAX_OPS` unless given). A row that no op writes
+        when it has more than `max_ops` ops (`MAX_OPS` unless given), each item of an `in`
+        list counted as one more (the kernel compares the items one by one, and a parameter
+        may list thousands: numba refuses a tuple of a thousand). A row that no op writes
         and no fill sets must be a field's."""
         ops = tuple(tuple(int(v) for v in op) for op in flat.ops.tolist())
-        if len(ops) > (MAX_OPS if max_ops is None else max_ops):
+        size = len(ops) + sum(op[4] for op in ops if op[0] in (IN, NOT_IN))
+        if size > (MAX_OPS if max_ops is None else max_ops):
             return None
         fills = tuple((int(row), _bits(float(value))) for row, value in flat.fills)
         consts = tuple(_bits(float(v)) for v in flat.consts.tolist())

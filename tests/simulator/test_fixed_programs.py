@@ -24,8 +24,19 @@ from rules.expression.numba_target import (
     run_block,
 )
 from simulator.fixed_programs import MAX_OPS, FixedProgram, first_rule_reading, values_reading
+from simulator.model import Model
+from simulator.run import replication_seed
+from simulator.scenario import load_scenario
 from tests.rules.expression.test_numba_target import generated_scope, text_literals
 from tests.rules.expression.test_numpy_target import BUNDLED, PARAMETERS, SYMBOLS
+from tests.simulator.model_runs import (
+    BOOKS,
+    FIXTURE_BOOKS,
+    TINY,
+    assert_identical,
+    run_days,
+    with_rulebook,
+)
 
 
 @njit
@@ -163,6 +174,73 @@ def test_a_program_past_the_limit_is_left_to_the_interpreter() -> None:
     assert len(flat.ops) > MAX_OPS
     assert FixedProgram.of(flat, flat.results, {0: 0}) is None
     assert FixedProgram.of(flat, flat.results, {0: 0}, max_ops=len(flat.ops)) is not None
+
+
+@pytest.mark.parametrize("member", ["in", "not in"])
+def test_the_items_of_an_in_list_count_against_the_limit(member: str) -> None:
+    """A parameter may list thousands of items (numba refuses a tuple of a thousand): each
+    item counts as an op, so a long list is left to the interpreter, a short one is not."""
+    def flat_of(items: int) -> Any:
+        parameters = {**PARAMETERS, "listed": tuple(float(k) for k in range(items))}
+        program = compile_program([resolve(parse(f"event.price {member} listed"), SYMBOLS,
+                                           parameters)[0]])
+        return program.flatten({f: k for k, f in enumerate(program.fields)},
+                               len(program.fields))
+
+    short, long = flat_of(MAX_OPS - 1), flat_of(MAX_OPS)
+    assert len(short.ops) == len(long.ops) == 1
+    assert FixedProgram.of(short, short.results, {0: 0}) is not None
+    assert FixedProgram.of(long, long.results, {0: 0}) is None
+    huge = flat_of(3000)
+    assert FixedProgram.of(huge, huge.results, {0: 0}, max_ops=3001) is not None
+
+
+#: Per family: a rulebook, a condition in it, and what to add to the condition that changes
+#: nothing in these runs (no amount, price or count of them is in the list) but makes the
+#: program too long for a kernel: a parameter of a thousand items, `not in`.
+_LISTED = {
+    "ranking": (FIXTURE_BOOKS / "ranking_mixed.yaml",
+                "when: event.price <= channel_line and listing.quality > 0.9",
+                " and event.price not in listed", "score", range(-1000, 0)),
+    "commission": (FIXTURE_BOOKS / "commission_mixed.yaml", "when: listing.quality < 0.6",
+                   " and event.amount not in listed", "score", range(-1000, 0)),
+    "appeal": (BOOKS / "lowprice-2024" / "appeal.yaml",
+               "when: merchant.appeals_filed_month >= appeal_quota_month",
+               " and merchant.appeals_filed_month not in listed", "count",
+               range(1000, 2000)),
+}
+
+
+def _prepared(model: Model, family: str) -> Any:
+    """The family's compiled pass as the model prepared it on its first day (None: none)."""
+    if family == "appeal":
+        assert model._appeal_rounds is not None
+        return model._appeal_rounds.filed_program
+    found = model._ranking if family == "ranking" else model._charges
+    assert found is not None
+    return found[0]
+
+
+@pytest.mark.parametrize("family", sorted(_LISTED))
+def test_a_parameter_listing_a_thousand_items_runs_without_a_kernel(family: str) -> None:
+    """The ranking's, the fees' and the appeals' compiled passes leave such rules to numpy
+    (to the interpreter for the appeals' filing rules), and the run is the plain rulebook's
+    compiled run, bit for bit."""
+    path, condition, listed, unit, items = _LISTED[family]
+    plain = path.read_text()
+    assert condition in plain and "parameters:\n" in plain
+    longer = plain.replace(condition, condition + listed).replace(
+        "parameters:\n", "parameters:\n  listed:\n    value: [" + ", ".join(map(str, items))
+        + f"]\n    unit: {unit}\n    source: \"assumption: test value\"\n", 1)
+    sc = load_scenario(TINY).with_values({"refunds.lacking_evidence_share": 0.6,
+                                          "appeals.propensity": 0.8})
+    sets = [with_rulebook("lowprice-2024", family, text) for text in (longer, plain)]
+    for rulebook_set, compiled in zip(sets, (False, True), strict=True):
+        model = Model(rulebook_set, sc, [replication_seed(3, 0)])
+        model.step(0)  # (the passes are prepared on the first day)
+        assert (_prepared(model, family) is not None) == compiled
+    assert_identical(*(run_days(rulebook_set, sc, 25, np.float32, seed=3)
+                       for rulebook_set in sets))
 
 
 def test_a_row_read_but_never_given_is_refused() -> None:
