@@ -213,8 +213,22 @@ def _count_aliases(text: str, file: str) -> None:
                         Violation(file, m.line + 1, m.column + 1, "",
                                   f"more than {MAX_ALIASES} YAML aliases")
                     ])
+    except yaml.reader.ReaderError as exc:
+        raise SourceError([_reader_violation(file, text, exc)]) from None
     except yaml.MarkedYAMLError as exc:
         raise SourceError([_yaml_violation(file, exc)]) from None
+
+
+def _reader_violation(file: str, text: str, exc: yaml.reader.ReaderError) -> Violation:
+    """A character YAML does not allow (a control character, say), at its line and column:
+    PyYAML's reader gives only its offset in the text."""
+    at = max(0, min(int(exc.position), len(text)))
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    what = (f"U+{exc.character:04X}" if isinstance(exc.character, int)
+            else repr(exc.character))
+    return Violation(file, line, column, "",
+                     f"YAML does not allow the character {what} ({exc.reason})")
 
 
 def _yaml_violation(file: str, exc: yaml.MarkedYAMLError) -> Violation:

@@ -62,8 +62,15 @@ Count = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 def _float(v: Any) -> Any:
-    """Integers are fine where a number is asked for (YAML writes 12 for 12.0)."""
-    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    """Integers are fine where a number is asked for (YAML writes 12 for 12.0); one past
+    float64's range becomes an infinity, which the field's check refuses as it refuses
+    `.inf` (no float is that large)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            return math.inf if v > 0 else -math.inf
+    return v
 
 
 class FracV(Sourced[Frac]):

@@ -129,6 +129,10 @@ def test_yaml_problems_are_located() -> None:
     assert "YAML syntax error" in msg
     [msg] = errors_of("rules: !!python/object:os.system {}\n")
     assert "not allowed" in msg
+    # A control character, which PyYAML's reader refuses before any parsing: located too.
+    [msg] = errors_of(GOOD.replace("A small valid", "A small\x07 valid"))
+    assert msg.endswith(":7:23: YAML does not allow the character U+0007 (special characters "
+                        "are not allowed)")
 
 
 def test_alias_bombs_and_huge_files_are_refused() -> None:

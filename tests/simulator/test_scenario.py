@@ -44,6 +44,15 @@ def test_unknown_key_is_reported_with_file_line_and_column() -> None:
     assert "missing key 'tiers'" in text
 
 
+def test_a_character_yaml_does_not_allow_is_located() -> None:
+    text = _default_with("name: default", "name: def\x01ault")
+    with pytest.raises(SourceError) as err:
+        load_scenario_text(text, "s.yaml")
+    [v] = err.value.violations
+    assert (v.line, v.column) == (_line_of(text, "name: def"), 12)
+    assert v.message.startswith("YAML does not allow the character U+0001")
+
+
 def test_yaml_syntax_error_is_located() -> None:
     with pytest.raises(SourceError) as err:
         load_scenario(FIXTURES / "broken_syntax.yaml")
@@ -90,6 +99,9 @@ def test_out_of_range_value_is_located_at_the_value() -> None:
     ("cost_per_click: {value: 2.17,", "cost_per_click: {value: .inf,", "ads.cost_per_click.value"),
     ("leave_margin_threshold: {value: 0.05,", "leave_margin_threshold: {value: .nan,",
      "auto_follow.leave_margin_threshold.value"),
+    # A whole number past float64's range (no float is that large: taken as infinite).
+    ("cost_per_click: {value: 2.17,", "cost_per_click: {value: 1" + "0" * 400 + ",",
+     "ads.cost_per_click.value"),
 ])
 def test_infinite_and_nan_values_are_errors_at_the_value(old: str, new: str, path: str) -> None:
     """YAML reads .inf and .nan as floats; the model would run on them and report NaN."""
