@@ -368,10 +368,16 @@ def project_distributed(task: SweepTask, *, scheduler: str | None = None, worker
     return out
 
 
+#: The most values `parse_grid` takes for one parameter.
+MAX_VALUES = 1000
+
+
 def parse_grid(specs: Sequence[str]) -> dict[str, list[float]]:
     """``["refund.rate=0.05,0.1", "adaptation.exit_after=20:40:10"]`` to a grid.
 
-    A value list is comma-separated; ``start:stop:step`` is an inclusive range.
+    A value list is comma-separated; ``start:stop:step`` is an inclusive range. At most
+    `MAX_VALUES` values a parameter: a range's count is checked before its values are made
+    (``0:1e12:1`` is refused at once, not built).
     """
     grid: dict[str, list[float]] = {}
     for spec in specs:
@@ -380,17 +386,22 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[float]]:
         if not sep or not name or not values.strip():
             raise ValueError(f"--param {spec!r}: expected NAME=V1,V2,... or NAME=START:STOP:STEP")
         try:
+            numbers = [float(x) for x in values.split(":" if ":" in values else ",")]
             if ":" in values:
-                start, stop, step = (float(x) for x in values.split(":"))
-                if step <= 0 or stop < start:
+                start, stop, step = numbers
+                if not (math.isfinite(start) and math.isfinite(stop) and step > 0
+                        and stop >= start):
                     raise ValueError
-                n = math.floor((stop - start) / step + 1e-9) + 1
-                grid[name] = [round(start + i * step, 12) for i in range(n)]
-            else:
-                grid[name] = [float(x) for x in values.split(",")]
         except ValueError:
             raise ValueError(f"--param {spec!r}: values must be numbers, as V1,V2,... or "
                              "START:STOP:STEP with STEP > 0") from None
-        if name in grid and len(grid[name]) > 1000:
-            raise ValueError(f"--param {spec!r}: more than 1000 values")
+        if ":" in values:
+            count = (stop - start) / step + 1e-9  # (infinite for a step of 1e-300, say)
+            if not count < MAX_VALUES:
+                raise ValueError(f"--param {spec!r}: more than {MAX_VALUES} values")
+            numbers = [round(start + i * step, 12) for i in range(math.floor(count) + 1)]
+        if len(numbers) > MAX_VALUES:
+            raise ValueError(f"--param {spec!r}: more than {MAX_VALUES} values")
+        grid[name] = numbers
     return grid
+

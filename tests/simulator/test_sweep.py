@@ -33,9 +33,19 @@ def test_grid_points_are_every_combination_in_a_fixed_order() -> None:
 
 def test_parse_grid() -> None:
     assert sweep.parse_grid(["x=0.1,0.2", "y=1:2:0.5"]) == {"x": [0.1, 0.2], "y": [1.0, 1.5, 2.0]}
-    for bad in ("x", "x=", "x=a,b", "x=1:0:1", "x=0:1:0"):
-        with pytest.raises(ValueError, match="--param"):
+    for bad in ("x", "x=", "x=a,b", "x=1:0:1", "x=0:1:0", "x=0:inf:1", "x=nan:1:1"):
+        with pytest.raises(ValueError, match=r"values must be numbers|expected NAME"):
             sweep.parse_grid([bad])
+    assert len(sweep.parse_grid(["x=0:999:1"])["x"]) == sweep.MAX_VALUES
+
+
+@pytest.mark.parametrize("spec", ["x=0:1000:1", "x=0:1e300:1e-300", "x=0:1e15:1",
+                                  "x=" + ",".join(["1"] * 1001)])
+def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: str) -> None:
+    """A range's count is checked first: an infinite one (a step of 1e-300) or one of 10^15
+    values is refused at once, not built."""
+    with pytest.raises(ValueError, match="more than 1000 values"):
+        sweep.parse_grid([spec])
 
 
 def _assert_same(a: sweep.SweepResult, b: sweep.SweepResult) -> None:
