@@ -52,16 +52,22 @@ def _load_set(path: str) -> Any:
         raise InputError([str(v) for v in exc.violations]) from None
 
 
-def _load_scenario(path: str | None) -> Any:
+def _load_scenario(path: str | None, days: int) -> Any:
+    """The scenario at `path` (None: the default), checked for a run of `days` days."""
     from rules.yamlsource import SourceError
+    from simulator.population import calendar_problem
     from simulator.scenario import load_scenario
 
     if path is not None and not Path(path).is_file():
         raise InputError([f"{path}: no such scenario file"])
     try:
-        return load_scenario(path)
+        scenario = load_scenario(path)
     except SourceError as exc:
         raise InputError([str(v) for v in exc.violations]) from None
+    problem = calendar_problem(scenario.start, days)
+    if problem is not None:
+        raise InputError([f"--days {days} with {scenario.file}: {problem}"])
+    return scenario
 
 
 def _check_run_size(args: argparse.Namespace) -> None:
@@ -198,7 +204,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     rulebook_set = _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario)
+    scenario = _load_scenario(args.scenario, args.days)
     if args.scheduler == "inprocess":
         with progress_bar(f"projecting {rulebook_set.id}",
                           _wants_bar(args, _merchants(scenario))) as update:
@@ -236,7 +242,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         raise InputError([f"--confidence must be between 0 and 1, not {args.confidence}"])
     set_a = _load_set(args.set_a)
     set_b = _load_set(args.set_b)
-    scenario = _load_scenario(args.scenario)
+    scenario = _load_scenario(args.scenario, args.days)
     with progress_bar(f"projecting {set_a.id}",
                       _wants_bar(args, _merchants(scenario), 2)) as update:
         a = _project(set_a, scenario, args, update)
@@ -306,7 +312,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario)
+    scenario = _load_scenario(args.scenario, args.days)
     names = args.param or list(sensitivity.DEFAULT_PARAMETERS)
     known = scenario.sources()
     unknown = [n for n in names if n not in known]
@@ -391,7 +397,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     _check_run_size(args)
     if args.sellers is not None and args.sellers < 1:
         raise InputError([f"--sellers must be at least 1, not {args.sellers}"])
-    scenario = _load_scenario(args.scenario)
+    scenario = _load_scenario(args.scenario, args.days)
     with _status("calibration: projecting lowprice-2024 (twice) and reformed-2025"):
         results = calibrate(scenario, days=args.days, replications=args.replications,
                             seed=args.seed, sellers=args.sellers)
@@ -454,7 +460,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario)
+    scenario = _load_scenario(args.scenario, args.days)
     try:
         grid = sweep.parse_grid(args.param)
     except ValueError as exc:

@@ -269,7 +269,11 @@ class SimulationServicer(pb_grpc.SimulationServiceServicer):
         except SourceError as exc:
             violations += [("parameters.scenario_yaml", str(v)) for v in exc.violations]
         if scenario is not None and not violations:
-            from simulator.population import Layout
+            from simulator.population import Layout, calendar_problem
+
+            problem = calendar_problem(scenario.start, days)
+            if problem is not None:
+                violations.append(("parameters.days", problem))
 
             layout = Layout.of(scenario)
             if layout.n > lim.max_merchant_slots:

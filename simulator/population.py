@@ -351,6 +351,20 @@ def appeal_draws(lanes: MerchantLanes, m: int, per_day: int) -> np.ndarray:
     return lanes.uniform_float32((per_day, m))
 
 
+def calendar_problem(start: dt.date, days: int) -> str | None:
+    """Why `days` days from `start` cannot be simulated, None if they can: each day is a
+    date, and so is the first day of the year after it (an appeal block runs to it), so the
+    last day must fall in year 9998 at the latest (Python's dates end with 9999)."""
+    try:
+        last = start + dt.timedelta(days=max(days, 1) - 1)
+    except OverflowError:
+        last = dt.date.max
+    if last.year >= dt.MAXYEAR:
+        return (f"{days} days from {start.isoformat()} run past what the calendar holds: the "
+                f"last day must fall in {dt.MAXYEAR - 1} at the latest")
+    return None
+
+
 @dataclass(frozen=True)
 class Calendar:
     """Day start times and month/year boundaries in the rulebooks' time zone."""

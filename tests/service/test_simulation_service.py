@@ -149,6 +149,12 @@ def test_inline_rulebook_set_and_scenario_text(serve: Callable[..., Any]) -> Non
     (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(scenario_yaml="scenario:\n  name: x\n  bogus: 1\n")),
      "parameters.scenario_yaml", "scenario.yaml:"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
+                        parameters=_params(scenario_yaml=(ROOT / "simulator" / "scenarios"
+                                                          / "default.yaml").read_text()
+                                           .replace('start: "2024-07-01"',
+                                                    'start: "9999-12-31"'), days=10)),
+     "parameters.days", "run past what the calendar holds"),
     (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(inline=sets_pb.InlineRulebookSet(
         set_id="p", files={"refund.yaml": "rulebook: [\n"})), parameters=_params()),
      "rulebooks.inline.files[refund.yaml]", "refund.yaml:"),

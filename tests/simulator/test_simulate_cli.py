@@ -65,6 +65,22 @@ def test_usage_errors_exit_2_with_a_clear_message(
 
 
 @pytest.mark.parametrize("command", [
+    ["simulate", "--rulebooks", LOWPRICE], ["whatif", LOWPRICE, REFORMED],
+    ["sensitivity", "--rulebooks", LOWPRICE], ["calibrate"],
+    ["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate=0.1"],
+])
+def test_a_run_past_the_calendars_end_is_refused_before_it_starts(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = DEFAULT_SCENARIO.read_text()
+    assert 'start: "2024-07-01"' in text
+    late = tmp_path / "late.yaml"
+    late.write_text(text.replace('start: "2024-07-01"', 'start: "9999-12-01"'))
+    assert main([*command, "--scenario", str(late), "--days", "10"]) == 2
+    assert (f"--days 10 with {late}: 10 days from 9999-12-01 run past what the calendar "
+            "holds" in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", [
     ["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local"],
     ["sweep", "--rulebooks", LOWPRICE],
     ["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "local"],
