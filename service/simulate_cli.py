@@ -322,6 +322,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     if not 0.0 < args.step < 1.0:
         raise InputError([f"--step must be between 0 and 1 (e.g. 0.2 for ±20 %), "
                           f"not {args.step}"])
+    if args.top < 1:
+        raise InputError([f"--top must be at least 1, not {args.top}"])
     base = {n: scenario.value(n) for n in names}
     flags = [n for n, v in base.items() if isinstance(v, bool) or not isinstance(v, int | float)]
     if flags:
@@ -391,16 +393,21 @@ def _unit_of(outcome: str) -> str:
 
 # -- calibrate -----------------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from simulator.calibration import calibrate
+    from simulator.calibration import calibrate, with_sellers
 
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     if args.sellers is not None and args.sellers < 1:
         raise InputError([f"--sellers must be at least 1, not {args.sellers}"])
     scenario = _load_scenario(args.scenario, args.days)
+    if args.sellers is not None:
+        try:
+            scenario = with_sellers(scenario, args.sellers)
+        except ValueError as exc:
+            raise InputError([f"--sellers {args.sellers}: {exc}"]) from None
     with _status("calibration: projecting lowprice-2024 (twice) and reformed-2025"):
         results = calibrate(scenario, days=args.days, replications=args.replications,
-                            seed=args.seed, sellers=args.sellers)
+                            seed=args.seed)
     rows = [_calibration_row(r) for r in results]
     failed = sum(not r["passed"] for r in rows)
     if args.format == "json":

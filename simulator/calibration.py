@@ -119,6 +119,13 @@ def targets(low: Projection, low_10pct: Projection, reformed: Projection
     return out
 
 
+def with_sellers(scenario: Scenario, sellers: int) -> Scenario:
+    """The scenario with `sellers` sellers in every product group (ValueError, saying why,
+    for a number the scenario does not take)."""
+    return scenario.with_values({f"groups.{i}.sellers": sellers
+                                 for i in range(len(scenario.model.groups))})
+
+
 def calibrate(scenario: Scenario | None = None, *, days: int = 365, replications: int = 4,
               seed: int = 2024, lowprice: RulebookSet | None = None,
               reformed: RulebookSet | None = None, sellers: int | None = None
@@ -129,8 +136,7 @@ def calibrate(scenario: Scenario | None = None, *, days: int = 365, replications
     """
     sc = scenario if scenario is not None else load_scenario()
     if sellers is not None:
-        sc = sc.with_values({f"groups.{i}.sellers": sellers
-                             for i in range(len(sc.model.groups))})
+        sc = with_sellers(sc, sellers)
     low_set = lowprice if lowprice is not None else load_set(BOOKS / "lowprice-2024")
     ref_set = reformed if reformed is not None else load_set(BOOKS / "reformed-2025")
     low = project(low_set, sc, days, replications, seed)

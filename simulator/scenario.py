@@ -300,7 +300,12 @@ class Scenario:
         try:
             model = ScenarioFile.model_validate(_coerce(data))
         except ValidationError as exc:
-            raise ValueError(f"override makes scenario {self.name!r} invalid: {exc}") from None
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: "
+                f"{e['ctx']['error'] if e['type'] == 'value_error' else e['msg']}"
+                for e in exc.errors(include_url=False))
+            raise ValueError(f"override makes scenario {self.name!r} invalid: {problems}"
+                             ) from None
         _check_semantics(model, None)
         return Scenario(self.name, self.file, model)
 

@@ -105,8 +105,10 @@ class SensitivityTable:
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": f"one at a time: each parameter at its base value -{self.step:.0%} and "
-                      f"+{self.step:.0%}, same seed (common random numbers); effect = outcome "
-                      "at high - outcome at low on the last day, paired across replications",
+                      f"+{self.step:.0%} (or at its base value where the scenario does not "
+                      "take the other: one-sided), same seed (common random numbers); effect = "
+                      "outcome at high - outcome at low on the last day, paired across "
+                      "replications",
             "step": self.step, "seed": self.seed, "days": self.days,
             "replications": self.replications, "confidence": self.confidence,
             "outcomes": {o: [e.to_dict() for e in self.for_outcome(o)] for o in self.outcomes()},
@@ -152,12 +154,16 @@ def _mean(x: np.ndarray) -> float:
 def analyse(base_values: Mapping[str, float], run: Callable[[Sequence[SweepTask]],
             Sequence[Projection]], template: SweepTask, *, step: float = DEFAULT_STEP,
             outcomes: Sequence[tuple[str, str | None]] = OUTCOMES,
-            confidence: float = DEFAULT_CONFIDENCE) -> SensitivityTable:
+            confidence: float = DEFAULT_CONFIDENCE,
+            admits: Callable[[str, float], bool] | None = None) -> SensitivityTable:
     """Run the base scenario and each parameter low and high; rank effects per outcome.
 
     ``template`` gives the rulebooks, scenario, days, replications and seed every run shares;
     ``run`` executes a list of tasks and returns their projections in order (in process or on a
-    cluster).
+    cluster). ``admits(name, value)`` says whether the scenario takes a value: a low or high
+    value it does not (below zero for a markup of 0, say) is replaced by the base value, so
+    that parameter's effect is one-sided (its `low` or `high` says so); a parameter neither of
+    whose values it takes is a ValueError naming it.
     """
     if not 0.0 < step < 1.0:
         raise ValueError("step must be a fraction between 0 and 1, e.g. 0.2 for ±20 %")
@@ -175,6 +181,12 @@ def analyse(base_values: Mapping[str, float], run: Callable[[Sequence[SweepTask]
     bounds: dict[str, tuple[float, float]] = {}
     for name in names:
         lo, hi = perturbed_values(base_values[name], step)
+        if admits is not None:
+            lo_ok, hi_ok = admits(name, lo), admits(name, hi)
+            if not (lo_ok or hi_ok):
+                raise ValueError(f"parameter {name!r}: the scenario takes neither {lo:g} nor "
+                                 f"{hi:g} (its value {base_values[name]:g} -/+ the step)")
+            lo, hi = (lo if lo_ok else base_values[name]), (hi if hi_ok else base_values[name])
         bounds[name] = (lo, hi)
         tasks += [task({name: lo}), task({name: hi})]
     projections = list(run(tasks))
@@ -214,11 +226,24 @@ def sensitivity(rulebooks: str | Path, scenario: str | Path | None,
                 progress: Callable[[int, int], None] | None = None) -> SensitivityTable:
     """Sensitivity of the default outcomes to ``base_values``' parameters, run as a sweep
     (in this process by default; ``scheduler=None`` for a LocalCluster or an address)."""
+    from simulator.scenario import load_scenario
+
     template = SweepTask(str(rulebooks), None if scenario is None else str(scenario), (), days,
                          replications, seed)
+    loaded = load_scenario(scenario)
 
     def run(tasks: Sequence[SweepTask]) -> list[Projection]:
         return run_sweep(tasks, scheduler=scheduler, workers=workers, runner=runner,
                          progress=progress).projections
 
-    return analyse(base_values, run, template, step=step, confidence=confidence)
+    def admits(name: str, value: float) -> bool:
+        try:
+            loaded.with_values({name: value})
+        except KeyError:  # (not the scenario's: the runs themselves will say so)
+            return True
+        except ValueError:
+            return False
+        return True
+
+    return analyse(base_values, run, template, step=step, confidence=confidence,
+                   admits=admits)

@@ -61,6 +61,27 @@ def test_sensitivity_keeps_other_overrides_fixed() -> None:
                     {"cpc": 1.0, "claim_rate": pytest.approx(0.12)}]
 
 
+def test_a_value_the_scenario_does_not_take_is_replaced_by_the_base_value() -> None:
+    """A markup of 0 cannot go 20 % down to -0.2: that side is run at 0 (one-sided); a
+    parameter neither of whose values the scenario takes is refused by name."""
+    seen: list[dict[str, float]] = []
+
+    def runner(task: sweep.SweepTask) -> Projection:
+        seen.append(dict(task.overrides))
+        return linear_runner(task)
+
+    template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
+    table = sensitivity.analyse({"claim_rate": 0.0}, lambda ts: [runner(t) for t in ts],
+                                template, admits=lambda name, value: value >= 0.0)
+    assert seen == [{}, {"claim_rate": 0.0}, {"claim_rate": pytest.approx(0.2)}]
+    [effect] = table.for_outcome("share_alive")
+    assert (effect.low_value, effect.high_value) == (0.0, pytest.approx(0.2))
+    assert effect.effect == pytest.approx(0.5 * 0.2)
+    with pytest.raises(ValueError, match="'claim_rate': the scenario takes neither"):
+        sensitivity.analyse({"claim_rate": 0.0}, lambda ts: [], template,
+                            admits=lambda name, value: False)
+
+
 def test_bad_step_and_empty_parameter_list_are_refused() -> None:
     template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
     with pytest.raises(ValueError, match="step"):

@@ -52,6 +52,10 @@ def test_a_bad_scenario_file_is_reported_with_file_line_and_column(
     (["sensitivity", "--rulebooks", LOWPRICE, "--param", "refunds.nope"],
      "has no parameter 'refunds.nope'"),
     (["sensitivity", "--rulebooks", LOWPRICE, "--step", "0"], "--step"),
+    (["sensitivity", "--rulebooks", LOWPRICE, "--top", "0"], "--top must be at least 1"),
+    (["calibrate", "--sellers", "20000000"],
+     "--sellers 20000000: override makes scenario 'default' invalid: groups.0.sellers.value: "
+     "Input should be less than or equal to 10000000"),
     (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate"], "--param"),
     (["sweep", "--rulebooks", LOWPRICE, "--param", "exit.loss_days=2.5"], "whole number"),
     (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate=2"], "invalid"),
