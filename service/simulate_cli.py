@@ -53,9 +53,8 @@ def _load_set(path: str) -> Any:
 
 
 def _load_scenario(path: str | None, days: int) -> Any:
-    """The scenario at `path` (None: the default), checked for a run of `days` days."""
+    """The scenario at `path` (None: the default), checked for a run of `days` days here."""
     from rules.yamlsource import SourceError
-    from simulator.population import calendar_problem
     from simulator.scenario import load_scenario
 
     if path is not None and not Path(path).is_file():
@@ -64,9 +63,16 @@ def _load_scenario(path: str | None, days: int) -> Any:
         scenario = load_scenario(path)
     except SourceError as exc:
         raise InputError([str(v) for v in exc.violations]) from None
-    problem = calendar_problem(scenario.start, days)
+    return _runnable(scenario, days)
+
+
+def _runnable(scenario: Any, days: int) -> Any:
+    """The scenario, if a run of `days` days on it can be made here (`run.run_problem`)."""
+    from simulator.run import run_problem
+
+    problem = run_problem(scenario, days)
     if problem is not None:
-        raise InputError([f"--days {days} with {scenario.file}: {problem}"])
+        raise InputError([f"{scenario.file}: {problem}"])
     return scenario
 
 
@@ -402,7 +408,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     scenario = _load_scenario(args.scenario, args.days)
     if args.sellers is not None:
         try:
-            scenario = with_sellers(scenario, args.sellers)
+            scenario = _runnable(with_sellers(scenario, args.sellers), args.days)
         except ValueError as exc:
             raise InputError([f"--sellers {args.sellers}: {exc}"]) from None
     with _status("calibration: projecting lowprice-2024 (twice) and reformed-2025"):

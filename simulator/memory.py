@@ -75,3 +75,38 @@ def mapped_zeros(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.nd
     a = np.empty(shape, dtype=dtype)
     a.fill(0)
     return a
+
+
+#: Peak bytes a run takes per merchant slot of the replications running together, rounded
+#: up: the 1,000,000-merchant, 365-day benchmark peaked at 0.66-0.70 GiB, the interpreter
+#: and the compiled kernels included (bench/RESULTS.md).
+BYTES_PER_SLOT = 750
+
+
+def available_bytes() -> int | None:
+    """The memory the kernel says could be allocated without swapping (MemAvailable), or
+    None where it does not say (not Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_problem(slots: int, available: int | None = None) -> str | None:
+    """Why a model of `slots` merchant slots (one replication's, the least a run keeps at
+    once) would not fit in this machine's memory, None if it would (or if the machine does
+    not say how much it has: `available`, by default `available_bytes()`)."""
+    free = available_bytes() if available is None else available
+    need = slots * BYTES_PER_SLOT
+    if free is None or need <= free:
+        return None
+    return (f"{slots:,} merchant slots need about {_size(need)} at the peak; this machine "
+            f"has {_size(free)} available")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

@@ -32,13 +32,28 @@ import numpy as np
 
 from rules.rulebook import RulebookSet
 from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
+from simulator.memory import memory_problem
 from simulator.model import ADDED_FLOWS, Model
-from simulator.population import Layout
+from simulator.population import Layout, calendar_problem
 from simulator.projection import Projection
 from simulator.scenario import TIERS, Scenario, load_scenario
 
 Progress = Callable[[int, int], None]
 CHUNK_MERCHANTS = 2_000_000
+
+
+def run_problem(scenario: Scenario, days: int) -> str | None:
+    """Why a run of `days` days on `scenario` cannot be made here, None if it can: its days
+    past what the calendar holds (`population.calendar_problem`), or one replication's
+    population too large for this machine's memory (`memory.memory_problem`)."""
+    problem = calendar_problem(scenario.start, days)
+    if problem is not None:
+        return f"--days {days}: {problem}"
+    problem = memory_problem(Layout.of(scenario).n)
+    if problem is not None:
+        sellers = ", ".join(str(int(g.sellers.value)) for g in scenario.model.groups)
+        return f"{problem} (sellers of the product groups: {sellers})"
+    return None
 
 
 def replication_seed(seed: int, index: int) -> np.random.SeedSequence:

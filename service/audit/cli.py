@@ -81,11 +81,9 @@ def _projection(args: argparse.Namespace, rulebook_set: Any) -> Any:
         scenario = load_scenario(path)
     except SourceError as exc:
         raise ValueError("\n".join(str(v) for v in exc.violations)) from None
-    from simulator.population import calendar_problem
-
-    problem = calendar_problem(scenario.start, args.days)
+    problem = run.run_problem(scenario, args.days)
     if problem is not None:
-        raise ValueError(f"--days {args.days} with {scenario.file}: {problem}")
+        raise ValueError(f"{scenario.file}: {problem}")
     return run.project(rulebook_set, scenario, args.days, args.replications, args.seed)
 
 

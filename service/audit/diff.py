@@ -442,9 +442,9 @@ def add_projection(d: SetDiff, a: RulebookSet, b: RulebookSet, scenario: str, *,
         raise DiffError(f"--project needs the simulator's what-if ({exc.name} is not "
                         f"available in this build)") from None
     sc = _load_scenario(scenarios, scenario)
-    problem = importlib.import_module("simulator.population").calendar_problem(sc.start, days)
+    problem = run.run_problem(sc, days)
     if problem is not None:
-        raise DiffError(f"--days {days} with {sc.file}: {problem}")
+        raise DiffError(f"{sc.file}: {problem}")
     pa = run.project(a, sc, days, replications, seed)
     pb = run.project(b, sc, days, replications, seed)
     comparison = whatif.compare(pa, pb)

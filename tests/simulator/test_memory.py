@@ -43,3 +43,25 @@ def test_later_days_reuse_freed_memory_instead_of_faulting_in_fresh_pages() -> N
     # 2,000 pages a day); tuned, the blocks stay in the heap.
     assert untuned > 2000
     assert tuned < untuned / 20
+
+
+def test_a_population_is_held_against_the_memory_the_machine_has() -> None:
+    """A replication's slots at `BYTES_PER_SLOT` each, against what is available: refused
+    with both sizes when more, passed when not, and passed where the machine does not say."""
+    from simulator.memory import BYTES_PER_SLOT, memory_problem
+
+    slots = 40_000_000
+    need = slots * BYTES_PER_SLOT
+    assert memory_problem(slots, available=need) is None
+    problem = memory_problem(slots, available=23 * 2**30)
+    assert problem == ("40,000,000 merchant slots need about 27.9 GiB at the peak; this "
+                       "machine has 23.0 GiB available")
+    assert memory_problem(slots, available=need - 1) is not None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/meminfo")
+def test_the_memory_available_is_read_from_the_kernel() -> None:
+    from simulator.memory import available_bytes
+
+    free = available_bytes()
+    assert isinstance(free, int) and 2**20 < free < 2**50

@@ -80,8 +80,27 @@ def test_a_run_past_the_calendars_end_is_refused_before_it_starts(
     late = tmp_path / "late.yaml"
     late.write_text(text.replace('start: "2024-07-01"', 'start: "9999-12-01"'))
     assert main([*command, "--scenario", str(late), "--days", "10"]) == 2
-    assert (f"--days 10 with {late}: 10 days from 9999-12-01 run past what the calendar "
+    assert (f"{late}: --days 10: 10 days from 9999-12-01 run past what the calendar "
             "holds" in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("command", "out"), [
+    (["simulate", "--rulebooks", LOWPRICE], True), (["whatif", LOWPRICE, REFORMED], True),
+    (["calibrate"], False),
+])
+def test_a_population_past_this_machines_memory_is_refused_before_it_starts(
+        command: list[str], out: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The default population (four groups of at most 60 sellers: 240 slots) on a machine
+    said to have 100 kB free."""
+    from simulator import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)
+    assert main([*command, "--days", "3", *(["--out", str(tmp_path / "o")] if out else [])]) == 2
+    assert ("240 merchant slots need about 0.2 MiB at the peak; this machine has 0.1 MiB "
+            "available (sellers of the product groups: 40, 60, 60, 40)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("command", [
