@@ -235,6 +235,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _print_summary(summary)
         print(f"wrote {written.summary}, {written.arrays} and {len(written.charts)} chart files "
               f"under {Path(args.out) / 'charts'}")
+    if summary["infinite"]:
+        _err(f"warning: {', '.join(summary['infinite'])} reached infinity (numbers past what a "
+             "float holds: look at the scenario's costs, spreads and scales); the summary "
+             "shows those days as no value")
     return OK
 
 

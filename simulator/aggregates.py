@@ -242,7 +242,8 @@ def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples, n_
 
 
 def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
+    with np.errstate(invalid="ignore"):  # (inf / inf, after an overflow: NaN, said elsewhere)
+        return a / b if b > 0 else float("nan")
 
 
 def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],

@@ -3172,8 +3172,8 @@ def _start_margin(s: Mapping[str, np.ndarray]) -> np.ndarray:
     """`Model._margin` of every merchant that exists and 0 in the padding slots: the same
     operations on the same numbers, over all slots at once instead of gathered at the ones
     that exist (padding slots have prices and costs too, never read)."""
-    margin = s["price"] - s["unit_cost"]
     with np.errstate(divide="ignore", invalid="ignore"):
+        margin = s["price"] - s["unit_cost"]
         margin -= s["shipping"]
         margin /= s["price"]
         margin -= s["burden_ema"]

@@ -180,7 +180,16 @@ def summarize(p: Projection) -> dict[str, Any]:
         "band_percentiles": list(BAND),
         "meta": _jsonable(p.meta),
         "series": {name: series_summary(p, name) for name in sorted(p.series)},
+        "infinite": infinite_series(p),
     }
+
+
+def infinite_series(p: Projection) -> list[str]:
+    """The series that reached an infinity on some day of some replication: numbers past
+    float64's range (a scenario whose costs or spreads are absurdly large, say). The summary
+    writes such a value as null, as it writes a NaN (no data: no sales that day), so it says
+    which they are."""
+    return sorted(name for name, x in p.series.items() if np.isinf(x).any())
 
 
 def _jsonable(value: Any) -> Any:

@@ -53,6 +53,16 @@ def test_a_cohort_that_has_all_left_gives_null_not_nan() -> None:
     assert "NaN" not in text
 
 
+def test_the_summary_names_the_series_that_reached_infinity() -> None:
+    """Written as null like a NaN (no data), an infinity (an overflow) is named apart."""
+    p = synthetic_projection(replications=3, days=4)
+    assert outputs.summarize(p)["infinite"] == []
+    p.series["gmv"][1, 2] = np.inf
+    p.series["price_mean"][0, 3, 1] = -np.inf
+    p.series["margin_mean"][:, 0, 0] = np.nan  # (no data: not named)
+    assert outputs.summarize(p)["infinite"] == ["gmv", "price_mean"]
+
+
 def test_summary_refuses_a_projection_with_a_wrong_shape() -> None:
     p = synthetic_projection(replications=2, days=3)
     p.series["share_alive"] = np.zeros((2, 4))

@@ -84,6 +84,21 @@ def test_a_run_past_the_calendars_end_is_refused_before_it_starts(
             "holds" in capsys.readouterr().err)
 
 
+def test_simulate_warns_of_series_that_reached_infinity(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A log-normal cost spread of 100 sends costs and prices past a float's range: the run
+    ends, and says which series overflowed (the summary shows them as no value)."""
+    text = DEFAULT_SCENARIO.read_text()
+    assert "cost_spread: {value: 0.04," in text
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(text.replace("cost_spread: {value: 0.04,", "cost_spread: {value: 100.0,"))
+    assert main(["simulate", "--rulebooks", LOWPRICE, "--scenario", str(wide), *SMALL,
+                 "--no-charts", "--out", str(tmp_path / "o")]) == 0
+    assert "warning: gmv, price_mean" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["infinite"][:2] == ["gmv", "price_mean"]
+
+
 @pytest.mark.parametrize(("command", "out"), [
     (["simulate", "--rulebooks", LOWPRICE], True), (["whatif", LOWPRICE, REFORMED], True),
     (["calibrate"], False),
