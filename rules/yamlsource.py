@@ -9,6 +9,7 @@ only the safe scalar types (str, int, float, bool, null, date) are built.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,10 +143,22 @@ class Document:
         return 0
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers in exponent form as YAML 1.2 does: 1e30 and
+    1.5e-3 are numbers (YAML 1.1 wants a dot and a sign, 1.0e+30, and reads the others as
+    text, which then fails as "not a number" where a number is written)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 class _Builder:
     def __init__(self, file: str, text: str):
         self.doc = Document(file=file, data=None, text=text)
-        self.loader = yaml.SafeLoader("")
+        self.loader = _Loader("")
         self.nodes = 0
         self.errors: list[Violation] = []
 
@@ -204,7 +217,7 @@ class _TooLarge(Exception):
 def _count_aliases(text: str, file: str) -> None:
     aliases = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.AliasEvent):
                 aliases += 1
                 if aliases > MAX_ALIASES:
@@ -246,7 +259,7 @@ def read_text(text: str, file: str) -> Document:
         raise SourceError([Violation(file, 1, 1, "", _TOO_BIG)])
     _count_aliases(text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise SourceError([_yaml_violation(file, exc)]) from None
     except yaml.YAMLError as exc:

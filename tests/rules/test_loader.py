@@ -171,6 +171,16 @@ def test_a_whole_number_past_a_floats_range_is_refused_where_it_is_written(value
     assert msg.endswith(":10:12: parameters.commission_rate.value: this number is too large")
 
 
+@pytest.mark.parametrize(("written", "value"), [("1e3", 1000.0), ("2.5E-2", 0.025),
+                                              ("1.0e+3", 1000.0)])
+def test_numbers_in_exponent_form_are_numbers(written: str, value: float) -> None:
+    """YAML 1.1 reads 1e3 (no dot, no sign) as text; these files read it as YAML 1.2 does."""
+    rb = load_rulebook_text(GOOD.replace("value: 5%\n    unit: fraction",
+                                         f"value: {written}\n    unit: score"),
+                            "commission.yaml")
+    assert rb.parameters["commission_rate"] == value
+
+
 def test_counts_cannot_be_negative() -> None:
     text = GOOD.replace("value: 5%\n    unit: fraction", "value: -1\n    unit: count")
     assert text != GOOD
