@@ -86,6 +86,13 @@ def _check_run_size(args: argparse.Namespace) -> None:
         problems.append(f"--seed must be zero or more, not {args.seed}")
     if getattr(args, "workers", 1) < 1:
         problems.append(f"--workers must be at least 1, not {args.workers}")
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler not in (None, "inprocess", "local"):
+        from simulator.sweep import address_problem
+
+        problem = address_problem(scheduler)
+        if problem is not None:
+            problems.append(f"--scheduler {scheduler}: {problem} (or inprocess, or local)")
     out = getattr(args, "out", None)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         problems.append(f"--out {out}: exists and is not a directory")

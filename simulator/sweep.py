@@ -296,6 +296,22 @@ def local_cluster(workers: int = 2, *, threads_per_worker: int = 1,
                             processes=processes, dashboard_address=None)
 
 
+def address_problem(address: str) -> str | None:
+    """What is wrong with a scheduler address, None if nothing is: found before connecting,
+    so that a port past 65535, say, is refused at once instead of after the connection
+    timeout."""
+    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        return "expected an address like tcp://HOST:PORT"
+    if address.startswith("inproc://"):
+        return None
+    host, colon, port = address.split("://", 1)[1].rpartition(":")
+    if not colon or not host:
+        return "expected an address like tcp://HOST:PORT"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"the port {port!r} is not a number from 1 to 65535"
+    return None
+
+
 @contextmanager
 def dask_client(scheduler: str | None, *, workers: int = 2, threads_per_worker: int = 1,
                 processes: bool = True) -> Iterator[tuple[Any, str]]:
@@ -311,9 +327,9 @@ def dask_client(scheduler: str | None, *, workers: int = 2, threads_per_worker: 
         client = Client(cluster)
         where = f"LocalCluster({workers} workers, processes={processes})"
     else:
-        if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-            raise ValueError(f"scheduler {scheduler!r}: expected an address like "
-                             "tcp://HOST:PORT")
+        problem = address_problem(scheduler)
+        if problem is not None:
+            raise ValueError(f"scheduler {scheduler!r}: {problem}")
         client = Client(scheduler)
         where = scheduler
     try:

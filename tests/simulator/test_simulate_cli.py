@@ -61,6 +61,10 @@ def test_a_bad_scenario_file_is_reported_with_file_line_and_column(
     (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate=2"], "invalid"),
     (["sweep", "--rulebooks", LOWPRICE, "--param", "x.y=1", "--seeds", "a"], "--param x.y"),
     (["sweep", "--rulebooks", LOWPRICE, "--seeds", "a,b"], "--seeds"),
+    (["sweep", "--rulebooks", LOWPRICE, "--scheduler", "tcp://127.0.0.1:99999"],
+     "--scheduler tcp://127.0.0.1:99999: the port '99999' is not a number from 1 to 65535"),
+    (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "bogus"],
+     "--scheduler bogus: expected an address like tcp://HOST:PORT"),
 ])
 def test_usage_errors_exit_2_with_a_clear_message(
         argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,6 +48,21 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
         sweep.parse_grid([spec])
 
 
+@pytest.mark.parametrize(("address", "problem"), [
+    ("tcp://127.0.0.1:8786", None), ("tls://scheduler.example:443", None),
+    ("tcp://[::1]:8786", None), ("inproc://10.0.0.1/123/1", None),
+    ("localhost:8786", "expected an address like tcp://HOST:PORT"),
+    ("tcp://127.0.0.1", "expected an address like tcp://HOST:PORT"),
+    ("tcp://:8786", "expected an address like tcp://HOST:PORT"),
+    ("tcp://127.0.0.1:99999", "the port '99999' is not a number from 1 to 65535"),
+    ("tcp://127.0.0.1:0", "the port '0' is not a number from 1 to 65535"),
+    ("tcp://127.0.0.1:http", "the port 'http' is not a number from 1 to 65535"),
+])
+def test_a_scheduler_address_is_checked_before_connecting(address: str,
+                                                          problem: str | None) -> None:
+    assert sweep.address_problem(address) == problem
+
+
 def _assert_same(a: sweep.SweepResult, b: sweep.SweepResult) -> None:
     assert a.tasks == b.tasks
     for pa, pb in zip(a.projections, b.projections, strict=True):
