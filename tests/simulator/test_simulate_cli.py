@@ -179,7 +179,8 @@ def test_calibrate_prints_every_target_and_exits_1_on_a_failure(
     calls: list[dict[str, Any]] = []
 
     def fake(scenario: Any, **kwargs: Any) -> list[CalibrationResult]:
-        calls.append(kwargs)
+        calls.append({**kwargs, "sellers": {int(g.sellers.value)
+                                            for g in scenario.model.groups}})
         return [CalibrationResult("small_exit", "share of small merchants gone", (0.6, 1.0),
                                   0.83, 0.04, True),
                 CalibrationResult("refund_burden_10pct", "refund burden at a 10 % claim rate",
@@ -192,7 +193,7 @@ def test_calibrate_prints_every_target_and_exits_1_on_a_failure(
     assert "PASS small_exit (share of small merchants gone): band [0.6, 1]" in out
     assert "simulated 0.83 (spread 0.04" in out and "FAIL refund_burden_10pct" in out
     assert "1 passed, 1 failed" in out
-    assert calls[0] == {"days": 30, "replications": 3, "seed": 9, "sellers": 5}
+    assert calls[0] == {"days": 30, "replications": 3, "seed": 9, "sellers": {5}}
 
     monkeypatch.setattr(calibration, "calibrate", lambda s, **k: fake(s, **k)[:1])
     assert main(["calibrate", "--format", "json"]) == 0
