@@ -150,6 +150,9 @@ def test_inline_rulebook_set_and_scenario_text(serve: Callable[..., Any]) -> Non
                         parameters=_params(scenario_yaml="scenario:\n  name: x\n  bogus: 1\n")),
      "parameters.scenario_yaml", "scenario.yaml:"),
     (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
+                        parameters=_params(scenario_yaml="scenario:\n  name: x\x01\n")),
+     "parameters.scenario_yaml", "scenario.yaml:2:10: YAML does not allow the character U+0001"),
+    (pb.SimulateRequest(rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
                         parameters=_params(scenario_yaml=(ROOT / "simulator" / "scenarios"
                                                           / "default.yaml").read_text()
                                            .replace('start: "2024-07-01"',
