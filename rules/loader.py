@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from rules import expression as ex
 from rules.effects import EFFECTS, EffectSpec
+from rules.expression.parser import finite_number
 from rules.model import FAMILIES, Parameter, RulebookFile
 from rules.rulebook import (
     CompiledExpr,
@@ -220,6 +221,10 @@ class _Checker:
                     continue
                 if isinstance(value, int | float) and not isinstance(value, bool) \
                         and arg.kind in ("number", "duration"):
+                    if not finite_number(value):  # (as the expression parser says it)
+                        self.error(apath, "this number is too large" if value == value
+                                   else "NaN is not a number a rule can use")
+                        ok = False
                     literals[name] = value
                     continue
                 if not isinstance(value, str):

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from rules.expression.parser import finite_number
+
 FAMILIES = ("ranking", "auto_follow", "refund", "appeal", "commission")
 Family = Literal["ranking", "auto_follow", "refund", "appeal", "commission"]
 
@@ -99,11 +101,8 @@ class Parameter(_Strict):
         # Rules compute in float64: a whole number past its range (1 and 400 zeros) would
         # fail every target (the expression parser refuses such a literal the same way).
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, int) and not isinstance(item, bool):
-                try:
-                    float(item)
-                except OverflowError:
-                    raise ValueError("this number is too large") from None
+            if isinstance(item, int) and not isinstance(item, bool) and not finite_number(item):
+                raise ValueError("this number is too large")
         return value
 
 
@@ -115,6 +114,15 @@ class EffectCall(BaseModel):
     effect: Identifier
 
 
+def _number_as_expression(value: Any) -> Any:
+    """A plain number where an expression goes (YAML reads `when: 5` as a number): its text,
+    which the expression checker then reads (and says, for a condition, that a number is
+    not true or false) instead of a type error from both alternatives of the field."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class Deadline(_Strict):
     """Effects that apply on event time after `after`, unless a named event arrives first."""
 
@@ -123,6 +131,11 @@ class Deadline(_Strict):
     key: Literal["order", "listing", "appeal", "merchant"]
     when: Expression | None = None
     then: list[EffectCall] = Field(min_length=1)
+
+    @field_validator("after", "when", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _number_as_expression(value)
 
 
 class Rule(_Strict):
@@ -135,6 +148,11 @@ class Rule(_Strict):
     then: list[EffectCall] = Field(min_length=1)
     deadline: Deadline | None = None
     source: Source
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _number_as_expression(value)
 
 
 class RulebookFile(_Strict):

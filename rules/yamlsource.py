@@ -9,6 +9,7 @@ only the safe scalar types (str, int, float, bool, null, date) are built.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,10 +150,22 @@ class _Loader(yaml.SafeLoader):
     text, which then fails as "not a number" where a number is written)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
+_EXPONENT_FORM = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FORM,
+                              list("-+0123456789."))
+
+
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A float as PyYAML reads it, but digits past float64's range (1e400) stay text, as
+    YAML 1.1 left them: the checks that read them say the number is too large, where PyYAML
+    would make it an infinity (`.inf` is still one, written so)."""
+    value = loader.construct_yaml_float(node)
+    if math.isinf(value) and "inf" not in node.value.lower():
+        return node.value
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _float)
 
 
 class _Builder:

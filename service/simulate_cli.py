@@ -52,25 +52,30 @@ def _load_set(path: str) -> Any:
         raise InputError([str(v) for v in exc.violations]) from None
 
 
-def _load_scenario(path: str | None, days: int) -> Any:
-    """The scenario at `path` (None: the default), checked for a run of `days` days here."""
+def _load_scenario(args: argparse.Namespace) -> Any:
+    """The scenario of --scenario (the default without it), checked for the run the other
+    arguments ask for."""
     from rules.yamlsource import SourceError
     from simulator.scenario import load_scenario
 
+    path = args.scenario
     if path is not None and not Path(path).is_file():
         raise InputError([f"{path}: no such scenario file"])
     try:
         scenario = load_scenario(path)
     except SourceError as exc:
         raise InputError([str(v) for v in exc.violations]) from None
-    return _runnable(scenario, days)
+    return _runnable(scenario, args)
 
 
-def _runnable(scenario: Any, days: int) -> Any:
-    """The scenario, if a run of `days` days on it can be made here (`run.run_problem`)."""
+def _runnable(scenario: Any, args: argparse.Namespace) -> Any:
+    """The scenario, if the run `args` ask for can be made here (`run.run_problem`: on a
+    remote scheduler, only its days are checked)."""
     from simulator.run import run_problem
 
-    problem = run_problem(scenario, days)
+    scheduler = getattr(args, "scheduler", "inprocess")
+    processes = {"inprocess": 1, "local": getattr(args, "workers", 1)}.get(scheduler, 0)
+    problem = run_problem(scenario, args.days, args.replications, processes)
     if problem is not None:
         raise InputError([f"{scenario.file}: {problem}"])
     return scenario
@@ -217,7 +222,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     rulebook_set = _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario, args.days)
+    scenario = _load_scenario(args)
     if args.scheduler == "inprocess":
         with progress_bar(f"projecting {rulebook_set.id}",
                           _wants_bar(args, _merchants(scenario))) as update:
@@ -245,7 +250,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if summary["infinite"]:
         _err(f"warning: {', '.join(summary['infinite'])} reached infinity (numbers past what a "
              "float holds: look at the scenario's costs, spreads and scales); the summary "
-             "shows those days as no value")
+             "shows those days, and the figures computed from them (ratios, margins), as no "
+             "value")
     return OK
 
 
@@ -259,7 +265,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         raise InputError([f"--confidence must be between 0 and 1, not {args.confidence}"])
     set_a = _load_set(args.set_a)
     set_b = _load_set(args.set_b)
-    scenario = _load_scenario(args.scenario, args.days)
+    scenario = _load_scenario(args)
     with progress_bar(f"projecting {set_a.id}",
                       _wants_bar(args, _merchants(scenario), 2)) as update:
         a = _project(set_a, scenario, args, update)
@@ -329,7 +335,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario, args.days)
+    scenario = _load_scenario(args)
     names = args.param or list(sensitivity.DEFAULT_PARAMETERS)
     known = scenario.sources()
     unknown = [n for n in names if n not in known]
@@ -374,9 +380,10 @@ def _print_sensitivity(table: Any, top: int) -> None:
 
     console = Console(width=140)
     console.print(f"One at a time, each parameter at -{table.step:.0%} and +{table.step:.0%} of "
-                  f"its value, same seed {table.seed} for every run; {table.days} days, "
-                  f"{table.replications} replications. Effect = outcome at + minus outcome at -, "
-                  "on the last day.", highlight=False)
+                  f"its value (or at its value where the scenario does not take the other: "
+                  f"one-sided, see low .. high), same seed {table.seed} for every run; "
+                  f"{table.days} days, {table.replications} replications. Effect = outcome at "
+                  "+ minus outcome at -, on the last day.", highlight=False)
     for outcome in table.outcomes():
         effects = table.for_outcome(outcome)[:top]
         unit = _unit_of(outcome)
@@ -416,10 +423,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     _check_run_size(args)
     if args.sellers is not None and args.sellers < 1:
         raise InputError([f"--sellers must be at least 1, not {args.sellers}"])
-    scenario = _load_scenario(args.scenario, args.days)
+    scenario = _load_scenario(args)
     if args.sellers is not None:
         try:
-            scenario = _runnable(with_sellers(scenario, args.sellers), args.days)
+            scenario = _runnable(with_sellers(scenario, args.sellers), args)
         except ValueError as exc:
             raise InputError([f"--sellers {args.sellers}: {exc}"]) from None
     with _status("calibration: projecting lowprice-2024 (twice) and reformed-2025"):
@@ -484,25 +491,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args.scenario, args.days)
+    scenario = _load_scenario(args)
     try:
         grid = sweep.parse_grid(args.param)
     except ValueError as exc:
         raise InputError([str(exc)]) from None
     for name, values in grid.items():
-        try:
-            for v in values:
-                sweep.apply_overrides(scenario, {name: v})
-        except ValueError as exc:
-            raise InputError([f"--param {name}: {exc}"]) from None
+        for v in values:
+            try:
+                overridden = sweep.apply_overrides(scenario, {name: v})
+            except ValueError as exc:
+                raise InputError([f"--param {name}: {exc}"]) from None
+            if name.endswith(".sellers"):  # (a population of its own: does it fit?)
+                _runnable(overridden, args)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         if any(s < 0 for s in seeds):
             raise ValueError
     except ValueError:
         raise InputError([f"--seeds {args.seeds!r}: expected seeds like 1,2,3"]) from None
-    tasks = sweep.sweep_tasks(args.rulebooks, args.scenario, grid, seeds, args.days,
-                              args.replications)
+    try:
+        tasks = sweep.sweep_tasks(args.rulebooks, args.scenario, grid, seeds, args.days,
+                                  args.replications)
+    except ValueError as exc:  # (a grid of too many points)
+        raise InputError([f"--param: {exc}"]) from None
     scheduler = {"local": None}.get(args.scheduler, args.scheduler)
     with progress_bar(f"{len(tasks)} sweep runs", not args.no_progress) as update:
         result = sweep.run_sweep(tasks, scheduler=scheduler, workers=args.workers,
@@ -636,7 +648,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sensitivity", help="rank the scenario parameters by how much they move each outcome",
         description="One at a time, run each parameter at -STEP and +STEP of its value with the "
                     "same seed (common random numbers) and rank the parameters by their effect "
-                    "on each outcome. Writes OUT/sensitivity.json.")
+                    "on each outcome; a value the scenario does not take (a markup of 0 "
+                    "lowered) is replaced by the base value, one-sided. Writes "
+                    "OUT/sensitivity.json.")
     p.add_argument("--rulebooks", required=True, metavar="DIR", help="a rulebook set directory")
     _run_options(p)
     p.add_argument("--param", action="append", metavar="NAME",

@@ -77,10 +77,12 @@ def mapped_zeros(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.nd
     return a
 
 
-#: Peak bytes a run takes per merchant slot of the replications running together, rounded
-#: up: the 1,000,000-merchant, 365-day benchmark peaked at 0.66-0.70 GiB, the interpreter
-#: and the compiled kernels included (bench/RESULTS.md).
-BYTES_PER_SLOT = 750
+#: A projecting process's peak memory: a base (the interpreter, numpy, numba and the compiled
+#: kernels) and so much per merchant slot of the replications it runs together, each rounded
+#: up from what was measured (30-day runs peaked at 0.58 GiB with 1,000,000 slots and 1.83 GiB
+#: with 4,000,000: some 450 bytes a slot over about 0.16 GiB).
+BASE_BYTES = 1 << 28
+BYTES_PER_SLOT = 500
 
 
 def available_bytes() -> int | None:
@@ -96,16 +98,17 @@ def available_bytes() -> int | None:
     return None
 
 
-def memory_problem(slots: int, available: int | None = None) -> str | None:
-    """Why a model of `slots` merchant slots (one replication's, the least a run keeps at
-    once) would not fit in this machine's memory, None if it would (or if the machine does
-    not say how much it has: `available`, by default `available_bytes()`)."""
+def memory_problem(slots: int, processes: int = 1, available: int | None = None) -> str | None:
+    """Why `processes` processes each running a model of `slots` merchant slots at once would
+    not fit in this machine's memory, None if they would (or if the machine does not say how
+    much it has: `available`, by default `available_bytes()`)."""
     free = available_bytes() if available is None else available
-    need = slots * BYTES_PER_SLOT
+    need = processes * (BASE_BYTES + slots * BYTES_PER_SLOT)
     if free is None or need <= free:
         return None
-    return (f"{slots:,} merchant slots need about {_size(need)} at the peak; this machine "
-            f"has {_size(free)} available")
+    who = f"{processes} processes of {slots:,} merchant slots each" if processes > 1 \
+        else f"{slots:,} merchant slots"
+    return f"{who} need about {_size(need)} at the peak; this machine has {_size(free)} available"
 
 
 def _size(n: int) -> str:

@@ -20,7 +20,8 @@ The pass gives the numpy path's scores and channels bit for bit, with the numba 
 difference (`rules.expression.numba_target`, "Semantics"): a NaN computed from infinities
 (``inf - inf``) is unknown here and a known NaN to numpy, which a `not` or a `!=` can then
 tell apart. The fields the ranking reads are prices, costs and qualities, finite in the
-model (its scenario's numbers, and what its stages compute from them).
+model but for a scenario whose numbers overflow a float (a cost spread of 100, say: the run
+then says which series reached infinity, `simulator.outputs.infinite_series`).
 """
 
 from __future__ import annotations

@@ -42,14 +42,22 @@ Progress = Callable[[int, int], None]
 CHUNK_MERCHANTS = 2_000_000
 
 
-def run_problem(scenario: Scenario, days: int) -> str | None:
-    """Why a run of `days` days on `scenario` cannot be made here, None if it can: its days
-    past what the calendar holds (`population.calendar_problem`), or one replication's
-    population too large for this machine's memory (`memory.memory_problem`)."""
+def run_problem(scenario: Scenario, days: int, replications: int = 1,
+                processes: int = 1) -> str | None:
+    """Why a run of `days` days and `replications` replications of `scenario` cannot be made
+    here, None if it can: its days past what the calendar holds
+    (`population.calendar_problem`), or the replications run together (`run_replications`'
+    chunks) too large for this machine's memory, in each of `processes` processes at once (a
+    LocalCluster's workers; `memory.memory_problem`). `processes` 0: a remote cluster's run,
+    checked for its days alone (this machine's memory is not where it runs)."""
     problem = calendar_problem(scenario.start, days)
     if problem is not None:
-        return f"--days {days}: {problem}"
-    problem = memory_problem(Layout.of(scenario).n)
+        return problem
+    if processes < 1:
+        return None
+    n = Layout.of(scenario).n
+    together = max(1, min(replications, CHUNK_MERCHANTS // max(1, n)))
+    problem = memory_problem(together * n, min(processes, replications))
     if problem is not None:
         sellers = ", ".join(str(int(g.sellers.value)) for g in scenario.model.groups)
         return f"{problem} (sellers of the product groups: {sellers})"

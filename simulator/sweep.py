@@ -160,12 +160,22 @@ def run_task(task: SweepTask) -> Projection:
     return project(rulebook_set, scenario, task.days, task.replications, task.seed)
 
 
+#: The most points `grid_points` makes (each a projection per seed): three parameters of a
+#: thousand values each would be a billion.
+MAX_POINTS = 100_000
+
+
 def grid_points(grid: Mapping[str, Sequence[float]]) -> list[tuple[tuple[str, float], ...]]:
-    """Every combination of the grid's values, in a fixed order (parameters sorted by name)."""
+    """Every combination of the grid's values, in a fixed order (parameters sorted by name);
+    at most `MAX_POINTS`, counted before any is made."""
     names = sorted(grid)
     for name in names:
         if not grid[name]:
             raise ValueError(f"sweep parameter {name!r} has no values")
+    count = math.prod(len(grid[n]) for n in names)
+    if count > MAX_POINTS:
+        raise ValueError(f"the grid has {count:,} points (" + " x ".join(
+            str(len(grid[n])) for n in names) + f"), more than {MAX_POINTS:,}")
     return [tuple(zip(names, values, strict=True))
             for values in itertools.product(*(grid[n] for n in names))]
 
@@ -305,7 +315,7 @@ def address_problem(address: str) -> str | None:
     if address.startswith("inproc://"):
         return None
     host, colon, port = address.split("://", 1)[1].rpartition(":")
-    if not colon or not host:
+    if not colon or not host or (host.startswith("[") != host.endswith("]")):
         return "expected an address like tcp://HOST:PORT"
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return f"the port {port!r} is not a number from 1 to 65535"

@@ -171,6 +171,17 @@ def _check_size(root: ast.expr, positions: _Positions) -> None:
         )
 
 
+def finite_number(value: int | float) -> bool:
+    """Whether a number is one float64 holds: finite, and for a whole number not past its
+    range (1 and 400 zeros is an int Python holds, but no float)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 class _Positions:
     """Maps `ast` positions (1-based lines, UTF-8 byte columns) to character offsets."""
 
@@ -266,15 +277,12 @@ class _Converter:
             raise self._fail("complex numbers are not supported", node)
         if not isinstance(value, int | float):
             raise self._fail("this kind of value is not supported", node)
+        if not finite_number(value):  # (rules compute in float64)
+            raise self._fail("this number is too large", node)
         if unit is not None:
             value = apply_unit(value, unit)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self._fail("this number is too large", node)
-        if isinstance(value, int) and not isinstance(value, bool):
-            try:
-                float(value)  # (rules compute in float64: a whole number past its range)
-            except OverflowError:
-                raise self._fail("this number is too large", node) from None
+            if not finite_number(value):  # (36000...0h past float64 in seconds)
+                raise self._fail("this number is too large", node)
         return Const(value, unit, **span)
 
     def _name(self, node: ast.Name) -> Node:

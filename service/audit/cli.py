@@ -81,7 +81,7 @@ def _projection(args: argparse.Namespace, rulebook_set: Any) -> Any:
         scenario = load_scenario(path)
     except SourceError as exc:
         raise ValueError("\n".join(str(v) for v in exc.violations)) from None
-    problem = run.run_problem(scenario, args.days)
+    problem = run.run_problem(scenario, args.days, args.replications)
     if problem is not None:
         raise ValueError(f"{scenario.file}: {problem}")
     return run.project(rulebook_set, scenario, args.days, args.replications, args.seed)

@@ -181,6 +181,31 @@ def test_numbers_in_exponent_form_are_numbers(written: str, value: float) -> Non
     assert rb.parameters["commission_rate"] == value
 
 
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("amount: event.amount * commission_rate", "amount: 1" + "0" * 400,
+     ":21:17: rules[0].then[0].amount: this number is too large"),
+    ("amount: event.amount * commission_rate", "amount: 1e400",
+     ":21:17: rules[0].then[0].amount: this number is too large"),
+    ("amount: event.amount * commission_rate", "amount: .inf",
+     ":21:17: rules[0].then[0].amount: this number is too large"),
+    ("amount: event.amount * commission_rate", "amount: .nan",
+     ":21:17: rules[0].then[0].amount: NaN is not a number a rule can use"),
+    ("when: event.amount > 0", "when: event.amount > 1" + "0" * 400 + "%",
+     ":17:26: rules[0].when: this number is too large"),
+    ("value: 5%", "value: 1e400",
+     ":10:12: parameters.commission_rate.value: '1e400': this number is too large"),
+    ("when: event.amount > 0", "when: 1e3",
+     ":17:11: rules[0].when: '1000.0' is a number, but a true/false condition is needed here"),
+])
+def test_numbers_past_a_floats_range_are_refused_wherever_they_are_written(
+        old: str, new: str, message: str) -> None:
+    """In an effect's literal argument, in an expression with a unit, in a parameter in
+    exponent form (YAML leaves 1e400 as text rather than make it infinite)."""
+    assert old in GOOD
+    [msg] = errors_of(GOOD.replace(old, new))
+    assert msg.endswith(message)
+
+
 def test_counts_cannot_be_negative() -> None:
     text = GOOD.replace("value: 5%\n    unit: fraction", "value: -1\n    unit: count")
     assert text != GOOD

@@ -46,17 +46,31 @@ def test_later_days_reuse_freed_memory_instead_of_faulting_in_fresh_pages() -> N
 
 
 def test_a_population_is_held_against_the_memory_the_machine_has() -> None:
-    """A replication's slots at `BYTES_PER_SLOT` each, against what is available: refused
-    with both sizes when more, passed when not, and passed where the machine does not say."""
-    from simulator.memory import BYTES_PER_SLOT, memory_problem
+    """Each process's base and its slots at `BYTES_PER_SLOT` each, against what is
+    available: refused with both sizes when more, passed when not, and passed where the
+    machine does not say."""
+    from simulator.memory import BASE_BYTES, BYTES_PER_SLOT, memory_problem
 
     slots = 40_000_000
-    need = slots * BYTES_PER_SLOT
+    need = BASE_BYTES + slots * BYTES_PER_SLOT
     assert memory_problem(slots, available=need) is None
-    problem = memory_problem(slots, available=23 * 2**30)
-    assert problem == ("40,000,000 merchant slots need about 27.9 GiB at the peak; this "
-                       "machine has 23.0 GiB available")
     assert memory_problem(slots, available=need - 1) is not None
+    assert memory_problem(slots, 2, available=2 * need - 1) == (
+        "2 processes of 40,000,000 merchant slots each need about 37.8 GiB at the peak; this "
+        "machine has 37.8 GiB available")
+    assert memory_problem(slots, available=18 * 2**30) == (
+        "40,000,000 merchant slots need about 18.9 GiB at the peak; this machine has 18.0 GiB "
+        "available")
+
+
+def test_a_machine_that_does_not_say_what_it_has_is_not_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
+    assert memory.memory_problem(10**12) is None
+    monkeypatch.setattr(memory, "available_bytes", lambda: 0)
+    assert memory.memory_problem(1) is not None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/meminfo")

@@ -61,6 +61,10 @@ def test_a_bad_scenario_file_is_reported_with_file_line_and_column(
     (["sweep", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate=2"], "invalid"),
     (["sweep", "--rulebooks", LOWPRICE, "--param", "x.y=1", "--seeds", "a"], "--param x.y"),
     (["sweep", "--rulebooks", LOWPRICE, "--seeds", "a,b"], "--seeds"),
+    (["sweep", "--rulebooks", LOWPRICE,
+      *(x for name in ("claim_rate", "lacking_evidence_share", "intervention_share")
+        for x in ("--param", f"refunds.{name}=0:0.999:0.001"))],
+     "--param: the grid has 1,000,000,000 points (1000 x 1000 x 1000), more than 100,000"),
     (["sweep", "--rulebooks", LOWPRICE, "--scheduler", "tcp://127.0.0.1:99999"],
      "--scheduler tcp://127.0.0.1:99999: the port '99999' is not a number from 1 to 65535"),
     (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "bogus"],
@@ -84,10 +88,11 @@ def test_a_run_past_the_calendars_end_is_refused_before_it_starts(
     late = tmp_path / "late.yaml"
     late.write_text(text.replace('start: "2024-07-01"', 'start: "9999-12-01"'))
     assert main([*command, "--scenario", str(late), "--days", "10"]) == 2
-    assert (f"{late}: --days 10: 10 days from 9999-12-01 run past what the calendar "
-            "holds" in capsys.readouterr().err)
+    assert (f"{late}: 10 days from 9999-12-01 run past what the calendar holds"
+            in capsys.readouterr().err)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_simulate_warns_of_series_that_reached_infinity(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A log-normal cost spread of 100 sends costs and prices past a float's range: the run
@@ -105,20 +110,23 @@ def test_simulate_warns_of_series_that_reached_infinity(
 
 @pytest.mark.parametrize(("command", "out"), [
     (["simulate", "--rulebooks", LOWPRICE], True), (["whatif", LOWPRICE, REFORMED], True),
-    (["calibrate"], False),
+    (["calibrate"], False), (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local"], True),
 ])
 def test_a_population_past_this_machines_memory_is_refused_before_it_starts(
         command: list[str], out: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The default population (four groups of at most 60 sellers: 240 slots) on a machine
-    said to have 100 kB free."""
+    """The default population (four groups of at most 60 sellers: 240 slots a replication)
+    on a machine said to have 100 kB free (a process's base alone is 256 MiB)."""
     from simulator import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)
     assert main([*command, "--days", "3", *(["--out", str(tmp_path / "o")] if out else [])]) == 2
-    assert ("240 merchant slots need about 0.2 MiB at the peak; this machine has 0.1 MiB "
-            "available (sellers of the product groups: 40, 60, 60, 40)"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    # (in one process, or in each of the LocalCluster's two workers)
+    assert " merchant slots need about 256." in err or (
+        "2 processes of 1,920 merchant slots each need about 513.8 MiB" in err)
+    assert ("MiB at the peak; this machine has 0.1 MiB available (sellers of the product "
+            "groups: 40, 60, 60, 40)") in err
     assert not (tmp_path / "o").exists()
 
 
@@ -328,3 +336,36 @@ def test_simulate_on_a_dask_cluster_gives_the_in_process_numbers(
         for name in a.files:
             if name != "__projection__":
                 np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_run_on_a_remote_scheduler_is_not_held_against_this_machines_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the run goes is not this machine: the memory is not checked (the calendar is),
+    so the command goes on to connect (refused here: nothing listens on that port)."""
+    from simulator import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)
+    checked: list[Any] = []
+    monkeypatch.setattr(memory, "memory_problem", lambda *a, **k: checked.append(a))
+    from simulator import sweep
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("Timed out trying to connect")
+
+    monkeypatch.setattr(sweep, "project_distributed", refuse)
+    assert main(["simulate", "--rulebooks", LOWPRICE, "--scheduler", "tcp://127.0.0.1:1",
+                 *SMALL, "--out", str(tmp_path / "o")]) == 2
+    assert checked == []
+
+
+def test_a_sweep_of_populations_is_held_against_this_machines_memory(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A grid over a group's sellers makes populations of their own: each must fit, in each
+    of the LocalCluster's workers (the groups are padded to the largest: 4 x 10,000,000)."""
+    from simulator import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+    assert main(["sweep", "--rulebooks", LOWPRICE, "--param",
+                 "groups.0.sellers=60,10000000"]) == 2
+    assert ("2 processes of 40,000,000 merchant slots each need about 37.8 GiB at the peak; "
+            "this machine has 8.0 GiB available") in capsys.readouterr().err

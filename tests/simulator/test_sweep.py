@@ -54,6 +54,7 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
     ("localhost:8786", "expected an address like tcp://HOST:PORT"),
     ("tcp://127.0.0.1", "expected an address like tcp://HOST:PORT"),
     ("tcp://:8786", "expected an address like tcp://HOST:PORT"),
+    ("tcp://[::1]", "expected an address like tcp://HOST:PORT"),
     ("tcp://127.0.0.1:99999", "the port '99999' is not a number from 1 to 65535"),
     ("tcp://127.0.0.1:0", "the port '0' is not a number from 1 to 65535"),
     ("tcp://127.0.0.1:http", "the port 'http' is not a number from 1 to 65535"),
@@ -61,6 +62,14 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
 def test_a_scheduler_address_is_checked_before_connecting(address: str,
                                                           problem: str | None) -> None:
     assert sweep.address_problem(address) == problem
+
+
+def test_a_grid_past_its_limit_is_refused_before_its_points_are_made() -> None:
+    grid = {name: [float(v) for v in range(1000)] for name in ("a", "b", "c")}
+    with pytest.raises(ValueError, match=r"the grid has 1,000,000,000 points \(1000 x 1000 x "
+                                         r"1000\), more than 100,000"):
+        sweep.grid_points(grid)
+    assert len(sweep.grid_points({"a": grid["a"], "b": grid["b"][:100]})) == sweep.MAX_POINTS
 
 
 def _assert_same(a: sweep.SweepResult, b: sweep.SweepResult) -> None:

@@ -136,14 +136,14 @@ def test_project_runs_the_projected_checks(tmp_path, monkeypatch) -> None:
         p.series["take_rate"] = np.full((replications, days), 0.09)
         return p
 
-    def run_problem(scenario, days):
-        calls.append(("checked", days))
+    def run_problem(scenario, days, replications):
+        calls.append(("checked", days, replications))
         return None
 
     monkeypatch.setitem(sys.modules, "simulator.run",
                         types.SimpleNamespace(project=project, run_problem=run_problem))
     code, data = run(tmp_path, LOW, "--project", "default", "--days", "5", "--replications", "2")
-    assert code == 0 and calls == [("checked", 5), ("lowprice-2024", 5, 2, 1)]
+    assert code == 0 and calls == [("checked", 5, 2), ("lowprice-2024", 5, 2, 1)]
     [take] = [f for f in data["findings"] if f["kind"] == "projected"
               and f["criterion"] == "take_rate"]
     assert take["verdict"] == "violation" and len(take["series"]["mean"]) == 5
