@@ -20,6 +20,10 @@ import yaml
 MAX_FILE_BYTES = 1 << 20
 MAX_ALIASES = 32
 MAX_NODES = 100_000
+#: The deepest nesting of mappings and lists a file may have. PyYAML composes a document
+#: recursively (a few hundred levels exhaust Python's stack) and scans deep flow nesting
+#: ("[[[[...") in time that grows with the square of its depth (minutes for 100,000 levels).
+MAX_DEPTH = 64
 
 DataPath = tuple[str | int, ...]
 
@@ -227,10 +231,51 @@ class _TooLarge(Exception):
         self.mark = mark
 
 
+def _flow_depth(text: str, file: str) -> None:
+    """Refuse flow nesting ("[[[..." or "{{{...") deeper than `MAX_DEPTH` before PyYAML reads
+    it: a scan of the brackets outside quotes and comments (a bracket in a block of text
+    counts too: no file of this kind nests that deep even so)."""
+    depth = 0
+    quote = ""
+    for number, line in enumerate(text.split("\n"), start=1):
+        column = 0
+        while column < len(line):
+            c = line[column]
+            if quote:
+                if c == "\\" and quote == '"':
+                    column += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "'\"":
+                quote = c
+            elif c == "#" and (column == 0 or line[column - 1] in " \t"):
+                break
+            elif c in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SourceError([Violation(file, number, column + 1, "",
+                                                 f"nested more than {MAX_DEPTH} levels deep")])
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            column += 1
+
+
 def _count_aliases(text: str, file: str) -> None:
     aliases = 0
+    depth = 0
+    _flow_depth(text, file)
     try:
         for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:  # (block nesting: indented, so no longer than the file)
+                    m = event.start_mark
+                    raise SourceError([
+                        Violation(file, m.line + 1, m.column + 1, "",
+                                  f"nested more than {MAX_DEPTH} levels deep")
+                    ])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
             if isinstance(event, yaml.AliasEvent):
                 aliases += 1
                 if aliases > MAX_ALIASES:

@@ -9,7 +9,11 @@ import pytest
 
 from rules.loader import load_rulebook, load_rulebook_text, load_set
 from rules.schema_export import SCHEMA_PATH, rulebook_schema
-from rules.yamlsource import MAX_ALIASES, SourceError
+from rules.yamlsource import MAX_ALIASES, SourceError, read_text
+
+
+def load_yaml(text: str) -> object:
+    return read_text(text, "x.yaml").data
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "rulebooks"
@@ -141,6 +145,25 @@ def test_alias_bombs_and_huge_files_are_refused() -> None:
     assert "aliases" in msg
     [msg] = errors_of("x: " + "y" * (1 << 20) + "\n")
     assert "larger than" in msg
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("rulebook: " + "[" * 100_000 + "]" * 100_000, ":1:75:"),  # flow: refused before PyYAML
+    ("a:\n" + "".join("  " * i + "b:\n" for i in range(1, 80)) + "  " * 80 + "c: 1\n",
+     ":65:129:"),  # block nesting, from PyYAML's events
+])
+def test_nesting_deeper_than_the_limit_is_refused_at_once(text: str, where: str) -> None:
+    """PyYAML composes recursively (a few hundred levels overflow Python's stack) and scans
+    deep flow nesting in quadratic time (minutes for 100,000 brackets)."""
+    [msg] = errors_of(text)
+    assert where in msg and msg.endswith("nested more than 64 levels deep")
+
+
+def test_nesting_within_the_limit_and_brackets_in_text_load() -> None:
+    text = ('a: "[[[[ {{"\nb: [1, [2, {c: 3}]]\nd: \'[[\'\' [\'  # [[[[[[\n'
+            + "e: " + "[" * 63 + "]" * 63 + "\n")  # (63 lists in the top mapping: 64 levels)
+    doc = load_yaml(text)
+    assert doc["a"] == "[[[[ {{" and doc["b"] == [1, [2, {"c": 3}]] and doc["d"] == "[[' ["
 
 
 def test_family_must_match_file_name_and_dates_must_be_dates() -> None:
