@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import UnionType
 from typing import IO, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -211,10 +211,16 @@ def _epoch_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
 
 def _epoch_in_range(moment: datetime) -> float:
     # Deadlines add days to event time and months roll over into the next year: keep far from
-    # the calendar's ends so that arithmetic never leaves it.
-    if not 1971 <= moment.year <= 9998:
+    # the calendar's ends so that arithmetic never leaves it. The year is checked in UTC a
+    # day in from the ends, so that no time zone (at most 14 hours off) puts the moment in
+    # another year (9998-12-31T23:59:59Z is already 9999 in Shanghai).
+    if not _EARLIEST <= moment <= _LATEST:
         raise ValueError("event_time must be between the years 1971 and 9998")
     return moment.timestamp()
+
+
+_EARLIEST = datetime(1971, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 30, 23, 59, 59, tzinfo=UTC)
 
 
 EpochSeconds = Annotated[float, GetPydanticSchema(_epoch_schema)]

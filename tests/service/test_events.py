@@ -260,6 +260,22 @@ def test_malformed_or_impossible_time_is_refused(stamp: str) -> None:
     assert violation.path == "event_time"
 
 
+@pytest.mark.parametrize(("stamp", "valid"), [
+    ("9998-12-30T23:59:59Z", True), ("9998-12-31T00:00:00Z", False),
+    ("9998-12-31T23:59:59Z", False),  # already 9999 in Shanghai: its months and years end
+    ("9998-12-31T07:00:00-23:00", False), ("1971-01-02T00:00:00Z", True),
+    ("1971-01-01T23:59:59Z", False), ("1971-01-02T07:59:59+08:00", False),
+])
+def test_a_time_no_zone_puts_past_the_calendar_is_required(stamp: str, valid: bool) -> None:
+    """The years 1971 to 9998 in every time zone: a day in from their ends in UTC. The fast
+    path (`compile_acceptor`'s minute cache) agrees: `test_fast_validation`."""
+    if valid:
+        assert parse_event({**make("order_shipped"), "event_time": stamp}).event_time == stamp
+    else:
+        (violation,) = errors_of({**make("order_shipped"), "event_time": stamp})
+        assert violation.path == "event_time" and "1971 and 9998" in violation.message
+
+
 def test_numeric_time_is_refused() -> None:
     (violation,) = errors_of({**make("order_shipped"), "event_time": 1719797400})
     assert violation == FieldViolation("event_time", "Input should be a valid string")

@@ -79,7 +79,7 @@ def _valid_time(draw: Any) -> str:
     second = draw(st.integers(0, 59))
     fraction = draw(st.sampled_from(["", ".5", ".123", ".123456"]))
     zone = draw(st.sampled_from(["Z", "+08:00", "-05:30", "+00:00"]))
-    return (f"{draw(st.integers(1971, 9997)):04d}-{draw(st.integers(1, 12)):02d}-"
+    return (f"{draw(st.integers(1972, 9997)):04d}-{draw(st.integers(1, 12)):02d}-"
             f"{draw(st.integers(1, 28)):02d}T{draw(st.integers(0, 23)):02d}:"
             f"{draw(st.integers(0, 59)):02d}:{second:02d}{fraction}{zone}")
 
