@@ -71,13 +71,20 @@ Ident = Annotated[str, StringConstraints(min_length=1, max_length=128,
                                          pattern=r"^[^\x00-\x1f\x7f]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
-Money = Annotated[float, Field(ge=0)]
+#: The most yuan an amount or price may be: a thousand trillion. Far above any order, and far
+#: enough below a float's range that sums of them (a merchant's GMV, a cohort's burden over
+#: years of events) stay finite: 1e308 twice was infinity in a merchant's state for good.
+MAX_YUAN = 1e15
+#: The largest count (quantity, clicks, impressions): the largest int64, as the protobuf
+#: fields hold; a JSON integer may be any size (10**400 failed a float conversion).
+MAX_COUNT = 2**63 - 1
+Money = Annotated[float, Field(ge=0, le=MAX_YUAN)]
 """Yuan. Zero is a real amount (a free gift, a waived fee); negative never is."""
-Price = Annotated[float, Field(gt=0)]
+Price = Annotated[float, Field(gt=0, le=MAX_YUAN)]
 """Yuan. A listed or observed price of zero would make every ratio rule divide by zero."""
 Share = Annotated[float, Field(ge=0, le=1)]
-PositiveCount = Annotated[int, Field(ge=1)]
-Count = Annotated[int, Field(ge=0)]
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class _Strict(BaseModel):

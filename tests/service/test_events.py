@@ -276,6 +276,22 @@ def test_a_time_no_zone_puts_past_the_calendar_is_required(stamp: str, valid: bo
         assert violation.path == "event_time" and "1971 and 9998" in violation.message
 
 
+@pytest.mark.parametrize(("kind", "name", "value", "message"), [
+    ("order_placed", "quantity", 10**400, "less than or equal to 9223372036854775807"),
+    ("order_placed", "amount", 1e308, "less than or equal to 1000000000000000"),
+])
+def test_numbers_whose_sums_would_overflow_are_refused(kind: str, name: str, value: Any,
+                                                      message: str) -> None:
+    """A JSON integer of any size failed a float conversion in the engine; two amounts of
+    1e308 made a merchant's GMV infinite for good."""
+    event = make(kind)
+    assert name in event["payload"]
+    (violation,) = errors_of({**event, "payload": {**event["payload"], name: value}})
+    assert violation.path == f"payload.{name}" and message in violation.message
+    parse_event({**event, "payload": {**event["payload"], name: ev.MAX_YUAN
+                                      if name == "amount" else ev.MAX_COUNT}})
+
+
 def test_numeric_time_is_refused() -> None:
     (violation,) = errors_of({**make("order_shipped"), "event_time": 1719797400})
     assert violation == FieldViolation("event_time", "Input should be a valid string")
