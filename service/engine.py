@@ -26,6 +26,7 @@ import datetime as dt
 import heapq
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +55,11 @@ WATERMARK_KEY = "watermark"
 _TYPED_EVENTS = frozenset(EVENT_CLASSES.values())
 _model_dict = BaseModel.__dict__["__dict__"].__get__
 _CORRELATIONS = tuple(CORRELATION_KEYS.items())
+
+
+#: The latest time a deadline may fall due (a day before the calendar's end, in UTC): later
+#: ones cannot be written as dates, and never come.
+LAST_DUE = dt.datetime(9999, 12, 30, tzinfo=dt.UTC).timestamp()
 
 
 class _PostFailed(Exception):
@@ -544,8 +550,10 @@ class Engine:
         if rule.deadline is not None:
             dl = rule.deadline
             after = dl.after.evaluate(scope)
-            if after is not None:
-                due = time + float(after)
+            due = math.inf if after is None else time + float(after)
+            # A deadline past the calendar's last day (99999999999 weeks, say) never falls
+            # due: not armed, as one whose `after` is unknown is not.
+            if due <= LAST_DUE:
                 key_value = "" if dl.key == "merchant" else scope["event"].get(f"{dl.key}_id")
                 if key_value is not None:
                     # JSON keeps the parts apart whatever characters the ids contain.

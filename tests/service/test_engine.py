@@ -247,6 +247,29 @@ def test_commission_and_clicks_add_up(lowprice) -> None:
     assert burden["merchant.ads"] == pytest.approx(86.8)
 
 
+def test_a_deadline_past_the_calendars_end_is_never_armed() -> None:
+    """A response window of 99,999,999,999 weeks (a valid duration) would fall due in a year
+    no date holds: the rule's decision stands without a deadline, as one whose `after` is
+    unknown would, and nothing falls due (the engine used to fail on the date)."""
+    from rules.loader import load_set_from_texts
+
+    files = {p.name: p.read_text() for p in (BOOKS / "lowprice-2024").glob("*.yaml")}
+    assert "    value: 36h\n" in files["refund.yaml"]
+    files["refund.yaml"] = files["refund.yaml"].replace("    value: 36h\n",
+                                                        "    value: 99999999999w\n")
+    s = Story()
+    s.at(0, "listing_updated", listing_id="millet", product_group="grain", price=39.9,
+         unit_cost=30.0, quality=0.9)
+    s.at(0, "order_placed", order_id="o1", listing_id="millet", quantity=1, amount=39.9,
+         shipping_cost=4.0)
+    s.at(1, "order_shipped", order_id="o1")
+    asked = s.at(2, "refund_requested", order_id="o1", kind="refund_only", evidence_valid=False)
+    engine, decisions = s.run(load_set_from_texts("far", files), until_hours=100)
+    [d] = of(decisions, asked)
+    assert d.outcome == "applied" and d.deadline is None
+    assert of(decisions, asked, "deadline") == []
+
+
 def test_event_without_a_rule_gets_an_explicit_decision(lowprice) -> None:
     s = Story()
     shipped = s.at(0, "order_shipped", order_id="nowhere")
