@@ -264,7 +264,7 @@ def test_a_deadline_past_the_calendars_end_is_never_armed() -> None:
          shipping_cost=4.0)
     s.at(1, "order_shipped", order_id="o1")
     asked = s.at(2, "refund_requested", order_id="o1", kind="refund_only", evidence_valid=False)
-    engine, decisions = s.run(load_set_from_texts("far", files), until_hours=100)
+    _engine, decisions = s.run(load_set_from_texts("far", files), until_hours=100)
     [d] = of(decisions, asked)
     assert d.outcome == "applied" and d.deadline is None
     assert of(decisions, asked, "deadline") == []
