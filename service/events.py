@@ -71,10 +71,12 @@ Ident = Annotated[str, StringConstraints(min_length=1, max_length=128,
                                          pattern=r"^[^\x00-\x1f\x7f]+$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
-#: The most yuan an amount or price may be: a thousand trillion. Far above any order, and far
-#: enough below a float's range that sums of them (a merchant's GMV, a cohort's burden over
-#: years of events) stay finite: 1e308 twice was infinity in a merchant's state for good.
-MAX_YUAN = 1e15
+#: The most yuan an amount or price may be: 1e18. Far above any order (and still one Python
+#: writes with an exponent, which the engine must pass to durable_rules as a plain number),
+#: and far enough below a float's range that sums of them (a merchant's GMV, a cohort's
+#: burden over years of events) stay finite: 1e308 twice was infinity in a merchant's state
+#: for good.
+MAX_YUAN = 1e18
 #: The largest count (quantity, clicks, impressions): the largest int64, as the protobuf
 #: fields hold; a JSON integer may be any size (10**400 failed a float conversion).
 MAX_COUNT = 2**63 - 1

@@ -278,7 +278,7 @@ def test_a_time_no_zone_puts_past_the_calendar_is_required(stamp: str, valid: bo
 
 @pytest.mark.parametrize(("kind", "name", "value", "message"), [
     ("order_placed", "quantity", 10**400, "less than or equal to 9223372036854775807"),
-    ("order_placed", "amount", 1e308, "less than or equal to 1000000000000000"),
+    ("order_placed", "amount", 1e308, "less than or equal to 1000000000000000000"),
 ])
 def test_numbers_whose_sums_would_overflow_are_refused(kind: str, name: str, value: Any,
                                                       message: str) -> None:
