@@ -53,6 +53,7 @@ from service.convert import (
 )
 from service.ingest import PRIMARY, SHADOW, BatchReport, Ingestor
 from service.metrics import ServiceMetrics
+from service.rulebook_sets import SET_ID
 from service.state import DEFAULT_MAX_CACHED_ORDERS
 
 log = logging.getLogger("rulebook.service")
@@ -222,7 +223,7 @@ class RulebookServicer(rulebook_service_pb2_grpc.RulebookServiceServicer):
         ])
 
     def GetRulebook(self, request: Any, context: grpc.ServicerContext) -> Any:
-        role = _ROLE.get(request.role, PRIMARY)
+        role = _role(request.role)
         sets = self.app.ingestor.sets()
         if role not in sets:
             raise BadRequest(f"no {role} rulebook set is loaded", [("role", "not loaded")])
@@ -254,15 +255,28 @@ class RulebookServicer(rulebook_service_pb2_grpc.RulebookServiceServicer):
         self.app.authorize_admin(context)
         if not request.set_id:
             raise BadRequest("set_id is empty", [("set_id", "name the set, e.g. reformed-2025")])
+        if not SET_ID.match(request.set_id):
+            raise BadRequest("set_id is not a set's name", [
+                ("set_id", "lower-case letters, digits, '.', '_' and '-', at most 64, "
+                           "starting with a letter or digit, e.g. reformed-2025")])
+        role = _role(request.role)
         try:
             rulebook_set = load_set_from_texts(request.set_id, dict(request.files))
         except SourceError as exc:
             raise BadRequest("the rulebook set does not load", [
                 (f"files[{v.file}]", f"{v.line}:{v.column}: {v.path}: {v.message}")
                 for v in exc.violations]) from None
-        role = _ROLE.get(request.role, PRIMARY)
         self.app.replace(role, rulebook_set)
         return rulebook_service_pb2.LoadRulebookSetResponse(set=_set_info(role, rulebook_set))
+
+
+def _role(value: int) -> str:
+    """The set role a request names (unspecified: primary); BadRequest for a number the
+    enum does not have (it would have replaced the primary set)."""
+    if value not in _ROLE:
+        raise BadRequest(f"unknown role {value}", [
+            ("role", "SET_ROLE_PRIMARY, SET_ROLE_SHADOW or unspecified (primary)")])
+    return _ROLE[value]
 
 
 def _rulebook_info(rb: Rulebook) -> Any:

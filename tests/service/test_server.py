@@ -190,6 +190,30 @@ def test_loading_a_set_needs_the_admin_token_and_swaps_between_batches(channel) 
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize(("role", "set_id", "field"), [
+    (99, "reformed-2025", "role"),  # (not in the enum: it used to replace the primary set)
+    (rb_pb.SET_ROLE_SHADOW, "a\x00b", "set_id"), (rb_pb.SET_ROLE_SHADOW, "../etc", "set_id"),
+    (rb_pb.SET_ROLE_SHADOW, "x" * 65, "set_id"), (rb_pb.SET_ROLE_SHADOW, "A b", "set_id"),
+])
+def test_loading_a_set_with_an_unknown_role_or_a_bad_name_is_refused(
+        channel, role: int, set_id: str, field: str) -> None:
+    stub = rb_grpc.RulebookServiceStub(channel)
+    before = stub.ListRulebookSets(rb_pb.ListRulebookSetsRequest())
+    files = {p.name: p.read_text() for p in (BOOKS / "reformed-2025").glob("*.yaml")}
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LoadRulebookSet(rb_pb.LoadRulebookSetRequest(role=role, set_id=set_id, files=files),
+                             metadata=(("authorization", "Bearer s3cret"),))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(info.value)
+    bad = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad)
+    assert bad.field_violations[0].field == field
+    assert stub.ListRulebookSets(rb_pb.ListRulebookSetsRequest()) == before
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetRulebook(rb_pb.GetRulebookRequest(role=77, family="refund"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_a_past_deadline_is_honoured(app, channel) -> None:
     stub = ev_grpc.EvaluationServiceStub(channel)
     app.ingestor._lock.acquire()  # an earlier batch holds the engine
