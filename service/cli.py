@@ -199,9 +199,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if len(batch) >= args.batch_size:
                 flush_batch()
         flush_batch()
-        if args.until:
-            t = dt.datetime.fromisoformat(args.until).timestamp()
-            for d in engine.advance_to(t):
+        if args.until is not None:
+            for d in engine.advance_to(args.until):
                 decisions += 1
                 by_outcome["deadline"] = by_outcome.get("deadline", 0) + 1
                 out.write(json.dumps(d.to_dict(), separators=(",", ":"),
@@ -339,6 +338,26 @@ def cmd_schema(args: argparse.Namespace) -> int:
 _COMMAND_MODULES = ("service.simulate_cli", "service.audit.cli", "service.audit.review_cli")
 
 
+def _until_time(text: str) -> float:
+    """--until as epoch seconds: an RFC 3339 time with its offset, in the years events may
+    have (as an event's time is read)."""
+    from service.events import _epoch_in_range
+
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time like 2024-07-10T00:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no offset: write one, like 2024-07-10T00:00:00+08:00")
+    try:
+        return _epoch_in_range(moment)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time must fall in the years 1971 to "
+                                         "9998") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rulebook",
@@ -372,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="format of the summary and burden table")
     p.add_argument("--state", metavar="PATH",
                    help="SQLite state file to keep (default: in memory)")
-    p.add_argument("--until", metavar="TIME",
+    p.add_argument("--until", metavar="TIME", type=_until_time,
                    help="after the last event, advance event time to this RFC 3339 time so "
                         "deadlines due by then fire")
     p.add_argument("--batch-size", type=int, default=1000, help=argparse.SUPPRESS)

@@ -104,6 +104,18 @@ def test_usage_errors_exit_2(capsys) -> None:
     capsys.readouterr()
 
 
+@pytest.mark.parametrize(("until", "message"), [
+    ("garbage", "'garbage' is not an RFC 3339 time"),
+    ("2024-07-10T00:00:00", "has no offset"),
+    ("9999-06-01T00:00:00Z", "the time must fall in the years 1971 to 9998"),
+])
+def test_a_bad_until_is_a_usage_error(until: str, message: str, capsys) -> None:
+    """It crashed after the whole replay (garbage), or took a time without an offset."""
+    assert main(["replay", "--rulebooks", str(BOOKS / "lowprice-2024"), "--until", until,
+                 "events.jsonl"]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_schema_command_prints_the_published_schema(capsys) -> None:
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
