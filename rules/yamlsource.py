@@ -233,12 +233,14 @@ class _TooLarge(Exception):
 
 def _flow_depth(text: str, file: str) -> None:
     """Refuse flow nesting ("[[[..." or "{{{...") deeper than `MAX_DEPTH` before PyYAML reads
-    it: a scan of the brackets outside quotes and comments (a bracket in a block of text
-    counts too: no file of this kind nests that deep even so)."""
+    it: a scan of the brackets outside quotes and comments that can open a collection (at a
+    line's start or after ':', '-', ',' or another bracket; one inside a plain text, as in
+    "a range [0, 1)", does not)."""
     depth = 0
     quote = ""
     for number, line in enumerate(text.split("\n"), start=1):
         column = 0
+        before = ""  # the last character on the line outside quotes but spaces
         while column < len(line):
             c = line[column]
             if quote:
@@ -250,13 +252,15 @@ def _flow_depth(text: str, file: str) -> None:
                 quote = c
             elif c == "#" and (column == 0 or line[column - 1] in " \t"):
                 break
-            elif c in "[{":
+            elif c in "[{" and before in ("", ":", "-", ",", "[", "{"):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise SourceError([Violation(file, number, column + 1, "",
                                                  f"nested more than {MAX_DEPTH} levels deep")])
             elif c in "]}":
                 depth = max(0, depth - 1)
+            if not quote and c not in " \t":
+                before = c
             column += 1
 
 

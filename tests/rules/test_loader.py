@@ -162,8 +162,10 @@ def test_nesting_deeper_than_the_limit_is_refused_at_once(text: str, where: str)
 def test_nesting_within_the_limit_and_brackets_in_text_load() -> None:
     text = ('a: "[[[[ {{"\nb: [1, [2, {c: 3}]]\nd: \'[[\'\' [\'  # [[[[[[\n'
             + "e: " + "[" * 63 + "]" * 63 + "\n")  # (63 lists in the top mapping: 64 levels)
+    text += "f: " + "a range [0, 1) " * 100 + "\n"  # (brackets in plain text open nothing)
     doc = load_yaml(text)
     assert doc["a"] == "[[[[ {{" and doc["b"] == [1, [2, {"c": 3}]] and doc["d"] == "[[' ["
+    assert doc["f"].count("[0, 1)") == 100
 
 
 def test_family_must_match_file_name_and_dates_must_be_dates() -> None:
