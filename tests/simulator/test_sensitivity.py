@@ -82,6 +82,24 @@ def test_a_value_the_scenario_does_not_take_is_replaced_by_the_base_value() -> N
                             admits=lambda name, value: False)
 
 
+def test_sensitivity_asks_the_scenario_which_values_it_takes() -> None:
+    """End to end on the default scenario: its promotion markup is 0 and may not go below,
+    so the low run is at 0; the claim rate goes both ways."""
+    seen: list[dict[str, float]] = []
+
+    def runner(task: sweep.SweepTask) -> Projection:
+        seen.append(dict(task.overrides))
+        return linear_runner(task)
+
+    sensitivity.sensitivity("books/x", None, {"population.promo_signup_markup": 0.0,
+                                              "refunds.claim_rate": 0.075},
+                            days=3, replications=2, seed=1, runner=runner)
+    assert seen[1:3] == [{"population.promo_signup_markup": 0.0},
+                         {"population.promo_signup_markup": pytest.approx(0.2)}]
+    assert seen[3:] == [{"refunds.claim_rate": pytest.approx(0.06)},
+                        {"refunds.claim_rate": pytest.approx(0.09)}]
+
+
 def test_bad_step_and_empty_parameter_list_are_refused() -> None:
     template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
     with pytest.raises(ValueError, match="step"):
