@@ -110,15 +110,22 @@ def test_reformed_sofa_never_goes_below_cost(reformed) -> None:
     assert follow.burden["merchant"] == 0
 
 
-@pytest.mark.parametrize("answer_after, stands", [(35 + 59 / 60, True), (36.0, False)])
-def test_refund_answer_just_inside_or_at_the_36_hour_line(lowprice, answer_after, stands) -> None:
+def refund_only_story() -> tuple[Story, str]:
+    """A millet order shipped, then a refund-only request without evidence 2 hours in: the
+    story and the request's event id."""
     s = Story()
     s.at(0, "listing_updated", listing_id="millet", product_group="grain", price=39.9,
          unit_cost=30.0, quality=0.9)
     s.at(0, "order_placed", order_id="o1", listing_id="millet", quantity=1, amount=39.9,
          shipping_cost=4.0)
     s.at(1, "order_shipped", order_id="o1")
-    asked = s.at(2, "refund_requested", order_id="o1", kind="refund_only", evidence_valid=False)
+    return s, s.at(2, "refund_requested", order_id="o1", kind="refund_only",
+                   evidence_valid=False)
+
+
+@pytest.mark.parametrize("answer_after, stands", [(35 + 59 / 60, True), (36.0, False)])
+def test_refund_answer_just_inside_or_at_the_36_hour_line(lowprice, answer_after, stands) -> None:
+    s, asked = refund_only_story()
     answer = s.at(2 + answer_after, "merchant_responded", order_id="o1", decision="reject")
     engine, decisions = s.run(lowprice, until_hours=100)
     auto = of(decisions, asked, "deadline")
@@ -257,13 +264,7 @@ def test_a_deadline_past_the_calendars_end_is_never_armed() -> None:
     assert "    value: 36h\n" in files["refund.yaml"]
     files["refund.yaml"] = files["refund.yaml"].replace("    value: 36h\n",
                                                         "    value: 99999999999w\n")
-    s = Story()
-    s.at(0, "listing_updated", listing_id="millet", product_group="grain", price=39.9,
-         unit_cost=30.0, quality=0.9)
-    s.at(0, "order_placed", order_id="o1", listing_id="millet", quantity=1, amount=39.9,
-         shipping_cost=4.0)
-    s.at(1, "order_shipped", order_id="o1")
-    asked = s.at(2, "refund_requested", order_id="o1", kind="refund_only", evidence_valid=False)
+    s, asked = refund_only_story()
     _engine, decisions = s.run(load_set_from_texts("far", files), until_hours=100)
     [d] = of(decisions, asked)
     assert d.outcome == "applied" and d.deadline is None
