@@ -264,7 +264,9 @@ def _flow_depth(text: str, file: str) -> None:
             column += 1
 
 
-def _count_aliases(text: str, file: str) -> None:
+def _check_structure(text: str, file: str) -> None:
+    """Before the document is built: no more than `MAX_ALIASES` aliases, no nesting deeper
+    than `MAX_DEPTH`, no character YAML does not allow, each reported where it is."""
     aliases = 0
     depth = 0
     _flow_depth(text, file)
@@ -319,7 +321,7 @@ def read_text(text: str, file: str) -> Document:
     """Parse YAML text into a located Document, or raise SourceError naming every problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise SourceError([Violation(file, 1, 1, "", _TOO_BIG)])
-    _count_aliases(text, file)
+    _check_structure(text, file)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

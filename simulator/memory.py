@@ -78,9 +78,10 @@ def mapped_zeros(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.nd
 
 
 #: A projecting process's peak memory: a base (the interpreter, numpy, numba and the compiled
-#: kernels) and so much per merchant slot of the replications it runs together, each rounded
-#: up from what was measured (30-day runs peaked at 0.58 GiB with 1,000,000 slots and 1.83 GiB
-#: with 4,000,000: some 450 bytes a slot over about 0.16 GiB).
+#: kernels) and so much per merchant slot of the replications it runs together. The memory
+#: benchmark's 30-day runs (bench/simulator_throughput.py) peaked at 0.667 GiB with 1,000,000
+#: merchants and 2.082 GiB with 4,000,000: about 506 bytes a slot over 0.2 GiB, which these
+#: figures meet within 0.2 GiB up to 40,000,000 slots (the base is rounded up, the slot not).
 BASE_BYTES = 1 << 28
 BYTES_PER_SLOT = 500
 
