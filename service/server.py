@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, struct_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from grpc_status import rpc_status
 
 from rules.loader import load_rulebook_text, load_set, load_set_from_texts
 from rules.rulebook import Rulebook, RulebookSet
@@ -53,6 +51,7 @@ from service.convert import (
 )
 from service.ingest import PRIMARY, SHADOW, BatchReport, Ingestor
 from service.metrics import ServiceMetrics
+from service.request_decoding import DecodeErrors, abort_bad_request
 from service.rulebook_sets import SET_ID
 from service.state import DEFAULT_MAX_CACHED_ORDERS
 
@@ -98,13 +97,7 @@ class BadRequest(Exception):
 
 
 def _abort_bad_request(context: grpc.ServicerContext, exc: BadRequest) -> None:
-    detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-        for f, d in exc.violations
-    ]))
-    context.abort_with_status(rpc_status.to_status(status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=str(exc), details=[detail])))
+    abort_bad_request(context, str(exc), exc.violations)
 
 
 class _Observed:
@@ -318,6 +311,7 @@ class Application:
             futures.ThreadPoolExecutor(max_workers=self.config.workers,
                                        thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=self.config.max_in_flight,
+            interceptors=[DecodeErrors(self.metrics.observe_rpc)],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024)],
         )

@@ -123,6 +123,69 @@ def test_malformed_request_is_invalid_argument_with_bad_request_details(channel)
         assert bad.field_violations[0].field == "events"
 
 
+def _bad_request(error: grpc.RpcError) -> error_details_pb2.BadRequest:
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    status = rpc_status.from_call(error)
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    return bad
+
+
+#: An Event whose event_id (field 1, a string) holds bytes that are not UTF-8, in an
+#: EvaluateRequest's events (field 1): protobuf refuses to decode it.
+NOT_UTF8 = bytes([0x0A, 4, 0x0A, 2, 0xFF, 0xFE])
+TRUNCATED = ev_pb.EvaluateRequest(events=refund_story()).SerializeToString()[:-7]
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff\xff", NOT_UTF8, TRUNCATED],
+                         ids=["garbage", "not-utf8", "truncated"])
+def test_bytes_that_do_not_decode_are_invalid_argument_not_internal(app, channel,
+                                                                   payload) -> None:
+    raw = channel.unary_unary("/rulebook.v1.EvaluationService/Evaluate")
+    with pytest.raises(grpc.RpcError) as info:
+        raw(payload, timeout=30)
+    bad = _bad_request(info.value)
+    assert bad.field_violations[0].field == "(request)"
+    assert "do not decode" in bad.field_violations[0].description
+    assert "EvaluationService/Evaluate" in info.value.details()
+    assert _rpc_count(app, "Evaluate", "INVALID_ARGUMENT") == 1
+    assert _rpc_count(app, "Evaluate", "INTERNAL") == 0
+    # The service goes on: a well-formed request right after is answered.
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    assert len(stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story()), timeout=30)
+               .results) == 5
+
+
+def test_a_stream_keeps_what_it_accepted_before_bytes_that_do_not_decode(app, channel) -> None:
+    raw = channel.stream_stream("/rulebook.v1.EvaluationService/StreamEvaluate")
+    good = ev_pb.StreamEvaluateRequest(batch_id="b0", events=refund_story("s-"))
+    replies = raw(iter([good.SerializeToString(), b"\xff\xff\xff"]), timeout=60)
+    first = ev_pb.StreamEvaluateResponse.FromString(next(replies))
+    assert first.batch_id == "b0" and len(first.results) == 5
+    with pytest.raises(grpc.RpcError) as info:
+        next(replies)
+    assert _bad_request(info.value).field_violations[0].field == "(request)"
+    assert _rpc_count(app, "StreamEvaluate", "INVALID_ARGUMENT") == 1
+    # The first batch was committed: resent, it is answered from the journal.
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    again = stub.Evaluate(ev_pb.EvaluateRequest(events=refund_story("s-")), timeout=30)
+    assert [r.event_id for r in again.results] == [r.event_id for r in first.results]
+    assert all(r.duplicate for r in again.results)
+
+
+def test_every_service_refuses_bytes_that_do_not_decode(channel) -> None:
+    for method, stream in (("/rulebook.v1.RulebookService/ValidateRulebook", False),
+                           ("/rulebook.v1.SimulationService/Simulate", True),
+                           ("/rulebook.v1.AuditService/AuditRulebook", False),
+                           ("/grpc.health.v1.Health/Check", False)):
+        call = (channel.unary_stream if stream else channel.unary_unary)(method)
+        with pytest.raises(grpc.RpcError) as info:
+            result = call(b"\xff\xff\xff", timeout=30)
+            if stream:
+                list(result)
+        assert _bad_request(info.value).field_violations[0].field == "(request)", method
+
+
 def test_stream_evaluate_answers_batches_in_order(channel) -> None:
     stub = ev_grpc.EvaluationServiceStub(channel)
     batches = [ev_pb.StreamEvaluateRequest(batch_id=f"b{i}", events=refund_story(f"{i}-",

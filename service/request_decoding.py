@@ -1,0 +1,119 @@
+"""Requests whose bytes are not the message the method takes: INVALID_ARGUMENT, not INTERNAL.
+
+grpcio decodes a request before any handler runs, and answers a decoding failure (garbage
+bytes, a truncated message, invalid UTF-8 in a string field) with INTERNAL "Exception
+deserializing request!": the client is told the service failed when its own request was
+malformed. `DecodeErrors`, a server interceptor, gives every method's deserializer a wrapper
+that hands the handler the decoding error instead of the message; the handler's wrapper
+refuses such a request with INVALID_ARGUMENT and a google.rpc.BadRequest naming the message
+type and what protobuf said. A stream's requests before the bad one are handled as usual
+(what was accepted stays accepted); the stream ends at the bad one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+#: How a refused request is counted: (bare method name, status name, seconds).
+Observe = Callable[[str, str, float], None]
+
+
+def abort_bad_request(context: grpc.ServicerContext, message: str,
+                      violations: list[tuple[str, str]]) -> NoReturn:
+    """End the RPC with INVALID_ARGUMENT and a google.rpc.BadRequest of (field, description)
+    violations."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+        for f, d in violations
+    ]))
+    context.abort_with_status(rpc_status.to_status(status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
+
+
+class Undecodable:
+    """What the wrapped deserializer gives for bytes that do not decode: the reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _decoding(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, UnicodeDecodeError) as exc:
+            return Undecodable(str(exc) or type(exc).__name__)
+
+    return decode
+
+
+def _refuse(context: grpc.ServicerContext, method: str, bad: Undecodable) -> NoReturn:
+    abort_bad_request(context, f"the request to {method} is not a valid protobuf message", [
+        ("(request)", f"the bytes do not decode as the method's request message: {bad.reason}")])
+
+
+def _checked(requests: Iterator[Any], context: grpc.ServicerContext,
+             method: str) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, Undecodable):
+            _refuse(context, method, request)
+        yield request
+
+
+def _unary_request(behaviour: Callable[..., Any], method: str,
+                   observe: Observe | None) -> Callable[..., Any]:
+    def run(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            if observe is not None:
+                observe(method.rpartition("/")[2], "INVALID_ARGUMENT", 0.0)
+            _refuse(context, method, request)
+        return behaviour(request, context)
+
+    return run
+
+
+def _stream_request(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def run(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        return behaviour(_checked(requests, context, method), context)
+
+    return run
+
+
+class DecodeErrors(grpc.ServerInterceptor):
+    """Give every method with a request deserializer the wrappers above. `observe(method,
+    code, seconds)` counts a refused unary request (its handler never runs, so nothing
+    else would); a stream's handler sees the refusal inside its loop and counts it itself."""
+
+    def __init__(self, observe: Observe | None = None):
+        self.observe = observe
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        method = handler_call_details.method
+        decode = _decoding(handler.request_deserializer)
+        out = handler.response_serializer
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary_request(handler.unary_unary, method, self.observe), decode, out)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _unary_request(handler.unary_stream, method, self.observe), decode, out)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _stream_request(handler.stream_unary, method), decode, out)
+        return grpc.stream_stream_rpc_method_handler(
+            _stream_request(handler.stream_stream, method), decode, out)
