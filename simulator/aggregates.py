@@ -23,7 +23,7 @@ lanes, not in numpy's pairwise order, so they may differ from numpy's sums in th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -241,12 +241,17 @@ def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples, n_
     return totals, by_cohort, counts, by_group
 
 
-def _ratio(a: float, b: float) -> float:
-    with np.errstate(invalid="ignore"):  # (inf / inf, after an overflow: NaN, said elsewhere)
-        return a / b if b > 0 else float("nan")
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b where b > 0, NaN elsewhere (inf / inf, after an overflow: NaN, said elsewhere);
+    under `_write_figures`' errstate."""
+    return np.where(b > 0, a / b, np.nan)
 
 
-def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.ndarray],
+#: One replication's day for `aggregate_replications`: its state, flows and samples.
+ReplicationDay = tuple[Mapping[str, np.ndarray], DayFlows, Samples]
+
+
+def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: Mapping[str, np.ndarray],
               flows: DayFlows, n_groups: int, samples: Samples,
               clear: Collection[str] = ()) -> None:
     """Write day t of replication r into the series arrays `out` (float64, preallocated).
@@ -260,51 +265,76 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: dict[str, np.nd
     contiguous blocks of slots of equal size. The flows named in `clear` are
     zeroed once read (for `simulator.model.Model.recycle_flows`).
     """
+    aggregate_replications(out, r, t, [(state, flows, samples)], n_groups, clear)
+
+
+def aggregate_replications(out: dict[str, np.ndarray], base: int, t: int,
+                           days: Sequence[ReplicationDay], n_groups: int,
+                           clear: Collection[str] = ()) -> None:
+    """`aggregate` of day t of several replications, the k-th written at row base + k.
+
+    Each replication's sums and order statistics are its own compiled calls; the figures
+    made of them are then computed for all the replications at once, in arrays over them,
+    with the same operations one replication's would take (so the same bits): a few dozen
+    numpy calls a day instead of a few dozen per replication, which cost more than the
+    replications' compiled passes on the default population's 200 merchants."""
     k = len(TIERS)
-    # The samples first: the pass below zeroes the flows it is asked to.
-    _sample_statistics(out, r, t, state, flows.exposure, samples)
-    totals, by_cohort, counts, by_group = _sums(state, flows, samples, n_groups, clear, k)
-    commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = totals
+    sums = []
+    for j, (state, flows, samples) in enumerate(days):
+        # The samples first: the pass below zeroes the flows it is asked to.
+        _sample_statistics(out, base + j, t, state, flows.exposure, samples)
+        sums.append(_sums(state, flows, samples, n_groups, clear, k))
+    totals, by_cohort, counts, by_group = (np.stack(x) for x in zip(*sums, strict=True))
+    sizes = np.stack([samples.sizes for _, _, samples in days])
+    _write_figures(out, slice(base, base + len(days)), t, totals, by_cohort, counts, by_group,
+                   sizes)
+
+
+@np.errstate(invalid="ignore", divide="ignore", over="ignore")
+def _write_figures(out: dict[str, np.ndarray], rows: slice, t: int, totals: np.ndarray,
+                   by_cohort: np.ndarray, counts: np.ndarray, by_group: np.ndarray,
+                   sizes: np.ndarray) -> None:
+    """The day's figures of the replications `rows` from their sums (`day_sums`' outputs
+    stacked over the replications: totals (R, 9), by_cohort (R, 10, C), counts (R, 2),
+    by_group (R, 2, G)) and their cohorts' sizes (R, C). A zero or infinite denominator
+    gives NaN (or infinity) without numpy's warnings: `simulate` names such series itself."""
+    commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = totals.T
     (revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel, n_c,
-     attempted, won) = by_cohort
+     attempted, won) = by_cohort.transpose(1, 0, 2)
     n_c = n_c.astype(np.int64)
-    enrolled_alive, below_cost_listings = (int(x) for x in counts)
-    by_group, squares = by_group
-    n_alive = int(n_c.sum())
-    out["share_alive"][r, t] = n_alive / max(1, int(samples.sizes.sum()))
-    out["gmv"][r, t] = gmv
-    out["take_rate"][r, t] = _ratio(commission + ads + fees, gmv)
-    out["refund_burden_ratio"][r, t] = _ratio(refund, gmv)
-    out["fee_burden_ratio"][r, t] = _ratio(commission + fees, gmv)
-    out["ad_burden_ratio"][r, t] = _ratio(ads, gmv)
-    out["below_cost_sales_share"][r, t] = _ratio(below_cost, orders)
-    exposure_total = float(by_group.sum())
-    if exposure_total > 0:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            hhi_g = np.where(by_group > 0, squares / by_group ** 2, 0.0)
-        out["exposure_hhi"][r, t] = float((hhi_g * by_group).sum() / exposure_total)
-    else:
-        out["exposure_hhi"][r, t] = float("nan")
-    out["auto_follow_share"][r, t] = _ratio(enrolled_alive, n_alive)
-    out["prompts_per_merchant"][r, t] = _ratio(prompts, n_alive)
-    out["forced_follows_per_merchant"][r, t] = _ratio(forced, n_alive)
-    out["below_cost_listing_share"][r, t] = _ratio(below_cost_listings, n_alive)
-    sum_q = float(quality_c.sum())
-    out["quality_mean_population"][r, t] = sum_q / n_alive if n_alive else np.nan
+    enrolled_alive, below_cost_listings = counts.T.astype(np.int64)
+    by_group, squares = by_group.transpose(1, 0, 2)
+    n_alive = n_c.sum(axis=1)
+    out["share_alive"][rows, t] = n_alive / np.maximum(1, sizes.sum(axis=1).astype(np.int64))
+    out["gmv"][rows, t] = gmv
+    out["take_rate"][rows, t] = _ratio(commission + ads + fees, gmv)
+    out["refund_burden_ratio"][rows, t] = _ratio(refund, gmv)
+    out["fee_burden_ratio"][rows, t] = _ratio(commission + fees, gmv)
+    out["ad_burden_ratio"][rows, t] = _ratio(ads, gmv)
+    out["below_cost_sales_share"][rows, t] = _ratio(below_cost, orders)
+    exposure_total = by_group.sum(axis=1)
+    hhi_g = np.where(by_group > 0, squares / by_group ** 2, 0.0)
+    out["exposure_hhi"][rows, t] = np.where(
+        exposure_total > 0, (hhi_g * by_group).sum(axis=1) / exposure_total, np.nan)
+    out["auto_follow_share"][rows, t] = _ratio(enrolled_alive, n_alive)
+    out["prompts_per_merchant"][rows, t] = _ratio(prompts, n_alive)
+    out["forced_follows_per_merchant"][rows, t] = _ratio(forced, n_alive)
+    out["below_cost_listing_share"][rows, t] = _ratio(below_cost_listings, n_alive)
+    sum_q = quality_c.sum(axis=1)
+    out["quality_mean_population"][rows, t] = _ratio(sum_q, n_alive)
     # Live merchants' prices relative to their starting prices (1 = unchanged).
-    out["price_index"][r, t] = _ratio(float(price_rel.sum()), n_alive)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alive_c = np.where(n_c > 0, n_c, np.nan)
-        out["share_alive_by_cohort"][r, t, :] = n_c / np.where(samples.sizes > 0, samples.sizes,
-                                                               np.nan)
-        out["price_mean"][r, t, :] = price_c / alive_c
-        out["margin_mean"][r, t, :] = margin_c / alive_c
-        out["quality_mean"][r, t, :] = quality_c / alive_c
-        out["refund_burden_ratio_by_cohort"][r, t, :] = np.where(
-            (n_c > 0) & (revenue_c > 0), refund_c / revenue_c, np.nan)
-        exposure_share = exposure_c / exposure_total if exposure_total > 0 else np.nan
-        quality_share = quality_c / sum_q if sum_q > 0 else np.nan
-        out["exposure_per_quality_by_cohort"][r, t, :] = np.where(
-            n_c > 0, exposure_share / quality_share, np.nan)
-        out["appeal_success_by_cohort"][r, t, :] = np.where(attempted > 0, won / attempted,
-                                                            np.nan)
+    out["price_index"][rows, t] = _ratio(price_rel.sum(axis=1), n_alive)
+    alive_c = np.where(n_c > 0, n_c, np.nan)
+    out["share_alive_by_cohort"][rows, t, :] = n_c / np.where(sizes > 0, sizes, np.nan)
+    out["price_mean"][rows, t, :] = price_c / alive_c
+    out["margin_mean"][rows, t, :] = margin_c / alive_c
+    out["quality_mean"][rows, t, :] = quality_c / alive_c
+    out["refund_burden_ratio_by_cohort"][rows, t, :] = np.where(
+        (n_c > 0) & (revenue_c > 0), refund_c / revenue_c, np.nan)
+    exposure_share = np.where(exposure_total[:, None] > 0,
+                              exposure_c / exposure_total[:, None], np.nan)
+    quality_share = np.where(sum_q[:, None] > 0, quality_c / sum_q[:, None], np.nan)
+    out["exposure_per_quality_by_cohort"][rows, t, :] = np.where(
+        n_c > 0, exposure_share / quality_share, np.nan)
+    out["appeal_success_by_cohort"][rows, t, :] = np.where(attempted > 0, won / attempted,
+                                                           np.nan)

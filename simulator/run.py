@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from rules.rulebook import RulebookSet
-from simulator.aggregates import EXTRA_SERIES, QUANTILES, DayFlows, Samples, aggregate, empty_series
+from simulator.aggregates import (
+    EXTRA_SERIES,
+    QUANTILES,
+    DayFlows,
+    Samples,
+    aggregate,
+    aggregate_replications,
+    empty_series,
+)
 from simulator.memory import memory_problem
 from simulator.model import ADDED_FLOWS, Model
 from simulator.population import Layout, calendar_problem
@@ -126,11 +134,12 @@ def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet,
             aggregate(out, base, day, model.s, flows, model.G, samples[0],
                       ADDED_FLOWS)
         else:
+            days_of = []
             for k in range(len(part)):
                 sl = slice(k * n1, (k + 1) * n1)
                 state = {key: model.s[key][sl] for key in _AGGREGATED}
-                aggregate(out, base + k, day, state, _slice_flows(flows, sl), model.G,
-                          samples[k], ADDED_FLOWS)
+                days_of.append((state, _slice_flows(flows, sl), samples[k]))
+            aggregate_replications(out, base, day, days_of, model.G, ADDED_FLOWS)
         model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
         if progress is not None:
             progress(done + day + 1, total)

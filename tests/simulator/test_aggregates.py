@@ -25,6 +25,7 @@ from simulator.aggregates import (
     _numpy_gini,
     _sorted_union,
     aggregate,
+    aggregate_replications,
     empty_series,
 )
 from simulator.model import ADDED_FLOWS, Model
@@ -197,6 +198,41 @@ def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
             aggregate(got, 0, 0, state, flows, 3, samples)
             _numpy_aggregate(expected, state, flows, 3, samples)
         _assert_same_day(got, expected, trial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type) -> None:
+    """`aggregate_replications` computes the figures of all the replications in arrays over
+    them; each replication's row has the bits `aggregate` gives it alone, on days where the
+    denominators are zero (all dead, no exposure nor sales), a cohort is empty, or the sums
+    have overflowed (infinite revenue and fees), next to ordinary days, in either order."""
+    rng = np.random.default_rng(31)
+    days = []
+    for case in ("plain", "all dead", "no sales", "empty cohort", "overflowed", "plain"):
+        state, flows, samples = _day(rng, 3, 401, dtype, case == "empty cohort",
+                                     case == "all dead")
+        if case == "no sales":
+            for name in DayFlows.__dataclass_fields__:
+                getattr(flows, name)[:] = 0.0
+        if case == "overflowed":
+            existing = np.flatnonzero(state["exists"])
+            flows.revenue[existing[:2]] = np.inf
+            flows.fees[existing[:1]] = np.inf
+            flows.exposure[existing[3]] = np.inf
+        days.append((state, flows, samples))
+    alone, together = empty_series(len(days) + 1, 2), empty_series(len(days) + 1, 2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k, (state, flows, samples) in enumerate(days):
+            aggregate(alone, k + 1, 1, state, flows, 3, samples)
+        aggregate_replications(together, 1, 1, days, 3)
+        aggregate_replications(together, 0, 0, days[:1], 3)
+        aggregate(alone, 0, 0, days[0][0], days[0][1], 3, days[0][2])
+    for name in alone:
+        assert together[name].tobytes() == alone[name].tobytes(), name
+    # The cases do reach the figures they are for.
+    assert np.isnan(alone["take_rate"][3, 1]) and np.isnan(alone["auto_follow_share"][2, 1])
+    assert np.isnan(alone["take_rate"][5, 1])  # inf / inf
+    assert np.isnan(alone["price_mean"][4, 1, 1])  # the empty cohort
 
 
 def test_cleared_flows_are_zero_after_the_same_figures() -> None:
