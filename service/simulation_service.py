@@ -317,7 +317,7 @@ def summary_to_proto(projection: Any) -> Any:
     s = outputs.summarize(projection)
     msg = pb.SimulationSummary(set_id=s["set"], revision=s["revision"], scenario=s["scenario"],
                                days=s["days"], replications=s["replications"], seed=s["seed"],
-                               cohorts=s["cohorts"])
+                               cohorts=s["cohorts"], infinite=s["infinite"])
     for name, entry in s["series"].items():
         common = {"name": name, "title": entry["title"], "unit": entry["unit"]}
         final, average = entry["final"], entry["time_average"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -100,7 +101,25 @@ def test_simulate_streams_progress_then_the_summary(serve: Callable[..., Any]) -
     gini = next(x for x in s.series if x.name == "exposure_gini")
     assert gini.cohort == "" and gini.HasField("final")
     assert any(x.name == "price_pct" and x.quantile == pytest.approx(0.9) for x in s.series)
+    assert list(s.infinite) == []
     assert stub.observed == [("Simulate", "OK")]
+
+
+def test_the_summary_names_the_series_that_reached_infinity(
+        serve: Callable[..., Any]) -> None:
+    """As `rulebook simulate` warns of them: a series with an infinite value on some day of
+    some replication is listed (its figures show no value)."""
+    def overflowing(*args: Any, **kwargs: Any) -> Projection:
+        p = fake_project(*args, **kwargs)
+        p.series["gmv"][1, 2] = np.inf
+        p.series["price_mean"][0, -1, 0] = -np.inf
+        return p
+
+    stub = serve(project=overflowing)
+    replies = list(stub.Simulate(pb.SimulateRequest(
+        rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"), parameters=_params()),
+        timeout=30))
+    assert list(replies[-1].summary.infinite) == ["gmv", "price_mean"]
 
 
 def test_whatif_streams_progress_then_the_comparison(serve: Callable[..., Any]) -> None:

@@ -108,7 +108,7 @@ class SeriesSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., title: _Optional[str] = ..., unit: _Optional[str] = ..., cohort: _Optional[str] = ..., quantile: _Optional[float] = ..., final: _Optional[_Union[BandedValue, _Mapping]] = ..., time_average: _Optional[_Union[BandedValue, _Mapping]] = ...) -> None: ...
 
 class SimulationSummary(_message.Message):
-    __slots__ = ("set_id", "revision", "scenario", "days", "replications", "seed", "cohorts", "series")
+    __slots__ = ("set_id", "revision", "scenario", "days", "replications", "seed", "cohorts", "series", "infinite")
     SET_ID_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SCENARIO_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class SimulationSummary(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     COHORTS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
+    INFINITE_FIELD_NUMBER: _ClassVar[int]
     set_id: str
     revision: str
     scenario: str
@@ -125,7 +126,8 @@ class SimulationSummary(_message.Message):
     seed: int
     cohorts: _containers.RepeatedScalarFieldContainer[str]
     series: _containers.RepeatedCompositeFieldContainer[SeriesSummary]
-    def __init__(self, set_id: _Optional[str] = ..., revision: _Optional[str] = ..., scenario: _Optional[str] = ..., days: _Optional[int] = ..., replications: _Optional[int] = ..., seed: _Optional[int] = ..., cohorts: _Optional[_Iterable[str]] = ..., series: _Optional[_Iterable[_Union[SeriesSummary, _Mapping]]] = ...) -> None: ...
+    infinite: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, set_id: _Optional[str] = ..., revision: _Optional[str] = ..., scenario: _Optional[str] = ..., days: _Optional[int] = ..., replications: _Optional[int] = ..., seed: _Optional[int] = ..., cohorts: _Optional[_Iterable[str]] = ..., series: _Optional[_Iterable[_Union[SeriesSummary, _Mapping]]] = ..., infinite: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OutcomeDifference(_message.Message):
     __slots__ = ("series", "cohort", "statistic", "unit", "a", "b", "difference", "low", "high", "pairs", "significant")
