@@ -1,10 +1,11 @@
 """Simulator throughput, reference baseline, Dask sweep speed-up and peak memory, in one run.
 
     python bench/simulator_throughput.py [--merchants 200000] [--days 60]
+        [--replications 100] [--replications-days 60]
         [--reference-merchants 400] [--reference-days 30] [--sweep-tasks 4]
         [--memory-merchants 1000000] [--memory-days 365]
-        [--skip model|stages|kernels|reference|sweep|memory] [--seed 1] [--other-seeds 2]
-        [--json FILE]
+        [--skip model|replications|stages|kernels|reference|sweep|memory] [--seed 1]
+        [--other-seeds 2] [--json FILE]
 
 What it measures, all on the default scenario under ``lowprice-2024``:
 
@@ -17,6 +18,10 @@ What it measures, all on the default scenario under ``lowprice-2024``:
    each compiled kernel's time per merchant-day (`kernel_split`): run at two sizes, one whose
    model fits in the cache (20,000 merchants) and one whose does not, it tells a kernel
    bound by its instructions (the same cost per merchant at both) from one bound by memory.
+   Next to it, the default scenario as it is (200 merchants) in ``--replications``
+   replications run together (`replications`): what a run of `rulebook simulate`, `whatif`,
+   `sensitivity` or `calibrate` costs per merchant-day, where per replication-day costs
+   weigh that the scaled population spreads out.
 2. **The reference next to it**: merchant-days per second of ``simulator.reference`` stepping
    the same scenario, in the same run (a smaller population: it is plain Python; its
    aggregation is not timed, which flatters it), and the ratio.
@@ -101,15 +106,44 @@ def model_rate(merchants: int, days: int, seed: int, repeat: int,
         # deadlines and prompts fall due on days 4-7, so a shorter warm-up times their
         # loading).
         project(rs, scenario, min(days, WARM_UP_DAYS), 1, seed)
-    best, best_cpu = float("inf"), float("inf")
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        project(rs, scenario, days, 1, seed)
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
+    best, best_cpu = _best_of(repeat, lambda: project(rs, scenario, days, 1, seed))
     return {"merchants": merchants, "days": days, "seconds": best, "cpu_seconds": best_cpu,
             "merchant_days_per_s": merchants * days / best,
             "merchant_days_per_cpu_s": merchants * days / best_cpu}
+
+
+def _best_of(repeat: int, run: Any) -> tuple[float, float]:
+    """The least wall and CPU seconds of `repeat` calls of `run`."""
+    best, best_cpu = float("inf"), float("inf")
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run()
+        best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return best, best_cpu
+
+
+def replications_rate(replications: int, days: int, seed: int, repeat: int) -> dict[str, Any]:
+    """Merchant-days per CPU-second of the default scenario as it is (its 200 merchants) in
+    `replications` replications run together, as `rulebook simulate`, `whatif`,
+    `sensitivity` and `calibrate` run it: per replication-day costs (its draws, its figures)
+    weigh here, where the scaled population of `model_rate` spreads the day's fixed costs
+    over many merchants."""
+    from simulator.memory import keep_freed_memory
+    from simulator.population import Layout
+    from simulator.run import project
+
+    keep_freed_memory()
+    rs = load_set(SET_DIR)
+    scenario = load_scenario()
+    merchants = Layout.of(scenario).sizes
+    project(rs, scenario, min(days, WARM_UP_DAYS), replications, seed)
+    best, best_cpu = _best_of(repeat, lambda: project(rs, scenario, days, replications, seed))
+    merchant_days = int(sum(merchants)) * replications * days
+    return {"merchants": int(sum(merchants)), "replications": replications, "days": days,
+            "seconds": best, "cpu_seconds": best_cpu,
+            "merchant_days_per_cpu_s": merchant_days / best_cpu,
+            "ms_per_replication_day": 1000 * best_cpu / (replications * days)}
 
 
 def over_seeds(first: dict[str, Any], merchants: int, days: int, seed: int, others: int,
@@ -437,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merchants", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--replications", type=int, default=100)
+    ap.add_argument("--replications-days", type=int, default=60)
     ap.add_argument("--reference-merchants", type=int, default=400)
     ap.add_argument("--reference-days", type=int, default=30)
     ap.add_argument("--sweep-tasks", type=int, default=4)
@@ -445,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-merchants", type=int, default=1_000_000)
     ap.add_argument("--memory-days", type=int, default=365)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=("model", "stages", "kernels", "reference", "sweep", "memory"))
+                    choices=("model", "replications", "stages", "kernels", "reference",
+                             "sweep", "memory"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--other-seeds", type=int, default=2,
                     help="also time the model at this many seeds after --seed, each a "
@@ -480,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model over seeds {over['seeds']}: merchant-days per CPU-second "
                   + ", ".join(f"{r:,.0f}" for r in over["merchant_days_per_cpu_s"])
                   + f" (median {over['median_merchant_days_per_cpu_s']:,.0f})", flush=True)
+    if "replications" not in args.skip:
+        figures["replications"] = replications_rate(args.replications, args.replications_days,
+                                                    args.seed, args.repeat)
+        _report("replications", figures["replications"])
     if "stages" not in args.skip:
         figures["stages"] = stage_split(args.merchants, min(args.days, 30), args.seed)
         split = figures["stages"]["stages_ms_per_day"]
