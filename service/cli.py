@@ -155,7 +155,7 @@ def _open_out(path: str | None) -> IO[str]:
 def cmd_replay(args: argparse.Namespace) -> int:
     from service.burden import burden_table
     from service.engine import Engine
-    from service.events import EventError, read_jsonl
+    from service.events import EventError, FirstOccurrences, read_jsonl
     from service.state import SQLiteStateStore
 
     try:
@@ -171,6 +171,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     engine = Engine(rs, store)
     out = _open_out(args.decisions)
     invalid = 0
+    repeated = 0
+    seen = FirstOccurrences()
     processed = 0
     decisions = 0
     by_outcome: dict[str, int] = {}
@@ -193,6 +195,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 if invalid <= 20:
                     _err(f"{args.events}:{line}: invalid event, skipped: "
                          + "; ".join(f"{v.path}: {v.message}" for v in item.errors))
+                continue
+            first = seen.earlier(item, line)
+            if first is not None:
+                repeated += 1
+                if repeated <= 20:
+                    _err(f"{args.events}:{line}: event_id {item.event_id!r} repeats line "
+                         f"{first}, skipped (the service answers a resent event once)")
                 continue
             batch.append(item)
             processed += 1
@@ -219,6 +228,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "revision": rs.revision,
         "events": processed,
         "invalid_events": invalid,
+        "duplicate_events": repeated,
         "decisions": decisions,
         "decisions_by_outcome": by_outcome,
         "pending_deadlines": pending,
@@ -232,6 +242,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _print_summary(summary, table, summary_out)
     if invalid > 20:
         _err(f"... {invalid - 20} more invalid events")
+    if repeated > 20:
+        _err(f"... {repeated - 20} more repeated event_ids")
     return USAGE if invalid else OK
 
 
@@ -246,7 +258,9 @@ def _print_summary(summary: dict[str, Any], table: list[Any], out: IO[str]) -> N
         f"({', '.join(f'{k} {v}' for k, v in sorted(summary['decisions_by_outcome'].items()))}); "
         f"{summary['pending_deadlines']} deadlines still pending"
         + (f"; {summary['invalid_events']} invalid events skipped"
-           if summary["invalid_events"] else ""),
+           if summary["invalid_events"] else "")
+        + (f"; {summary['duplicate_events']} repeated event_ids skipped"
+           if summary["duplicate_events"] else ""),
         highlight=False,
     )
     money = Table(title="Burden borne by merchants, by cohort (yuan)", title_justify="left")

@@ -836,3 +836,21 @@ def _read_stream(
             yield lineno, parse_event_json(content)
         except EventError as exc:
             yield lineno, exc.located(lineno, source)
+
+
+class FirstOccurrences:
+    """Which events of a file repeat an `event_id` seen earlier in it, and where it was first.
+
+    The service answers a resent event with its first answer and counts it once; a replay
+    or audit of a file that holds an event twice (an export's overlapping pages, say) does
+    the same by skipping the repeat, rather than evaluating it again and counting its
+    decisions, its burden and its event twice."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+
+    def earlier(self, event: Event, line: int) -> int | None:
+        """The line where `event`'s id was first seen, None (and remembered at `line`) if
+        this is its first occurrence."""
+        first = self._first.setdefault(event.event_id, line)
+        return None if first == line else first

@@ -87,7 +87,8 @@ def audit(path_or_set: PathOrSet, *,
         facts = replay_events(rs, events)
         findings += run_dynamic(rs, chosen, facts)
         inputs["events"] = {"source": facts.source, "events": facts.events,
-                            "invalid_events": facts.invalid_events}
+                            "invalid_events": facts.invalid_events,
+                            "duplicate_events": facts.duplicate_events}
     elif snapshot is not None:
         findings += run_dynamic(rs, chosen, facts_from_snapshot(snapshot))
         inputs["events"] = {"source": "live state", "watermark": snapshot.watermark}

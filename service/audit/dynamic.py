@@ -26,7 +26,7 @@ from service.audit.finding import Finding
 from service.audit.static import make_finding
 from service.decision import Decision
 from service.engine import Engine
-from service.events import Event, EventError, read_jsonl
+from service.events import Event, EventError, FirstOccurrences, read_jsonl
 from service.state import SQLiteStateStore
 
 
@@ -38,6 +38,8 @@ class StreamFacts:
     snapshot: agg.SetSnapshot
     events: int = 0
     invalid_events: int = 0
+    #: Events skipped for repeating an event_id seen earlier in the source (counted once).
+    duplicate_events: int = 0
     enrolled_without_request: int | None = None
     unenrol_requests: int | None = None
     reprompts: int | None = None
@@ -144,22 +146,27 @@ def replay_events(rs: RulebookSet, source: str | os.PathLike[str] | Iterable[Eve
     engine = Engine(rs, store)
     tracker = _Tracker()
     invalid = 0
+    repeated = 0
+    seen = FirstOccurrences()
     count = 0
-    items: Iterable[Any]
+    items: Iterable[tuple[int, Any]]
     if isinstance(source, str | os.PathLike):
         if not os.path.isfile(source):
             raise FileNotFoundError(f"{os.fspath(source)}: no such events file")
-        items = (item for _, item in read_jsonl(source))
+        items = read_jsonl(source)
         name = os.fspath(source)
     else:
-        items = source
+        items = enumerate(source, 1)
         name = "events"
     try:
         # Event by event, so the tracker sees each decision before the next event (a dismissal
         # must know the prompt it declines); state is written once per batch, as in a replay.
-        for item in items:
+        for line, item in items:
             if isinstance(item, EventError):
                 invalid += 1
+                continue
+            if seen.earlier(item, line) is not None:
+                repeated += 1
                 continue
             tracker.see(item)
             request = item.type == "auto_follow_toggled" and item.payload.enrolled
@@ -193,7 +200,7 @@ def replay_events(rs: RulebookSet, source: str | os.PathLike[str] | Iterable[Eve
         row[0] += decided
         row[1] += upheld
     facts = facts_from_snapshot(snapshot, source=name)
-    facts.events, facts.invalid_events = count, invalid
+    facts.events, facts.invalid_events, facts.duplicate_events = count, invalid, repeated
     facts.enrolled_without_request = tracker.enrolled_without_request
     facts.unenrol_requests = tracker.unenrol_requests
     facts.reprompts, facts.dismissals = tracker.reprompts, tracker.dismissals

@@ -97,6 +97,33 @@ def test_replay_skips_invalid_events_names_their_lines_and_exits_2(capsys) -> No
     assert decisions  # the valid lines were still evaluated
 
 
+def test_replay_skips_a_repeated_event_id_as_the_service_does(tmp_path, capsys) -> None:
+    """Each event once, whatever the file repeats: the same decisions, summary and burden
+    as the file without its repeats, and the repeats named by line and counted."""
+    events = tmp_path / "events.jsonl"
+    assert main(["generate", "--merchants", "5", "--days", "2", "--seed", "3",
+                 "--out", str(events)]) == 0
+    lines = events.read_text().splitlines()
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text("".join(f"{line}\n{line}\n" for line in lines))
+    capsys.readouterr()
+    summaries, decisions = [], []
+    for name, path in (("once", events), ("twice", doubled)):
+        out = tmp_path / f"{name}.decisions.jsonl"
+        assert main(["replay", "--rulebooks", str(BOOKS / "lowprice-2024"), "--decisions",
+                     str(out), "--format", "json", str(path)]) == 0
+        captured = capsys.readouterr()
+        summary = json.loads(captured.out)
+        summaries.append(summary | {"seconds": 0, "duplicate_events": 0})
+        decisions.append(out.read_text())
+        if name == "twice":
+            assert summary["duplicate_events"] == len(lines)
+            first_id = json.loads(lines[0])["event_id"]
+            assert f"doubled.jsonl:2: event_id '{first_id}' repeats line 1, skipped" in captured.err
+            assert "... " in captured.err  # past 20, a count
+    assert summaries[0] == summaries[1] and decisions[0] == decisions[1]
+
+
 def test_usage_errors_exit_2(capsys) -> None:
     assert main(["replay", "--rulebooks", str(BOOKS / "lowprice-2024"), "missing.jsonl"]) == 2
     assert main(["bogus"]) == 2

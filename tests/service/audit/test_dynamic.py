@@ -15,7 +15,7 @@ from service.audit.dynamic import (
     replay_events,
     run_dynamic,
 )
-from service.events import parse_event
+from service.events import event_to_json, parse_event
 
 START = dt.datetime(2025, 6, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
@@ -103,6 +103,25 @@ def test_replay_counts_what_happened(facts, catalogue) -> None:
     r = judge(facts, catalogue, "lowprice", "refund_decided_by_merchant")
     assert r.evidence["by_decider"] == {"merchant": 1, "timeout": 1}
     assert "1 of 2 refunds" in r.reading
+
+
+def test_a_repeated_event_id_is_counted_once(lowprice, tmp_path) -> None:
+    """An events source holding events twice (an export's overlapping pages) gives the facts
+    of each event once, as the service would answer the repeats from its journal; the
+    repeats are counted, from a file and from a list alike."""
+    events = harms()
+    doubled = [e for event in events for e in (event, event)]
+    once = replay_events(lowprice, events)
+    twice = replay_events(lowprice, doubled)
+    path = tmp_path / "doubled.jsonl"
+    path.write_text("".join(event_to_json(e) + "\n" for e in doubled))
+    from_file = replay_events(lowprice, path)
+    for facts in (twice, from_file):
+        assert (facts.events, facts.duplicate_events) == (len(events), len(events))
+        assert facts.snapshot == once.snapshot
+        assert facts.unevidenced_loss == once.unevidenced_loss
+        assert (facts.reprompts, facts.dismissals) == (once.reprompts, once.dismissals)
+    assert once.duplicate_events == 0
 
 
 def test_burden_shift_counts_only_claims_without_evidence(facts, catalogue) -> None:
