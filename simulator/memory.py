@@ -80,10 +80,10 @@ def mapped_zeros(shape: int | tuple[int, ...], dtype: Any = np.float64) -> np.nd
 #: A projecting process's peak memory: a base (the interpreter, numpy, numba and the compiled
 #: kernels) and so much per merchant slot of the replications it runs together. The memory
 #: benchmark's 30-day runs (bench/simulator_throughput.py) peaked at 0.667 GiB with 1,000,000
-#: merchants and 2.082 GiB with 4,000,000: about 506 bytes a slot over 0.2 GiB, which these
-#: figures meet within 0.2 GiB up to 40,000,000 slots (the base is rounded up, the slot not).
+#: merchants and 2.082 GiB with 4,000,000: about 506 bytes a slot over 0.2 GiB. Both figures
+#: are rounded up, so the estimate is above those peaks at any size.
 BASE_BYTES = 1 << 28
-BYTES_PER_SLOT = 500
+BYTES_PER_SLOT = 512
 
 
 def available_bytes() -> int | None:

@@ -56,10 +56,10 @@ def test_a_population_is_held_against_the_memory_the_machine_has() -> None:
     assert memory_problem(slots, available=need) is None
     assert memory_problem(slots, available=need - 1) is not None
     assert memory_problem(slots, 2, available=2 * need - 1) == (
-        "2 processes of 40,000,000 merchant slots each need about 37.8 GiB at the peak; this "
-        "machine has 37.8 GiB available")
+        "2 processes of 40,000,000 merchant slots each need about 38.6 GiB at the peak; this "
+        "machine has 38.6 GiB available")
     assert memory_problem(slots, available=18 * 2**30) == (
-        "40,000,000 merchant slots need about 18.9 GiB at the peak; this machine has 18.0 GiB "
+        "40,000,000 merchant slots need about 19.3 GiB at the peak; this machine has 18.0 GiB "
         "available")
 
 

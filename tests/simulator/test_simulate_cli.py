@@ -124,7 +124,7 @@ def test_a_population_past_this_machines_memory_is_refused_before_it_starts(
     err = capsys.readouterr().err
     # (in one process, or in each of the LocalCluster's two workers)
     assert " merchant slots need about 256." in err or (
-        "2 processes of 1,920 merchant slots each need about 513.8 MiB" in err)
+        "2 processes of 1,920 merchant slots each need about 513.9 MiB" in err)
     assert ("MiB at the peak; this machine has 0.1 MiB available (sellers of the product "
             "groups: 40, 60, 60, 40)") in err
     assert not (tmp_path / "o").exists()
@@ -367,5 +367,5 @@ def test_a_sweep_of_populations_is_held_against_this_machines_memory(
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
     assert main(["sweep", "--rulebooks", LOWPRICE, "--param",
                  "groups.0.sellers=60,10000000"]) == 2
-    assert ("2 processes of 40,000,000 merchant slots each need about 37.8 GiB at the peak; "
+    assert ("2 processes of 40,000,000 merchant slots each need about 38.6 GiB at the peak; "
             "this machine has 8.0 GiB available") in capsys.readouterr().err
