@@ -164,12 +164,15 @@ class EvaluationServicer(evaluation_service_pb2_grpc.EvaluationServiceServicer):
         try:
             # Reading the next batch only after the previous answer has been handed to gRPC is
             # the flow control: a client that stops reading stops the server reading too.
-            for batch in request_iterator:
+            for k, batch in enumerate(request_iterator):
                 try:
                     results = self.app.evaluate(batch.events, context, "events")
                 except BadRequest as exc:
+                    # Which of the stream's messages: the earlier ones were answered.
                     code = "INVALID_ARGUMENT"
-                    _abort_bad_request(context, exc)
+                    _abort_bad_request(context, BadRequest(
+                        f"batch {batch.batch_id!r} (message {k + 1} of the stream): {exc}",
+                        exc.violations))
                 yield stream_response_wire(batch.batch_id, results)
         except grpc.RpcError:
             code = _code_name(context)
@@ -253,6 +256,9 @@ class RulebookServicer(rulebook_service_pb2_grpc.RulebookServiceServicer):
                 ("set_id", "lower-case letters, digits, '.', '_' and '-', at most 64, "
                            "starting with a letter or digit, e.g. reformed-2025")])
         role = _role(request.role)
+        if not request.files:
+            raise BadRequest("files is empty", [
+                ("files", "send the set's rulebook files: file name to YAML text")])
         try:
             rulebook_set = load_set_from_texts(request.set_id, dict(request.files))
         except SourceError as exc:

@@ -277,6 +277,28 @@ def test_loading_a_set_with_an_unknown_role_or_a_bad_name_is_refused(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_loading_a_set_of_no_files_names_the_files_field(channel) -> None:
+    stub = rb_grpc.RulebookServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LoadRulebookSet(rb_pb.LoadRulebookSetRequest(set_id="empty-set"),
+                             metadata=(("authorization", "Bearer s3cret"),))
+    assert [(v.field, v.description) for v in _bad_request(info.value).field_violations] == [
+        ("files", "send the set's rulebook files: file name to YAML text")]
+
+
+def test_a_bad_batch_in_a_stream_is_named_by_its_id_and_place(channel) -> None:
+    stub = ev_grpc.EvaluationServiceStub(channel)
+    batches = [ev_pb.StreamEvaluateRequest(batch_id="b0", events=refund_story("n-")),
+               ev_pb.StreamEvaluateRequest(batch_id="b1")]
+    replies = stub.StreamEvaluate(iter(batches), timeout=60)
+    assert next(replies).batch_id == "b0"
+    with pytest.raises(grpc.RpcError) as info:
+        next(replies)
+    assert _bad_request(info.value).field_violations[0].field == "events"
+    assert info.value.details() == ("batch 'b1' (message 2 of the stream): a batch needs at "
+                                    "least one event")
+
+
 def test_a_past_deadline_is_honoured(app, channel) -> None:
     stub = ev_grpc.EvaluationServiceStub(channel)
     app.ingestor._lock.acquire()  # an earlier batch holds the engine
