@@ -97,13 +97,21 @@ class DecodeErrors(grpc.ServerInterceptor):
 
     def __init__(self, observe: Observe | None = None):
         self.observe = observe
+        #: The wrapped handler of each method's handler, made once (a call's cost otherwise).
+        self._wrapped: dict[tuple[str, Any], Any] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any],
                           handler_call_details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        method = handler_call_details.method
+        key = (handler_call_details.method, handler)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = self._wrapped[key] = self._wrap(handler_call_details.method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         decode = _decoding(handler.request_deserializer)
         out = handler.response_serializer
         if handler.unary_unary is not None:
