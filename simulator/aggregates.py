@@ -208,12 +208,13 @@ def _flat(x: np.ndarray, dtype: Any) -> bool:
     return x.dtype == dtype and x.ndim == 1 and x.flags.c_contiguous
 
 
-def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples, n_groups: int,
-          clear: Collection[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                    np.ndarray]:
-    """`day_sums` of the day (totals, cohort sums, counts, group sums), with the flows named
-    in `clear` zeroed. Arrays the kernel does not take as they are (not flat, or of another
-    dtype: the reference's) are handed to it as flat copies, and zeroed after."""
+def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples,
+          clear: Collection[str], totals: np.ndarray, by_cohort: np.ndarray,
+          counts: np.ndarray, by_group: np.ndarray) -> None:
+    """`day_sums` of the day into totals, by_cohort, counts and by_group (zeros: the groups'
+    sums are added to it), with the flows named in `clear` zeroed. Arrays the kernel does
+    not take as they are (not flat, or of another dtype: the reference's) are handed to it
+    as flat copies, and zeroed after."""
     arrays = []
     bits = 0
     zero_after = []
@@ -232,13 +233,10 @@ def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples, n_
     prices = [state[key] if _flat(state[key], dtype) else
               np.ascontiguousarray(state[key], dtype=dtype).ravel()
               for key in ("price", "price0", "margin", "quality", "unit_cost")]
-    totals, by_cohort = np.empty(len(TOTALS)), np.empty((len(COHORT_SUMS), k))
-    counts, by_group = np.empty(2), np.zeros((2, n_groups))
-    day_sums(*samples.runs(n_groups), samples.label, alive, enrolled, *prices, *arrays, bits,
-             totals, by_cohort, counts, by_group)
+    day_sums(*samples.runs(by_group.shape[1]), samples.label, alive, enrolled, *prices,
+             *arrays, bits, totals, by_cohort, counts, by_group)
     for x in zero_after:
         x.fill(0.0)
-    return totals, by_cohort, counts, by_group
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -278,16 +276,16 @@ def aggregate_replications(out: dict[str, np.ndarray], base: int, t: int,
     with the same operations one replication's would take (so the same bits): a few dozen
     numpy calls a day instead of a few dozen per replication, which cost more than the
     replications' compiled passes on the default population's 200 merchants."""
-    k = len(TIERS)
-    sums = []
+    r, k = len(days), len(TIERS)
+    totals, by_cohort = np.empty((r, len(TOTALS))), np.empty((r, len(COHORT_SUMS), k))
+    counts, by_group = np.empty((r, 2)), np.zeros((r, 2, n_groups))
+    sizes = np.empty((r, k))
     for j, (state, flows, samples) in enumerate(days):
         # The samples first: the pass below zeroes the flows it is asked to.
         _sample_statistics(out, base + j, t, state, flows.exposure, samples)
-        sums.append(_sums(state, flows, samples, n_groups, clear, k))
-    totals, by_cohort, counts, by_group = (np.stack(x) for x in zip(*sums, strict=True))
-    sizes = np.stack([samples.sizes for _, _, samples in days])
-    _write_figures(out, slice(base, base + len(days)), t, totals, by_cohort, counts, by_group,
-                   sizes)
+        _sums(state, flows, samples, clear, totals[j], by_cohort[j], counts[j], by_group[j])
+        sizes[j] = samples.sizes
+    _write_figures(out, slice(base, base + r), t, totals, by_cohort, counts, by_group, sizes)
 
 
 @np.errstate(invalid="ignore", divide="ignore", over="ignore")
