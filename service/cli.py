@@ -355,7 +355,7 @@ _COMMAND_MODULES = ("service.simulate_cli", "service.audit.cli", "service.audit.
 def _until_time(text: str) -> float:
     """--until as epoch seconds: an RFC 3339 time with its offset, in the years events may
     have (as an event's time is read)."""
-    from service.events import _epoch_in_range
+    from service.events import epoch_in_range
 
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -366,7 +366,7 @@ def _until_time(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} has no offset: write one, like 2024-07-10T00:00:00+08:00")
     try:
-        return _epoch_in_range(moment)
+        return epoch_in_range(moment)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: the time must fall in the years 1971 to "
                                          "9998") from None

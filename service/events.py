@@ -213,12 +213,12 @@ def _epoch_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
     return core_schema.chain_schema(
         [
             core_schema.datetime_schema(tz_constraint="aware", strict=False),
-            core_schema.no_info_plain_validator_function(_epoch_in_range),
+            core_schema.no_info_plain_validator_function(epoch_in_range),
         ]
     )
 
 
-def _epoch_in_range(moment: datetime) -> float:
+def epoch_in_range(moment: datetime) -> float:
     # Deadlines add days to event time and months roll over into the next year: keep far from
     # the calendar's ends so that arithmetic never leaves it. The year is checked in UTC a
     # day in from the ends, so that no time zone (at most 14 hours off) puts the moment in
@@ -506,7 +506,7 @@ def event_to_json(event: Event) -> str:
 # The gRPC service validates every event of every batch, and through pydantic that costs about 9 us
 # per event, most of it the general machinery around a handful of checks. `compile_acceptor`
 # writes, once per event type, a function that makes the same checks, read from the models above
-# (lengths, patterns, bounds, choices, defaults, the event-time pattern and `_epoch_in_range`), and
+# (lengths, patterns, bounds, choices, defaults, the event-time pattern and `epoch_in_range`), and
 # builds the same model instances directly. It only ever *accepts*: whatever it is not sure of (a
 # failed check, a non-ASCII string, a time form outside the common ones) makes it return None, and
 # the caller then asks `parse_event`, which alone decides about and words errors. A constraint the
@@ -636,7 +636,7 @@ def _epoch_of(text: str) -> float | None:
     if text[-1] != "Z" and (text[-5:-3] > "23" or text[-2:] > "59"):
         return None  # an offset of a day or more, or of 60 minutes: pydantic decides
     try:
-        return _epoch_in_range(_from_iso(text))
+        return epoch_in_range(_from_iso(text))
     except ValueError:
         return None
 
@@ -648,7 +648,7 @@ def _fast_epoch(text: str) -> float | None:
     times of a batch share few minutes; whole seconds are exact, as `timestamp()` is) or with at
     most six fraction digits (both parsers are exact to the microsecond there); the calendar
     checks of `fromisoformat` (a 30th of February, hour 24 or second 60 are left to pydantic);
-    the same `_epoch_in_range`.
+    the same `epoch_in_range`.
     """
     n = len(text)
     last = text[-1]
