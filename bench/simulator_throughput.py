@@ -174,7 +174,7 @@ _STAGES = {
     "accounts": ("Model", "_accounts"),
     "day's flows": ("Model", "_new_flows"),
     "random draws": ("model", "day_draws"),
-    "aggregation": ("run", "aggregate"),
+    "aggregation": ("run", "aggregate_chunk"),
 }
 
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.aggregation_kernels import COHORT_SUMS, FLOWS, TOTALS, day_sums
-from simulator.kernels import gini, sample_statistics
+from simulator.aggregation_kernels import COHORT_SUMS, FLOWS, TOTALS, chunk_sums
+from simulator.kernels import chunk_sample_statistics
 from simulator.projection import COHORT_SERIES, PERCENTILE_SERIES, POPULATION_SERIES
 from simulator.scenario import TIERS
 
@@ -106,6 +106,11 @@ class Samples:
         return kept[n_groups]
 
     @cached_property
+    def alone(self) -> ChunkSamples:
+        """These samples as a chunk of one replication."""
+        return ChunkSamples.of([self])
+
+    @cached_property
     def sampled_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every sampled merchant once, in slot order (int64), and where the samples are in
         it: the cohorts' samples end to end as positions in the union, where each cohort's
@@ -133,37 +138,105 @@ def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return both[first]
 
 
-def _sample_statistics(out: dict[str, np.ndarray], r: int, t: int,
+@dataclass(frozen=True)
+class ChunkSamples:
+    """The samples of the replications run together (a chunk), replication k in the chunk's
+    slots [k n1, (k + 1) n1): each one's `Samples`, and what the compiled passes over all of
+    them read, in the chunk's slots (made once per chunk)."""
+
+    each: tuple[Samples, ...]
+    #: Slots per replication.
+    n1: int
+
+    @classmethod
+    def of(cls, each: Sequence[Samples]) -> ChunkSamples:
+        n1 = each[0].label.size
+        if any(s.label.size != n1 for s in each):
+            raise ValueError("the replications of a chunk have the same number of slots")
+        return cls(tuple(each), n1)
+
+    @cached_property
+    def label(self) -> np.ndarray:
+        return np.concatenate([s.label for s in self.each])
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        return np.stack([s.sizes for s in self.each])
+
+    @cached_property
+    def _runs(self) -> dict[int, tuple[np.ndarray, ...]]:
+        return {}
+
+    def runs(self, n_groups: int) -> tuple[np.ndarray, ...]:
+        """Each replication's runs (`Samples.runs`) in chunk slots, end to end, and where
+        each one's start (`run_at`, R + 1): run_at, starts, stops, groups."""
+        kept = self._runs
+        if n_groups not in kept:
+            parts = [s.runs(n_groups) for s in self.each]
+            kept[n_groups] = (_offsets([p[0].size for p in parts]),
+                              *(np.concatenate([p[j] + (k * self.n1 if j < 2 else 0)
+                                                for k, p in enumerate(parts)])
+                                for j in range(3)))
+        return kept[n_groups]
+
+    @cached_property
+    def sampled_slots(self) -> tuple[np.ndarray, ...]:
+        """Each replication's `Samples.sampled_slots`, end to end, the union in chunk slots:
+        union, union_at, cohort_pos, cohort_at, bounds (R, C + 1), pooled_pos, pooled_at."""
+        parts = [s.sampled_slots for s in self.each]
+        union = np.concatenate([p[0] + k * self.n1 for k, p in enumerate(parts)])
+        return (union, _offsets([p[0].size for p in parts]),
+                np.concatenate([p[1] for p in parts]), _offsets([p[1].size for p in parts]),
+                np.stack([p[2] for p in parts]),
+                np.concatenate([p[3] for p in parts]), _offsets([p[3].size for p in parts]))
+
+
+def _offsets(sizes: Sequence[int]) -> np.ndarray:
+    at = np.zeros(len(sizes) + 1, dtype=np.int64)
+    at[1:] = np.cumsum(sizes)
+    return at
+
+
+def _sample_statistics(out: dict[str, np.ndarray], rows: slice, t: int,
                        state: Mapping[str, np.ndarray], exposure: np.ndarray,
-                       samples: Samples) -> None:
+                       chunk: ChunkSamples) -> None:
     """The percentiles of price, margin and quality by cohort, the median margin and the
-    exposure Gini of day t on the fixed samples' live merchants, as numpy's ``quantile``,
-    ``median`` and `_gini` of their float64 values give them: the sampled merchants' numbers
-    read and their order statistics found in one compiled call (`sample_statistics`); where
-    a zero or NaN could make its bits differ from numpy's partition, numpy computes that
-    figure."""
+    exposure Gini of day t on the fixed samples' live merchants of each replication, as
+    numpy's ``quantile``, ``median`` and `_numpy_gini` of their float64 values give them: the
+    sampled merchants' numbers read and their order statistics found in one compiled call
+    for the chunk (`chunk_sample_statistics`); where a zero or NaN could make its bits differ
+    from numpy's partition or sort, numpy computes that figure."""
     alive = state["alive"]
     arrays = (state["price"], state["margin"], state["quality"])
-    union, cohort_pos, bounds, pooled_pos = samples.sampled_slots
-    cohorts = len(samples.by_cohort)
-    quantiles = np.empty((len(arrays), cohorts, len(QUANTILES)))
-    exact = np.empty((len(arrays), cohorts), dtype=np.bool_)
-    pooled_exposure = np.empty(pooled_pos.size)
-    median, median_exact, pooled_live = sample_statistics(
-        *arrays, exposure, alive, union, cohort_pos, bounds, pooled_pos, _QUANTILES, quantiles,
-        exact, pooled_exposure)
-    for v, c in zip(*np.nonzero(~exact), strict=True):
-        idx = samples.by_cohort[c]
+    union, union_at, cohort_pos, cohort_at, bounds, pooled_pos, pooled_at = chunk.sampled_slots
+    r, cohorts = len(chunk.each), bounds.shape[1] - 1
+    quantiles = np.empty((r, len(arrays), cohorts, len(QUANTILES)))
+    exact = np.empty((r, len(arrays), cohorts), dtype=np.bool_)
+    pooled_exposure = np.empty((r, int(np.diff(pooled_at).max(initial=0))))
+    median, median_exact = np.empty(r), np.empty(r, dtype=np.bool_)
+    pooled_live, gini_value = np.empty(r, dtype=np.int64), np.empty(r)
+    gini_certain = np.empty(r, dtype=np.bool_)
+    chunk_sample_statistics(*arrays, exposure, alive, union, union_at, cohort_pos, cohort_at,
+                            bounds, pooled_pos, pooled_at, _QUANTILES, quantiles, exact,
+                            pooled_exposure, median, median_exact, pooled_live, gini_value,
+                            gini_certain)
+    for k, v, c in zip(*np.nonzero(~exact), strict=True):
+        idx = chunk.each[k].by_cohort[c] + k * chunk.n1
         idx = idx[alive[idx]]
-        quantiles[v, c] = (np.quantile(arrays[v][idx].astype(np.float64), QUANTILES)
-                           if idx.size else np.nan)
-    if not median_exact:
-        pooled = samples.population[alive[samples.population]]
-        median = (float(np.median(state["margin"][pooled].astype(np.float64)))
-                  if pooled.size else np.nan)
-    out["price_pct"][r, t], out["margin_pct"][r, t], out["quality_pct"][r, t] = quantiles
-    out["median_margin"][r, t] = median
-    out["exposure_gini"][r, t] = _gini(pooled_exposure[:pooled_live])
+        quantiles[k, v, c] = (np.quantile(arrays[v][idx].astype(np.float64), QUANTILES)
+                              if idx.size else np.nan)
+    for k in np.flatnonzero(~median_exact):
+        pooled = chunk.each[k].population + k * chunk.n1
+        pooled = pooled[alive[pooled]]
+        median[k] = (float(np.median(state["margin"][pooled].astype(np.float64)))
+                     if pooled.size else np.nan)
+    for k in np.flatnonzero(~gini_certain):
+        gini_value[k] = _numpy_gini(pooled_exposure[k, :pooled_live[k]])
+    out["price_pct"][rows, t] = quantiles[:, 0]
+    out["margin_pct"][rows, t] = quantiles[:, 1]
+    out["quality_pct"][rows, t] = quantiles[:, 2]
+    out["median_margin"][rows, t] = median
+    out["exposure_gini"][rows, t] = gini_value
 
 
 @dataclass
@@ -184,16 +257,10 @@ class DayFlows:
     forced_follows: np.ndarray
 
 
-def _gini(x: np.ndarray) -> float:
-    """The Gini coefficient of the float64 x: compiled (`simulator.kernels.gini`, a radix sort
-    of the bits), numpy's sort for what that sort does not take (negatives, -0.0, NaN)."""
-    value, certain = gini(x)
-    return float(value) if certain else _numpy_gini(x)
-
-
 def _numpy_gini(x: np.ndarray) -> float:
-    """The Gini coefficient of the float64 x by numpy's sort (and the definition `gini`
-    reproduces)."""
+    """The Gini coefficient of the float64 x by numpy's sort (and the definition
+    `simulator.kernels.gini` reproduces, by a radix sort of the bits, for what that sort
+    takes: no negative number, -0.0 or NaN)."""
     if x.size == 0:
         return float("nan")
     total = x.sum()
@@ -208,13 +275,14 @@ def _flat(x: np.ndarray, dtype: Any) -> bool:
     return x.dtype == dtype and x.ndim == 1 and x.flags.c_contiguous
 
 
-def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples,
+def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, chunk: ChunkSamples,
           clear: Collection[str], totals: np.ndarray, by_cohort: np.ndarray,
           counts: np.ndarray, by_group: np.ndarray) -> None:
-    """`day_sums` of the day into totals, by_cohort, counts and by_group (zeros: the groups'
-    sums are added to it), with the flows named in `clear` zeroed. Arrays the kernel does
-    not take as they are (not flat, or of another dtype: the reference's) are handed to it
-    as flat copies, and zeroed after."""
+    """`day_sums` of each replication of the chunk into row r of totals, by_cohort, counts
+    and by_group (zeros: the groups' sums are added to it), in one call (`chunk_sums`), with
+    the flows named in `clear` zeroed. Arrays the kernel does not take as they are (not
+    flat, or of another dtype: the reference's) are handed to it as flat copies, and zeroed
+    after."""
     arrays = []
     bits = 0
     zero_after = []
@@ -233,8 +301,8 @@ def _sums(state: Mapping[str, np.ndarray], flows: DayFlows, samples: Samples,
     prices = [state[key] if _flat(state[key], dtype) else
               np.ascontiguousarray(state[key], dtype=dtype).ravel()
               for key in ("price", "price0", "margin", "quality", "unit_cost")]
-    day_sums(*samples.runs(by_group.shape[1]), samples.label, alive, enrolled, *prices,
-             *arrays, bits, totals, by_cohort, counts, by_group)
+    chunk_sums(*chunk.runs(by_group.shape[2]), chunk.label, alive, enrolled, *prices, *arrays,
+               bits, totals, by_cohort, counts, by_group)
     for x in zero_after:
         x.fill(0.0)
 
@@ -243,10 +311,6 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b where b > 0, NaN elsewhere (inf / inf, after an overflow: NaN, said elsewhere);
     under `_write_figures`' errstate."""
     return np.where(b > 0, a / b, np.nan)
-
-
-#: One replication's day for `aggregate_replications`: its state, flows and samples.
-ReplicationDay = tuple[Mapping[str, np.ndarray], DayFlows, Samples]
 
 
 def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: Mapping[str, np.ndarray],
@@ -263,29 +327,30 @@ def aggregate(out: dict[str, np.ndarray], r: int, t: int, state: Mapping[str, np
     contiguous blocks of slots of equal size. The flows named in `clear` are
     zeroed once read (for `simulator.model.Model.recycle_flows`).
     """
-    aggregate_replications(out, r, t, [(state, flows, samples)], n_groups, clear)
+    aggregate_chunk(out, r, t, state, flows, n_groups, samples.alone, clear)
 
 
-def aggregate_replications(out: dict[str, np.ndarray], base: int, t: int,
-                           days: Sequence[ReplicationDay], n_groups: int,
-                           clear: Collection[str] = ()) -> None:
-    """`aggregate` of day t of several replications, the k-th written at row base + k.
+def aggregate_chunk(out: dict[str, np.ndarray], base: int, t: int,
+                    state: Mapping[str, np.ndarray], flows: DayFlows, n_groups: int,
+                    chunk: ChunkSamples, clear: Collection[str] = ()) -> None:
+    """`aggregate` of day t of the replications run together in `state` and `flows` (the
+    chunk's arrays: replication k in slots [k n1, (k + 1) n1), `chunk`), the k-th written at
+    row base + k.
 
-    Each replication's sums and order statistics are its own compiled calls; the figures
-    made of them are then computed for all the replications at once, in arrays over them,
-    with the same operations one replication's would take (so the same bits): a few dozen
-    numpy calls a day instead of a few dozen per replication, which cost more than the
-    replications' compiled passes on the default population's 200 merchants."""
-    r, k = len(days), len(TIERS)
+    The replications' sums, and their order statistics, are each one compiled call over all
+    of them, which makes the same calls on the same numbers as one replication's alone; the
+    figures made of them are computed for all the replications at once, in arrays over them,
+    with the operations one replication's would take (so the same bits). A day then costs a
+    few dozen numpy calls, not a few dozen per replication, which on the default
+    population's 200 merchants cost more than the compiled passes."""
+    r, k = len(chunk.each), len(TIERS)
     totals, by_cohort = np.empty((r, len(TOTALS))), np.empty((r, len(COHORT_SUMS), k))
     counts, by_group = np.empty((r, 2)), np.zeros((r, 2, n_groups))
-    sizes = np.empty((r, k))
-    for j, (state, flows, samples) in enumerate(days):
-        # The samples first: the pass below zeroes the flows it is asked to.
-        _sample_statistics(out, base + j, t, state, flows.exposure, samples)
-        _sums(state, flows, samples, clear, totals[j], by_cohort[j], counts[j], by_group[j])
-        sizes[j] = samples.sizes
-    _write_figures(out, slice(base, base + r), t, totals, by_cohort, counts, by_group, sizes)
+    rows = slice(base, base + r)
+    # The samples first: the pass below zeroes the flows it is asked to.
+    _sample_statistics(out, rows, t, state, flows.exposure, chunk)
+    _sums(state, flows, chunk, clear, totals, by_cohort, counts, by_group)
+    _write_figures(out, rows, t, totals, by_cohort, counts, by_group, chunk.sizes)
 
 
 @np.errstate(invalid="ignore", divide="ignore", over="ignore")

@@ -33,8 +33,9 @@ pass per merchant instead of a few dozen numpy passes:
     prompt (`union_sorted`);
   - the fixed samples' numbers (`sample_values`), their percentiles and median
     (`sample_statistics` and `sampled_statistics`: counted buckets, `_rank_values`, or a
-    quickselect, `_select`) and Gini (`gini`, a bucket sort or a radix sort; the day's sums
-    are `simulator.aggregation_kernels.day_sums`), and `mark_changed` (`mark_changed_in`
+    quickselect, `_select`) and Gini (`gini`, a bucket sort or a radix sort), each
+    replication's of a chunk in one call (`chunk_sample_statistics`; the day's sums are
+    `simulator.aggregation_kernels.day_sums`), and `mark_changed` (`mark_changed_in`
     within the blocks, for ranking) and `changed_rows` to tell which merchants' rule inputs
     moved.
 
@@ -1647,6 +1648,31 @@ def sample_statistics(price, margin, quality, exposure, alive, union, cohort_pos
     sample_values(price, margin, quality, exposure, alive, union, values, live)
     return sampled_statistics(values, live, cohort_pos, bounds, pooled_pos, q, quantiles,
                               exact, pooled_exposure)
+
+
+@_kernel
+def chunk_sample_statistics(price, margin, quality, exposure, alive, union, union_at,
+                            cohort_pos, cohort_at, bounds, pooled_pos, pooled_at, q, quantiles,
+                            exact, pooled_exposure, median, median_exact, pooled_live,
+                            gini_value, gini_certain):  # pragma: no cover - compiled
+    """`sample_statistics` and the `gini` of the pooled live exposures of each replication r
+    of a chunk, in one call: its samples are union[union_at[r]:union_at[r + 1]] (slots of the
+    chunk), cohort_pos[cohort_at[r]:cohort_at[r + 1]] with its cohorts' bounds[r], and
+    pooled_pos[pooled_at[r]:pooled_at[r + 1]]; its figures go to row r of quantiles, exact,
+    pooled_exposure, median, median_exact, pooled_live, gini_value and gini_certain. The
+    same calls, on the same numbers, as one replication's: the same bits."""
+    for r in range(union_at.shape[0] - 1):
+        m, certain, k = sample_statistics(
+            price, margin, quality, exposure, alive, union[union_at[r]:union_at[r + 1]],
+            cohort_pos[cohort_at[r]:cohort_at[r + 1]], bounds[r],
+            pooled_pos[pooled_at[r]:pooled_at[r + 1]], q, quantiles[r], exact[r],
+            pooled_exposure[r])
+        median[r] = m
+        median_exact[r] = certain
+        pooled_live[r] = k
+        g, sure = gini(pooled_exposure[r, :k])
+        gini_value[r] = g
+        gini_certain[r] = sure
 
 
 @_kernel

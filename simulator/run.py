@@ -34,10 +34,9 @@ from rules.rulebook import RulebookSet
 from simulator.aggregates import (
     EXTRA_SERIES,
     QUANTILES,
-    DayFlows,
+    ChunkSamples,
     Samples,
-    aggregate,
-    aggregate_replications,
+    aggregate_chunk,
     empty_series,
 )
 from simulator.memory import memory_problem
@@ -112,11 +111,6 @@ def run_replications(rulebook_set: RulebookSet, scenario: Scenario | str | Path 
     return out
 
 
-#: The state the daily aggregates read (`simulator.aggregates.aggregate`).
-_AGGREGATED = ("alive", "exists", "tier", "price", "quality", "margin", "unit_cost", "enrolled",
-               "price0")
-
-
 def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet, sc: Scenario,
                days: int, seed: int, part: Sequence[int], dtype: Any,
                progress: Progress | None, done: int, total: int) -> None:
@@ -125,28 +119,15 @@ def _run_chunk(out: dict[str, np.ndarray], base: int, rulebook_set: RulebookSet,
     model = Model(rulebook_set, sc, [replication_seed(seed, i) for i in part], dtype=dtype)
     n1 = model.n1
     size = sc.model.output.percentile_sample.value
-    samples = [Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
-                          model.s["exists"][k * n1:(k + 1) * n1], size)
-               for k in range(len(part))]
+    chunk = ChunkSamples.of([Samples.of(model.s["tier"][k * n1:(k + 1) * n1],
+                                        model.s["exists"][k * n1:(k + 1) * n1], size)
+                             for k in range(len(part))])
     for day in range(days):
         flows = model.step(day)
-        if len(part) == 1:  # the replication is the whole model: no views to cut
-            aggregate(out, base, day, model.s, flows, model.G, samples[0],
-                      ADDED_FLOWS)
-        else:
-            days_of = []
-            for k in range(len(part)):
-                sl = slice(k * n1, (k + 1) * n1)
-                state = {key: model.s[key][sl] for key in _AGGREGATED}
-                days_of.append((state, _slice_flows(flows, sl), samples[k]))
-            aggregate_replications(out, base, day, days_of, model.G, ADDED_FLOWS)
+        aggregate_chunk(out, base, day, model.s, flows, model.G, chunk, ADDED_FLOWS)
         model.recycle_flows(flows, ADDED_FLOWS)  # read and zeroed: tomorrow's flows
         if progress is not None:
             progress(done + day + 1, total)
-
-
-def _slice_flows(flows: DayFlows, sl: slice) -> DayFlows:
-    return DayFlows(**{k: getattr(flows, k)[sl] for k in DayFlows.__dataclass_fields__})
 
 
 def project(rulebook_set: RulebookSet, scenario: Scenario | str | Path | None, days: int,

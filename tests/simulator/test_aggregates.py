@@ -20,12 +20,13 @@ import pytest
 from rules.loader import load_set
 from simulator.aggregates import (
     QUANTILES,
+    ChunkSamples,
     DayFlows,
     Samples,
     _numpy_gini,
     _sorted_union,
     aggregate,
-    aggregate_replications,
+    aggregate_chunk,
     empty_series,
 )
 from simulator.model import ADDED_FLOWS, Model
@@ -200,32 +201,53 @@ def test_sample_statistics_have_numpys_bits_on_ties_zeros_and_nan(dtype: type,
         _assert_same_day(got, expected, trial)
 
 
+def _chunk(days: list[tuple[dict[str, np.ndarray], DayFlows, Samples]]
+           ) -> tuple[dict[str, np.ndarray], DayFlows, ChunkSamples]:
+    """Replications' days as the arrays of one chunk (replication k's slots after k - 1's)."""
+    state = {key: np.concatenate([d[0][key] for d in days]) for key in days[0][0]}
+    flows = DayFlows(**{name: np.concatenate([getattr(d[1], name) for d in days])
+                        for name in DayFlows.__dataclass_fields__})
+    return state, flows, ChunkSamples.of([d[2] for d in days])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type) -> None:
-    """`aggregate_replications` computes the figures of all the replications in arrays over
-    them; each replication's row has the bits `aggregate` gives it alone, on days where the
-    denominators are zero (all dead, no exposure nor sales), a cohort is empty, or the sums
-    have overflowed (infinite revenue and fees), next to ordinary days, in either order."""
+    """`aggregate_chunk` takes the sums and order statistics of all the replications of a
+    chunk in one compiled call each, and computes the figures in arrays over them; each
+    replication's row has the bits `aggregate` gives it alone, on days where the
+    denominators are zero (all dead, no exposure nor sales), a cohort is empty, the sums
+    have overflowed (infinite revenue and fees), or the samples hold ties, zeros of both
+    signs and a NaN (figures numpy computes), next to ordinary days, in either order; and
+    the flows asked are zeroed."""
     rng = np.random.default_rng(31)
     days = []
-    for case in ("plain", "all dead", "no sales", "empty cohort", "overflowed", "plain"):
+    for case in ("plain", "all dead", "no sales", "empty cohort", "overflowed", "numpy's",
+                 "plain"):
         state, flows, samples = _day(rng, 3, 401, dtype, case == "empty cohort",
                                      case == "all dead")
+        existing = np.flatnonzero(state["exists"])
         if case == "no sales":
             for name in DayFlows.__dataclass_fields__:
                 getattr(flows, name)[:] = 0.0
         if case == "overflowed":
-            existing = np.flatnonzero(state["exists"])
             flows.revenue[existing[:2]] = np.inf
             flows.fees[existing[:1]] = np.inf
             flows.exposure[existing[3]] = np.inf
+        if case == "numpy's":  # (the compiled order statistics and Gini hand these over)
+            state["margin"][existing[::3]] = 0.0
+            state["margin"][existing[1::3]] = -0.0
+            state["margin"][existing[5]] = np.nan
+            state["price"] = np.round(state["price"]).astype(dtype)
+            flows.exposure[existing[:3]] = -1.0
         days.append((state, flows, samples))
     alone, together = empty_series(len(days) + 1, 2), empty_series(len(days) + 1, 2)
+    state, flows, chunk = _chunk(days)
     with np.errstate(invalid="ignore", over="ignore"):
-        for k, (state, flows, samples) in enumerate(days):
-            aggregate(alone, k + 1, 1, state, flows, 3, samples)
-        aggregate_replications(together, 1, 1, days, 3)
-        aggregate_replications(together, 0, 0, days[:1], 3)
+        for k, (one_state, one_flows, samples) in enumerate(days):
+            aggregate(alone, k + 1, 1, one_state, one_flows, 3, samples)
+        aggregate_chunk(together, 1, 1, state, flows, 3, chunk, ADDED_FLOWS)
+        first = _chunk(days[:1])
+        aggregate_chunk(together, 0, 0, *first[:2], 3, first[2])
         aggregate(alone, 0, 0, days[0][0], days[0][1], 3, days[0][2])
     for name in alone:
         assert together[name].tobytes() == alone[name].tobytes(), name
@@ -233,6 +255,9 @@ def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type)
     assert np.isnan(alone["take_rate"][3, 1]) and np.isnan(alone["auto_follow_share"][2, 1])
     assert np.isnan(alone["take_rate"][5, 1])  # inf / inf
     assert np.isnan(alone["price_mean"][4, 1, 1])  # the empty cohort
+    assert np.isnan(alone["median_margin"][6, 1]) and np.isnan(alone["margin_pct"][6, 1]).any()
+    for name in ADDED_FLOWS:
+        assert not getattr(flows, name).any(), name
 
 
 def test_cleared_flows_are_zero_after_the_same_figures() -> None:
