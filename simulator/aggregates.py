@@ -1,4 +1,4 @@
-"""Reduce one simulated day of one replication to the figures a Projection keeps.
+"""Reduce one simulated day of the replications run together to the figures a Projection keeps.
 
 Shared by the vectorised model and the plain reference, so the oracle test compares the model's
 state and flows, not two ways of computing a Gini. Percentiles, the median margin and the exposure
@@ -152,7 +152,8 @@ class ChunkSamples:
     def of(cls, each: Sequence[Samples]) -> ChunkSamples:
         n1 = each[0].label.size
         if any(s.label.size != n1 for s in each):
-            raise ValueError("the replications of a chunk have the same number of slots")
+            raise ValueError("replications run together must have the same number of slots, "
+                             f"not {sorted({s.label.size for s in each})}")
         return cls(tuple(each), n1)
 
     @cached_property
@@ -357,9 +358,9 @@ def aggregate_chunk(out: dict[str, np.ndarray], base: int, t: int,
 def _write_figures(out: dict[str, np.ndarray], rows: slice, t: int, totals: np.ndarray,
                    by_cohort: np.ndarray, counts: np.ndarray, by_group: np.ndarray,
                    sizes: np.ndarray) -> None:
-    """The day's figures of the replications `rows` from their sums (`day_sums`' outputs
-    stacked over the replications: totals (R, 9), by_cohort (R, 10, C), counts (R, 2),
-    by_group (R, 2, G)) and their cohorts' sizes (R, C). A zero or infinite denominator
+    """The day's figures of the replications `rows` from their sums (`chunk_sums`' outputs,
+    a row per replication: totals (R, 9), by_cohort (R, 10, C), counts (R, 2), by_group
+    (R, 2, G)) and their cohorts' sizes (R, C). A zero or infinite denominator
     gives NaN (or infinity) without numpy's warnings: `simulate` names such series itself."""
     commission, ads, fees, gmv, refund, below_cost, orders, prompts, forced = totals.T
     (revenue_c, refund_c, exposure_c, quality_c, price_c, margin_c, price_rel, n_c,

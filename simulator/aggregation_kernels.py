@@ -179,7 +179,6 @@ def day_sums(starts, stops, run_group, label, alive, enrolled, price, price0, ma
     counts[1] = _lane_sum(acc, (_T + _C * k + 1) * lanes)
 
 
-
 @_kernel
 def chunk_sums(run_at, starts, stops, run_group, label, alive, enrolled, price, price0, margin,
                quality, unit_cost, commission, ads, fees, revenue, refund, below, orders,

@@ -258,6 +258,10 @@ def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type)
     assert np.isnan(alone["median_margin"][6, 1]) and np.isnan(alone["margin_pct"][6, 1]).any()
     for name in ADDED_FLOWS:
         assert not getattr(flows, name).any(), name
+    # Replications of different sizes are no chunk.
+    other = _day(rng, 3, 400, dtype, False, False)[2]
+    with pytest.raises(ValueError, match=r"the same number of slots, not \[1200, 1203\]"):
+        ChunkSamples.of([days[0][2], other])
 
 
 def test_cleared_flows_are_zero_after_the_same_figures() -> None:
