@@ -210,21 +210,28 @@ def _chunk(days: list[tuple[dict[str, np.ndarray], DayFlows, Samples]]
     return state, flows, ChunkSamples.of([d[2] for d in days])
 
 
+#: The cases of `test_replications_aggregated_together_have_each_ones_bits_alone`, in order.
+_CASES = ("plain", "all dead", "no sales", "empty cohort", "overflowed", "numpy's",
+          "a group unseen", "no merchants", "plain")
+
+
+@pytest.mark.parametrize("sample", [3, 4096])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type) -> None:
+def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type,
+                                                                    sample: int) -> None:
     """`aggregate_chunk` takes the sums and order statistics of all the replications of a
     chunk in one compiled call each, and computes the figures in arrays over them; each
-    replication's row has the bits `aggregate` gives it alone, on days where the
-    denominators are zero (all dead, no exposure nor sales), a cohort is empty, the sums
-    have overflowed (infinite revenue and fees), or the samples hold ties, zeros of both
-    signs and a NaN (figures numpy computes), next to ordinary days, in either order; and
-    the flows asked are zeroed."""
+    replication's row has the bits `aggregate` gives it alone, and the numpy expressions'
+    figures, on days where the denominators are zero (all dead, no exposure nor sales, no
+    merchant at all), a cohort is empty, a group has no exposure, the sums have overflowed
+    (infinite revenue and fees), or the samples hold ties, zeros of both signs and a NaN
+    (figures numpy computes), next to ordinary days; with samples of every merchant and of
+    a few (the replications' samples then differ in size), and the flows asked zeroed."""
     rng = np.random.default_rng(31)
     days = []
-    for case in ("plain", "all dead", "no sales", "empty cohort", "overflowed", "numpy's",
-                 "plain"):
+    for case in _CASES:
         state, flows, samples = _day(rng, 3, 401, dtype, case == "empty cohort",
-                                     case == "all dead")
+                                     case == "all dead", sample)
         existing = np.flatnonzero(state["exists"])
         if case == "no sales":
             for name in DayFlows.__dataclass_fields__:
@@ -236,15 +243,28 @@ def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type)
         if case == "numpy's":  # (the compiled order statistics and Gini hand these over)
             state["margin"][existing[::3]] = 0.0
             state["margin"][existing[1::3]] = -0.0
-            state["margin"][existing[5]] = np.nan
+            for sampled in (samples.population, samples.by_cohort[0]):  # (live, sampled)
+                state["margin"][sampled[state["alive"][sampled]][:1]] = np.nan
             state["price"] = np.round(state["price"]).astype(dtype)
             flows.exposure[existing[:3]] = -1.0
+        if case == "a group unseen":
+            flows.exposure[401:802] = 0.0
+        if case == "no merchants":
+            state["exists"][:] = state["alive"][:] = False
+            for name in DayFlows.__dataclass_fields__:
+                getattr(flows, name)[:] = 0.0
+            samples = Samples.of(state["tier"], state["exists"], sample)
         days.append((state, flows, samples))
     alone, together = empty_series(len(days) + 1, 2), empty_series(len(days) + 1, 2)
     state, flows, chunk = _chunk(days)
     with np.errstate(invalid="ignore", over="ignore"):
         for k, (one_state, one_flows, samples) in enumerate(days):
             aggregate(alone, k + 1, 1, one_state, one_flows, 3, samples)
+            expected = empty_series(1, 1)
+            _numpy_aggregate(expected, one_state, one_flows, 3, samples)
+            if _CASES[k] not in ("overflowed", "numpy's"):  # (NaN's sign aside, below)
+                _assert_same_day({n: alone[n][k + 1:k + 2, 1:2] for n in alone}, expected,
+                                 _CASES[k])
         aggregate_chunk(together, 1, 1, state, flows, 3, chunk, ADDED_FLOWS)
         first = _chunk(days[:1])
         aggregate_chunk(together, 0, 0, *first[:2], 3, first[2])
@@ -252,10 +272,16 @@ def test_replications_aggregated_together_have_each_ones_bits_alone(dtype: type)
     for name in alone:
         assert together[name].tobytes() == alone[name].tobytes(), name
     # The cases do reach the figures they are for.
-    assert np.isnan(alone["take_rate"][3, 1]) and np.isnan(alone["auto_follow_share"][2, 1])
-    assert np.isnan(alone["take_rate"][5, 1])  # inf / inf
-    assert np.isnan(alone["price_mean"][4, 1, 1])  # the empty cohort
-    assert np.isnan(alone["median_margin"][6, 1]) and np.isnan(alone["margin_pct"][6, 1]).any()
+    row = {case: k + 1 for k, case in enumerate(_CASES)}
+    assert np.isnan(alone["take_rate"][row["no sales"], 1])
+    assert np.isnan(alone["auto_follow_share"][row["all dead"], 1])
+    assert np.isnan(alone["take_rate"][row["overflowed"], 1])  # inf / inf
+    assert np.isnan(alone["price_mean"][row["empty cohort"], 1, 1])
+    assert np.isnan(alone["median_margin"][row["numpy's"], 1])
+    assert np.isnan(alone["margin_pct"][row["numpy's"], 1]).any()
+    assert 0 < alone["exposure_hhi"][row["a group unseen"], 1] < 1
+    assert alone["share_alive"][row["no merchants"], 1] == 0.0
+    assert alone["share_alive"][row["plain"], 1] == pytest.approx(0.8, abs=0.05)
     for name in ADDED_FLOWS:
         assert not getattr(flows, name).any(), name
     # Replications of different sizes are no chunk.
