@@ -12,7 +12,7 @@ type and what protobuf said. A stream's requests before the bad one are handled 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -92,11 +92,14 @@ def _stream_request(behaviour: Callable[..., Any], method: str) -> Callable[...,
 
 class DecodeErrors(grpc.ServerInterceptor):
     """Give every method with a request deserializer the wrappers above. `observe(method,
-    code, seconds)` counts a refused unary request (its handler never runs, so nothing
-    else would); a stream's handler sees the refusal inside its loop and counts it itself."""
+    code, seconds)` counts a refused unary request of the services named in `observed`
+    (their handler never runs, so nothing else would; the services whose calls are not
+    counted, health and reflection, are not counted refused either); a stream's handler
+    sees the refusal inside its loop and counts it itself."""
 
-    def __init__(self, observe: Observe | None = None):
+    def __init__(self, observe: Observe | None = None, observed: Collection[str] = ()):
         self.observe = observe
+        self.observed = frozenset(observed)
         #: The wrapped handler of each method's handler, made once (a call's cost otherwise).
         self._wrapped: dict[tuple[str, Any], Any] = {}
 
@@ -114,12 +117,14 @@ class DecodeErrors(grpc.ServerInterceptor):
     def _wrap(self, method: str, handler: Any) -> Any:
         decode = _decoding(handler.request_deserializer)
         out = handler.response_serializer
+        service = method.split("/")[1] if method.count("/") >= 2 else ""  # "/pkg.Service/M"
+        observe = self.observe if service in self.observed else None
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _unary_request(handler.unary_unary, method, self.observe), decode, out)
+                _unary_request(handler.unary_unary, method, observe), decode, out)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _unary_request(handler.unary_stream, method, self.observe), decode, out)
+                _unary_request(handler.unary_stream, method, observe), decode, out)
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 _stream_request(handler.stream_unary, method), decode, out)

@@ -317,7 +317,7 @@ class Application:
             futures.ThreadPoolExecutor(max_workers=self.config.workers,
                                        thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=self.config.max_in_flight,
-            interceptors=[DecodeErrors(self.metrics.observe_rpc)],
+            interceptors=[DecodeErrors(self.metrics.observe_rpc, SERVICE_NAMES)],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024)],
         )

@@ -173,7 +173,7 @@ def test_a_stream_keeps_what_it_accepted_before_bytes_that_do_not_decode(app, ch
     assert all(r.duplicate for r in again.results)
 
 
-def test_every_service_refuses_bytes_that_do_not_decode(channel) -> None:
+def test_every_service_refuses_bytes_that_do_not_decode(app, channel) -> None:
     for method, stream in (("/rulebook.v1.RulebookService/ValidateRulebook", False),
                            ("/rulebook.v1.SimulationService/Simulate", True),
                            ("/rulebook.v1.AuditService/AuditRulebook", False),
@@ -184,6 +184,9 @@ def test_every_service_refuses_bytes_that_do_not_decode(channel) -> None:
             if stream:
                 list(result)
         assert _bad_request(info.value).field_violations[0].field == "(request)", method
+    # Counted where the service's calls are counted: not health (nor reflection).
+    assert _rpc_count(app, "ValidateRulebook", "INVALID_ARGUMENT") == 1
+    assert _rpc_count(app, "Check", "INVALID_ARGUMENT") == 0
 
 
 def test_stream_evaluate_answers_batches_in_order(channel) -> None:
