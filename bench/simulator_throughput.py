@@ -136,11 +136,11 @@ def replications_rate(replications: int, days: int, seed: int, repeat: int) -> d
     keep_freed_memory()
     rs = load_set(SET_DIR)
     scenario = load_scenario()
-    merchants = Layout.of(scenario).sizes
+    merchants = int(sum(Layout.of(scenario).sizes))
     project(rs, scenario, min(days, WARM_UP_DAYS), replications, seed)
     best, best_cpu = _best_of(repeat, lambda: project(rs, scenario, days, replications, seed))
-    merchant_days = int(sum(merchants)) * replications * days
-    return {"merchants": int(sum(merchants)), "replications": replications, "days": days,
+    merchant_days = merchants * replications * days
+    return {"merchants": merchants, "replications": replications, "days": days,
             "seconds": best, "cpu_seconds": best_cpu,
             "merchant_days_per_cpu_s": merchant_days / best_cpu,
             "ms_per_replication_day": 1000 * best_cpu / (replications * days)}
