@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator import bands
 from simulator.projection import (
     COHORT_SERIES,
     PERCENTILE_SERIES,
@@ -291,6 +292,17 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path, fmt: str) -> None:
+    """Write `fig` to `path` as `fmt`, the same bytes for the same figure: an SVG's metadata
+    without the date, and its element ids hashed with a fixed salt (matplotlib salts them at
+    random), so a rerun's charts can be compared with a file comparison, not only by eye."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "rulebook-auditor"}):
+        fig.savefig(path, format=fmt, dpi=110,
+                    metadata={"Date": None} if fmt == "svg" else None)
+
+
 def _scale(unit: str) -> float:
     return 100.0 if unit in ("fraction", "share") else 1.0
 
@@ -303,16 +315,21 @@ def _axis_label(unit: str) -> str:
 def _band(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per day: mean and 5/95 % band across replications (axis 0), NaN where no replication
     has a value."""
-    finite = np.isfinite(arr)
-    any_finite = finite.any(axis=0)
+    mean, safe, any_finite = _mean(arr)
+    lo, hi = bands.nanpercentile(safe, BAND)
+    nan = np.full(mean.shape, np.nan)
+    return mean, np.where(any_finite, lo, nan), np.where(any_finite, hi, nan)
+
+
+def _mean(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per day: the mean across replications (axis 0), NaN where no replication has a
+    value; and for `_band`, the values with those days zeroed, and which days have one."""
+    any_finite = np.isfinite(arr).any(axis=0)
     safe = np.where(any_finite[None, ...], arr, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days are masked just below
         mean = np.nanmean(safe, axis=0)
-        lo, hi = np.nanpercentile(safe, BAND, axis=0)
-    nan = np.full(mean.shape, np.nan)
-    return (np.where(any_finite, mean, nan), np.where(any_finite, lo, nan),
-            np.where(any_finite, hi, nan))
+    return np.where(any_finite, mean, np.nan), safe, any_finite
 
 
 def _draw_panel(ax: Any, p: Projection, name: str) -> None:
@@ -353,10 +370,10 @@ def _draw_percentiles(ax: Any, p: Projection, name: str) -> None:
     q = list(p.quantiles)
     mid = min(range(len(q)), key=lambda j: abs(q[j] - 0.5))
     for i, c in enumerate(p.cohorts):
-        mean_mid = _band(arr[:, :, i, mid])[0]
+        mean_mid = _mean(arr[:, :, i, mid])[0]
         (line,) = ax.plot(days, mean_mid * k, label=f"{c} (p{q[mid] * 100:g})", linewidth=1.6)
         if len(q) > 1:
-            low, high = _band(arr[:, :, i, 0])[0], _band(arr[:, :, i, -1])[0]
+            low, high = _mean(arr[:, :, i, 0])[0], _mean(arr[:, :, i, -1])[0]
             ax.fill_between(days, low * k, high * k, color=line.get_color(), alpha=0.15,
                             linewidth=0, label=f"{c} p{q[0] * 100:g}-p{q[-1] * 100:g}")
     ax.set_title(f"{si.title} across merchants ({_axis_label(si.unit)})", fontsize=10)
@@ -395,7 +412,7 @@ def write_charts(p: Projection, out_dir: str | Path,
         fig.tight_layout()
         for fmt in formats:
             path = out / f"{chart.name}.{fmt}"
-            fig.savefig(path, format=fmt, dpi=110)
+            save_figure(fig, path, fmt)
             written.append(path)
         plt.close(fig)
     return written

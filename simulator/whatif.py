@@ -293,7 +293,7 @@ def write_chart(c: Comparison, path_stem: str | Path, formats: Sequence[str] = (
     stem.parent.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, format=fmt, dpi=110)
+        outputs.save_figure(fig, path, fmt)
         written.append(path)
     plt.close(fig)
     return written

@@ -26,6 +26,7 @@ from service.audit.criteria import Criterion
 from service.audit.dynamic import disparity, tau_band
 from service.audit.finding import Finding
 from service.audit.static import make_finding
+from simulator import bands
 from simulator.projection import Projection
 
 
@@ -65,8 +66,8 @@ def _daily(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, 10th and 90th percentile over replications (axis 0), NaN-aware."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days stay NaN
-        return (np.nanmean(arr, axis=0), np.nanpercentile(arr, 10, axis=0),
-                np.nanpercentile(arr, 90, axis=0))
+        low, high = bands.nanpercentile(arr, (10.0, 90.0))
+        return np.nanmean(arr, axis=0), low, high
 
 
 def _last_finite(values: np.ndarray) -> tuple[int, float] | None:

@@ -98,6 +98,32 @@ def test_write_outputs_draws_every_key_chart_in_png_and_svg(tmp_path: Path) -> N
         assert text in svg
 
 
+def test_charts_are_the_same_bytes_when_drawn_again(tmp_path: Path) -> None:
+    p = synthetic_projection(replications=3, days=8)
+    first = outputs.write_charts(p, tmp_path / "first")
+    again = outputs.write_charts(p, tmp_path / "again")
+    assert [f.name for f in first] == [f.name for f in again]
+    assert any(f.suffix == ".svg" for f in first)
+    for a, b in zip(first, again, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_the_band_is_numpys_mean_and_percentiles_across_replications_where_a_day_has_one(
+) -> None:
+    rng = np.random.default_rng(3)
+    arr = rng.random((5, 30))
+    arr[:, 20:] = np.nan  # a cohort that has left: no band
+    arr[1:3, 10:20] = np.nan  # days on which some replications have no value
+    arr[0, 5] = np.inf
+    mean, lo, hi = outputs._band(arr)
+    with np.errstate(invalid="ignore"):
+        want_lo, want_hi = np.nanpercentile(arr[:, :20], outputs.BAND, axis=0)
+    np.testing.assert_array_equal(mean[:20], np.nanmean(arr[:, :20], axis=0))
+    np.testing.assert_array_equal(lo[:20], want_lo)
+    np.testing.assert_array_equal(hi[:20], want_hi)
+    assert np.isnan(mean[20:]).all() and np.isnan(lo[20:]).all() and np.isnan(hi[20:]).all()
+
+
 def test_charts_skip_series_the_model_does_not_provide(tmp_path: Path) -> None:
     p = synthetic_projection(replications=1, days=3)
     keep = {"share_alive", "exposure_gini"}

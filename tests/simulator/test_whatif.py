@@ -98,6 +98,8 @@ def test_json_and_chart(tmp_path: Path) -> None:
     svg = charts[1].read_text()
     for text in ("reformed-2025", "lowprice-2024", "percentage points", "large"):
         assert text in svg
+    _, again = whatif.write_outputs(whatif.compare(a, b, confidence=0.9), tmp_path / "again")
+    assert [c.read_bytes() for c in charts] == [c.read_bytes() for c in again]
 
 
 def test_rounding_noise_is_not_a_significant_difference() -> None:
