@@ -223,7 +223,23 @@ class _Builder:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Dates stay ISO text: the rulebook model parses and checks them itself.
             return str(node.value)
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:
+            m = self._mark(node)
+            self.errors.append(Violation(self.doc.file, m.line, m.column, format_path(path),
+                                         _unreadable(node, exc)))
+            return None
+
+
+def _unreadable(node: yaml.ScalarNode, exc: Exception) -> str:
+    """What is wrong with a scalar PyYAML could not make a value of: a whole number past
+    Python's limit on the digits it converts (4,300 by default, there against slow
+    conversions) is said to be too large, as a smaller one past float64's range is."""
+    if node.tag == "tag:yaml.org,2002:int":
+        digits = sum(c.isdigit() for c in node.value)
+        return f"this number is too large ({digits:,} digits)"
+    return f"this value cannot be read: {exc}"
 
 
 class _TooLarge(Exception):

@@ -196,6 +196,18 @@ def test_a_whole_number_past_a_floats_range_is_refused_where_it_is_written(value
     assert msg.endswith(":10:12: parameters.commission_rate.value: this number is too large")
 
 
+@pytest.mark.parametrize("value", ["1" + "0" * 5000, "-1_" + "0" * 5000])
+def test_a_whole_number_past_pythons_digit_limit_is_refused_where_it_is_written(
+        value: str) -> None:
+    """Past 4,300 digits Python will not convert a number at all (against slow conversions):
+    still named at the number, not at the file's first line in PyYAML's words."""
+    text = GOOD.replace("value: 5%\n    unit: fraction", f"value: {value}\n    unit: count")
+    assert text != GOOD
+    [msg] = errors_of(text)
+    assert msg.endswith(":10:12: parameters.commission_rate.value: this number is too large "
+                        "(5,001 digits)")
+
+
 @pytest.mark.parametrize(("written", "value"), [("1e3", 1000.0), ("2.5E-2", 0.025),
                                               ("1.0e+3", 1000.0)])
 def test_numbers_in_exponent_form_are_numbers(written: str, value: float) -> None:
