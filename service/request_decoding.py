@@ -25,18 +25,63 @@ from grpc_status import rpc_status
 Observe = Callable[[str, str, float], None]
 
 
+#: Bounds on what a refusal echoes back. The status travels in the response's trailing
+#: metadata, which clients cap (grpcio: 8 KiB soft, 16 KiB hard, headers included): past
+#: them the client gets RESOURCE_EXHAUSTED instead of the refusal. A request's text can be
+#: long (a 10,000-character set id; a scenario with thousands of unknown keys, each a
+#: violation), so the message and each field and description are cut, and the violations
+#: after the first that fill `MAX_DETAILS_BYTES` are counted in a last one instead.
+MAX_MESSAGE_BYTES = 512
+MAX_FIELD_CHARS = 200
+MAX_DESCRIPTION_CHARS = 500
+MAX_DETAILS_BYTES = 3072
+
+
 def abort_bad_request(context: grpc.ServicerContext, message: str,
                       violations: list[tuple[str, str]]) -> NoReturn:
     """End the RPC with INVALID_ARGUMENT and a google.rpc.BadRequest of (field, description)
-    violations."""
+    violations, cut to the bounds above."""
     detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-        for f, d in violations
-    ]))
+    detail.Pack(bounded_bad_request(violations))
     context.abort_with_status(rpc_status.to_status(status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])))
+        code=code_pb2.INVALID_ARGUMENT, message=_cut_bytes(message, MAX_MESSAGE_BYTES),
+        details=[detail])))
     raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
+
+
+def bounded_bad_request(violations: list[tuple[str, str]]) -> error_details_pb2.BadRequest:
+    """The BadRequest of `violations`, each field and description cut to its bound, as many
+    as fit in `MAX_DETAILS_BYTES` (at least one), then one saying how many more there were."""
+    out = error_details_pb2.BadRequest()
+    for k, (field, description) in enumerate(violations):
+        v = error_details_pb2.BadRequest.FieldViolation(
+            field=_cut(field, MAX_FIELD_CHARS), description=_cut(description,
+                                                                 MAX_DESCRIPTION_CHARS))
+        if k and out.ByteSize() + v.ByteSize() > MAX_DETAILS_BYTES:
+            more = len(violations) - k
+            out.field_violations.add(
+                field="(more)", description=f"and {more:,} more violation"
+                                            f"{'s' if more > 1 else ''} not listed")
+            break
+        out.field_violations.append(v)
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """`text` cut to `limit` bytes of UTF-8 at a character's edge (grpc sends the message
+    percent-encoded: up to three times its bytes)."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    kept = data[:limit].decode("utf-8", "ignore")
+    return f"{kept}… ({len(text) - len(kept):,} more characters)"
 
 
 class Undecodable:

@@ -192,6 +192,35 @@ def test_bad_requests_are_invalid_argument_with_field_violations(
     assert stub.observed == [("Simulate", "INVALID_ARGUMENT")]
 
 
+def test_a_long_refused_request_still_reaches_the_client_as_invalid_argument(
+        serve: Callable[..., Any]) -> None:
+    """The refusal travels in trailing metadata, which the client caps (8 KiB soft, 16 KiB
+    hard): echoing a 10,000-character set id or 2,000 unknown keys in full once came back
+    as RESOURCE_EXHAUSTED. Cut, it is the refusal, with the rest counted."""
+    stub = serve()
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Simulate(pb.SimulateRequest(
+            rulebooks=sets_pb.RulebookSetSource(set_id="a" * 10_000), parameters=_params()),
+            timeout=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in _violations(info.value)] == ["rulebooks.set_id"]
+    message = info.value.details()
+    assert "more characters" in message and len(message) < 1000
+
+    scenario = (ROOT / "simulator" / "scenarios" / "default.yaml").read_text()
+    scenario += "".join(f"extra{k}: 1\n" for k in range(2000))
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Simulate(pb.SimulateRequest(
+            rulebooks=sets_pb.RulebookSetSource(set_id="lowprice-2024"),
+            parameters=_params(scenario_yaml=scenario)), timeout=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = _violations(info.value)
+    assert violations[0][0] == "parameters.scenario_yaml" and "extra0" in violations[0][1]
+    listed = len(violations) - 1
+    assert violations[-1] == ("(more)", f"and {2000 - listed:,} more violations not listed")
+    assert 10 < listed < 2000
+
+
 def test_whatif_confidence_out_of_range(serve: Callable[..., Any]) -> None:
     stub = serve()
     with pytest.raises(grpc.RpcError) as info:
