@@ -52,9 +52,9 @@ def _load_set(path: str) -> Any:
         raise InputError([str(v) for v in exc.violations]) from None
 
 
-def _load_scenario(args: argparse.Namespace) -> Any:
+def _load_scenario(args: argparse.Namespace, **run: int) -> Any:
     """The scenario of --scenario (the default without it), checked for the run the other
-    arguments ask for."""
+    arguments ask for (`run`: `_runnable`'s pieces and projections)."""
     from rules.yamlsource import SourceError
     from simulator.scenario import load_scenario
 
@@ -65,17 +65,21 @@ def _load_scenario(args: argparse.Namespace) -> Any:
         scenario = load_scenario(path)
     except SourceError as exc:
         raise InputError([str(v) for v in exc.violations]) from None
-    return _runnable(scenario, args)
+    return _runnable(scenario, args, **run)
 
 
-def _runnable(scenario: Any, args: argparse.Namespace) -> Any:
+def _runnable(scenario: Any, args: argparse.Namespace, *, pieces: int | None = None,
+              projections: int = 1) -> Any:
     """The scenario, if the run `args` ask for can be made here (`run.run_problem`: on a
-    remote scheduler, only its days are checked)."""
+    remote scheduler, only its days are checked): a LocalCluster starts a worker for each of
+    the `pieces` the work is cut into (the replications by default), up to --workers; this
+    process holds `projections` projections' series at once."""
     from simulator.run import run_problem
 
     scheduler = getattr(args, "scheduler", "inprocess")
-    processes = {"inprocess": 1, "local": getattr(args, "workers", 1)}.get(scheduler, 0)
-    problem = run_problem(scenario, args.days, args.replications, processes)
+    local = min(getattr(args, "workers", 1), args.replications if pieces is None else pieces)
+    processes = {"inprocess": 1, "local": local}.get(scheduler, 0)
+    problem = run_problem(scenario, args.days, args.replications, processes, projections)
     if problem is not None:
         raise InputError([f"{scenario.file}: {problem}"])
     return scenario
@@ -222,7 +226,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     rulebook_set = _load_set(args.rulebooks)
-    scenario = _load_scenario(args)
+    # (on a LocalCluster, the workers' parts and the series stacked from them, at once)
+    scenario = _load_scenario(args, projections=1 if args.scheduler == "inprocess" else 2)
     if args.scheduler == "inprocess":
         with progress_bar(f"projecting {rulebook_set.id}",
                           _wants_bar(args, _merchants(scenario))) as update:
@@ -261,11 +266,12 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
-    if not 0.0 < args.confidence < 1.0:
-        raise InputError([f"--confidence must be between 0 and 1, not {args.confidence}"])
+    problem = whatif.confidence_problem(args.confidence)
+    if problem is not None:
+        raise InputError([f"--confidence {problem}"])
     set_a = _load_set(args.set_a)
     set_b = _load_set(args.set_b)
-    scenario = _load_scenario(args)
+    scenario = _load_scenario(args, projections=2)
     with progress_bar(f"projecting {set_a.id}",
                       _wants_bar(args, _merchants(scenario), 2)) as update:
         a = _project(set_a, scenario, args, update)
@@ -351,6 +357,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     flags = [n for n, v in base.items() if isinstance(v, bool) or not isinstance(v, int | float)]
     if flags:
         raise InputError([f"parameter {n!r} is not a number" for n in flags])
+    runs = 1 + 2 * len(names)  # (every run's projection is held until they are ranked)
+    _runnable(scenario, args, pieces=runs, projections=runs)
     work = _merchants(scenario) * args.days * args.replications * (1 + 2 * len(names))
     with progress_bar("sensitivity runs", not args.no_progress and
                       work >= PROGRESS_MIN_WORK) as update:
@@ -423,10 +431,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     _check_run_size(args)
     if args.sellers is not None and args.sellers < 1:
         raise InputError([f"--sellers must be at least 1, not {args.sellers}"])
-    scenario = _load_scenario(args)
+    scenario = _load_scenario(args, projections=3)
     if args.sellers is not None:
         try:
-            scenario = _runnable(with_sellers(scenario, args.sellers), args)
+            scenario = _runnable(with_sellers(scenario, args.sellers), args, projections=3)
         except ValueError as exc:
             raise InputError([f"--sellers {args.sellers}: {exc}"]) from None
     with _status("calibration: projecting lowprice-2024 (twice) and reformed-2025"):
@@ -496,14 +504,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid = sweep.parse_grid(args.param)
     except ValueError as exc:
         raise InputError([str(exc)]) from None
+    populations = [scenario]
     for name, values in grid.items():
         for v in values:
             try:
                 overridden = sweep.apply_overrides(scenario, {name: v})
             except ValueError as exc:
                 raise InputError([f"--param {name}: {exc}"]) from None
-            if name.endswith(".sellers"):  # (a population of its own: does it fit?)
-                _runnable(overridden, args)
+            if name.endswith(".sellers"):  # (a population of its own)
+                populations.append(overridden)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         if any(s < 0 for s in seeds):
@@ -515,6 +524,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                   args.replications)
     except ValueError as exc:  # (a grid of too many points)
         raise InputError([f"--param: {exc}"]) from None
+    for population in populations:  # does each fit, with every run's series held?
+        _runnable(population, args, pieces=len(tasks), projections=len(tasks))
     scheduler = {"local": None}.get(args.scheduler, args.scheduler)
     with progress_bar(f"{len(tasks)} sweep runs", not args.no_progress) as update:
         result = sweep.run_sweep(tasks, scheduler=scheduler, workers=args.workers,

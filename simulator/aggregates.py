@@ -56,6 +56,14 @@ def empty_series(replications: int, days: int) -> dict[str, np.ndarray]:
     return out
 
 
+def series_bytes(replications: int, days: int) -> int:
+    """The bytes of the series `empty_series` makes for a run (float64 values)."""
+    c, q = len(TIERS), len(QUANTILES)
+    per_day = (len(POPULATION_SERIES) + len(EXTRA_SERIES) + len(COHORT_SERIES) * c
+               + len(PERCENTILE_SERIES) * c * q)
+    return 8 * per_day * replications * days
+
+
 @dataclass(frozen=True)
 class Samples:
     """Fixed merchant indices per cohort (within one replication) for quantile estimates, and

@@ -99,18 +99,27 @@ def available_bytes() -> int | None:
     return None
 
 
-def memory_problem(slots: int, processes: int = 1, available: int | None = None) -> str | None:
-    """Why `processes` processes each running a model of `slots` merchant slots at once would
-    not fit in this machine's memory, None if they would (or if the machine does not say how
-    much it has: `available`, by default `available_bytes()`)."""
+def memory_problem(slots: int, processes: int = 1, available: int | None = None,
+                   series: int = 0) -> str | None:
+    """Why `processes` processes each running a model of `slots` merchant slots at once, and
+    `series` bytes of results held by the process that gathers them, would not fit in this
+    machine's memory, None if they would (or if the machine does not say how much it has:
+    `available`, by default `available_bytes()`)."""
     free = available_bytes() if available is None else available
-    need = processes * (BASE_BYTES + slots * BYTES_PER_SLOT)
+    need = processes * (BASE_BYTES + slots * BYTES_PER_SLOT) + series
     if free is None or need <= free:
         return None
     who = f"{processes} processes of {slots:,} merchant slots each" if processes > 1 \
         else f"{slots:,} merchant slots"
+    if series * 10 >= need:  # (worth naming)
+        who += f", with {_size(series)} of daily series,"
     return f"{who} need about {_size(need)} at the peak; this machine has {_size(free)} available"
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    if n < 2**30:
+        return f"{n / 2**20:.1f} MiB"
+    if n < 2**40:
+        return f"{n / 2**30:.1f} GiB"
+    tib = n / 2**40
+    return f"{tib:,.1f} TiB" if tib < 1e6 else f"{tib:.2e} TiB"

@@ -24,6 +24,7 @@ a 1,000,000-merchant chunk peaked at about 0.7 GB. The default chunk keeps a chu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from simulator.aggregates import (
     Samples,
     aggregate_chunk,
     empty_series,
+    series_bytes,
 )
 from simulator.memory import memory_problem
 from simulator.model import ADDED_FLOWS, Model
@@ -49,14 +51,23 @@ Progress = Callable[[int, int], None]
 CHUNK_MERCHANTS = 2_000_000
 
 
+#: A projection's series at the peak of a command that makes and writes them, over their
+#: bytes (`aggregates.series_bytes`): 20,000 replications x 100 days of the 24-merchant
+#: tiny scenario (0.95 GiB of series, the model about 0.5 GiB with its base) peaked at 1.59
+#: GiB, 0.14 GiB over the two; rounded up.
+SERIES_PEAK = 1.25
+
+
 def run_problem(scenario: Scenario, days: int, replications: int = 1,
-                processes: int = 1) -> str | None:
+                processes: int = 1, projections: int = 1) -> str | None:
     """Why a run of `days` days and `replications` replications of `scenario` cannot be made
     here, None if it can: its days past what the calendar holds
-    (`population.calendar_problem`), or the replications run together (`run_replications`'
-    chunks) too large for this machine's memory, in each of `processes` processes at once (a
-    LocalCluster's workers; `memory.memory_problem`). `processes` 0: a remote cluster's run,
-    checked for its days alone (this machine's memory is not where it runs)."""
+    (`population.calendar_problem`), or too large for this machine's memory
+    (`memory.memory_problem`): the replications run together (`run_replications`' chunks)
+    in each of the `processes` processes running at once (a LocalCluster's workers), and the
+    series of the `projections` projections the command holds at once. `processes` 0: a
+    remote cluster's run, checked for its days alone (this machine's memory is not where it
+    runs)."""
     problem = calendar_problem(scenario.start, days)
     if problem is not None:
         return problem
@@ -64,7 +75,8 @@ def run_problem(scenario: Scenario, days: int, replications: int = 1,
         return None
     n = Layout.of(scenario).n
     together = max(1, min(replications, CHUNK_MERCHANTS // max(1, n)))
-    problem = memory_problem(together * n, min(processes, replications))
+    series = math.ceil(SERIES_PEAK * projections * series_bytes(replications, days))
+    problem = memory_problem(together * n, processes, series=series)
     if problem is not None:
         sellers = ", ".join(str(int(g.sellers.value)) for g in scenario.model.groups)
         return f"{problem} (sellers of the product groups: {sellers})"

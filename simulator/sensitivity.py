@@ -187,6 +187,9 @@ def analyse(base_values: Mapping[str, float], run: Callable[[Sequence[SweepTask]
                 raise ValueError(f"parameter {name!r}: the scenario takes neither {lo:g} nor "
                                  f"{hi:g} (its value {base_values[name]:g} -/+ the step)")
             lo, hi = (lo if lo_ok else base_values[name]), (hi if hi_ok else base_values[name])
+        if lo == hi:  # a step too small to move the value: no effect to measure
+            raise ValueError(f"parameter {name!r}: a step of {step:g} does not move its value "
+                             f"{base_values[name]!r} (low and high are both {lo!r})")
         bounds[name] = (lo, hi)
         tasks += [task({name: lo}), task({name: hi})]
     projections = list(run(tasks))

@@ -18,9 +18,11 @@ files, and each worker checks and compiles them itself.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -264,6 +266,8 @@ def run_sweep(tasks: Sequence[SweepTask], *, scheduler: str | None = None, worke
 
     from dask.distributed import as_completed
 
+    if scheduler is None:  # a new LocalCluster: no more workers than tasks
+        workers = max(1, min(workers, total))
     with dask_client(scheduler, workers=workers, threads_per_worker=threads_per_worker,
                      processes=processes) as (client, where):
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
@@ -309,16 +313,31 @@ def local_cluster(workers: int = 2, *, threads_per_worker: int = 1,
 def address_problem(address: str) -> str | None:
     """What is wrong with a scheduler address, None if nothing is: found before connecting,
     so that a port past 65535, say, is refused at once instead of after the connection
-    timeout."""
-    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        return "expected an address like tcp://HOST:PORT"
-    if address.startswith("inproc://"):
+    timeout, and an address Dask could only fail on (a tls:// one without TLS settings, a
+    transport not installed) with a reason instead of Dask's traceback."""
+    if address.startswith("inproc://"):  # a scheduler in this process (processes=False)
+        parts = address[len("inproc://"):].split("/")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]):
+            return "expected an address like tcp://HOST:PORT (or inproc://HOST/PID/N)"
+        if int(parts[1]) != os.getpid():
+            return ("an inproc:// address reaches a scheduler in the same process only; give "
+                    "a tcp:// address")
         return None
+    if address.startswith("ucx://") and importlib.util.find_spec("ucp") is None:
+        return "ucx:// needs Dask's UCX transport (ucx-py), which is not installed here"
+    if not address.startswith(("tcp://", "tls://", "ucx://")):
+        return "expected an address like tcp://HOST:PORT"
     host, colon, port = address.split("://", 1)[1].rpartition(":")
     if not colon or not host or (host.startswith("[") != host.endswith("]")):
         return "expected an address like tcp://HOST:PORT"
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         return f"the port {port!r} is not a number from 1 to 65535"
+    if address.startswith("tls://"):
+        import dask
+
+        if not dask.config.get("distributed.comm.tls.ca-file", None):
+            return ("a tls:// scheduler needs Dask's TLS settings (distributed.comm.tls: the "
+                    "CA file, the client's certificate and key), and none are set")
     return None
 
 
@@ -376,6 +395,8 @@ def project_distributed(task: SweepTask, *, scheduler: str | None = None, worker
     from simulator.run import project
 
     task = packed(task)
+    if scheduler is None:  # a new LocalCluster: no more workers than replications
+        workers = max(1, min(workers, task.replications))
     shares = split_indices(task.replications, parts or workers)
     with dask_client(scheduler, workers=workers, processes=processes) as (client, _):
         n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))

@@ -203,11 +203,24 @@ def _same_run(a: Projection, b: Projection) -> None:
                              "replications and seed")
 
 
+def confidence_problem(confidence: float) -> str | None:
+    """What is wrong with `confidence` as a what-if's confidence level, None if nothing: it
+    lies strictly between 0 and 1, and far enough below 1 that the quantile its interval
+    takes, 0.5 + confidence / 2, is below 1 in float64 (for 0.9999999999999999 it is 1: an
+    interval without end)."""
+    if not 0.0 < confidence < 1.0:  # (NaN too)
+        return f"must be between 0 and 1, e.g. 0.95, not {confidence!r}"
+    if 0.5 + confidence / 2.0 >= 1.0:
+        return f"{confidence!r} is too close to 1: its interval would have no end"
+    return None
+
+
 def compare(a: Projection, b: Projection, *,
             confidence: float = DEFAULT_CONFIDENCE) -> Comparison:
     """The difference B - A of every population and cohort outcome both projections have."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError("confidence must be between 0 and 1, e.g. 0.95")
+    problem = confidence_problem(confidence)
+    if problem is not None:
+        raise ValueError(f"confidence {problem}")
     _same_run(a, b)
     a.check()
     b.check()

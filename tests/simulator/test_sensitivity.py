@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,25 @@ def test_bad_step_and_empty_parameter_list_are_refused() -> None:
         sensitivity.analyse({"a": 1.0}, lambda ts: [], template, step=1.5)
     with pytest.raises(ValueError, match="no parameters"):
         sensitivity.analyse({}, lambda ts: [], template)
+
+
+@pytest.mark.parametrize("base", [0.1, 2.5e300])
+def test_a_step_too_small_to_move_a_value_is_refused_by_name(base: float) -> None:
+    """0.1 x (1 -/+ 1e-17) is 0.1 in float64: low and high would be the same run, and the
+    elasticity a division by zero."""
+    template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
+    message = f"'claim_rate': a step of 1e-17 does not move its value {base!r} (low and " \
+              f"high are both {base!r})"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sensitivity.analyse({"claim_rate": base}, lambda ts: [], template, step=1e-17)
+
+
+def test_a_one_sided_value_the_step_leaves_in_place_is_refused() -> None:
+    """The low side not taken (replaced by the base), the high side rounding to the base."""
+    template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
+    with pytest.raises(ValueError, match="does not move its value"):
+        sensitivity.analyse({"claim_rate": 1.0}, lambda ts: [], template, step=1e-17,
+                            admits=lambda name, value: value >= 1.0)
 
 
 def test_json_table(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,15 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
 
 
 @pytest.mark.parametrize(("address", "problem"), [
-    ("tcp://127.0.0.1:8786", None), ("tls://scheduler.example:443", None),
-    ("tcp://[::1]:8786", None), ("inproc://10.0.0.1/123/1", None),
+    ("tcp://127.0.0.1:8786", None), ("tcp://[::1]:8786", None),
+    ("tls://scheduler.example:443", "a tls:// scheduler needs Dask's TLS settings "
+     "(distributed.comm.tls: the CA file, the client's certificate and key), and none are set"),
+    (f"inproc://10.0.0.1/{os.getpid()}/1", None),
+    ("inproc://x", "expected an address like tcp://HOST:PORT (or inproc://HOST/PID/N)"),
+    ("inproc://10.0.0.1/1/1", "an inproc:// address reaches a scheduler in the same process "
+     "only; give a tcp:// address"),
+    ("ucx://127.0.0.1:8786", "ucx:// needs Dask's UCX transport (ucx-py), which is not "
+     "installed here"),
     ("localhost:8786", "expected an address like tcp://HOST:PORT"),
     ("tcp://127.0.0.1", "expected an address like tcp://HOST:PORT"),
     ("tcp://:8786", "expected an address like tcp://HOST:PORT"),
@@ -62,6 +70,37 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
 def test_a_scheduler_address_is_checked_before_connecting(address: str,
                                                           problem: str | None) -> None:
     assert sweep.address_problem(address) == problem
+
+
+class _Started(Exception):
+    pass
+
+
+@pytest.mark.parametrize("scheduler", [None, "tcp://127.0.0.1:8786"])
+def test_a_local_cluster_starts_no_more_workers_than_pieces_of_work(
+        monkeypatch: pytest.MonkeyPatch, scheduler: str | None) -> None:
+    """100,000 --workers for 3 tasks, or 2 replications, start 3 and 2 (each a process); a
+    cluster at an address is left as it is."""
+    started: list[int] = []
+
+    def client(scheduler: Any, *, workers: int, **_: Any) -> Any:
+        started.append(workers)
+        raise _Started
+
+    monkeypatch.setattr(sweep, "dask_client", client)
+    tasks = sweep.sweep_tasks("books/x", None, {"a": [0.1, 0.2, 0.3]}, [5], 3, 2)
+    with pytest.raises(_Started):
+        sweep.run_sweep(tasks, scheduler=scheduler, workers=100_000, runner=fake_runner)
+    with pytest.raises(_Started):
+        sweep.project_distributed(tasks[0], scheduler=scheduler, workers=100_000)
+    assert started == ([3, 2] if scheduler is None else [100_000, 100_000])
+
+
+def test_a_tls_address_is_taken_when_dask_has_tls_settings() -> None:
+    import dask
+
+    with dask.config.set({"distributed.comm.tls.ca-file": "ca.pem"}):
+        assert sweep.address_problem("tls://scheduler.example:443") is None
 
 
 def test_a_grid_past_its_limit_is_refused_before_its_points_are_made() -> None:
