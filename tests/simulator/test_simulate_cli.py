@@ -376,7 +376,8 @@ def test_a_run_on_a_remote_scheduler_is_not_held_against_this_machines_memory(
 
 
 def test_the_series_are_held_against_this_machines_memory_with_the_population(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """100,000 replications of a year are 18.7 GB of daily series (512 bytes a
     replication-day), whatever the population: refused before anything is made, as a
     million million replications are (which had filled the memory making their list)."""
@@ -384,7 +385,7 @@ def test_the_series_are_held_against_this_machines_memory_with_the_population(
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
     assert main(["simulate", "--rulebooks", LOWPRICE, "--replications", "100000",
-                 "--out", "unused"]) == 2
+                 "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert ", with 21.8 GiB of daily series, need about" in err, err
     assert main(["whatif", LOWPRICE, REFORMED, "--replications", "10" * 15]) == 2
@@ -393,7 +394,8 @@ def test_the_series_are_held_against_this_machines_memory_with_the_population(
 
 
 def test_a_local_cluster_is_checked_for_the_workers_it_starts(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """No more workers than pieces of work: 100,000 --workers for 3 replications are 3
     processes, the ones the cluster starts, each checked; a sensitivity's runs are its
     pieces, whatever its replications."""
@@ -407,14 +409,14 @@ def test_a_local_cluster_is_checked_for_the_workers_it_starts(
 
     monkeypatch.setattr(run, "memory_problem", refuse)
     assert main(["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers",
-                 "100000", "--replications", "3", "--out", "unused"]) == 2
+                 "100000", "--replications", "3", "--out", str(tmp_path / "o")]) == 2
     assert checked == [3]
     checked.clear()
     monkeypatch.setattr(run, "memory_problem",
                         lambda *a, **k: checked.append(a[1]) if len(checked) < 1 else refuse(*a))
     assert main(["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers",
                  "100000", "--replications", "1", "--param", "refunds.claim_rate",
-                 "--out", "unused"]) == 2
+                 "--out", str(tmp_path / "o")]) == 2
     assert checked == [1, 3]
     assert "refused here" in capsys.readouterr().err
 
