@@ -44,7 +44,7 @@ def abort_bad_request(context: grpc.ServicerContext, message: str,
     detail = any_pb2.Any()
     detail.Pack(bounded_bad_request(violations))
     context.abort_with_status(rpc_status.to_status(status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=_cut_bytes(message, MAX_MESSAGE_BYTES),
+        code=code_pb2.INVALID_ARGUMENT, message=cut_message(message),
         details=[detail])))
     raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
 
@@ -74,9 +74,9 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
 
 
-def _cut_bytes(text: str, limit: int) -> str:
-    """`text` cut to `limit` bytes of UTF-8 at a character's edge (grpc sends the message
-    percent-encoded: up to three times its bytes)."""
+def cut_message(text: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """A status message: `text` cut to `limit` bytes of UTF-8 at a character's edge (grpc
+    sends it percent-encoded: up to three times its bytes), saying how much was cut."""
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text

@@ -51,7 +51,7 @@ from service.convert import (
 )
 from service.ingest import PRIMARY, SHADOW, BatchReport, Ingestor
 from service.metrics import ServiceMetrics
-from service.request_decoding import DecodeErrors, abort_bad_request
+from service.request_decoding import DecodeErrors, abort_bad_request, cut_message
 from service.rulebook_sets import SET_ID
 from service.state import DEFAULT_MAX_CACHED_ORDERS
 
@@ -137,8 +137,8 @@ def _abort_internal(context: grpc.ServicerContext, method: str, exc: Exception) 
     """A failure that is neither the request's fault nor the store's: INTERNAL, logged with its
     traceback, rather than the UNKNOWN gRPC would send for an escaped exception."""
     log.error("%s failed", method, exc_info=exc)
-    context.abort(grpc.StatusCode.INTERNAL,
-                  f"{method} failed inside the service: {type(exc).__name__}: {exc}")
+    context.abort(grpc.StatusCode.INTERNAL, cut_message(
+        f"{method} failed inside the service: {type(exc).__name__}: {exc}"))
 
 
 def _code_name(context: grpc.ServicerContext, default: str = "UNKNOWN") -> str:

@@ -341,7 +341,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args)
+    scenario = _load_scenario(args, pieces=1)  # (its runs counted below)
     names = args.param or list(sensitivity.DEFAULT_PARAMETERS)
     known = scenario.sources()
     unknown = [n for n in names if n not in known]
@@ -499,7 +499,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process runs projections (simulator.memory)
     _check_run_size(args)
     _load_set(args.rulebooks)
-    scenario = _load_scenario(args)
+    scenario = _load_scenario(args, pieces=1)  # (its runs counted below)
     try:
         grid = sweep.parse_grid(args.param)
     except ValueError as exc:

@@ -2,13 +2,14 @@
 numpy's vectorised speed.
 
 Why: the charts and the projected audit band every daily series across replications.
-``np.nanpercentile(a, q, axis=0)`` on an array that holds a NaN anywhere takes each column
-apart in Python (one call per day and cohort); for the README's `simulate` (365 days, 8
-replications) that was 1.6 s of its 13 s, more than the projection itself. Here the columns
-are grouped by how many numbers they hold (at most R + 1 groups); each group's numbers,
-sorted to the top, go to one ``np.percentile`` along the axis. ``nanpercentile`` of a column
-is ``percentile`` of its numbers, the same interpolation on the same two neighbours: the
-same bits (`tests/simulator/test_bands.py`).
+``np.nanpercentile(a, q, axis=0)`` takes each column apart in Python (one call per day and
+cohort); for the README's `simulate` (365 days, 8 replications) that was 1.6 s of its 13 s,
+more than the projection itself. Here the columns are grouped by how many numbers they hold
+(at most R + 1 groups); each group's numbers, sorted to the top, go to one ``np.percentile``
+along the axis. ``nanpercentile`` of a column is ``percentile`` of its numbers, the same
+interpolation on the same two neighbours: the same numbers, bit for bit but for a zero's
+sign where 0.0 and -0.0 tie (a sort and numpy's partition may order the two differently;
+`tests/simulator/test_bands.py`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ many days whose padding rows nobody writes (see there).
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 from typing import Any
 
@@ -99,24 +100,37 @@ def available_bytes() -> int | None:
     return None
 
 
+#: A run's daily series at the peak of a command that makes and writes them, over their
+#: bytes (`simulator.aggregates.series_bytes`): 20,000 replications x 100 days of the
+#: 24-merchant tiny scenario (0.95 GiB of series, the model about 0.5 GiB with its base)
+#: peaked at 1.59 GiB, 0.14 GiB over the two; rounded up.
+SERIES_PEAK = 1.25
+
+
 def memory_problem(slots: int, processes: int = 1, available: int | None = None,
                    series: int = 0) -> str | None:
     """Why `processes` processes each running a model of `slots` merchant slots at once, and
-    `series` bytes of results held by the process that gathers them, would not fit in this
-    machine's memory, None if they would (or if the machine does not say how much it has:
-    `available`, by default `available_bytes()`)."""
+    `series` bytes of daily series gathered in this process (counted at `SERIES_PEAK`), would
+    not fit in this machine's memory, None if they would (or if the machine does not say how
+    much it has: `available`, by default `available_bytes()`). `processes` 0: the models run
+    elsewhere (a cluster at an address), the series alone are held here."""
     free = available_bytes() if available is None else available
-    need = processes * (BASE_BYTES + slots * BYTES_PER_SLOT) + series
+    need = processes * (BASE_BYTES + slots * BYTES_PER_SLOT) + math.ceil(SERIES_PEAK * series)
     if free is None or need <= free:
         return None
-    who = f"{processes} processes of {slots:,} merchant slots each" if processes > 1 \
-        else f"{slots:,} merchant slots"
-    if series * 10 >= need:  # (worth naming)
-        who += f", with {_size(series)} of daily series,"
+    if processes < 1:
+        who = f"the daily series gathered here ({_size(series)})"
+    else:
+        who = f"{processes} processes of {slots:,} merchant slots each" if processes > 1 \
+            else f"{slots:,} merchant slots"
+        if series:
+            who += f" and {_size(series)} of daily series"
     return f"{who} need about {_size(need)} at the peak; this machine has {_size(free)} available"
 
 
 def _size(n: int) -> str:
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
     if n < 2**30:
         return f"{n / 2**20:.1f} MiB"
     if n < 2**40:

@@ -24,7 +24,6 @@ a 1,000,000-merchant chunk peaked at about 0.7 GB. The default chunk keeps a chu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,13 +50,6 @@ Progress = Callable[[int, int], None]
 CHUNK_MERCHANTS = 2_000_000
 
 
-#: A projection's series at the peak of a command that makes and writes them, over their
-#: bytes (`aggregates.series_bytes`): 20,000 replications x 100 days of the 24-merchant
-#: tiny scenario (0.95 GiB of series, the model about 0.5 GiB with its base) peaked at 1.59
-#: GiB, 0.14 GiB over the two; rounded up.
-SERIES_PEAK = 1.25
-
-
 def run_problem(scenario: Scenario, days: int, replications: int = 1,
                 processes: int = 1, projections: int = 1) -> str | None:
     """Why a run of `days` days and `replications` replications of `scenario` cannot be made
@@ -66,17 +58,16 @@ def run_problem(scenario: Scenario, days: int, replications: int = 1,
     (`memory.memory_problem`): the replications run together (`run_replications`' chunks)
     in each of the `processes` processes running at once (a LocalCluster's workers), and the
     series of the `projections` projections the command holds at once. `processes` 0: a
-    remote cluster's run, checked for its days alone (this machine's memory is not where it
-    runs)."""
+    remote cluster's run, whose models are not held against this machine's memory (it is
+    not where they run), only the series gathered here."""
     problem = calendar_problem(scenario.start, days)
     if problem is not None:
         return problem
-    if processes < 1:
-        return None
     n = Layout.of(scenario).n
     together = max(1, min(replications, CHUNK_MERCHANTS // max(1, n)))
-    series = math.ceil(SERIES_PEAK * projections * series_bytes(replications, days))
-    problem = memory_problem(together * n, processes, series=series)
+    series = projections * series_bytes(replications, days)
+    problem = memory_problem(together * n if processes else 0, max(0, processes),
+                             series=series)
     if problem is not None:
         sellers = ", ".join(str(int(g.sellers.value)) for g in scenario.model.groups)
         return f"{problem} (sellers of the product groups: {sellers})"

@@ -186,6 +186,10 @@ def analyse(base_values: Mapping[str, float], run: Callable[[Sequence[SweepTask]
             if not (lo_ok or hi_ok):
                 raise ValueError(f"parameter {name!r}: the scenario takes neither {lo:g} nor "
                                  f"{hi:g} (its value {base_values[name]:g} -/+ the step)")
+            if lo_ok != hi_ok and (hi if hi_ok else lo) == base_values[name]:
+                raise ValueError(f"parameter {name!r}: the scenario takes only one side of its "
+                                 f"value {base_values[name]!r} -/+ the step, and a step of "
+                                 f"{step:g} does not move that side")
             lo, hi = (lo if lo_ok else base_values[name]), (hi if hi_ok else base_values[name])
         if lo == hi:  # a step too small to move the value: no effect to measure
             raise ValueError(f"parameter {name!r}: a step of {step:g} does not move its value "

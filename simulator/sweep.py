@@ -18,7 +18,6 @@ files, and each worker checks and compiles them itself.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import json
 import math
@@ -323,9 +322,9 @@ def address_problem(address: str) -> str | None:
             return ("an inproc:// address reaches a scheduler in the same process only; give "
                     "a tcp:// address")
         return None
-    if address.startswith("ucx://") and importlib.util.find_spec("ucp") is None:
-        return "ucx:// needs Dask's UCX transport (ucx-py), which is not installed here"
-    if not address.startswith(("tcp://", "tls://", "ucx://")):
+    if address.startswith("ucx://"):  # (distributed dropped it for distributed-ucxx)
+        return "the installed Dask has no ucx:// transport; give a tcp:// address"
+    if not address.startswith(("tcp://", "tls://")):
         return "expected an address like tcp://HOST:PORT"
     host, colon, port = address.split("://", 1)[1].rpartition(":")
     if not colon or not host or (host.startswith("[") != host.endswith("]")):
@@ -335,9 +334,11 @@ def address_problem(address: str) -> str | None:
     if address.startswith("tls://"):
         import dask
 
-        if not dask.config.get("distributed.comm.tls.ca-file", None):
-            return ("a tls:// scheduler needs Dask's TLS settings (distributed.comm.tls: the "
-                    "CA file, the client's certificate and key), and none are set")
+        # (Dask makes the client's TLS context only when both are set)
+        if not (dask.config.get("distributed.comm.tls.ca-file", None)
+                and dask.config.get("distributed.comm.tls.client.cert", None)):
+            return ("a tls:// scheduler needs Dask's TLS settings (distributed.comm.tls: "
+                    "ca-file, and client.cert with its key), and they are not all set")
     return None
 
 

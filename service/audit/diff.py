@@ -442,7 +442,7 @@ def add_projection(d: SetDiff, a: RulebookSet, b: RulebookSet, scenario: str, *,
         raise DiffError(f"--project needs the simulator's what-if ({exc.name} is not "
                         f"available in this build)") from None
     sc = _load_scenario(scenarios, scenario)
-    problem = run.run_problem(sc, days, replications)
+    problem = run.run_problem(sc, days, replications, projections=2)
     if problem is not None:
         raise DiffError(f"{sc.file}: {problem}")
     pa = run.project(a, sc, days, replications, seed)

@@ -31,7 +31,7 @@ def test_one_violation_is_kept_however_long_cut_to_its_bounds() -> None:
 
 def test_the_message_is_cut_by_its_bytes_at_a_characters_edge() -> None:
     text = "退款" * 400  # three bytes a character
-    cut = rd._cut_bytes(text, rd.MAX_MESSAGE_BYTES)
+    cut = rd.cut_message(text, rd.MAX_MESSAGE_BYTES)
     kept = rd.MAX_MESSAGE_BYTES // 3
     assert cut == text[:kept] + f"… ({800 - kept:,} more characters)"
-    assert rd._cut_bytes("short", rd.MAX_MESSAGE_BYTES) == "short"
+    assert rd.cut_message("short", rd.MAX_MESSAGE_BYTES) == "short"

@@ -43,6 +43,23 @@ def test_the_table_names_each_target_band_value_and_verdict(results) -> None:
     assert lines[-1] == f"{len(results)} of {len(results)} targets pass"
 
 
+@pytest.mark.parametrize(("margin", "burden", "passed"), [
+    (0.009, 0.0049, False), (0.011, 0.0051, True)])
+def test_reformed_must_do_measurably_better(margin: float, burden: float, passed: bool) -> None:
+    """At least a point of median margin and half a point of GMV in refund burden."""
+    low = synthetic_projection(replications=3, days=60)
+    low.series["median_margin"][:] = 0.08
+    low.series["refund_burden_ratio"][:] = 0.05
+    low.series["quality_mean_population"] = np.full((3, 60), 0.9)
+    better = synthetic_projection(replications=3, days=60)
+    better.series["median_margin"][:] = 0.08 + margin
+    better.series["refund_burden_ratio"][:] = 0.05 - burden
+    better.series["quality_mean_population"] = np.full((3, 60), 0.9)
+    out = {r.target: r for r in targets(low, low, better)}
+    assert out["reformed_margin"].passed is passed
+    assert out["reformed_refund_burden"].passed is passed
+
+
 def test_targets_fail_when_the_evidence_is_not_reproduced() -> None:
     """A projection where nothing happens (flat margins, nobody leaves) fails the targets."""
     flat = synthetic_projection(replications=3, days=60)

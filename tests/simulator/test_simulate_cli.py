@@ -77,9 +77,17 @@ def test_a_bad_scenario_file_is_reported_with_file_line_and_column(
      "--scheduler inproc://192.0.2.2/1/1: an inproc:// address reaches a scheduler in the "
      "same process only; give a tcp:// address"),
     (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "tls://127.0.0.1:8786"],
-     "--scheduler tls://127.0.0.1:8786: a tls:// scheduler needs Dask's TLS settings"),
+     "--scheduler tls://127.0.0.1:8786: a tls:// scheduler needs Dask's TLS settings "
+     "(distributed.comm.tls: ca-file, and client.cert with its key), and they are not all set"),
     (["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "ucx://127.0.0.1:8786"],
-     "--scheduler ucx://127.0.0.1:8786: ucx:// needs Dask's UCX transport (ucx-py)"),
+     "--scheduler ucx://127.0.0.1:8786: the installed Dask has no ucx:// transport"),
+    (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "inproc://h/x/1"],
+     "--scheduler inproc://h/x/1: expected an address like tcp://HOST:PORT (or "
+     "inproc://HOST/PID/N)"),
+    (["whatif", LOWPRICE, REFORMED, "--confidence", "-1"],
+     "--confidence must be between 0 and 1, e.g. 0.95, not -1.0"),
+    (["whatif", LOWPRICE, REFORMED, "--confidence", "nan"],
+     "--confidence must be between 0 and 1, e.g. 0.95, not nan"),
     (["whatif", LOWPRICE, REFORMED, "--confidence", "0.9999999999999999"],
      "--confidence 0.9999999999999999 is too close to 1: its interval would have no end"),
     (["sensitivity", "--rulebooks", LOWPRICE, "--param", "refunds.claim_rate", "--step",
@@ -139,9 +147,11 @@ def test_a_population_past_this_machines_memory_is_refused_before_it_starts(
     assert main([*command, "--days", "3", *(["--out", str(tmp_path / "o")] if out else [])]) == 2
     err = capsys.readouterr().err
     # (in one process, or in each of the LocalCluster's two workers)
-    assert re.search(r" merchant slots need about 25[67]\.\d MiB", err) or (
-        "2 processes of 1,920 merchant slots each need about 513.9 MiB" in err)
-    assert ("MiB at the peak; this machine has 0.1 MiB available (sellers of the product "
+    one = r" merchant slots and \d+\.\d KiB of daily series need about 25[67]\.\d MiB"
+    two = (r"2 processes of 1,920 merchant slots each and \d+\.\d KiB of daily series need "
+           r"about 513\.9 MiB")
+    assert re.search(one, err) or re.search(two, err)
+    assert ("MiB at the peak; this machine has 97.7 KiB available (sellers of the product "
             "groups: 40, 60, 60, 40)") in err
     assert not (tmp_path / "o").exists()
 
@@ -372,7 +382,7 @@ def test_a_run_on_a_remote_scheduler_is_not_held_against_this_machines_memory(
     monkeypatch.setattr(sweep, "project_distributed", refuse)
     assert main(["simulate", "--rulebooks", LOWPRICE, "--scheduler", "tcp://127.0.0.1:1",
                  *SMALL, "--out", str(tmp_path / "o")]) == 2
-    assert checked == []
+    assert [call[:2] for call in checked] == [(0, 0)]  # no model here, the series alone
 
 
 def test_the_series_are_held_against_this_machines_memory_with_the_population(
@@ -387,37 +397,48 @@ def test_the_series_are_held_against_this_machines_memory_with_the_population(
     assert main(["simulate", "--rulebooks", LOWPRICE, "--replications", "100000",
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert ", with 21.8 GiB of daily series, need about" in err, err
+    assert ("1,999,920 merchant slots and 17.4 GiB of daily series need about 23.0 GiB at the "
+            "peak; this machine has 8.0 GiB available") in err, err
     assert main(["whatif", LOWPRICE, REFORMED, "--replications", "10" * 15]) == 2
-    assert ", with 4.29e+22 TiB of daily series, need about 4.29e+22 TiB" in (
+    assert "and 3.43e+22 TiB of daily series need about 4.29e+22 TiB" in (
         capsys.readouterr().err)
 
 
-def test_a_local_cluster_is_checked_for_the_workers_it_starts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """No more workers than pieces of work: 100,000 --workers for 3 replications are 3
-    processes, the ones the cluster starts, each checked; a sensitivity's runs are its
-    pieces, whatever its replications."""
+@pytest.mark.parametrize(("argv", "calls"), [
+    # (processes, projections) of each check: 100,000 --workers start one per piece of work
+    (["simulate", "--rulebooks", LOWPRICE, "--replications", "3"], [(1, 1)]),
+    (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers", "100000",
+      "--replications", "3"], [(3, 2)]),  # (the workers' parts and their stack)
+    (["whatif", LOWPRICE, REFORMED, "--replications", "3"], [(1, 2)]),
+    (["calibrate", "--replications", "3"], [(1, 3)]),
+    (["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers", "8",
+      "--replications", "9", "--param", "refunds.claim_rate"], [(1, 1), (3, 3)]),
+    (["sweep", "--rulebooks", LOWPRICE, "--workers", "8", "--replications", "6", "--param",
+      "refunds.claim_rate=0.1"], [(1, 1), (1, 1)]),
+    (["sweep", "--rulebooks", LOWPRICE, "--workers", "8", "--replications", "6", "--param",
+      "refunds.claim_rate=0.1,0.2", "--seeds", "1,2"], [(1, 1), (4, 4)]),
+    (["simulate", "--rulebooks", LOWPRICE, "--scheduler", "tcp://127.0.0.1:1",
+      "--replications", "3"], [(0, 2)]),  # (the models elsewhere, the series here)
+])
+def test_each_command_is_checked_for_the_workers_it_starts_and_the_series_it_holds(
+        argv: list[str], calls: list[tuple[int, int]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """No more workers than pieces of work (replications, or a sweep's runs); the series of
+    every projection a command holds at once. The last check refuses, so nothing runs."""
     from simulator import run
+    from simulator.aggregates import series_bytes
 
-    checked: list[Any] = []
+    checked: list[tuple[int, int]] = []
 
-    def refuse(slots: int, processes: int = 1, available: Any = None, series: int = 0) -> str:
-        checked.append(processes)
-        return "refused here"
+    def record(slots: int, processes: int = 1, available: Any = None, series: int = 0) -> Any:
+        per = series_bytes(int(argv[argv.index("--replications") + 1]), 365)
+        assert series % per == 0
+        checked.append((processes, series // per))
+        return "refused here" if len(checked) == len(calls) else None
 
-    monkeypatch.setattr(run, "memory_problem", refuse)
-    assert main(["simulate", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers",
-                 "100000", "--replications", "3", "--out", str(tmp_path / "o")]) == 2
-    assert checked == [3]
-    checked.clear()
-    monkeypatch.setattr(run, "memory_problem",
-                        lambda *a, **k: checked.append(a[1]) if len(checked) < 1 else refuse(*a))
-    assert main(["sensitivity", "--rulebooks", LOWPRICE, "--scheduler", "local", "--workers",
-                 "100000", "--replications", "1", "--param", "refunds.claim_rate",
-                 "--out", str(tmp_path / "o")]) == 2
-    assert checked == [1, 3]
+    monkeypatch.setattr(run, "memory_problem", record)
+    assert main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] != "calibrate" else [])]) == 2
+    assert checked == calls
     assert "refused here" in capsys.readouterr().err
 
 
@@ -430,5 +451,6 @@ def test_a_sweep_of_populations_is_held_against_this_machines_memory(
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
     assert main(["sweep", "--rulebooks", LOWPRICE, "--param",
                  "groups.0.sellers=60,10000000"]) == 2
-    assert ("2 processes of 40,000,000 merchant slots each need about 38.7 GiB at the peak; "
+    assert ("2 processes of 40,000,000 merchant slots each and 2.9 MiB of daily series need "
+            "about 38.7 GiB at the peak; "
             "this machine has 8.0 GiB available") in capsys.readouterr().err

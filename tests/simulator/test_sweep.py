@@ -52,13 +52,14 @@ def test_parse_grid_refuses_more_values_than_it_takes_before_making_them(spec: s
 @pytest.mark.parametrize(("address", "problem"), [
     ("tcp://127.0.0.1:8786", None), ("tcp://[::1]:8786", None),
     ("tls://scheduler.example:443", "a tls:// scheduler needs Dask's TLS settings "
-     "(distributed.comm.tls: the CA file, the client's certificate and key), and none are set"),
+     "(distributed.comm.tls: ca-file, and client.cert with its key), and they are not all set"),
     (f"inproc://10.0.0.1/{os.getpid()}/1", None),
     ("inproc://x", "expected an address like tcp://HOST:PORT (or inproc://HOST/PID/N)"),
     ("inproc://10.0.0.1/1/1", "an inproc:// address reaches a scheduler in the same process "
      "only; give a tcp:// address"),
-    ("ucx://127.0.0.1:8786", "ucx:// needs Dask's UCX transport (ucx-py), which is not "
-     "installed here"),
+    ("ucx://127.0.0.1:8786", "the installed Dask has no ucx:// transport; give a tcp:// "
+     "address"),
+    ("inproc://h/x/1", "expected an address like tcp://HOST:PORT (or inproc://HOST/PID/N)"),
     ("localhost:8786", "expected an address like tcp://HOST:PORT"),
     ("tcp://127.0.0.1", "expected an address like tcp://HOST:PORT"),
     ("tcp://:8786", "expected an address like tcp://HOST:PORT"),
@@ -96,10 +97,17 @@ def test_a_local_cluster_starts_no_more_workers_than_pieces_of_work(
     assert started == ([3, 2] if scheduler is None else [100_000, 100_000])
 
 
-def test_a_tls_address_is_taken_when_dask_has_tls_settings() -> None:
+def test_a_tls_address_is_taken_when_dask_has_its_tls_settings() -> None:
+    """Dask makes a client's TLS context from a CA file and a client certificate: with one
+    of them only, a tls:// scheduler is still refused (Dask would fail without a context)."""
     import dask
 
     with dask.config.set({"distributed.comm.tls.ca-file": "ca.pem"}):
+        assert "not all set" in sweep.address_problem("tls://scheduler.example:443")
+    with dask.config.set({"distributed.comm.tls.client.cert": "client.pem"}):
+        assert "not all set" in sweep.address_problem("tls://scheduler.example:443")
+    with dask.config.set({"distributed.comm.tls.ca-file": "ca.pem",
+                          "distributed.comm.tls.client.cert": "client.pem"}):
         assert sweep.address_problem("tls://scheduler.example:443") is None
 
 

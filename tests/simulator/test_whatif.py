@@ -85,6 +85,15 @@ def test_runs_that_are_not_paired_are_refused() -> None:
         whatif.compare(a, b)
 
 
+@pytest.mark.parametrize("confidence", [0.0, 1.0, -1.0, float("nan"), 0.9999999999999999])
+def test_a_confidence_without_an_interval_is_refused(confidence: float) -> None:
+    a = synthetic_projection(replications=3, days=4)
+    with pytest.raises(ValueError, match="confidence"):
+        whatif.compare(a, a, confidence=confidence)
+    assert whatif.confidence_problem(confidence) is not None
+    assert whatif.confidence_problem(0.999999999) is None
+
+
 def test_json_and_chart(tmp_path: Path) -> None:
     a = synthetic_projection(replications=3, days=4)
     b = synthetic_projection(replications=3, days=4, noise_seed=8, set_id="reformed-2025")

@@ -66,6 +66,24 @@ def test_population_series(reformed, catalogue, criterion: str) -> None:
     assert "{" not in v.reading and "last day" in v.reading
 
 
+def test_the_daily_band_is_the_10th_to_90th_percentile_across_replications(
+        reformed, catalogue) -> None:
+    """p10 and p90 are numpy's nanpercentile across the replications, day by day (a day
+    without a value in some replications counts the others; in none, null)."""
+    series = np.random.default_rng(4).random((R, T)) * 0.01
+    series[1, 5] = np.nan
+    series[:, 7] = np.nan
+    [f] = run_projected(reformed, [catalogue["take_rate"]], projection(take_rate=series))
+    scale = POPULATION_MEASURES["take_rate"].scale
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        p10, p90 = np.nanpercentile(series * scale, (10, 90), axis=0)
+    assert f.series["p10"][7] is None and f.series["p90"][7] is None
+    keep = [d for d in range(T) if d != 7]
+    assert [f.series["p10"][d] for d in keep] == [round(float(p10[d]), 9) for d in keep]
+    assert [f.series["p90"][d] for d in keep] == [round(float(p90[d]), 9) for d in keep]
+    assert all(f.series["p10"][d] < f.series["p90"][d] for d in keep if d != 5)
+
+
 @pytest.mark.parametrize("criterion", sorted(COHORT))
 def test_cohort_series(reformed, catalogue, criterion: str) -> None:
     name = COHORT_MEASURES[criterion]
