@@ -121,13 +121,14 @@ def test_a_step_too_small_to_move_a_value_is_refused_by_name(base: float) -> Non
 
 
 def test_a_one_sided_value_the_step_leaves_in_place_is_refused() -> None:
-    """The low side not taken (replaced by the base), the high side rounding to the base."""
+    """A count of 0 cannot go below 0 (its low side is 0 itself) and the scenario does not
+    take its high side: the message says which side is left, not that the step is small."""
     template = sweep.SweepTask("books/x", None, (), 3, 2, 5)
     with pytest.raises(ValueError, match=re.escape(
-            "'claim_rate': the scenario takes only one side of its value 1.0 -/+ the step, "
-            "and a step of 1e-17 does not move that side")):
-        sensitivity.analyse({"claim_rate": 1.0}, lambda ts: [], template, step=1e-17,
-                            admits=lambda name, value: value >= 1.0)
+            "'loss_days': the scenario takes only one side of its value 0 -/+ the step, and a "
+            "step of 0.2 does not move that side")):
+        sensitivity.analyse({"loss_days": 0}, lambda ts: [], template, step=0.2,
+                            admits=lambda name, value: value <= 0)
 
 
 def test_json_table(tmp_path: Path) -> None:
