@@ -234,8 +234,8 @@ class _Builder:
 
 def _unreadable(node: yaml.ScalarNode, exc: Exception) -> str:
     """What is wrong with a scalar PyYAML could not make a value of: a whole number past
-    Python's limit on the digits it converts (4,300 by default, there against slow
-    conversions) is said to be too large, as a smaller one past float64's range is."""
+    the digits Python converts (4,300 by default, its guard against slow conversions) is
+    said to be too large, as a smaller one past float64's range is."""
     if node.tag == "tag:yaml.org,2002:int":
         digits = sum(c.isdigit() for c in node.value)
         return f"this number is too large ({digits:,} digits)"

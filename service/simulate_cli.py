@@ -71,9 +71,9 @@ def _load_scenario(args: argparse.Namespace, **run: int) -> Any:
 def _runnable(scenario: Any, args: argparse.Namespace, *, pieces: int | None = None,
               projections: int = 1) -> Any:
     """The scenario, if the run `args` ask for can be made here (`run.run_problem`: on a
-    remote scheduler, only its days are checked): a LocalCluster starts a worker for each of
-    the `pieces` the work is cut into (the replications by default), up to --workers; this
-    process holds `projections` projections' series at once."""
+    remote scheduler, its days and the series that come back here): a LocalCluster starts a
+    worker for each of the `pieces` the work is cut into (the replications by default), up
+    to --workers; this process holds `projections` projections' series at once."""
     from simulator.run import run_problem
 
     scheduler = getattr(args, "scheduler", "inprocess")
