@@ -9,7 +9,8 @@ On the README's `rulebook simulate` (the default scenario under ``lowprice-2024`
 1. **Bands across replications**: each daily series' 5th and 95th percentiles across the
    replications, every cohort of every series the charts band, by ``np.nanpercentile(...,
    axis=0)`` (the baseline: numpy takes a NaN-holding array apart column by column) and by
-   `simulator.bands.nanpercentile`; the two must give the same bits. Best of ``--repeat``,
+   `simulator.bands.nanpercentile`; the two must give the same bits (a tied zero's sign
+   aside). Best of ``--repeat``,
    CPU seconds, and their ratio.
 2. **The charts**: `simulator.outputs.write_charts` in PNG and SVG, best of ``--repeat``, CPU
    seconds (after a first call that imports matplotlib and loads its fonts).
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     def by_bands() -> list[np.ndarray]:
         return [bands.nanpercentile(a, outputs.BAND) for a in arrays]
 
-    same = all(np.array_equal(x.view(np.uint64), y.view(np.uint64))
+    # (the same bits, a zero's sign aside: 0.0 and -0.0 tied may rank either way)
+    same = all(np.array_equal((x + 0.0).view(np.uint64), (y + 0.0).view(np.uint64))
                for x, y in zip(by_numpy(), by_bands(), strict=True))
     numpy_s, bands_s = _best(args.repeat, by_numpy), _best(args.repeat, by_bands)
     with tempfile.TemporaryDirectory() as tmp:
