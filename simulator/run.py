@@ -66,7 +66,7 @@ def run_problem(scenario: Scenario, days: int, replications: int = 1,
     n = Layout.of(scenario).n
     together = max(1, min(replications, CHUNK_MERCHANTS // max(1, n)))
     series = projections * series_bytes(replications, days)
-    problem = memory_problem(together * n if processes else 0, max(0, processes),
+    problem = memory_problem(together * n if processes else 0, processes,
                              series=series)
     if problem is not None:
         sellers = ", ".join(str(int(g.sellers.value)) for g in scenario.model.groups)
